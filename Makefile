@@ -1,0 +1,54 @@
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+TOOLS := $(CURDIR)/.tools
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+GO ?= go
+ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the runtime packages (python3-fastapi and friends, redis-server) if missing
+	@deploy/local/deps.sh
+
+$(TOOLS)/buf:
+	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(TOOLS)/protoc-gen-connect-go:
+	GOBIN=$(TOOLS) $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+
+.PHONY: tools
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-connect-go ## Install pinned code generators into .tools
+
+.PHONY: generate
+generate: tools ## Regenerate Go code from proto/
+	rm -rf proto/gen
+	cd proto && $(TOOLS)/buf lint && $(TOOLS)/buf generate
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if generated code is stale
+	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "generated code is stale: run make generate and commit"; exit 1; }
+
+.PHONY: build
+build: ## Build bin/gofastapi
+	$(GO) build -o bin/gofastapi ./cmd/gofastapi
+
+.PHONY: run
+run: deps build ## Build, install what is missing, start the embedded default (ARGS=... for flags)
+	bin/gofastapi dev $(ARGS)
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+.PHONY: test
+test: deps checkgenerate lint build ## The whole test suite (what CI runs)
+	$(GO) test -count=1 -timeout 20m ./...

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// App is a user's app. DeployedVersion is the content hash of the version its
+// route points at, empty before the first deploy.
+type App struct {
+	ID              string    `bson:"_id"`
+	OwnerID         string    `bson:"owner_id"`
+	Name            string    `bson:"name"`
+	Description     string    `bson:"description"`
+	Framework       string    `bson:"framework"`
+	Entrypoint      string    `bson:"entrypoint"`
+	DeployedVersion string    `bson:"deployed_version"`
+	CreatedAt       time.Time `bson:"created_at"`
+	DeployedAt      time.Time `bson:"deployed_at"`
+}
+
+// CreateApp inserts a, giving it an id and creation time.
+func (s *Store) CreateApp(ctx context.Context, a *App) error {
+	a.ID, a.CreatedAt = NewID(), now()
+	if err := classify(s.apps.FindOne(ctx, bson.M{"name": a.Name}).Err()); err == nil {
+		return ErrDuplicate
+	}
+	_, err := s.apps.InsertOne(ctx, a)
+	return classify(err)
+}
+
+// OwnedApp returns the app with the given id or name if ownerID owns it, and
+// ErrNotFound otherwise, so callers cannot learn of other users' apps.
+func (s *Store) OwnedApp(ctx context.Context, ownerID, idOrName string) (*App, error) {
+	var a App
+	filter := bson.M{"owner_id": ownerID, "$or": bson.A{bson.M{"_id": idOrName}, bson.M{"name": idOrName}}}
+	if err := s.apps.FindOne(ctx, filter).Decode(&a); err != nil {
+		return nil, classify(err)
+	}
+	return &a, nil
+}
+
+// AppByName returns the app called name, whoever owns it.
+func (s *Store) AppByName(ctx context.Context, name string) (*App, error) {
+	var a App
+	if err := s.apps.FindOne(ctx, bson.M{"name": name}).Decode(&a); err != nil {
+		return nil, classify(err)
+	}
+	return &a, nil
+}
+
+// ListApps returns ownerID's apps by name; an empty ownerID lists every app.
+func (s *Store) ListApps(ctx context.Context, ownerID string) ([]*App, error) {
+	filter := bson.M{}
+	if ownerID != "" {
+		filter["owner_id"] = ownerID
+	}
+	cur, err := s.apps.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "name", Value: 1}}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var apps []*App
+	if err := cur.All(ctx, &apps); err != nil {
+		return nil, classify(err)
+	}
+	return apps, nil
+}
+
+// SetDeployed points app id at version, with entrypoint.
+func (s *Store) SetDeployed(ctx context.Context, id, version, entrypoint string) error {
+	res, err := s.apps.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{
+		"deployed_version": version, "entrypoint": entrypoint, "deployed_at": now(),
+	}})
+	if err != nil {
+		return classify(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteApp removes app id and all its versions.
+func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if _, err := s.versions.DeleteMany(ctx, bson.M{"app_id": id}); err != nil {
+		return classify(err)
+	}
+	res, err := s.apps.DeleteOne(ctx, bson.M{"_id": id})
+	if err != nil {
+		return classify(err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+// Package store keeps the platform's own data in MongoDB: users, sessions,
+// apps and their immutable versions. It is the control plane's only door to
+// the platform database; callers see domain types and the sentinel errors of
+// errors.go, never driver errors.
+//
+// Invariants: usernames and app names are unique (unique indexes, not
+// check-then-insert); a version is written once under (app, content hash) and
+// never changed; a session is found only by the hash of its token.
+package store

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Version is an immutable deployed state of an app's files, addressed by the
+// content hash of those files (proto/bundle.Hash).
+type Version struct {
+	ID         string        `bson:"_id"` // app id + ":" + hash
+	AppID      string        `bson:"app_id"`
+	Hash       string        `bson:"hash"`
+	Entrypoint string        `bson:"entrypoint"`
+	Files      []VersionFile `bson:"files"`
+	CreatedAt  time.Time     `bson:"created_at"`
+}
+
+// VersionFile is one file of a version.
+type VersionFile struct {
+	Name    string `bson:"name"`
+	Content []byte `bson:"content"`
+}
+
+// PutVersion stores v unless a version with the same app and hash exists;
+// versions are immutable, so an existing one is left as it is.
+func (s *Store) PutVersion(ctx context.Context, v *Version) error {
+	v.ID, v.CreatedAt = v.AppID+":"+v.Hash, now()
+	_, err := s.versions.UpdateOne(ctx, bson.M{"_id": v.ID}, bson.M{"$setOnInsert": v}, options.UpdateOne().SetUpsert(true))
+	return classify(err)
+}
+
+// Version returns app appID's version with the given hash.
+func (s *Store) Version(ctx context.Context, appID, hash string) (*Version, error) {
+	var v Version
+	if err := s.versions.FindOne(ctx, bson.M{"_id": appID + ":" + hash}).Decode(&v); err != nil {
+		return nil, classify(err)
+	}
+	return &v, nil
+}

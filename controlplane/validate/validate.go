@@ -1,0 +1,187 @@
+package validate
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
+)
+
+//go:embed validate.py
+var script string
+
+// Limits on an app's files (PRODUCT.md section 3).
+const (
+	MaxFiles     = 10
+	MaxFileBytes = 100 << 10
+	MaxTotal     = 500 << 10
+)
+
+// DefaultAllowedImports is the import allowlist of PRODUCT.md section 4.
+var DefaultAllowedImports = strings.Fields(`fastapi pydantic typing datetime json math random
+string collections itertools functools operator re uuid hashlib base64 urllib fasthtml
+starlette os sys pathlib time enum dataclasses decimal html http copy textwrap calendar
+locale secrets statistics pymongo bson jinja2 httpx jose`)
+
+// staticExt are the non-Python file types an app may carry.
+var staticExt = map[string]bool{".py": true, ".html": true, ".css": true, ".js": true, ".json": true, ".txt": true, ".svg": true}
+
+// Problem locates one thing wrong with an app's files. Line is 1-based; 0
+// means the problem concerns the file as a whole.
+type Problem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
+// Config configures a Validator.
+type Config struct {
+	// Python is the interpreter the runners use, for example /usr/bin/python3.
+	Python string
+	// Timeout bounds one validation run.
+	Timeout time.Duration
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if c.Python == "" {
+		return errors.New("validate: Python interpreter path is empty")
+	}
+	if c.Timeout <= 0 {
+		return errors.New("validate: Timeout must be positive")
+	}
+	return nil
+}
+
+// Validator checks app files.
+type Validator struct{ cfg Config }
+
+// New returns a Validator for cfg.
+func New(cfg Config) (*Validator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Validator{cfg: cfg}, nil
+}
+
+// Check returns every problem found in files, or nil when they may be
+// deployed. An error means validation itself could not run.
+func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]Problem, error) {
+	if probs := CheckNames(files); len(probs) > 0 {
+		return probs, nil
+	}
+	type file struct {
+		Name    string `json:"name"`
+		Content string `json:"content"`
+	}
+	req := struct {
+		Files      []file   `json:"files"`
+		Entrypoint string   `json:"entrypoint"`
+		Allowed    []string `json:"allowed"`
+	}{Entrypoint: entrypoint, Allowed: allowed}
+	for _, f := range files {
+		req.Files = append(req.Files, file{Name: f.Name, Content: string(f.Content)})
+	}
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
+	defer cancel()
+	// -I isolates from the environment and user site; -S skips site imports:
+	// the script needs only the standard library.
+	cmd := exec.CommandContext(ctx, v.cfg.Python, "-I", "-S", "-c", script)
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("run validator: %w: %s", err, lastLine(stderr.String()))
+	}
+	var out struct {
+		Errors []Problem `json:"errors"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("read validator output: %w", err)
+	}
+	if len(out.Errors) == 0 {
+		return nil, nil
+	}
+	return out.Errors, nil
+}
+
+// CheckNames checks the number, names, types and sizes of files without
+// looking inside them.
+func CheckNames(files []bundle.File) []Problem {
+	var probs []Problem
+	if len(files) == 0 {
+		return []Problem{{Message: "no files: an app needs at least its entrypoint, for example app.py"}}
+	}
+	if len(files) > MaxFiles {
+		probs = append(probs, Problem{Message: fmt.Sprintf("%d files: an app may have at most %d", len(files), MaxFiles)})
+	}
+	seen := map[string]bool{}
+	total := 0
+	for _, f := range files {
+		total += len(f.Content)
+		if msg := checkName(f.Name); msg != "" {
+			probs = append(probs, Problem{File: f.Name, Message: msg})
+			continue
+		}
+		if seen[f.Name] {
+			probs = append(probs, Problem{File: f.Name, Message: "file name appears twice"})
+		}
+		seen[f.Name] = true
+		if len(f.Content) > MaxFileBytes {
+			probs = append(probs, Problem{File: f.Name, Message: fmt.Sprintf("file is %d KB: at most %d KB per file", kb(len(f.Content)), MaxFileBytes>>10)})
+		}
+		if !utf8.Valid(f.Content) {
+			probs = append(probs, Problem{File: f.Name, Message: "file is not UTF-8 text"})
+		}
+	}
+	if total > MaxTotal {
+		probs = append(probs, Problem{Message: fmt.Sprintf("files total %d KB: at most %d KB per app", kb(total), MaxTotal>>10)})
+	}
+	return probs
+}
+
+func checkName(name string) string {
+	switch {
+	case name == "":
+		return "file name is empty"
+	case len(name) > 100:
+		return "file name is longer than 100 characters"
+	case strings.HasPrefix(name, "/"):
+		return "file name must be relative, not an absolute path"
+	case path.Clean(name) != name || strings.Contains(name, ".."):
+		return "file name must not contain `..`, `./` or repeated slashes"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' || r == '/') {
+			return fmt.Sprintf("file name has %q: use letters, digits, `_`, `-`, `.` and `/`", r)
+		}
+	}
+	if !staticExt[path.Ext(name)] {
+		return "file type not allowed: use .py, or static .html .css .js .json .txt .svg"
+	}
+	return ""
+}
+
+func kb(n int) int { return (n + 1023) >> 10 }
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,110 @@
+"""Validate an app's files with Python's own parser.
+
+Reads one JSON object on stdin:
+  {"files": [{"name": str, "content": str}], "entrypoint": str, "allowed": [str]}
+and writes one JSON object on stdout:
+  {"errors": [{"file": str, "line": int, "column": int, "message": str}]}
+
+Only the standard library is used, so this runs in the runners' interpreter
+with -I -S in a few milliseconds. It never executes the code it checks.
+"""
+import ast
+import json
+import sys
+
+
+def allowed_module(name, allowed, local):
+    if "*" in allowed:
+        return True
+    top = name.split(".")[0]
+    if top in local:
+        return True
+    for a in allowed:
+        if name == a or name.startswith(a + "."):
+            return True
+    return False
+
+
+def defines_app(body):
+    for node in body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name) and n.id == "app":
+                        return True
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name == "app":
+                return True
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if (alias.asname or alias.name.split(".")[0]) == "app":
+                    return True
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            blocks = [node.body, getattr(node, "orelse", [])]
+            blocks += [h.body for h in getattr(node, "handlers", [])]
+            blocks.append(getattr(node, "finalbody", []))
+            if any(defines_app(b) for b in blocks):
+                return True
+    return False
+
+
+def check(req):
+    files = req.get("files", [])
+    entry = req.get("entrypoint") or "app.py"
+    allowed = req.get("allowed", [])
+    errors = []
+    local = set()
+    for f in files:
+        name = f["name"]
+        if name.endswith(".py"):
+            local.add(name[:-3].split("/")[0])
+        elif "/" in name:
+            local.add(name.split("/")[0])
+    trees = {}
+    for f in files:
+        name = f["name"]
+        if not name.endswith(".py"):
+            continue
+        try:
+            trees[name] = ast.parse(f["content"], filename=name)
+        except SyntaxError as e:
+            errors.append({"file": name, "line": e.lineno or 1, "column": e.offset or 0,
+                           "message": "SyntaxError: " + (e.msg or "invalid syntax")})
+        except ValueError as e:  # e.g. source contains null bytes
+            errors.append({"file": name, "line": 1, "column": 0, "message": str(e)})
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if not allowed_module(alias.name, allowed, local):
+                        errors.append(bad_import(name, node, alias.name))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level > 0 or node.module is None:
+                    continue
+                if allowed_module(node.module, allowed, local):
+                    continue
+                if all(allowed_module(node.module + "." + a.name, allowed, local) for a in node.names):
+                    continue
+                errors.append(bad_import(name, node, node.module))
+    if entry not in {f["name"] for f in files}:
+        errors.append({"file": entry, "line": 0, "column": 0,
+                       "message": "entrypoint %s is missing: add a file named %s or choose another entrypoint" % (entry, entry)})
+    elif entry in trees and not defines_app(trees[entry].body):
+        errors.append({"file": entry, "line": 1, "column": 0,
+                       "message": "%s must define `app` at module level, for example `app = FastAPI()`" % entry})
+    errors.sort(key=lambda e: (e["file"], e["line"], e["column"]))
+    return errors
+
+
+def bad_import(name, node, module):
+    return {"file": name, "line": node.lineno, "column": node.col_offset + 1,
+            "message": "import of %r is not allowed: allowed packages are listed in the platform's import allowlist" % module}
+
+
+def main():
+    req = json.load(sys.stdin)
+    json.dump({"errors": check(req)}, sys.stdout)
+
+
+main()

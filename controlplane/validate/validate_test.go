@@ -1,0 +1,118 @@
+package validate
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
+)
+
+func newValidator(t *testing.T) *Validator {
+	t.Helper()
+	v, err := New(Config{Python: "/usr/bin/python3", Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func files(kv ...string) []bundle.File {
+	var fs []bundle.File
+	for i := 0; i < len(kv); i += 2 {
+		fs = append(fs, bundle.File{Name: kv[i], Content: []byte(kv[i+1])})
+	}
+	return fs
+}
+
+func TestCheck(t *testing.T) {
+	v := newValidator(t)
+	tests := []struct {
+		name  string
+		files []bundle.File
+		want  []Problem // Message compared by prefix
+	}{
+		{name: "hello", files: files("app.py", "from fastapi import FastAPI\napp = FastAPI()\n")},
+		{name: "attribute call spelling", files: files("app.py", "import fastapi\napp=fastapi.FastAPI()\n")},
+		{name: "tuple unpacking", files: files("app.py", "from fasthtml.common import fast_app\napp, rt = fast_app()\n")},
+		{name: "comments and re.compile are fine", files: files("app.py", "import re\n# eval( exec( __import__(\napp = None\npat = re.compile('x')\n")},
+		{name: "syntax error", files: files("app.py", "app = 1\ndef f(:\n"),
+			want: []Problem{{File: "app.py", Line: 2, Column: 7, Message: "SyntaxError"}}},
+		{name: "import outside allowlist", files: files("app.py", "import json\nimport subprocess\napp = 1\n"),
+			want: []Problem{{File: "app.py", Line: 2, Column: 1, Message: "import of 'subprocess' is not allowed"}}},
+		{name: "from import outside allowlist", files: files("app.py", "app = 1\nfrom socket import socket\n"),
+			want: []Problem{{File: "app.py", Line: 2, Column: 1, Message: "import of 'socket' is not allowed"}}},
+		{name: "submodule of allowed package", files: files("app.py", "import urllib.parse\nfrom starlette.responses import HTMLResponse\napp = 1\n")},
+		{name: "prefix that is not a package boundary", files: files("app.py", "import jsonschema\napp = 1\n"),
+			want: []Problem{{File: "app.py", Line: 1, Column: 1, Message: "import of 'jsonschema' is not allowed"}}},
+		{name: "local modules and relative imports", files: files("app.py", "from routes import router\nfrom . import models\nimport pkg.sub\napp = 1\n", "routes.py", "router = 1\n", "models.py", "", "pkg/__init__.py", "", "pkg/sub.py", "")},
+		{name: "no app", files: files("app.py", "from fastapi import FastAPI\napi = FastAPI()\n"),
+			want: []Problem{{File: "app.py", Line: 1, Message: "app.py must define `app`"}}},
+		{name: "app only inside a function", files: files("app.py", "def f():\n    app = 1\n"),
+			want: []Problem{{File: "app.py", Line: 1, Message: "app.py must define `app`"}}},
+		{name: "missing entrypoint", files: files("main.py", "app = 1\n"),
+			want: []Problem{{File: "app.py", Message: "entrypoint app.py is missing"}}},
+		{name: "every file is checked", files: files("app.py", "import routes\napp = 1\n", "routes.py", "import os\nimport ctypes\n"),
+			want: []Problem{{File: "routes.py", Line: 2, Column: 1, Message: "import of 'ctypes' is not allowed"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Check(context.Background(), tt.files, "app.py", DefaultAllowedImports)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if i < len(tt.want) && strings.HasPrefix(got[i].Message, tt.want[i].Message) {
+					got[i].Message = tt.want[i].Message
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Check (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckAllowAll(t *testing.T) {
+	got, err := newValidator(t).Check(context.Background(), files("app.py", "import subprocess\napp = 1\n"), "app.py", []string{"*"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Check with * = %v, %v; want no problems", got, err)
+	}
+}
+
+func TestCheckNames(t *testing.T) {
+	big := strings.Repeat("x", MaxFileBytes+1)
+	tests := []struct {
+		name  string
+		files []bundle.File
+		want  string // "" means no problem
+	}{
+		{name: "fine", files: files("app.py", "", "static/style.css", "", "templates/index.html", "")},
+		{name: "none", want: "no files"},
+		{name: "parent dir", files: files("../app.py", ""), want: "file name must not contain `..`"},
+		{name: "absolute", files: files("/etc/passwd.py", ""), want: "file name must be relative"},
+		{name: "binary type", files: files("app.so", ""), want: "file type not allowed"},
+		{name: "space", files: files("my app.py", ""), want: "file name has ' '"},
+		{name: "too big", files: files("app.py", big), want: "file is 101 KB"},
+		{name: "too many", files: files("a1.py", "", "a2.py", "", "a3.py", "", "a4.py", "", "a5.py", "", "a6.py", "", "a7.py", "", "a8.py", "", "a9.py", "", "a10.py", "", "a11.py", ""), want: "11 files"},
+		{name: "duplicate", files: files("app.py", "", "app.py", ""), want: "file name appears twice"},
+		{name: "not utf-8", files: files("app.py", "\xff\xfe"), want: "file is not UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probs := CheckNames(tt.files)
+			if tt.want == "" {
+				if len(probs) != 0 {
+					t.Errorf("CheckNames = %v, want none", probs)
+				}
+				return
+			}
+			if len(probs) == 0 || !strings.HasPrefix(probs[0].Message, tt.want) {
+				t.Errorf("CheckNames = %v, want first message starting %q", probs, tt.want)
+			}
+		})
+	}
+}
