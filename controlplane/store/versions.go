@@ -41,3 +41,26 @@ func (s *Store) Version(ctx context.Context, appID, hash string) (*Version, erro
 	}
 	return &v, nil
 }
+
+// VersionHashes returns the content hashes of app appID's versions.
+func (s *Store) VersionHashes(ctx context.Context, appID string) ([]string, error) {
+	cur, err := s.versions.Find(ctx, bson.M{"app_id": appID}, options.Find().SetProjection(bson.M{"hash": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var vs []Version
+	if err := cur.All(ctx, &vs); err != nil {
+		return nil, classify(err)
+	}
+	hashes := make([]string, len(vs))
+	for i, v := range vs {
+		hashes[i] = v.Hash
+	}
+	return hashes, nil
+}
+
+// HashInUse reports whether any version of any app has content hash.
+func (s *Store) HashInUse(ctx context.Context, hash string) (bool, error) {
+	n, err := s.versions.CountDocuments(ctx, bson.M{"hash": hash}, options.Count().SetLimit(1))
+	return n > 0, classify(err)
+}

@@ -1,0 +1,95 @@
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/proto/bundle"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// Route returns the route of the app called slug, or nil if there is no such
+// deployed app. When Redis has lost the route or its bundle (Redis is only a
+// cache) both are rebuilt from the platform database first.
+func (s *Service) Route(ctx context.Context, slug string) (*v1.Route, error) {
+	r, err := s.cfg.Publisher.Route(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		return r, nil
+	}
+	a, err := s.cfg.Store.AppByName(ctx, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if a.DeployedVersion == "" {
+		return nil, nil
+	}
+	return s.republish(ctx, a)
+}
+
+// Resync rebuilds the bundles and routes of every deployed app that Redis
+// lacks, for example after Redis restarted empty.
+func (s *Service) Resync(ctx context.Context) (int, error) {
+	apps, err := s.cfg.Store.ListApps(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range apps {
+		if a.DeployedVersion == "" {
+			continue
+		}
+		r, err := s.cfg.Publisher.Route(ctx, a.Name)
+		if err != nil {
+			return n, err
+		}
+		ok, err := s.cfg.Publisher.HasBundle(ctx, a.DeployedVersion)
+		if err != nil {
+			return n, err
+		}
+		if r != nil && r.GetVersion() == a.DeployedVersion && ok {
+			continue
+		}
+		if _, err := s.republish(ctx, a); err != nil {
+			return n, fmt.Errorf("resync %s: %w", a.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error) {
+	v, err := s.cfg.Store.Version(ctx, a.ID, a.DeployedVersion)
+	if err != nil {
+		return nil, fmt.Errorf("version %s of %s: %w", a.DeployedVersion, a.Name, err)
+	}
+	files := make([]bundle.File, len(v.Files))
+	for i, f := range v.Files {
+		files[i] = bundle.File{Name: f.Name, Content: f.Content}
+	}
+	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
+		return nil, err
+	}
+	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID}
+	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// dropBundles deletes the bundles of hashes that no version uses any more.
+func (s *Service) dropBundles(ctx context.Context, hashes []string) {
+	for _, h := range hashes {
+		if used, err := s.cfg.Store.HashInUse(ctx, h); err == nil && !used {
+			if err := s.cfg.Publisher.DeleteBundle(ctx, h); err != nil {
+				s.cfg.Logger.Warn("delete bundle", "hash", h, "err", err)
+			}
+		}
+	}
+}

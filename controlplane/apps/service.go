@@ -1,0 +1,253 @@
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gofastapi/gofastapi/controlplane/auth"
+	"github.com/gofastapi/gofastapi/controlplane/logstore"
+	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/validate"
+	"github.com/gofastapi/gofastapi/proto/bundle"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+)
+
+// Store is the platform data the service needs.
+type Store interface {
+	CreateApp(ctx context.Context, a *store.App) error
+	OwnedApp(ctx context.Context, ownerID, idOrName string) (*store.App, error)
+	AppByName(ctx context.Context, name string) (*store.App, error)
+	ListApps(ctx context.Context, ownerID string) ([]*store.App, error)
+	SetDeployed(ctx context.Context, id, version, entrypoint string) error
+	DeleteApp(ctx context.Context, id string) error
+	PutVersion(ctx context.Context, v *store.Version) error
+	Version(ctx context.Context, appID, hash string) (*store.Version, error)
+	VersionHashes(ctx context.Context, appID string) ([]string, error)
+	HashInUse(ctx context.Context, hash string) (bool, error)
+}
+
+// Publisher writes bundles and routes for the edge.
+type Publisher interface {
+	PutBundle(ctx context.Context, files []bundle.File) (string, error)
+	HasBundle(ctx context.Context, hash string) (bool, error)
+	DeleteBundle(ctx context.Context, hash string) error
+	SetRoute(ctx context.Context, r *v1.Route) error
+	DeleteRoute(ctx context.Context, slug string) error
+	Route(ctx context.Context, slug string) (*v1.Route, error)
+}
+
+// Validator checks files before they are stored.
+type Validator interface {
+	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, error)
+}
+
+// Logs keeps app logs.
+type Logs interface {
+	Append(ctx context.Context, appID string, l logstore.Line) error
+	Tail(ctx context.Context, appID string, n int64) ([]logstore.Line, error)
+	Delete(ctx context.Context, appID string) error
+}
+
+// Config configures a Service.
+type Config struct {
+	Store     Store
+	Publisher Publisher
+	Validator Validator
+	Logs      Logs
+	// URL returns the public URL of the app called slug.
+	URL func(slug string) string
+	// AllowedImports is the import allowlist applied at validation.
+	AllowedImports []string
+	Logger         *slog.Logger
+}
+
+// Validate reports whether c is complete.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("apps: Config.Store is nil")
+	case c.Publisher == nil:
+		return errors.New("apps: Config.Publisher is nil")
+	case c.Validator == nil:
+		return errors.New("apps: Config.Validator is nil")
+	case c.Logs == nil:
+		return errors.New("apps: Config.Logs is nil")
+	case c.URL == nil:
+		return errors.New("apps: Config.URL is nil")
+	case c.Logger == nil:
+		return errors.New("apps: Config.Logger is nil")
+	}
+	return nil
+}
+
+// Service implements gofastapiv1connect.AppServiceHandler.
+type Service struct{ cfg Config }
+
+var _ gofastapiv1connect.AppServiceHandler = (*Service)(nil)
+
+// NewService returns an AppService.
+func NewService(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+func caller(ctx context.Context) (*store.User, error) {
+	c, ok := auth.CallerFrom(ctx)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
+	}
+	return c.User, nil
+}
+
+// fail logs errors that become Internal, then maps err for the client.
+func (s *Service) fail(op string, err error) error {
+	ce := connectError(err)
+	if connect.CodeOf(ce) == connect.CodeInternal {
+		s.cfg.Logger.Error(op, "err", err)
+	}
+	return ce
+}
+
+// CreateApp implements AppService.CreateApp.
+func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateAppRequest]) (*connect.Response[v1.CreateAppResponse], error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := req.Msg
+	if msg := checkName(m.GetName()); msg != "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(msg))
+	}
+	fw := m.GetFramework()
+	if fw == v1.Framework_FRAMEWORK_UNSPECIFIED {
+		fw = v1.Framework_FRAMEWORK_FASTAPI
+	}
+	entry := m.GetEntrypoint()
+	if entry == "" {
+		entry = "app.py"
+	}
+	if len(m.GetDescription()) > 2000 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("description is longer than 2000 characters"))
+	}
+	a := &store.App{OwnerID: u.ID, Name: m.GetName(), Description: m.GetDescription(), Framework: fw.String(), Entrypoint: entry}
+	if err := s.cfg.Store.CreateApp(ctx, a); err != nil {
+		return nil, s.fail("create app", err)
+	}
+	return connect.NewResponse(&v1.CreateAppResponse{App: s.appProto(a)}), nil
+}
+
+// GetApp implements AppService.GetApp.
+func (s *Service) GetApp(ctx context.Context, req *connect.Request[v1.GetAppRequest]) (*connect.Response[v1.GetAppResponse], error) {
+	a, err := s.owned(ctx, req.Msg.GetIdOrName())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.GetAppResponse{App: s.appProto(a)}), nil
+}
+
+// ListApps implements AppService.ListApps.
+func (s *Service) ListApps(ctx context.Context, req *connect.Request[v1.ListAppsRequest]) (*connect.Response[v1.ListAppsResponse], error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := s.cfg.Store.ListApps(ctx, u.ID)
+	if err != nil {
+		return nil, s.fail("list apps", err)
+	}
+	out := &v1.ListAppsResponse{}
+	for _, a := range apps {
+		out.Apps = append(out.Apps, s.appProto(a))
+	}
+	return connect.NewResponse(out), nil
+}
+
+// DeleteApp implements AppService.DeleteApp. The route goes first, so the URL
+// stops answering and the edge releases the app's runner before its data is
+// removed.
+func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error) {
+	a, err := s.owned(ctx, req.Msg.GetIdOrName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {
+		return nil, s.fail("delete route", err)
+	}
+	hashes, err := s.cfg.Store.VersionHashes(ctx, a.ID)
+	if err != nil {
+		return nil, s.fail("delete app", err)
+	}
+	if err := s.cfg.Store.DeleteApp(ctx, a.ID); err != nil {
+		return nil, s.fail("delete app", err)
+	}
+	if err := s.cfg.Logs.Delete(ctx, a.ID); err != nil {
+		s.cfg.Logger.Warn("delete app logs", "app", a.Name, "err", err)
+	}
+	s.dropBundles(ctx, hashes)
+	s.cfg.Logger.Info("app deleted", "app", a.Name)
+	return connect.NewResponse(&v1.DeleteAppResponse{}), nil
+}
+
+// GetLogs implements AppService.GetLogs.
+func (s *Service) GetLogs(ctx context.Context, req *connect.Request[v1.GetLogsRequest]) (*connect.Response[v1.GetLogsResponse], error) {
+	a, err := s.owned(ctx, req.Msg.GetIdOrName())
+	if err != nil {
+		return nil, err
+	}
+	n := int64(req.Msg.GetLimit())
+	if n <= 0 || n > 10000 {
+		n = 200
+	}
+	lines, err := s.cfg.Logs.Tail(ctx, a.ID, n)
+	if err != nil {
+		return nil, s.fail("get logs", err)
+	}
+	out := &v1.GetLogsResponse{}
+	for _, l := range lines {
+		out.Lines = append(out.Lines, &v1.LogLine{Time: timestamppb.New(l.Time), Stream: l.Stream, Text: l.Text})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.cfg.Store.OwnedApp(ctx, u.ID, idOrName)
+	if err != nil {
+		return nil, s.fail("get app", err)
+	}
+	return a, nil
+}
+
+func (s *Service) appProto(a *store.App) *v1.App {
+	p := &v1.App{
+		Id: a.ID, Name: a.Name, Description: a.Description, Entrypoint: a.Entrypoint,
+		Framework:       v1.Framework(v1.Framework_value[a.Framework]),
+		DeployedVersion: a.DeployedVersion, CreatedAt: timestamppb.New(a.CreatedAt),
+	}
+	if a.DeployedVersion != "" {
+		p.Url = s.cfg.URL(a.Name)
+		p.DeployedAt = timestamppb.New(a.DeployedAt)
+	}
+	return p
+}
+
+// event appends a platform event to an app's log; a failure is only logged,
+// since losing an event must not fail the operation that caused it.
+func (s *Service) event(ctx context.Context, appID, format string, args ...any) {
+	l := logstore.Line{Time: time.Now(), Stream: "platform", Text: fmt.Sprintf(format, args...)}
+	if err := s.cfg.Logs.Append(ctx, appID, l); err != nil {
+		s.cfg.Logger.Warn("append event", "app", appID, "err", err)
+	}
+}
