@@ -1,0 +1,117 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// Runner is a runner claimed for one app version.
+type Runner struct {
+	p        *Pool
+	inst     Instance
+	appID    string
+	version  string
+	timings  *v1.SpecializeResponse
+	lastUsed atomic.Int64 // unix nanos of the last request
+	released atomic.Bool
+}
+
+// Addr is host:port of the app's HTTP listener.
+func (r *Runner) Addr() string { return r.inst.AppAddr() }
+
+// Touch records a request now; the reaper destroys runners untouched for
+// Config.IdleTimeout.
+func (r *Runner) Touch() { r.lastUsed.Store(time.Now().UnixNano()) }
+
+// Done is closed once the runner has exited.
+func (r *Runner) Done() <-chan struct{} { return r.inst.Done() }
+
+// Timings are the phase timings the runner reported when it was specialized.
+func (r *Runner) Timings() *v1.SpecializeResponse { return r.timings }
+
+// Release stops the runner, letting requests in flight finish within
+// Config.StopGrace. It is idempotent.
+func (r *Runner) Release() {
+	if r.released.CompareAndSwap(false, true) {
+		go r.inst.Stop(r.p.cfg.StopGrace)
+	}
+}
+
+// Claim returns a runner specialized for req's app version: a warm one when
+// there is one, else one started now. Errors are Connect errors: capacity is
+// ResourceExhausted, an app that fails to load is FailedPrecondition with
+// the reason.
+func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, error) {
+	t0 := time.Now()
+	inst, err := p.take(ctx)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if inst == nil {
+		inst, err = p.startForClaim(ctx)
+		if err != nil {
+			return nil, connectError(err)
+		}
+	}
+	claimed := time.Since(t0)
+	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion()}
+	r.Touch()
+	p.mu.Lock()
+	p.claimed[r] = struct{}{}
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.watchClaimed(r)
+
+	appID := req.GetAppId()
+	inst.SetLog(func(t time.Time, stream, text string) { p.cfg.Log(appID, t, stream, text) })
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.SpecializeTimeout)
+	defer cancel()
+	res, err := inst.Specialize(sctx, req)
+	if err != nil {
+		r.Release()
+		p.event(appID, "start failed: %v", err)
+		return nil, connectError(err)
+	}
+	r.timings = res
+	p.event(appID, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s, first byte %s",
+		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
+		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetFirstByteMicros()))
+	return r, nil
+}
+
+func (p *Pool) startForClaim(ctx context.Context) (Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
+	defer cancel()
+	inst, err := p.cfg.Backend.Start(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.starting--
+	if err != nil {
+		p.total--
+		p.notifyLocked()
+		return nil, err
+	}
+	return inst, nil
+}
+
+// watchClaimed forgets r once it exits, recording a crash if nobody
+// released it.
+func (p *Pool) watchClaimed(r *Runner) {
+	defer p.wg.Done()
+	<-r.inst.Done()
+	if !r.released.Load() {
+		p.event(r.appID, "crashed: %v", r.inst.ExitErr())
+	}
+	p.forget(r)
+}
+
+func (p *Pool) event(appID, format string, args ...any) {
+	p.cfg.Log(appID, time.Now(), "platform", fmt.Sprintf(format, args...))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+func us(n int64) string         { return ms(time.Duration(n) * time.Microsecond) }

@@ -1,0 +1,227 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"connectrpc.com/connect"
+)
+
+// Pool keeps runners warm and claims them for apps.
+type Pool struct {
+	cfg Config
+
+	mu       sync.Mutex
+	warm     []Instance           // ready for a claim, oldest first
+	claimed  map[*Runner]struct{} // specialized, serving an app
+	starting int                  // Backend.Start calls in flight
+	total    int                  // starting + warm + claimed + stopping
+	closed   bool
+	changed  chan struct{} // closed and replaced whenever warm grows or total shrinks
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Pool and starts filling it. Close stops it.
+func New(cfg Config) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{cfg: cfg, claimed: map[*Runner]struct{}{}, changed: make(chan struct{}), ctx: ctx, cancel: cancel}
+	p.mu.Lock()
+	p.refillLocked()
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.reap()
+	return p, nil
+}
+
+// Stats is a snapshot of the pool's size.
+type Stats struct{ Warm, Claimed, Starting, Total int }
+
+// Stats returns the pool's current size.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Warm: len(p.warm), Claimed: len(p.claimed), Starting: p.starting, Total: p.total}
+}
+
+// WaitWarm blocks until at least n runners are warm or ctx ends.
+func (p *Pool) WaitWarm(ctx context.Context, n int) error {
+	for {
+		p.mu.Lock()
+		ok, ch := len(p.warm) >= n, p.changed
+		p.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes everything waiting for the pool to change.
+func (p *Pool) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// refillLocked starts runners until Warm are warm or starting, within Max.
+func (p *Pool) refillLocked() {
+	for !p.closed && len(p.warm)+p.starting < p.cfg.Warm && p.total < p.cfg.Max {
+		p.starting++
+		p.total++
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			inst, err := p.start()
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.starting--
+			if err != nil {
+				p.total--
+				p.notifyLocked()
+				if !p.closed {
+					p.cfg.Logger.Error("start warm runner", "err", err)
+				}
+				return
+			}
+			if p.closed {
+				p.total--
+				go inst.Stop(p.cfg.StopGrace)
+				return
+			}
+			p.warm = append(p.warm, inst)
+			p.notifyLocked()
+			p.wg.Add(1)
+			go p.watchWarm(inst)
+		}()
+	}
+}
+
+func (p *Pool) start() (Instance, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.StartTimeout)
+	defer cancel()
+	return p.cfg.Backend.Start(ctx)
+}
+
+// watchWarm drops inst from the warm set if it exits before being claimed.
+func (p *Pool) watchWarm(inst Instance) {
+	defer p.wg.Done()
+	select {
+	case <-inst.Done():
+	case <-p.ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, w := range p.warm {
+		if w == inst {
+			p.warm = append(p.warm[:i], p.warm[i+1:]...)
+			p.total--
+			p.cfg.Logger.Warn("warm runner exited", "err", inst.ExitErr())
+			p.notifyLocked()
+			p.refillLocked()
+			return
+		}
+	}
+}
+
+// take removes a warm runner from the set, or reserves room to start one.
+// It returns nil, nil when the caller must start a runner itself. At
+// capacity it waits for a runner that is already starting, if any.
+func (p *Pool) take(ctx context.Context) (Instance, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if len(p.warm) > 0 {
+			inst := p.warm[0]
+			p.warm = p.warm[1:]
+			p.refillLocked()
+			p.mu.Unlock()
+			return inst, nil
+		}
+		if p.total < p.cfg.Max {
+			p.total++
+			p.starting++
+			p.mu.Unlock()
+			return nil, nil
+		}
+		if p.starting == 0 {
+			p.mu.Unlock()
+			return nil, ErrCapacity
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// forget forgets a runner that has exited.
+func (p *Pool) forget(r *Runner) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.claimed, r)
+	p.total--
+	p.notifyLocked()
+	p.refillLocked()
+}
+
+// connectError classifies pool errors for callers across process
+// boundaries; errors from the runner keep their Connect codes.
+func connectError(err error) error {
+	var ce *connect.Error
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.Is(err, ErrCapacity):
+		return connect.NewError(connect.CodeResourceExhausted, errors.New("the platform is at capacity: every runner is busy; retry in a moment"))
+	case errors.Is(err, ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, errors.New("the platform is shutting down"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("no runner became ready in time"))
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("could not start a runner: %v", err))
+}
+
+// Close destroys every runner and stops the pool.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	insts := append([]Instance(nil), p.warm...)
+	p.warm = nil
+	var runners []*Runner
+	for r := range p.claimed {
+		runners = append(runners, r)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Go(func() { inst.Stop(p.cfg.StopGrace) })
+	}
+	for _, r := range runners {
+		wg.Go(func() { r.inst.Stop(p.cfg.StopGrace) })
+	}
+	wg.Wait()
+	p.wg.Wait()
+}

@@ -1,0 +1,202 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"go.uber.org/goleak"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeBackend makes in-memory instances; it stands in for a real backend in
+// the pool's own unit tests (the backends are tested against real runners).
+type fakeBackend struct {
+	started atomic.Int32
+}
+
+func (b *fakeBackend) Start(ctx context.Context) (Instance, error) {
+	b.started.Add(1)
+	return &fakeInstance{done: make(chan struct{})}, nil
+}
+
+type fakeInstance struct {
+	once        sync.Once
+	done        chan struct{}
+	specialized atomic.Int32
+	stopped     atomic.Bool
+}
+
+func (f *fakeInstance) AppAddr() string                               { return "127.0.0.1:1" }
+func (f *fakeInstance) SetLog(func(t time.Time, stream, text string)) {}
+func (f *fakeInstance) Done() <-chan struct{}                         { return f.done }
+func (f *fakeInstance) ExitErr() error                                { return errors.New("exit status 1") }
+func (f *fakeInstance) Stop(time.Duration)                            { f.stopped.Store(true); f.exit() }
+func (f *fakeInstance) exit()                                         { f.once.Do(func() { close(f.done) }) }
+func (f *fakeInstance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+	f.specialized.Add(1)
+	if req.GetAppId() == "broken" {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("app failed to start: ZeroDivisionError: division by zero"))
+	}
+	return &v1.SpecializeResponse{AppAddr: "127.0.0.1:1"}, nil
+}
+
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) log(appID string, t time.Time, stream, text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, appID+" "+stream+" "+text)
+}
+
+func (l *logRecorder) has(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func newPool(t *testing.T, warm, max int, idle time.Duration) (*Pool, *fakeBackend, *logRecorder) {
+	t.Helper()
+	b, logs := &fakeBackend{}, &logRecorder{}
+	p, err := New(Config{Backend: b, Warm: warm, Max: max, IdleTimeout: idle, StartTimeout: time.Minute,
+		SpecializeTimeout: time.Minute, StopGrace: time.Second, Log: logs.log,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, b, logs
+}
+
+func waitWarm(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitWarm(ctx, n); err != nil {
+		t.Fatalf("WaitWarm(%d): %v; stats %+v", n, err, p.Stats())
+	}
+}
+
+func TestClaimTakesWarmAndRefills(t *testing.T) {
+	p, b, logs := newPool(t, 2, 10, time.Hour)
+	waitWarm(t, p, 2)
+	r, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Addr() != "127.0.0.1:1" {
+		t.Errorf("Addr = %q", r.Addr())
+	}
+	waitWarm(t, p, 2)
+	if got := b.started.Load(); got != 3 {
+		t.Errorf("backend started %d runners, want 3 (2 warm + 1 refill)", got)
+	}
+	if s := p.Stats(); s.Claimed != 1 || s.Total != 3 {
+		t.Errorf("Stats = %+v, want 1 claimed of 3", s)
+	}
+	if !logs.has("a1 platform cold start") {
+		t.Errorf("no cold start event in %v", logs.lines)
+	}
+}
+
+func TestClaimAtCapacity(t *testing.T) {
+	p, _, _ := newPool(t, 1, 2, time.Hour)
+	for i := 0; i < 2; i++ {
+		if _, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "a"}); err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+	}
+	_, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "b"})
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("claim over Max: err = %v, want ResourceExhausted", err)
+	}
+}
+
+func TestClaimStartFailureKeepsReason(t *testing.T) {
+	p, _, logs := newPool(t, 1, 5, time.Hour)
+	_, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "broken"})
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "ZeroDivisionError") {
+		t.Fatalf("err = %v, want FailedPrecondition naming the exception", err)
+	}
+	if !logs.has("broken platform start failed") {
+		t.Errorf("no start failed event in %v", logs.lines)
+	}
+	waitForTotal(t, p, 1) // the failed runner is destroyed; one warm remains
+}
+
+func TestIdleRunnerIsReapedAndNeverReused(t *testing.T) {
+	p, _, logs := newPool(t, 1, 5, 100*time.Millisecond)
+	r, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle runner was not reaped")
+	}
+	if !r.inst.(*fakeInstance).stopped.Load() {
+		t.Error("reaped runner was not stopped")
+	}
+	if !logs.has("idle platform scaled to zero") {
+		t.Errorf("no scale-to-zero event in %v", logs.lines)
+	}
+	waitWarm(t, p, 1)
+	r2, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.inst == r.inst || r2.inst.(*fakeInstance).specialized.Load() != 1 {
+		t.Error("a specialized runner was handed out again")
+	}
+}
+
+func TestCrashIsRecorded(t *testing.T) {
+	p, _, logs := newPool(t, 0, 5, time.Hour)
+	r, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "crashy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.inst.(*fakeInstance).exit()
+	waitForTotal(t, p, 0)
+	if !logs.has("crashy platform crashed: exit status 1") {
+		t.Errorf("no crash event in %v", logs.lines)
+	}
+}
+
+func waitForTotal(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		p.mu.Lock()
+		ok, ch := p.total == n, p.changed
+		p.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("total never became %d: %+v", n, p.Stats())
+		}
+	}
+}
