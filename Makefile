@@ -52,3 +52,7 @@ lint: ## go vet and gofmt
 .PHONY: test
 test: deps checkgenerate lint build ## The whole test suite (what CI runs)
 	$(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: bench
+bench: deps ## Measure cold start and the gateway hop against their baselines (figures in README)
+	GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'

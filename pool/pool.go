@@ -42,7 +42,12 @@ func New(cfg Config) (*Pool, error) {
 }
 
 // Stats is a snapshot of the pool's size.
-type Stats struct{ Warm, Claimed, Starting, Total int }
+type Stats struct {
+	Warm     int `json:"warm"`
+	Claimed  int `json:"claimed"`
+	Starting int `json:"starting"`
+	Total    int `json:"total"`
+}
 
 // Stats returns the pool's current size.
 func (p *Pool) Stats() Stats {
@@ -224,4 +229,22 @@ func (p *Pool) Close() {
 	}
 	wg.Wait()
 	p.wg.Wait()
+}
+
+// ClaimedRunner describes a runner serving an app.
+type ClaimedRunner struct {
+	AppID   string `json:"app_id"`
+	Version string `json:"version"`
+	Addr    string `json:"addr"`
+}
+
+// Claimed lists the runners currently serving apps.
+func (p *Pool) Claimed() []ClaimedRunner {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ClaimedRunner, 0, len(p.claimed))
+	for r := range p.claimed {
+		out = append(out, ClaimedRunner{AppID: r.appID, Version: r.version, Addr: r.Addr()})
+	}
+	return out
 }

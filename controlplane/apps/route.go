@@ -80,6 +80,11 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
 		return nil, err
 	}
+	// A delete may have removed the app between the read above and the
+	// write: then the route just written must go again.
+	if _, err := s.cfg.Store.AppByName(ctx, a.Name); errors.Is(err, store.ErrNotFound) {
+		return nil, s.cfg.Publisher.DeleteRoute(ctx, a.Name)
+	}
 	return r, nil
 }
 

@@ -171,16 +171,13 @@ func (s *Service) ListApps(ctx context.Context, req *connect.Request[v1.ListApps
 	return connect.NewResponse(out), nil
 }
 
-// DeleteApp implements AppService.DeleteApp. The route goes first, so the URL
-// stops answering and the edge releases the app's runner before its data is
-// removed.
+// DeleteApp implements AppService.DeleteApp. The app's records go first and
+// its route second, so the edge cannot rebuild the route from the database
+// once it is gone; the route's removal makes the edge release the runner.
 func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error) {
 	a, err := s.owned(ctx, req.Msg.GetIdOrName())
 	if err != nil {
 		return nil, err
-	}
-	if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {
-		return nil, s.fail("delete route", err)
 	}
 	hashes, err := s.cfg.Store.VersionHashes(ctx, a.ID)
 	if err != nil {
@@ -188,6 +185,9 @@ func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteA
 	}
 	if err := s.cfg.Store.DeleteApp(ctx, a.ID); err != nil {
 		return nil, s.fail("delete app", err)
+	}
+	if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {
+		return nil, s.fail("delete route", err)
 	}
 	if err := s.cfg.Logs.Delete(ctx, a.ID); err != nil {
 		s.cfg.Logger.Warn("delete app logs", "app", a.Name, "err", err)

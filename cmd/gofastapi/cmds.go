@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("gofastapi "+name, flag.ContinueOnError)
+	return fs
+}
+
+// cmdLogin runs signup and login: both end with a saved session.
+func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := newFlags(name)
+	user := fs.String("username", "", "username (3-32 of a-z 0-9 _ -)")
+	pass := fs.String("password", "", "password (default: read one line from stdin)")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *user == "" {
+		return fmt.Errorf("%s: --username is required", name)
+	}
+	if *pass == "" {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("%s: no password: pass --password or write it on stdin", name)
+		}
+		*pass = strings.TrimRight(line, "\r\n")
+	}
+	c := mk()
+	var token string
+	var u *v1.User
+	if name == "signup" {
+		res, err := c.auth.Signup(ctx, connect.NewRequest(&v1.SignupRequest{Username: *user, Password: *pass}))
+		if err != nil {
+			return explain(err)
+		}
+		token, u = res.Msg.GetToken(), res.Msg.GetUser()
+	} else {
+		res, err := c.auth.Login(ctx, connect.NewRequest(&v1.LoginRequest{Username: *user, Password: *pass}))
+		if err != nil {
+			return explain(err)
+		}
+		token, u = res.Msg.GetToken(), res.Msg.GetUser()
+	}
+	p, err := saveCredentials(credentials{Server: c.server, Token: token})
+	if err != nil {
+		return err
+	}
+	role := ""
+	if u.GetAdmin() {
+		role = " (admin)"
+	}
+	fmt.Fprintf(stdout, "logged in to %s as %s%s; session saved in %s\n", c.server, u.GetUsername(), role, p)
+	return nil
+}
+
+func cmdLogout(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("logout")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	c := mk()
+	if _, err := c.auth.Logout(ctx, connect.NewRequest(&v1.LogoutRequest{})); err != nil {
+		return explain(err)
+	}
+	if p, err := credentialsPath(); err == nil {
+		os.Remove(p)
+	}
+	fmt.Fprintln(stdout, "logged out")
+	return nil
+}
+
+func cmdWhoami(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("whoami")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	res, err := mk().auth.Me(ctx, connect.NewRequest(&v1.MeRequest{}))
+	if err != nil {
+		return explain(err)
+	}
+	fmt.Fprintln(stdout, res.Msg.GetUser().GetUsername())
+	return nil
+}
+
+// cmdDeploy creates the app if needed, deploys the files and prints each
+// stage; the last line is the app's URL.
+func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("deploy")
+	name := fs.String("name", "", "app name (default: the first file's base name)")
+	entry := fs.String("entrypoint", "", "file that defines `app` (default: app.py, or the only file)")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		return errors.New("deploy: name at least one file, for example: gofastapi deploy app.py")
+	}
+	var files []*v1.File
+	for _, p := range fs.Args() {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &v1.File{Name: filepath.Base(p), Content: b})
+	}
+	if *name == "" {
+		*name = strings.ToLower(strings.TrimSuffix(files[0].GetName(), filepath.Ext(files[0].GetName())))
+		*name = strings.ReplaceAll(*name, "_", "-")
+	}
+	if *entry == "" && len(files) == 1 {
+		*entry = files[0].GetName()
+	}
+	c := mk()
+	if _, err := c.apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: *name})); connect.CodeOf(err) == connect.CodeNotFound {
+		if _, err := c.apps.CreateApp(ctx, connect.NewRequest(&v1.CreateAppRequest{Name: *name, Entrypoint: *entry})); err != nil {
+			return explain(err)
+		}
+		fmt.Fprintf(stdout, "created app %s\n", *name)
+	} else if err != nil {
+		return explain(err)
+	}
+	stream, err := c.apps.Deploy(ctx, connect.NewRequest(&v1.DeployRequest{IdOrName: *name, Files: files, Entrypoint: *entry}))
+	if err != nil {
+		return explain(err)
+	}
+	defer stream.Close()
+	url := ""
+	for stream.Receive() {
+		m := stream.Msg()
+		stage := strings.ToLower(strings.TrimPrefix(m.GetStage().String(), "DEPLOY_STAGE_"))
+		fmt.Fprintf(stdout, "%-9s %s (%s)\n", stage, m.GetMessage(), time.Duration(m.GetElapsedMicros())*time.Microsecond)
+		if m.GetUrl() != "" {
+			url = m.GetUrl()
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return explain(err)
+	}
+	fmt.Fprintln(stdout, url)
+	return nil
+}
+
+func cmdApps(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("apps")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	res, err := mk().apps.ListApps(ctx, connect.NewRequest(&v1.ListAppsRequest{}))
+	if err != nil {
+		return explain(err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tURL")
+	for _, a := range res.Msg.GetApps() {
+		v := a.GetDeployedVersion()
+		if len(v) > 12 {
+			v = v[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.GetName(), firstNonEmpty(v, "-"), firstNonEmpty(a.GetUrl(), "-"))
+	}
+	return tw.Flush()
+}
+
+func cmdLogs(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("logs")
+	n := fs.Int("n", 200, "number of lines")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		return errors.New("logs: name one app: gofastapi logs NAME")
+	}
+	res, err := mk().apps.GetLogs(ctx, connect.NewRequest(&v1.GetLogsRequest{IdOrName: fs.Arg(0), Limit: int32(*n)}))
+	if err != nil {
+		return explain(err)
+	}
+	for _, l := range res.Msg.GetLines() {
+		fmt.Fprintf(stdout, "%s %-8s %s\n", l.GetTime().AsTime().Local().Format("2006-01-02 15:04:05.000"), l.GetStream(), l.GetText())
+	}
+	return nil
+}
+
+func cmdDelete(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("delete")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		return errors.New("delete: name one app: gofastapi delete NAME")
+	}
+	if _, err := mk().apps.DeleteApp(ctx, connect.NewRequest(&v1.DeleteAppRequest{IdOrName: fs.Arg(0)})); err != nil {
+		return explain(err)
+	}
+	fmt.Fprintf(stdout, "deleted %s\n", fs.Arg(0))
+	return nil
+}

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The end-to-end test drives the real binary: `gofastapi dev` with embedded
+// FerretDB, a redis-server child and real Python runners, through the CLI and
+// plain HTTP requests carrying app Host headers.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gofastapi-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "gofastapi")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// platform is one running `gofastapi dev`.
+type platform struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	port   string
+	logs   *logBuffer
+	home   string
+	exited chan struct{}
+}
+
+func startPlatform(t *testing.T, data, home string, extra ...string) *platform {
+	t.Helper()
+	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1"}, extra...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &platform{t: t, cmd: cmd, logs: &logBuffer{}, home: home, exited: make(chan struct{})}
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.exited) }()
+	t.Cleanup(p.stop)
+	ready := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`http://localhost:(\d+)`)
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if m := re.FindStringSubmatch(s.Text()); m != nil {
+				ready <- m[1]
+			}
+		}
+	}()
+	select {
+	case p.port = <-ready:
+	case <-p.exited:
+		t.Fatalf("gofastapi dev exited:\n%s", p.logs)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("gofastapi dev did not start:\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *platform) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		p.t.Errorf("gofastapi dev did not stop on SIGTERM:\n%s", p.logs)
+	}
+}
+
+// cli runs the client with this platform's server and the test's HOME.
+func (p *platform) cli(args ...string) (string, error) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "HOME="+p.home, "XDG_CONFIG_HOME="+filepath.Join(p.home, ".config"),
+		"GOFASTAPI_SERVER=http://127.0.0.1:"+p.port, "GOFASTAPI_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (p *platform) mustCLI(args ...string) string {
+	p.t.Helper()
+	out, err := p.cli(args...)
+	if err != nil {
+		p.t.Fatalf("gofastapi %s: %v\n%s\nserver log:\n%s", strings.Join(args, " "), err, out, p.logs)
+	}
+	return out
+}
+
+// get requests path from app slug through the gateway.
+func (p *platform) get(slug, path string) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+path, nil)
+	req.Host = slug + ".localhost:" + p.port
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("GET %s%s: %v", slug, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitLog polls the app's logs until a line contains want.
+func (p *platform) waitLog(app, want string) {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ := p.cli("logs", app)
+		if strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("logs of %s never showed %q:\n%s", app, want, out)
+		}
+		time.Sleep(200 * time.Millisecond) // polling an eventually written log line, not waiting for readiness
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const helloApp = `from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/")
+def root():
+    print("hello was called", flush=True)
+    return {"message": "%s"}
+`
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	data, home, src := t.TempDir(), t.TempDir(), t.TempDir()
+	p := startPlatform(t, data, home, "--idle-timeout", "1s")
+
+	out := p.mustCLI("signup", "--username", "alice", "--password", "correct horse")
+	if !strings.Contains(out, "as alice (admin)") {
+		t.Errorf("signup output %q: want the first user to be admin", out)
+	}
+
+	hello := writeFile(t, src, "hello.py", fmt.Sprintf(helloApp, "v1"))
+	out = p.mustCLI("deploy", hello)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	wantURL := "http://hello.localhost:" + p.port
+	if got := lines[len(lines)-1]; got != wantURL {
+		t.Fatalf("deploy: last line %q, want the URL %q\n%s", got, wantURL, out)
+	}
+	for _, stage := range []string{"validate", "store", "publish", "route", "live"} {
+		if !strings.Contains(out, stage) {
+			t.Errorf("deploy output lacks stage %q:\n%s", stage, out)
+		}
+	}
+
+	code, body := p.get("hello", "/")
+	if code != 200 || !strings.Contains(body, `"message":"v1"`) {
+		t.Fatalf("GET hello/ = %d %s\nserver log:\n%s", code, body, p.logs)
+	}
+	if code, body := p.get("hello", "/docs"); code != 200 || !strings.Contains(body, "swagger") {
+		t.Errorf("GET hello/docs = %d %.100s", code, body)
+	}
+
+	writeFile(t, src, "hello.py", fmt.Sprintf(helloApp, "v2"))
+	p.mustCLI("deploy", hello)
+	if code, body := p.get("hello", "/"); code != 200 || !strings.Contains(body, `"message":"v2"`) {
+		t.Errorf("after redeploy GET hello/ = %d %s, want v2", code, body)
+	}
+	if out := p.mustCLI("deploy", hello); !strings.Contains(out, "no changes") {
+		t.Errorf("deploying identical files: %q, want it to say no changes", out)
+	}
+
+	broken := writeFile(t, src, "broken.py", "from fastapi import FastAPI\napp = FastAPI()\nif True\n    pass\n")
+	out, err := p.cli("deploy", broken)
+	if err == nil || !strings.Contains(out, "broken.py:3:") || !strings.Contains(out, "SyntaxError") {
+		t.Errorf("deploy with a syntax error: err %v, output %q; want broken.py:3 and SyntaxError", err, out)
+	}
+
+	sneaky := writeFile(t, src, "sneaky.py", "import subprocess\nfrom fastapi import FastAPI\napp = FastAPI()\n")
+	out, err = p.cli("deploy", sneaky)
+	if err == nil || !strings.Contains(out, "sneaky.py:1:1") || !strings.Contains(out, "import of 'subprocess' is not allowed") {
+		t.Errorf("deploy importing subprocess: err %v, output %q", err, out)
+	}
+
+	crash := writeFile(t, src, "crash.py", "from fastapi import FastAPI\napp = FastAPI()\nx = 1 / 0\n")
+	p.mustCLI("deploy", crash)
+	if code, body := p.get("crash", "/"); code != 502 || !strings.Contains(body, "ZeroDivisionError") {
+		t.Errorf("GET crash/ = %d %s; want 502 naming ZeroDivisionError", code, body)
+	}
+
+	if code, _ := p.get("nosuchapp", "/"); code != 404 {
+		t.Errorf("GET nosuchapp/ = %d, want 404", code)
+	}
+
+	// The app's own output reaches its logs; with a 1 s idle timeout the
+	// runner is reaped and the next request cold-starts a new one.
+	p.waitLog("hello", "hello was called")
+	p.waitLog("hello", "scaled to zero")
+	if code, body := p.get("hello", "/"); code != 200 || !strings.Contains(body, "v2") {
+		t.Errorf("GET after scale to zero = %d %s", code, body)
+	}
+	out = p.mustCLI("logs", "hello")
+	if n := strings.Count(out, "cold start"); n < 2 {
+		t.Errorf("want at least 2 cold starts in the logs, got %d:\n%s", n, out)
+	}
+
+	// Another user sees none of alice's apps.
+	bob := &platform{t: t, port: p.port, home: t.TempDir(), logs: p.logs}
+	bob.mustCLI("signup", "--username", "bob", "--password", "another secret")
+	if out, err := bob.cli("delete", "hello"); err == nil || !strings.Contains(out, "not found") {
+		t.Errorf("bob deleting alice's app: err %v, %q; want not found", err, out)
+	}
+	if out := bob.mustCLI("apps"); strings.Contains(out, "hello") {
+		t.Errorf("bob's app list shows alice's app:\n%s", out)
+	}
+
+	keep := writeFile(t, src, "keep.py", fmt.Sprintf(helloApp, "kept"))
+	p.mustCLI("deploy", keep)
+	p.mustCLI("delete", "hello")
+	if code, _ := p.get("hello", "/"); code != 404 {
+		t.Errorf("GET after delete = %d, want 404", code)
+	}
+
+	// A restart keeps users, apps and versions; routes and bundles are rebuilt
+	// in the new, empty Redis.
+	p.stop()
+	p = startPlatform(t, data, home, "--idle-timeout", "1s")
+	if code, body := p.get("keep", "/"); code != 200 || !strings.Contains(body, "kept") {
+		t.Errorf("after restart GET keep/ = %d %s\nserver log:\n%s", code, body, p.logs)
+	}
+	p.mustCLI("login", "--username", "alice", "--password", "correct horse")
+	if out := p.mustCLI("whoami"); strings.TrimSpace(out) != "alice" {
+		t.Errorf("whoami after restart = %q", out)
+	}
+}
+
+func TestAPIJSONOverHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	p := startPlatform(t, t.TempDir(), t.TempDir())
+	body := `{"username":"carol","password":"long enough"}`
+	res, err := http.Post("http://127.0.0.1:"+p.port+"/gofastapi.v1.AuthService/Signup", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got struct {
+		User  struct{ Username string }
+		Token string
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
+		t.Fatalf("signup over JSON: %d %v", res.StatusCode, err)
+	}
+	if got.User.Username != "carol" || !strings.HasPrefix(got.Token, "gfa_") {
+		t.Errorf("signup over JSON = %+v", got)
+	}
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+p.port+"/gofastapi.v1.AppService/ListApps", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	res2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2.Body.Close()
+	if res2.StatusCode != 401 {
+		t.Errorf("ListApps without a token = %d, want 401", res2.StatusCode)
+	}
+}
+
+// logBuffer collects the server's log for failure messages.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(b)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,79 @@
+// Command gofastapi is the platform's one binary: `gofastapi dev` runs the
+// embedded default, `gofastapi runner` is the runner agent, and the other
+// subcommands are the command-line client of the Connect API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gofastapi/gofastapi/runner"
+)
+
+const usage = `gofastapi: deploy FastAPI apps in a second.
+
+Server:
+  gofastapi dev [flags]        run the platform on one machine (gofastapi dev -h)
+  gofastapi runner [flags]     a runner agent (started by the pool, not by hand)
+
+Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080):
+  gofastapi signup --username U [--password P]   create an account and log in
+  gofastapi login --username U [--password P]    log in (password from stdin if omitted)
+  gofastapi logout                               end this session
+  gofastapi whoami                               show the logged-in user
+  gofastapi deploy [--name N] [--entrypoint F] FILE...   create or update app N and deploy FILEs
+  gofastapi apps                                 list your apps
+  gofastapi logs NAME                            show an app's recent logs
+  gofastapi delete NAME                          delete an app
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "gofastapi:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "dev":
+		return runDev(ctx, rest, stdout, stderr)
+	case "runner":
+		return runner.Main(ctx, rest, stdin, stdout)
+	case "signup", "login":
+		return cmdLogin(ctx, cmd, rest, stdin, stdout)
+	case "logout":
+		return cmdLogout(ctx, rest, stdout)
+	case "whoami":
+		return cmdWhoami(ctx, rest, stdout)
+	case "deploy":
+		return cmdDeploy(ctx, rest, stdout)
+	case "apps":
+		return cmdApps(ctx, rest, stdout)
+	case "logs":
+		return cmdLogs(ctx, rest, stdout)
+	case "delete":
+		return cmdDelete(ctx, rest, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}

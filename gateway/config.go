@@ -1,0 +1,125 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// RouteSource says which version serves a slug. Route returns (nil, nil)
+// when no app has that slug; any error means it could not tell.
+type RouteSource interface {
+	Route(ctx context.Context, slug string) (*v1.Route, error)
+}
+
+// Pool hands out runners specialized for one app version. Claim's errors
+// are Connect errors: ResourceExhausted or Unavailable when no runner can
+// be had now, FailedPrecondition (with a message for the user) when the app
+// failed to start, DeadlineExceeded, NotFound when the bundle is missing.
+type Pool interface {
+	Claim(ctx context.Context, req *v1.SpecializeRequest) (Runner, error)
+}
+
+// Runner is a runner serving one app version.
+type Runner interface {
+	// Addr is host:port of the app's HTTP listener.
+	Addr() string
+	// Touch records a request now; the pool reaps runners idle too long.
+	Touch()
+	// Done is closed once the runner has stopped (reaped, crashed, released).
+	Done() <-chan struct{}
+	// Release starts a graceful stop (requests in flight complete) and
+	// returns without waiting for it. It is idempotent.
+	Release()
+}
+
+// EnvSource supplies the environment (variables and decrypted secrets) an
+// app version is specialized with.
+type EnvSource interface {
+	Env(ctx context.Context, appID string) (map[string]string, error)
+}
+
+// Config configures a Gateway. Every field but Env is required.
+type Config struct {
+	// Domain is the apex host name (no scheme, port or trailing dot): it
+	// serves the platform API, and {slug}.{Domain} serves app slug.
+	Domain string
+	// API dials the platform API upstream, an HTTP/1.1 server.
+	API func() (net.Conn, error)
+	// Routes resolves slugs; Invalidate must be called when a route changes.
+	Routes RouteSource
+	// Pool claims runners on a cold start.
+	Pool Pool
+	// Env, when set, fills SpecializeRequest.Env; nil means no environment.
+	Env EnvSource
+	// MaxRequestBodySize is the largest request body accepted, in bytes;
+	// larger ones are answered 413.
+	MaxRequestBodySize int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound each client
+	// connection's reading a request, writing a response (for a streamed
+	// API response: all of it) and waiting for the next request.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// UpstreamTimeout bounds writing a request to a runner and reading its
+	// response.
+	UpstreamTimeout time.Duration
+	// ColdStartTimeout bounds a cold start: route lookup, env and Claim.
+	ColdStartTimeout time.Duration
+	// Concurrency caps the requests served at once.
+	Concurrency int
+	// Logger receives failed requests and background errors.
+	Logger *slog.Logger
+}
+
+// Validate reports every missing or unusable field, each error wrapping
+// ErrInvalidConfig and naming the field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, problem string) {
+		errs = append(errs, fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, problem))
+	}
+	switch {
+	case c.Domain == "":
+		bad("Domain", "is empty")
+	case strings.ContainsAny(c.Domain, ":/ ") || strings.HasSuffix(c.Domain, "."):
+		bad("Domain", fmt.Sprintf("%q must be a bare host name, without scheme, port or trailing dot", c.Domain))
+	}
+	if c.API == nil {
+		bad("API", "is nil")
+	}
+	if c.Routes == nil {
+		bad("Routes", "is nil")
+	}
+	if c.Pool == nil {
+		bad("Pool", "is nil")
+	}
+	if c.MaxRequestBodySize <= 0 {
+		bad("MaxRequestBodySize", "must be positive")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"IdleTimeout", c.IdleTimeout},
+		{"UpstreamTimeout", c.UpstreamTimeout},
+		{"ColdStartTimeout", c.ColdStartTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.field, "must be positive")
+		}
+	}
+	if c.Concurrency <= 0 {
+		bad("Concurrency", "must be positive")
+	}
+	if c.Logger == nil {
+		bad("Logger", "is nil")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/valyala/fasthttp"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate and New return.
+var ErrInvalidConfig = errors.New("gateway: invalid config")
+
+// The errors below never leave the package as values: classify turns them
+// into an HTTP answer, and only the operator's log sees their text.
+var (
+	errUnknownHost  = errors.New("gateway: unknown host")
+	errAppNotFound  = errors.New("gateway: app not found")
+	errRouteLookup  = errors.New("gateway: route lookup failed")
+	errColdStart    = errors.New("gateway: cold start failed")
+	errRunnerGone   = errors.New("gateway: runner stopped while starting")
+	errUpstream     = errors.New("gateway: app upstream failed")
+	errAPIUpstream  = errors.New("gateway: platform API upstream failed")
+	errBadRequest   = errors.New("gateway: bad request")
+	errShuttingDown = errors.New("gateway: shutting down")
+)
+
+// answer is what the client is told about a failed request.
+type answer struct {
+	status     int
+	retryAfter bool   // send "Retry-After: 1"
+	reason     string // a sentence the user can act on; no Go internals
+}
+
+// classify maps every error the gateway can meet to the HTTP answer the
+// client gets. It is the only place that does. name is the app's slug (or
+// the host for host errors); timeouts are quoted in the words of cfg.
+func classify(err error, name string, cfg *Config) answer {
+	app := fmt.Sprintf("App %q", name)
+	var ce *connect.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return answer{fasthttp.StatusRequestEntityTooLarge, false,
+			fmt.Sprintf("The request body is larger than the %d bytes an app may receive.", cfg.MaxRequestBodySize)}
+	case errors.Is(err, errBadRequest):
+		var small *fasthttp.ErrSmallBuffer
+		switch {
+		case errors.As(err, &small):
+			return answer{fasthttp.StatusRequestHeaderFieldsTooLarge, false, "The request headers are too large."}
+		case isTimeout(err):
+			return answer{fasthttp.StatusRequestTimeout, false, "The request was not received in time."}
+		}
+		return answer{fasthttp.StatusBadRequest, false, "The request is not valid HTTP/1.1."}
+	case errors.Is(err, errUnknownHost):
+		return answer{fasthttp.StatusNotFound, false, fmt.Sprintf("%q is not a host this platform serves.", name)}
+	case errors.Is(err, errAppNotFound):
+		return answer{fasthttp.StatusNotFound, false,
+			fmt.Sprintf("There is no app named %q. Check the address, or deploy the app first.", name)}
+	case errors.Is(err, errShuttingDown):
+		return answer{fasthttp.StatusServiceUnavailable, true, "The platform is restarting. Retry in a second."}
+	case errors.Is(err, errRouteLookup):
+		return answer{fasthttp.StatusServiceUnavailable, true,
+			fmt.Sprintf("The platform could not look up app %q right now. Retry in a second.", name)}
+	case errors.As(err, &ce):
+		return classifyClaim(ce, app, cfg)
+	case errors.Is(err, errColdStart) && isTimeout(err):
+		return answer{fasthttp.StatusGatewayTimeout, false,
+			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
+	case errors.Is(err, errColdStart), errors.Is(err, errRunnerGone):
+		return answer{fasthttp.StatusBadGateway, false, app + " could not be started. Retry, or deploy it again."}
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return answer{fasthttp.StatusServiceUnavailable, true,
+			app + " has too many requests in flight. Retry in a second."}
+	case errors.Is(err, errAPIUpstream):
+		if isTimeout(err) {
+			return answer{fasthttp.StatusGatewayTimeout, false, "The platform API did not answer in time. Retry."}
+		}
+		return answer{fasthttp.StatusBadGateway, false, "The platform API is not reachable right now. Retry."}
+	case isTimeout(err):
+		return answer{fasthttp.StatusGatewayTimeout, false,
+			fmt.Sprintf("%s did not answer within %s.", app, cfg.UpstreamTimeout)}
+	}
+	return answer{fasthttp.StatusBadGateway, false,
+		app + " closed the connection without answering. It may have crashed: check its logs."}
+}
+
+// classifyClaim maps the Connect error of Pool.Claim (or EnvSource.Env).
+func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
+	switch ce.Code() {
+	case connect.CodeResourceExhausted:
+		return answer{fasthttp.StatusServiceUnavailable, true,
+			"Every runner is busy, so " + app + " cannot start right now. Retry in a second."}
+	case connect.CodeUnavailable:
+		return answer{fasthttp.StatusServiceUnavailable, true,
+			"The runner pool is unavailable, so " + app + " cannot start right now. Retry in a second."}
+	case connect.CodeFailedPrecondition:
+		// The pool words this message for the user: it names why the app
+		// did not start, typically the last line of its traceback.
+		msg := strings.TrimSuffix(ce.Message(), ".")
+		if msg == "" {
+			msg = "it stopped while loading"
+		}
+		return answer{fasthttp.StatusBadGateway, false, app + " did not start: " + msg + ". Fix the error and deploy again."}
+	case connect.CodeDeadlineExceeded:
+		return answer{fasthttp.StatusGatewayTimeout, false,
+			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
+	case connect.CodeNotFound:
+		return answer{fasthttp.StatusBadGateway, false, "The deployed code of " + app + " is missing. Deploy it again."}
+	}
+	return answer{fasthttp.StatusBadGateway, false, app + " could not be started. Retry, or deploy it again."}
+}
+
+// isTimeout reports whether err is a deadline or I/O timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, fasthttp.ErrTimeout) ||
+		errors.Is(err, fasthttp.ErrDialTimeout) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}

@@ -1,0 +1,204 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sync/singleflight"
+)
+
+// Gateway is the platform's HTTP/1.1 edge: the apex host reaches the
+// platform API, {slug}.{domain} reaches app slug. It is safe for
+// concurrent use.
+type Gateway struct {
+	cfg     Config
+	domain  string // cfg.Domain, lower-case
+	log     *slog.Logger
+	server  *fasthttp.Server
+	api     *fasthttp.HostClient
+	routes  *routeCache
+	runners *runnerTable
+	starts  singleflight.Group // one cold start per app version at a time
+
+	// dialRunner connects to a runner's address; nil means TCP. Tests and
+	// benchmarks replace it to reach in-memory upstreams.
+	dialRunner fasthttp.DialFunc
+
+	// base is cancelled by Shutdown; cold starts and background work
+	// derive from it.
+	base   context.Context
+	cancel context.CancelFunc
+
+	// mu guards closed. bg counts the goroutines the gateway starts (cold
+	// starts, runner watchers, route refreshes); closed stops new ones, so
+	// Shutdown's bg.Wait cannot race with bg.Add.
+	mu     sync.Mutex
+	closed bool
+	bg     sync.WaitGroup
+}
+
+// New returns a Gateway for cfg, or an error wrapping ErrInvalidConfig.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	g := &Gateway{
+		cfg:     cfg,
+		domain:  strings.ToLower(cfg.Domain),
+		log:     cfg.Logger,
+		routes:  newRouteCache(cfg.Routes, cfg.ColdStartTimeout),
+		runners: newRunnerTable(),
+		base:    base,
+		cancel:  cancel,
+	}
+	g.api = g.apiClient()
+	g.server = &fasthttp.Server{
+		Handler:            g.handle,
+		ErrorHandler:       g.handleError,
+		Logger:             fasthttpLogger{cfg.Logger},
+		MaxRequestBodySize: cfg.MaxRequestBodySize,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		Concurrency:        cfg.Concurrency,
+		// Shrinking buffers between requests trades CPU on the hot path
+		// for memory; the gateway wants the CPU.
+		ReduceMemoryUsage: false,
+		// Apps' own Server and Content-Type headers pass through as sent.
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// Keep-alive connections close once their request is answered
+		// during Shutdown, instead of holding it up until IdleTimeout.
+		CloseOnShutdown: true,
+	}
+	return g, nil
+}
+
+// Serve serves HTTP/1.1 on l until Shutdown; it then returns nil.
+func (g *Gateway) Serve(l net.Listener) error {
+	return g.server.Serve(l)
+}
+
+// Shutdown stops accepting connections, waits for requests in flight to
+// finish, then releases every runner the gateway claimed and waits for its
+// background work. If ctx ends first it returns ctx's error; the requests
+// still in flight finish on their own.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.server.ShutdownWithContext(ctx)
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cancel()
+	for _, e := range g.runners.close() {
+		e.retire()
+	}
+	g.api.CloseIdleConnections()
+
+	done := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// Invalidate tells the gateway that slug's route changed. The next request
+// for slug reads the route again, so a redeploy serves the new version at
+// once. In the background the gateway re-reads the route and retires the
+// runner that no longer serves it (the app's only runner when the app is
+// gone); requests in flight on that runner complete before it is released.
+func (g *Gateway) Invalidate(slug string) {
+	slug = strings.ToLower(slug)
+	gen := g.routes.invalidate(slug)
+	if !g.enter() {
+		return
+	}
+	go func() {
+		defer g.bg.Done()
+		g.refresh(slug, gen)
+	}()
+}
+
+// enter counts one background goroutine in, unless the gateway is shut
+// down; the caller must call g.bg.Done when it returns true.
+func (g *Gateway) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.bg.Add(1)
+	return true
+}
+
+// handle routes one request by its Host header.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+	host := string(ctx.Host())
+	switch kind, slug := parseHost(host, g.domain); kind {
+	case hostAPI:
+		g.serveAPI(ctx)
+	case hostApp:
+		g.serveApp(ctx, slug)
+	default:
+		g.fail(ctx, host, errUnknownHost)
+	}
+}
+
+// serveApp proxies one request to app slug's runner, cold starting it if
+// needed.
+func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
+	route, err := g.routes.get(g.base, slug)
+	if err != nil {
+		g.fail(ctx, slug, err)
+		return
+	}
+	e, err := g.runnerFor(slug, route)
+	if err != nil {
+		g.fail(ctx, slug, err)
+		return
+	}
+	defer e.release()
+	e.runner.Touch()
+	if err := proxyApp(ctx, e); err != nil {
+		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, e.runner.Addr(), err))
+	}
+}
+
+// handleError answers a request fasthttp could not read.
+func (g *Gateway) handleError(ctx *fasthttp.RequestCtx, err error) {
+	g.fail(ctx, string(ctx.Host()), fmt.Errorf("%w: %w", errBadRequest, err))
+}
+
+// fail answers ctx with the error page for err and logs err for the
+// operator.
+func (g *Gateway) fail(ctx *fasthttp.RequestCtx, name string, err error) {
+	a := classify(err, name, &g.cfg)
+	level := slog.LevelInfo
+	if a.status >= 500 {
+		level = slog.LevelWarn
+	}
+	g.log.Log(context.Background(), level, "request failed", "host", string(ctx.Host()), "path", string(ctx.Path()),
+		"status", a.status, "err", err)
+	writeError(ctx, a)
+}
+
+// fasthttpLogger routes fasthttp's own messages to the gateway's logger.
+type fasthttpLogger struct{ l *slog.Logger }
+
+// Printf logs one fasthttp message as a warning.
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

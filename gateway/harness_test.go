@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/goleak"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's own sleepers, which exit on their own time: the
+		// process-wide Date header refresher and DNS cache cleaner, a
+		// server's idle worker cleaner (up to 10 s after Shutdown) and a
+		// connection pool's cleaner (up to MaxIdleConnDuration after its
+		// last connection closed).
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+	)
+}
+
+const testDomain = "example.test"
+
+// mapRoutes is a RouteSource backed by a map.
+type mapRoutes struct {
+	mu     sync.Mutex
+	routes map[string]*v1.Route
+	reads  int
+}
+
+var _ RouteSource = (*mapRoutes)(nil)
+
+func (m *mapRoutes) Route(_ context.Context, slug string) (*v1.Route, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	return m.routes[slug], nil
+}
+
+// set points slug at version of app appID; version "" deletes the app.
+func (m *mapRoutes) set(slug, appID, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.routes == nil {
+		m.routes = map[string]*v1.Route{}
+	}
+	if version == "" {
+		delete(m.routes, slug)
+		return
+	}
+	m.routes[slug] = &v1.Route{AppId: appID, Slug: slug, Version: version, Entrypoint: "main:app", OwnerId: "u1"}
+}
+
+// mapEnv is an EnvSource backed by a map.
+type mapEnv map[string]map[string]string
+
+func (m mapEnv) Env(_ context.Context, appID string) (map[string]string, error) { return m[appID], nil }
+
+// harness is a Gateway served on an in-memory listener, with the platform
+// API upstream a net/http server on another one.
+type harness struct {
+	g      *Gateway
+	routes *mapRoutes
+	ln     *fasthttputil.InmemoryListener
+	client *http.Client
+}
+
+// options adjust a harness; the zero value is a 404-only API.
+type options struct {
+	api  http.Handler      // the platform API
+	edit func(*Config)     // adjusts the config before New
+	dial fasthttp.DialFunc // replaces TCP to runners
+}
+
+// newHarness serves a Gateway over pool.
+func newHarness(t *testing.T, pool Pool, o options) *harness {
+	t.Helper()
+	api := o.api
+	if api == nil {
+		api = http.NotFoundHandler()
+	}
+	// Loopback, not fasthttputil's in-memory listener: net/http does not
+	// recognise that pipe's timeout error as a net.Error, so aborting its
+	// background read cancels the context of the connection's next request.
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	apiDone := make(chan struct{})
+	go func() {
+		defer close(apiDone)
+		_ = apiSrv.Serve(apiLn)
+	}()
+
+	h := &harness{routes: &mapRoutes{}, ln: fasthttputil.NewInmemoryListener()}
+	cfg := Config{
+		Domain:             testDomain,
+		API:                func() (net.Conn, error) { return net.Dial("tcp", apiLn.Addr().String()) },
+		Routes:             h.routes,
+		Pool:               pool,
+		MaxRequestBodySize: 1 << 20,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        30 * time.Second,
+		UpstreamTimeout:    30 * time.Second,
+		ColdStartTimeout:   60 * time.Second,
+		Concurrency:        256,
+		Logger:             slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	if o.edit != nil {
+		o.edit(&cfg)
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.dialRunner = o.dial
+	h.g = g
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(h.ln) }()
+	tr := &http.Transport{
+		DialContext:         func(context.Context, string, string) (net.Conn, error) { return h.ln.Dial() },
+		MaxIdleConnsPerHost: 100,
+	}
+	h.client = &http.Client{Transport: tr}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		_ = apiSrv.Shutdown(ctx)
+		<-apiDone
+	})
+	return h
+}
+
+// do sends a request for url (whose host picks the app) and returns the
+// status, headers and body.
+func (h *harness) do(t *testing.T, method, url, body string, header http.Header) (int, http.Header, string) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// getJSON GETs url, requires 200 and decodes the JSON body.
+func (h *harness) getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	status, _, body := h.do(t, http.MethodGet, url, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: status %d, body %s", url, status, body)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("GET %s: %v in %q", url, err, body)
+	}
+	return v
+}
+
+// wait blocks until ch is closed; the generous bound only keeps a broken
+// gateway from hanging the test run.
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// fakeRunner is a Runner whose app is whatever listens at addr.
+type fakeRunner struct {
+	addr     string
+	done     chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+var _ Runner = (*fakeRunner)(nil)
+
+func newFakeRunner(addr string) *fakeRunner {
+	return &fakeRunner{addr: addr, done: make(chan struct{}), released: make(chan struct{})}
+}
+
+func (f *fakeRunner) Addr() string          { return f.addr }
+func (f *fakeRunner) Touch()                {}
+func (f *fakeRunner) Done() <-chan struct{} { return f.done }
+func (f *fakeRunner) Release()              { f.once.Do(func() { close(f.released) }) }
+
+// fakePool is a Pool whose Claim returns err, or else a fakeRunner for
+// addr at once.
+type fakePool struct {
+	addr string
+	err  error
+
+	mu     sync.Mutex
+	claims int
+	last   *fakeRunner
+}
+
+var _ Pool = (*fakePool)(nil)
+
+func (p *fakePool) Claim(context.Context, *v1.SpecializeRequest) (Runner, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.claims++
+	if p.err != nil {
+		return nil, p.err
+	}
+	p.last = newFakeRunner(p.addr)
+	return p.last, nil
+}
+
+func (p *fakePool) claimCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.claims
+}
+
+func (p *fakePool) lastRunner() *fakeRunner {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+// newUpstream serves handler on an in-memory listener, standing in for a
+// runner's app where the app's code does not matter. Runners reach it by
+// the returned dial function.
+func newUpstream(tb testing.TB, handler fasthttp.RequestHandler) fasthttp.DialFunc {
+	ln := fasthttputil.NewInmemoryListener()
+	s := &fasthttp.Server{Handler: handler}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	tb.Cleanup(func() {
+		if err := s.Shutdown(); err != nil {
+			tb.Errorf("upstream Shutdown: %v", err)
+		}
+		<-done
+	})
+	return func(string) (net.Conn, error) { return ln.Dial() }
+}

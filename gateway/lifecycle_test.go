@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+)
+
+func TestStoppedRunnerIsReplaced(t *testing.T) {
+	pool := newPythonPool(t, nil)
+	h := newHarness(t, pool, options{})
+	h.routes.set("demo", "app1", "v1")
+
+	h.getJSON(t, "http://demo.example.test/echo")
+	pool.runner(0).kill()
+	h.getJSON(t, "http://demo.example.test/echo")
+	if got := pool.claimCount(); got != 2 {
+		t.Errorf("%d claims, want 2", got)
+	}
+}
+
+func TestInvalidateServesNewVersion(t *testing.T) {
+	pool := newPythonPool(t, nil)
+	h := newHarness(t, pool, options{})
+	h.routes.set("demo", "app1", "v1")
+	if v := h.getJSON(t, "http://demo.example.test/echo")["version"]; v != "v1" {
+		t.Fatalf("version %v, want v1", v)
+	}
+	old := pool.runner(0)
+
+	// A request in flight on v1 across the redeploy.
+	blocked := make(chan map[string]any, 1)
+	go func() {
+		resp, err := h.client.Get("http://demo.example.test/block")
+		if err != nil {
+			blocked <- map[string]any{"error": err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		blocked <- v
+	}()
+	if err := callOK(context.Background(), http.MethodGet, "http://"+old.Addr()+"/arrived"); err != nil {
+		t.Fatal(err)
+	}
+
+	h.routes.set("demo", "app1", "v2")
+	h.g.Invalidate("demo")
+	if v := h.getJSON(t, "http://demo.example.test/echo")["version"]; v != "v2" {
+		t.Errorf("after Invalidate: version %v, want v2", v)
+	}
+	if got := pool.claimCount(); got != 2 {
+		t.Errorf("%d claims, want 2", got)
+	}
+	if old.wasReleased() {
+		t.Error("old runner released while a request was in flight on it")
+	}
+
+	if err := callOK(context.Background(), http.MethodPost, "http://"+old.Addr()+"/unblock"); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-blocked; v["version"] != "v1" {
+		t.Errorf("in-flight request: %v, want version v1", v)
+	}
+	wait(t, old.released, "old runner released")
+	if pool.runner(1).wasReleased() {
+		t.Error("new runner released")
+	}
+}
+
+func TestInvalidateDeletedApp(t *testing.T) {
+	pool := newPythonPool(t, nil)
+	h := newHarness(t, pool, options{})
+	h.routes.set("demo", "app1", "v1")
+	h.getJSON(t, "http://demo.example.test/echo")
+
+	h.routes.set("demo", "app1", "")
+	h.g.Invalidate("demo")
+	wait(t, pool.runner(0).released, "runner of deleted app released")
+	if status, _, _ := h.do(t, http.MethodGet, "http://demo.example.test/echo", "", nil); status != http.StatusNotFound {
+		t.Errorf("deleted app: status %d, want 404", status)
+	}
+}

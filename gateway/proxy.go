@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	// runnerMaxConns caps the connections to one runner. A runner is one
+	// Python process; beyond a few hundred connections it only queues, and
+	// requests over the cap wait up to UpstreamTimeout for a free one.
+	runnerMaxConns = 256
+	// runnerIdleConn closes pooled connections to a runner before uvicorn
+	// (keep-alive timeout 5 s) does, so a request is not written onto a
+	// connection the runner is closing; only idempotent requests would be
+	// retried after that.
+	runnerIdleConn = 2 * time.Second
+	// apiMaxConns caps the connections to the platform API. A streaming
+	// RPC holds one for its whole duration.
+	apiMaxConns = 1024
+)
+
+// hopByHop are the headers that describe one connection, not the message;
+// a proxy must not forward them (RFC 9110 section 7.6.1).
+var hopByHop = []string{
+	fasthttp.HeaderConnection,
+	"Proxy-Connection",
+	fasthttp.HeaderKeepAlive,
+	fasthttp.HeaderProxyAuthenticate,
+	fasthttp.HeaderProxyAuthorization,
+	fasthttp.HeaderTE,
+	fasthttp.HeaderTrailer,
+	fasthttp.HeaderTransferEncoding,
+	fasthttp.HeaderUpgrade,
+}
+
+// runnerClient returns the connection pool for the runner at addr. The
+// gateway makes one per runner and reuses it for every request to it.
+func (g *Gateway) runnerClient(addr string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                     addr,
+		Dial:                     g.dialRunner,
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 runnerMaxConns,
+		MaxConnWaitTimeout:       g.cfg.UpstreamTimeout,
+		MaxIdleConnDuration:      runnerIdleConn,
+		ReadTimeout:              g.cfg.UpstreamTimeout,
+		WriteTimeout:             g.cfg.UpstreamTimeout,
+		DisablePathNormalizing:   true,
+	}
+}
+
+// apiClient returns the connection pool to the platform API. Its responses
+// are streamed, and it has no read timeout because a server-streaming RPC
+// sends events for as long as it runs; the API bounds its own handlers.
+func (g *Gateway) apiClient() *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                     "platform-api",
+		Dial:                     func(string) (net.Conn, error) { return g.cfg.API() },
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 apiMaxConns,
+		MaxConnWaitTimeout:       g.cfg.UpstreamTimeout,
+		WriteTimeout:             g.cfg.UpstreamTimeout,
+		DisablePathNormalizing:   true,
+		StreamResponseBody:       true,
+	}
+}
+
+// proxyApp forwards the request in ctx to the runner of e and puts the
+// runner's response, buffered, in ctx. The request keeps its method, raw
+// path and query, headers and body.
+func proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
+	prepareRequest(ctx)
+	if err := e.client.Do(&ctx.Request, &ctx.Response); err != nil {
+		return err
+	}
+	stripResponse(&ctx.Response.Header)
+	return nil
+}
+
+// serveAPI forwards the request in ctx to the platform API and streams the
+// response back, flushing each piece as it arrives, so the events of a
+// server-streaming RPC reach the client as they are sent.
+func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
+	prepareRequest(ctx)
+	resp := fasthttp.AcquireResponse()
+	if err := g.api.Do(&ctx.Request, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		g.fail(ctx, g.domain, fmt.Errorf("%w: %w", errAPIUpstream, err))
+		return
+	}
+	resp.Header.CopyTo(&ctx.Response.Header)
+	stripResponse(&ctx.Response.Header)
+	if resp.BodyStream() == nil { // no body: HEAD, 204, 304
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	size := resp.Header.ContentLength()
+	if size < 0 {
+		size = -1 // chunked to the client, one chunk per upstream read
+	}
+	ctx.Response.ImmediateHeaderFlush = true
+	// The server reads, writes and finally closes the stream after this
+	// handler returns; closing it releases resp and its connection.
+	ctx.SetBodyStream(&apiBody{resp: resp}, size)
+}
+
+// apiBody is the streamed body of one API response.
+type apiBody struct{ resp *fasthttp.Response }
+
+// Read reads the upstream body as it arrives.
+func (b *apiBody) Read(p []byte) (int, error) { return b.resp.BodyStream().Read(p) }
+
+// Close releases the upstream response; fasthttp calls it once.
+func (b *apiBody) Close() error {
+	err := b.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(b.resp)
+	return err
+}
+
+// prepareRequest makes the request in ctx ready to forward: it drops
+// hop-by-hop headers (including those the Connection header names) and
+// Expect, and sets X-Forwarded-For (appending the client's address to any
+// list it came with), X-Forwarded-Proto and X-Forwarded-Host.
+func prepareRequest(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
+		for _, name := range connectionTokens(conn) {
+			h.Del(name)
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+	// The gateway has already answered any "100-continue" and read the
+	// whole body; the upstream must not be asked to.
+	h.Del(fasthttp.HeaderExpect)
+	ip := ctx.RemoteIP().String()
+	if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
+		ip = string(prior) + ", " + ip
+	}
+	h.Set(fasthttp.HeaderXForwardedFor, ip)
+	if ctx.IsTLS() {
+		h.Set(fasthttp.HeaderXForwardedProto, "https")
+	} else {
+		h.Set(fasthttp.HeaderXForwardedProto, "http")
+	}
+	h.Set(fasthttp.HeaderXForwardedHost, string(ctx.Host()))
+	// Forward a body without Content-Type as it came, not as
+	// application/octet-stream.
+	h.SetNoDefaultContentType(true)
+}
+
+// stripResponse drops the hop-by-hop headers of an upstream response; the
+// gateway decides its own connection's fate.
+func stripResponse(h *fasthttp.ResponseHeader) {
+	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
+		for _, name := range connectionTokens(conn) {
+			h.Del(name)
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+	h.ResetConnectionClose()
+}
+
+// connectionTokens returns copies of the header names a Connection header
+// lists, except "close" and "keep-alive", which are not header names.
+func connectionTokens(v []byte) []string {
+	var names []string
+	for tok := range bytes.SplitSeq(v, []byte(",")) {
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) {
+			continue
+		}
+		names = append(names, string(tok))
+	}
+	return names
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+func TestRunnerEntryReleasesAfterRequestsInFlight(t *testing.T) {
+	r := newFakeRunner("runner")
+	e := &runnerEntry{runner: r, client: &fasthttp.HostClient{Addr: "runner"}}
+	if !e.acquire() || !e.acquire() {
+		t.Fatal("acquire on a fresh runner failed")
+	}
+	e.retire()
+	if e.acquire() {
+		t.Error("acquire succeeded after retire")
+	}
+	e.release()
+	if isClosed(r.released) {
+		t.Fatal("released with a request still in flight")
+	}
+	e.release()
+	if !isClosed(r.released) {
+		t.Fatal("not released after the last request")
+	}
+	e.retire() // idempotent
+}
+
+func TestRunnerEntryStopped(t *testing.T) {
+	r := newFakeRunner("runner")
+	e := &runnerEntry{runner: r, client: &fasthttp.HostClient{Addr: "runner"}}
+	close(r.done)
+	if e.acquire() {
+		t.Error("acquire succeeded on a stopped runner")
+	}
+}
+
+func TestRunnerTable(t *testing.T) {
+	tab := newRunnerTable()
+	mk := func(slug, app, ver string) *runnerEntry {
+		return &runnerEntry{runner: newFakeRunner(""), client: &fasthttp.HostClient{}, slug: slug, appID: app, ver: ver}
+	}
+	a1 := mk("demo", "a", "v1")
+	if old, err := tab.install(a1); old != nil || err != nil {
+		t.Fatalf("install = %v, %v", old, err)
+	}
+	if tab.active("a", "v1") != a1 || tab.active("a", "v2") != nil {
+		t.Error("active does not match by version")
+	}
+	a2 := mk("demo", "a", "v2")
+	if old, _ := tab.install(a2); old != a1 {
+		t.Errorf("install of v2 replaced %v, want v1", old)
+	}
+	tab.remove(a1) // no longer in service: no effect
+	if tab.active("a", "v2") != a2 {
+		t.Error("remove of a replaced runner removed its successor")
+	}
+	if stale := tab.removeStale("demo", &v1.Route{AppId: "a", Version: "v2"}); len(stale) != 0 {
+		t.Errorf("removeStale kept-version removed %d", len(stale))
+	}
+	if stale := tab.removeStale("demo", nil); len(stale) != 1 || stale[0] != a2 {
+		t.Errorf("removeStale(nil) = %v", stale)
+	}
+	if all := tab.close(); len(all) != 0 {
+		t.Errorf("close returned %d", len(all))
+	}
+	if _, err := tab.install(mk("x", "b", "v1")); err == nil {
+		t.Error("install after close succeeded")
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
