@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
 
 // The end-to-end test drives the real binary: `gofastapi dev` with embedded
@@ -296,6 +302,17 @@ func TestAPIJSONOverHTTP(t *testing.T) {
 	if got.User.Username != "carol" || !strings.HasPrefix(got.Token, "gfa_") {
 		t.Errorf("signup over JSON = %+v", got)
 	}
+	// The same API answers gRPC over h2c on the same port.
+	h2c := &http.Client{Transport: &http.Transport{Protocols: unencryptedHTTP2()}}
+	grpcAuth := gofastapiv1connect.NewAuthServiceClient(h2c, "http://127.0.0.1:"+p.port, connect.WithGRPC())
+	lr, err := grpcAuth.Login(context.Background(), connect.NewRequest(&v1.LoginRequest{Username: "carol", Password: "long enough"}))
+	if err != nil || lr.Msg.GetUser().GetUsername() != "carol" {
+		t.Errorf("Login over gRPC = %v, %v", lr, err)
+	}
+	if _, err := grpcAuth.Login(context.Background(), connect.NewRequest(&v1.LoginRequest{Username: "carol", Password: "wrong password"})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("Login over gRPC with a wrong password: %v, want Unauthenticated", err)
+	}
+
 	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+p.port+"/gofastapi.v1.AppService/ListApps", strings.NewReader("{}"))
 	req.Header.Set("Content-Type", "application/json")
 	res2, err := http.DefaultClient.Do(req)
@@ -306,6 +323,12 @@ func TestAPIJSONOverHTTP(t *testing.T) {
 	if res2.StatusCode != 401 {
 		t.Errorf("ListApps without a token = %d, want 401", res2.StatusCode)
 	}
+}
+
+func unencryptedHTTP2() *http.Protocols {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 // logBuffer collects the server's log for failure messages.
