@@ -1,0 +1,226 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+)
+
+// Limits of the agent's lifecycle.
+const (
+	// stopGrace is how long Python may take to finish in-flight requests
+	// after SIGTERM before it is killed.
+	stopGrace = 10 * time.Second
+	// logDrainLimit bounds waiting for Python's last log lines after it
+	// exited; a subprocess of the app may hold its stdout open forever.
+	logDrainLimit = 2 * time.Second
+	// shutdownLimit bounds the wait for an in-flight Specialize to send its
+	// answer after Python exited.
+	shutdownLimit = 5 * time.Second
+)
+
+// Main runs the runner agent until SIGTERM, SIGINT or ctx ends it (then it
+// stops Python gracefully and returns nil) or until Python exits by itself
+// (then it returns an error, so the process exits non-zero).
+//
+// args are the flags (--control, --python, --workdir, --ready-timeout); stdin
+// must carry one Secrets JSON line. On stdout Main writes one Handshake JSON
+// line once Python has pre-imported the framework, then only app log lines
+// "<unix-nanos> <stream> <text>". Diagnostics go to stderr.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	logger := log.New(os.Stderr, "runner: ", 0)
+	if err := makeUndumpable(); err != nil {
+		return err
+	}
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	sec, err := readSecrets(stdin)
+	if err != nil {
+		return err
+	}
+	cfg.redisURL = sec.RedisURL
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	// ParseURL's errors may quote the URL, password included: do not wrap.
+	ropts, err := redis.ParseURL(cfg.redisURL)
+	if err != nil {
+		return errors.New("redis_url from stdin is not a valid redis URL")
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	appDir, err := prepareWorkdir(cfg.workdir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.control)
+	if err != nil {
+		return fmt.Errorf("control listener: %w", err)
+	}
+	defer ln.Close()
+
+	rdb := redis.NewClient(redisOptions(ropts))
+	defer rdb.Close()
+	// Dial Redis while Python starts, so Specialize does not pay for the
+	// connection. A user allowed only GET gets NOPERM for the PING, but the
+	// connection is made and pooled all the same. Failure is not fatal here:
+	// Specialize reports the store's state when it matters.
+	warmCtx, cancelWarm := context.WithTimeout(ctx, 2*time.Second)
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		_ = rdb.Ping(warmCtx).Err()
+	}()
+	defer func() {
+		cancelWarm()
+		<-warmed
+	}()
+
+	sink := newLogSink(stdout)
+	py, err := startPython(cfg.python, cfg.workdir, sink)
+	if err != nil {
+		return err
+	}
+	port, err := awaitListening(ctx, py)
+	if err != nil {
+		py.stop(0)
+		py.drainLogs(logDrainLimit)
+		sink.flushHeld(os.Stderr)
+		return err
+	}
+	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	svc := &service{
+		appDir:       appDir,
+		appAddr:      appAddr,
+		readyTimeout: cfg.readyTimeout,
+		redis:        rdb,
+		py:           py,
+		logf:         logger.Printf,
+	}
+	srv := controlServer(svc, logger)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln) // returns when srv is closed
+	}()
+	defer func() { <-served }()
+	hs, _ := json.Marshal(Handshake{Control: ln.Addr().String(), App: appAddr, Pid: py.pid()})
+	if err := sink.openWith(append(hs, '\n')); err != nil {
+		srv.Close()
+		py.stop(0)
+		return fmt.Errorf("write handshake: %w", err)
+	}
+
+	return serve(ctx, srv, py)
+}
+
+// serve waits until the agent is stopped (ctx) or Python exits, and winds
+// down the control server and Python accordingly.
+func serve(ctx context.Context, srv *http.Server, py *python) error {
+	select {
+	case <-ctx.Done():
+		srv.Close()
+		py.stop(stopGrace)
+		py.drainLogs(logDrainLimit)
+		return nil
+	case <-py.exited:
+		if ctx.Err() != nil || py.terminated() {
+			// The launcher signalled the whole process group and Python
+			// was quicker to react than this select: a stop, not a crash.
+			srv.Close()
+			py.drainLogs(logDrainLimit)
+			return nil
+		}
+		// Let a Specialize in flight report why the app died.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownLimit)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		py.drainLogs(logDrainLimit)
+		return fmt.Errorf("app process exited: %s", py.exitReason())
+	}
+}
+
+// prepareWorkdir creates workdir, private to this user, and the app dir in
+// it, which Specialize would otherwise pay for.
+func prepareWorkdir(workdir string) (appDir string, err error) {
+	if err := os.MkdirAll(workdir, 0o700); err != nil {
+		return "", fmt.Errorf("create workdir: %w", err)
+	}
+	// MkdirAll keeps the mode of a directory that already exists.
+	if err := os.Chmod(workdir, 0o700); err != nil {
+		return "", fmt.Errorf("create workdir: %w", err)
+	}
+	appDir = filepath.Join(workdir, "app")
+	if err := os.MkdirAll(appDir, 0o700); err != nil {
+		return "", fmt.Errorf("create app dir: %w", err)
+	}
+	return appDir, nil
+}
+
+// awaitListening waits for Python's "listening" event and returns the app port.
+func awaitListening(ctx context.Context, py *python) (int, error) {
+	select {
+	case ev, ok := <-py.events:
+		switch {
+		case !ok:
+			<-py.exited
+			return 0, fmt.Errorf("python bootstrap exited: %s", py.exitReason())
+		case ev.Event == "error":
+			return 0, fmt.Errorf("python bootstrap failed: %s", describe(ev))
+		case ev.Event != "listening" || ev.Port <= 0:
+			return 0, fmt.Errorf("python bootstrap sent %q before listening", ev.Event)
+		}
+		return ev.Port, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("stopped before python was ready: %w", ctx.Err())
+	}
+}
+
+// redisOptions tunes the parsed URL's options for one runner: it makes one
+// GET in its life, as a read-only user that may not run CLIENT SETINFO or
+// maintenance-notification commands.
+func redisOptions(o *redis.Options) *redis.Options {
+	o.PoolSize = 1
+	o.DisableIdentity = true
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return o
+}
+
+// controlServer serves RunnerService over HTTP/1.1. There is no write
+// timeout: Specialize legitimately lasts up to the ready timeout.
+func controlServer(svc *service, logger *log.Logger) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle(gofastapiv1connect.NewRunnerServiceHandler(svc))
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Longer than the launcher's idle limit, so the launcher, not the
+		// server, closes the pre-warmed connection and no call races a close.
+		IdleTimeout:    2 * time.Hour,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       logger,
+	}
+}

@@ -1,0 +1,70 @@
+package runner
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// maxSecretsLine bounds the stdin line so a wrong stdin cannot make the agent
+// read without end.
+const maxSecretsLine = 64 << 10
+
+// config is the agent's configuration: flags from argv, secrets from stdin.
+type config struct {
+	control      string
+	python       string
+	workdir      string
+	readyTimeout time.Duration
+	redisURL     string
+}
+
+// parseFlags reads the agent's flags from args.
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := config{}
+	fs.StringVar(&c.control, "control", "127.0.0.1:0", "address of the agent's control listener")
+	fs.StringVar(&c.python, "python", "/usr/bin/python3", "Python interpreter")
+	fs.StringVar(&c.workdir, "workdir", "", "private directory for the app's files (required)")
+	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, nil
+}
+
+// readSecrets reads the secrets line from stdin.
+func readSecrets(stdin io.Reader) (Secrets, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, maxSecretsLine)).ReadBytes('\n')
+	if err != nil && (!errors.Is(err, io.EOF) || len(line) == 0) {
+		return Secrets{}, fmt.Errorf("read secrets from stdin: %w", err)
+	}
+	var s Secrets
+	if err := json.Unmarshal(line, &s); err != nil {
+		return Secrets{}, fmt.Errorf("parse secrets from stdin: %w", err)
+	}
+	return s, nil
+}
+
+// validate reports the first missing or bad setting.
+func (c config) validate() error {
+	switch {
+	case c.workdir == "":
+		return errors.New("--workdir is required")
+	case c.python == "":
+		return errors.New("--python is required")
+	case c.readyTimeout <= 0:
+		return errors.New("--ready-timeout must be positive")
+	case c.redisURL == "":
+		return errors.New("redis_url missing from stdin")
+	}
+	return nil
+}

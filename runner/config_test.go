@@ -1,0 +1,70 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseFlags(t *testing.T) {
+	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{control: "127.0.0.1:7000", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 3 * time.Second}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
+		t.Errorf("parseFlags (-want +got):\n%s", diff)
+	}
+	for _, args := range [][]string{{"--bogus"}, {"--workdir", "/w", "extra"}, {"--ready-timeout", "soon"}} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) succeeded, want an error", args)
+		}
+	}
+}
+
+func TestReadSecrets(t *testing.T) {
+	tests := []struct {
+		name    string
+		stdin   string
+		want    Secrets
+		wantErr bool
+	}{
+		{name: "line", stdin: `{"redis_url":"redis://u:p@127.0.0.1:1/0"}` + "\nignored", want: Secrets{RedisURL: "redis://u:p@127.0.0.1:1/0"}},
+		{name: "no newline", stdin: `{"redis_url":"redis://x"}`, want: Secrets{RedisURL: "redis://x"}},
+		{name: "empty", stdin: "", wantErr: true},
+		{name: "not json", stdin: "redis://x\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readSecrets(strings.NewReader(tt.stdin))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("readSecrets: err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("readSecrets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := config{python: "/usr/bin/python3", workdir: "/w", readyTimeout: time.Second, redisURL: "redis://x"}
+	if err := ok.validate(); err != nil {
+		t.Errorf("validate(%+v) = %v", ok, err)
+	}
+	bad := []func(*config){
+		func(c *config) { c.workdir = "" },
+		func(c *config) { c.python = "" },
+		func(c *config) { c.readyTimeout = 0 },
+		func(c *config) { c.redisURL = "" },
+	}
+	for i, mutate := range bad {
+		c := ok
+		mutate(&c)
+		if err := c.validate(); err == nil {
+			t.Errorf("case %d: validate(%+v) succeeded, want an error", i, c)
+		}
+	}
+}

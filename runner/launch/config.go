@@ -1,0 +1,74 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config says how to start one runner agent.
+type Config struct {
+	// Command is the argv that starts the agent, e.g.
+	// {"/path/bin/gofastapi", "runner"}; Start appends --control, --python,
+	// --workdir and --ready-timeout.
+	Command []string
+	// Env is extra environment for the agent, as "KEY=value", for tests and
+	// wrappers. The agent otherwise gets only PATH; it passes Python a
+	// scrubbed environment of its own in any case.
+	Env []string
+	// Python is the interpreter; empty means the agent's default.
+	Python string
+	// WorkDir is the runner's private directory: created by Start, removed by
+	// Stop. It must be an absolute path. The app's files are written here on
+	// the cold-start path, so a tmpfs (such as a directory under /dev/shm)
+	// makes that write about ten times faster than a disk filesystem.
+	WorkDir string
+	// RedisURL is where bundles are read from; it is written to the agent's
+	// stdin, never to argv or the environment.
+	RedisURL string
+	// ReadyTimeout bounds loading the app and its first answer; zero means
+	// the agent's default (10s).
+	ReadyTimeout time.Duration
+	// Log is called for each app log line, from one goroutine, in order; it
+	// should return quickly, as the app's output waits for it. It may be nil
+	// and may be replaced later with SetLog.
+	Log func(t time.Time, stream, text string)
+}
+
+// Validate reports the first missing or bad field.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Command) == 0 || c.Command[0] == "":
+		return errors.New("launch: Command is required")
+	case c.WorkDir == "" || !filepath.IsAbs(c.WorkDir):
+		return fmt.Errorf("launch: WorkDir %q must be an absolute path", c.WorkDir)
+	case filepath.Dir(filepath.Clean(c.WorkDir)) == filepath.Clean(c.WorkDir):
+		// Stop removes WorkDir; refusing "/" keeps a typo from deleting a tree.
+		return fmt.Errorf("launch: WorkDir %q must not be a root directory", c.WorkDir)
+	case c.RedisURL == "":
+		return errors.New("launch: RedisURL is required")
+	case c.ReadyTimeout < 0:
+		return errors.New("launch: ReadyTimeout must not be negative")
+	}
+	for _, kv := range c.Env {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("launch: Env entry %q is not KEY=value", kv)
+		}
+	}
+	return nil
+}
+
+// args returns the agent's argv after Command[0].
+func (c Config) args() []string {
+	args := append([]string{}, c.Command[1:]...)
+	args = append(args, "--control", "127.0.0.1:0", "--workdir", c.WorkDir)
+	if c.Python != "" {
+		args = append(args, "--python", c.Python)
+	}
+	if c.ReadyTimeout > 0 {
+		args = append(args, "--ready-timeout", c.ReadyTimeout.String())
+	}
+	return args
+}

@@ -1,0 +1,208 @@
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+	"github.com/gofastapi/gofastapi/runner"
+)
+
+// Runner is one started agent.
+type Runner struct {
+	cmd       *exec.Cmd
+	workDir   string
+	hs        runner.Handshake
+	log       atomic.Pointer[logFunc]
+	transport *http.Transport
+	client    gofastapiv1connect.RunnerServiceClient
+
+	done    chan struct{}
+	exitErr error // set before done is closed
+
+	stderrMu   sync.Mutex // guards lastStderr, written by the stderr reader
+	lastStderr string
+
+	stopOnce sync.Once
+}
+
+type logFunc func(t time.Time, stream, text string)
+
+// Start starts an agent as cfg says and returns once its handshake arrived:
+// Python has pre-imported the framework and the runner can be specialized.
+// ctx bounds the wait; when it ends first, the agent is killed and WorkDir
+// removed.
+func Start(ctx context.Context, cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	secrets, err := json.Marshal(runner.Secrets{RedisURL: cfg.RedisURL})
+	if err != nil {
+		return nil, fmt.Errorf("launch: encode secrets: %w", err)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("launch: create workdir: %w", err)
+	}
+	cmd := exec.Command(cfg.Command[0], cfg.args()...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, cfg.Env...)
+	cmd.SysProcAttr = agentProcAttr()
+
+	p, err := newPipes()
+	if err != nil {
+		os.RemoveAll(cfg.WorkDir)
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.stdinR, p.stdoutW, p.stderrW
+	if err := cmd.Start(); err != nil {
+		p.closeAll()
+		os.RemoveAll(cfg.WorkDir)
+		return nil, fmt.Errorf("launch: start agent: %w", err)
+	}
+	p.closeChildEnds()
+	// The line fits in the pipe buffer, so this does not wait for the agent.
+	// If it fails the agent has died, which Done reports.
+	_, _ = p.stdinW.Write(append(secrets, '\n'))
+	p.stdinW.Close()
+
+	r := &Runner{
+		cmd:       cmd,
+		workDir:   cfg.WorkDir,
+		transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Hour},
+		done:      make(chan struct{}),
+	}
+	if cfg.Log != nil {
+		r.SetLog(cfg.Log)
+	}
+	handshake := make(chan handshakeResult, 1)
+	var outputs sync.WaitGroup
+	outputs.Add(2)
+	go func() {
+		defer outputs.Done()
+		r.readStdout(p.stdoutR, handshake)
+	}()
+	go func() {
+		defer outputs.Done()
+		r.readStderr(p.stderrR)
+	}()
+	go r.wait(&outputs)
+
+	select {
+	case res := <-handshake:
+		if res.err != nil {
+			r.Stop(0)
+			if exitErr := r.ExitErr(); exitErr != nil {
+				return nil, fmt.Errorf("launch: agent exited before its handshake: %w", exitErr)
+			}
+			return nil, fmt.Errorf("launch: %w", res.err)
+		}
+		r.hs = res.hs
+	case <-r.done:
+		r.Stop(0)
+		return nil, fmt.Errorf("launch: agent exited before its handshake: %w", r.ExitErr())
+	case <-ctx.Done():
+		r.Stop(0)
+		return nil, fmt.Errorf("launch: waiting for the agent's handshake: %w", ctx.Err())
+	}
+	r.client = gofastapiv1connect.NewRunnerServiceClient(
+		&http.Client{Transport: r.transport}, "http://"+r.hs.Control)
+	r.warm(ctx)
+	return r, nil
+}
+
+// wait reaps the agent once its output has been read to the end.
+func (r *Runner) wait(outputs *sync.WaitGroup) {
+	err := r.cmd.Wait()
+	outputs.Wait()
+	if err != nil {
+		r.stderrMu.Lock()
+		if r.lastStderr != "" {
+			err = fmt.Errorf("%w: %s", err, r.lastStderr)
+		}
+		r.stderrMu.Unlock()
+		r.exitErr = fmt.Errorf("runner agent: %w", err)
+	}
+	close(r.done)
+}
+
+// AppAddr is host:port where the app serves once specialized.
+func (r *Runner) AppAddr() string { return r.hs.App }
+
+// AppPid is the process id of the runner's Python process.
+func (r *Runner) AppPid() int { return r.hs.Pid }
+
+// Pid is the agent's process id, which is also its process group id.
+func (r *Runner) Pid() int { return r.cmd.Process.Pid }
+
+// Done is closed when the agent process has exited and its output was read.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// ExitErr says why the agent exited, including the last line it wrote to
+// stderr; nil if it has not exited or exited with status 0 (after Stop).
+func (r *Runner) ExitErr() error {
+	select {
+	case <-r.done:
+		return r.exitErr
+	default:
+		return nil
+	}
+}
+
+// SetLog atomically replaces the function app log lines go to; nil drops
+// them. Lines already being delivered may still reach the previous one.
+func (r *Runner) SetLog(f func(t time.Time, stream, text string)) {
+	if f == nil {
+		r.log.Store(nil)
+		return
+	}
+	lf := logFunc(f)
+	r.log.Store(&lf)
+}
+
+// Specialize loads one app version into the runner; see RunnerService. Errors
+// keep the agent's Connect codes (connect.CodeOf): FailedPrecondition for an
+// app that failed to start or a second call, NotFound for a missing bundle,
+// DataLoss for a bundle that does not match its hash, DeadlineExceeded for an
+// app that did not answer within the ready timeout.
+func (r *Runner) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+	res, err := r.client.Specialize(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
+}
+
+// Stop sends SIGTERM to the runner's process group, SIGKILL after grace if
+// the agent is still running, waits until it exited and removes WorkDir.
+// Calling it again, even concurrently, waits for the first call and does
+// nothing more.
+func (r *Runner) Stop(grace time.Duration) {
+	r.stopOnce.Do(func() {
+		pgid := r.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		select {
+		case <-r.done:
+		case <-t.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-r.done
+		}
+		t.Stop()
+		// Whatever the app started and left behind (a subprocess that
+		// ignored SIGTERM) is still in the group: end it too.
+		// ESRCH (the group is empty) is the usual answer.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		r.transport.CloseIdleConnections()
+		_ = os.RemoveAll(r.workDir)
+	})
+}

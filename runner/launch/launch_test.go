@@ -1,0 +1,472 @@
+package launch_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/runner"
+	"github.com/gofastapi/gofastapi/runner/launch"
+)
+
+// agentEnv makes the test binary run the agent instead of the tests.
+const agentEnv = "GOFASTAPI_TEST_AGENT"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(agentEnv) == "1" {
+		if err := runner.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// waitLimit only keeps a broken test from hanging; nothing is timed against it.
+const waitLimit = 60 * time.Second
+
+// startRunner starts an agent from this test binary and stops it when the
+// test ends.
+func startRunner(t *testing.T, redisURL string, readyTimeout time.Duration) (*launch.Runner, launch.Config) {
+	t.Helper()
+	cfg := launch.Config{
+		Command:      []string{os.Args[0]},
+		Env:          []string{agentEnv + "=1"},
+		Python:       "/usr/bin/python3",
+		WorkDir:      filepath.Join(t.TempDir(), "runner"),
+		RedisURL:     redisURL,
+		ReadyTimeout: readyTimeout,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	start := time.Now()
+	r, err := launch.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Logf("launch.Start (to handshake): %v", time.Since(start))
+	t.Cleanup(func() { r.Stop(10 * time.Second) })
+	return r, cfg
+}
+
+func specialize(t *testing.T, r *launch.Runner, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	start := time.Now()
+	res, err := r.Specialize(ctx, req)
+	if err == nil {
+		t.Logf("Specialize: %v total; fetch %dus verify %dus write %dus load %dus first byte %dus",
+			time.Since(start), res.GetFetchMicros(), res.GetVerifyMicros(), res.GetWriteMicros(),
+			res.GetLoadMicros(), res.GetFirstByteMicros())
+	}
+	return res, err
+}
+
+// get fetches path from the app and decodes its JSON body.
+func get(t *testing.T, addr, path string) (int, any) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitLimit}
+	resp, err := client.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("GET %s: body %q is not JSON: %v", path, body, err)
+	}
+	return resp.StatusCode, v
+}
+
+func files(nameContent ...string) []bundle.File {
+	var fs []bundle.File
+	for i := 0; i+1 < len(nameContent); i += 2 {
+		fs = append(fs, bundle.File{Name: nameContent[i], Content: []byte(nameContent[i+1])})
+	}
+	return fs
+}
+
+const helloApp = `from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/hello")
+def hello():
+    return {"message": "hello"}
+`
+
+func TestSpecializeServesApp(t *testing.T) {
+	rd := startRedis(t)
+	tests := []struct {
+		name       string
+		files      []bundle.File
+		entrypoint string
+		env        map[string]string
+		path       string
+		want       any
+	}{
+		{
+			name:       "hello",
+			files:      files("app.py", helloApp),
+			entrypoint: "app.py",
+			path:       "/hello",
+			want:       map[string]any{"message": "hello"},
+		},
+		{
+			name: "multi-file with package and relative import",
+			files: files(
+				"app.py", "from fastapi import FastAPI\nimport routes\n\napp = FastAPI()\napp.include_router(routes.router)\n",
+				"routes.py", "from fastapi import APIRouter\nfrom shop.prices import total\n\nrouter = APIRouter()\n\n\n@router.get(\"/total\")\ndef get_total():\n    return {\"total\": total([1, 2, 3])}\n",
+				"shop/__init__.py", "",
+				"shop/prices.py", "from .tax import RATE\n\n\ndef total(xs):\n    return sum(xs) * RATE\n",
+				"shop/tax.py", "RATE = 2\n",
+			),
+			entrypoint: "app.py",
+			path:       "/total",
+			want:       map[string]any{"total": 12.0},
+		},
+		{
+			name: "entrypoint inside a package",
+			files: files(
+				"svc/__init__.py", "",
+				"svc/main.py", "from fastapi import FastAPI\nfrom .names import NAME\n\napp = FastAPI()\n\n\n@app.get(\"/name\")\ndef name():\n    return {\"name\": NAME}\n",
+				"svc/names.py", "NAME = 'svc'\n",
+			),
+			entrypoint: "svc/main.py",
+			path:       "/name",
+			want:       map[string]any{"name": "svc"},
+		},
+		{
+			name:       "env reaches the app",
+			files:      files("app.py", "import os\nfrom fastapi import FastAPI\n\napp = FastAPI()\nAT_IMPORT = os.environ.get('GREETING')\n\n\n@app.get('/env')\ndef env():\n    return {'import': AT_IMPORT, 'request': os.environ.get('API_KEY'), 'home': os.environ.get('HOME') is not None, 'redis': [k for k in os.environ if 'REDIS' in k]}\n"),
+			entrypoint: "app.py",
+			env:        map[string]string{"GREETING": "hi", "API_KEY": "k-123"},
+			path:       "/env",
+			want:       map[string]any{"import": "hi", "request": "k-123", "home": true, "redis": []any{}},
+		},
+		{
+			name:       "user health route is served",
+			files:      files("app.py", "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/health')\ndef health():\n    return {'mine': True}\n"),
+			entrypoint: "app.py",
+			path:       "/health",
+			want:       map[string]any{"mine": true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			version := rd.putBundle(t, tt.files)
+			r, _ := startRunner(t, rd.runnerURL, 0)
+			res, err := specialize(t, r, &v1.SpecializeRequest{
+				AppId: "app-1", Slug: "demo", Version: version, Entrypoint: tt.entrypoint, Env: tt.env,
+			})
+			if err != nil {
+				t.Fatalf("Specialize: %v", err)
+			}
+			if diff := cmp.Diff(r.AppAddr(), res.GetAppAddr()); diff != "" {
+				t.Errorf("AppAddr (-want +got):\n%s", diff)
+			}
+			status, got := get(t, res.GetAppAddr(), tt.path)
+			if status != http.StatusOK {
+				t.Errorf("GET %s: status %d, want 200", tt.path, status)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
+			}
+		})
+	}
+}
+
+func TestSpecializeErrors(t *testing.T) {
+	rd := startRedis(t)
+	tests := []struct {
+		name        string
+		files       []bundle.File
+		store       func(t testing.TB, fs []bundle.File) string // stores the bundle, returns the version to ask for
+		entrypoint  string
+		timeout     time.Duration // the runner's ReadyTimeout; 0 for the default
+		wantCode    connect.Code
+		wantMessage []string // substrings of the error message
+	}{
+		{
+			name:        "app raises at import",
+			files:       files("app.py", "from fastapi import FastAPI\n\napp = FastAPI()\nx = 1 / 0\n"),
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"app failed to start: ZeroDivisionError: division by zero", "app.py:4"},
+		},
+		{
+			name:        "app imports a missing module",
+			files:       files("app.py", "import helpers\n", "helpers.py", "import nonexistent_module_xyz\n"),
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"ModuleNotFoundError: No module named 'nonexistent_module_xyz'", "helpers.py:1"},
+		},
+		{
+			name:        "syntax error",
+			files:       files("app.py", "def broken(:\n    pass\n"),
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"SyntaxError", "app.py:1"},
+		},
+		{
+			name:        "no app variable",
+			files:       files("main.py", "x = 1\n"),
+			entrypoint:  "main.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"main.py defines no variable named app"},
+		},
+		{
+			name:        "lifespan startup fails",
+			files:       files("app.py", "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.on_event('startup')\nasync def boom():\n    raise RuntimeError('no database')\n"),
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"RuntimeError: no database", "app.py:8"},
+		},
+		{
+			name:        "app never finishes importing",
+			files:       files("app.py", "import threading\n\nthreading.Event().wait()\n"),
+			entrypoint:  "app.py",
+			timeout:     500 * time.Millisecond,
+			wantCode:    connect.CodeDeadlineExceeded,
+			wantMessage: []string{"app did not answer within 500ms"},
+		},
+		{
+			name:        "app process exits while loading",
+			files:       files("app.py", "import os\n\nos._exit(3)\n"),
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeFailedPrecondition,
+			wantMessage: []string{"app process exited before answering: exit status 3"},
+		},
+		{
+			name:        "missing bundle",
+			files:       files("app.py", "# never stored\n"),
+			store:       func(t testing.TB, fs []bundle.File) string { return bundle.Hash(fs) },
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeNotFound,
+			wantMessage: []string{"not found"},
+		},
+		{
+			name:  "tampered bundle",
+			files: files("app.py", helloApp),
+			store: func(t testing.TB, fs []bundle.File) string {
+				version := bundle.Hash(files("app.py", "print('the real one')\n"))
+				rd.putBundleAs(t, version, fs)
+				return version
+			},
+			entrypoint:  "app.py",
+			wantCode:    connect.CodeDataLoss,
+			wantMessage: []string{"does not match its hash"},
+		},
+		{
+			name:        "entrypoint not in bundle",
+			files:       files("app.py", helloApp),
+			entrypoint:  "main.py",
+			wantCode:    connect.CodeInvalidArgument,
+			wantMessage: []string{"main.py is not in bundle"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			store := tt.store
+			if store == nil {
+				store = rd.putBundle
+			}
+			version := store(t, tt.files)
+			r, _ := startRunner(t, rd.runnerURL, tt.timeout)
+			_, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: tt.entrypoint})
+			t.Logf("Specialize error: %v", err)
+			if got := connect.CodeOf(err); got != tt.wantCode {
+				t.Fatalf("Specialize: code %v (%v), want %v", got, err, tt.wantCode)
+			}
+			var cerr *connect.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Specialize: %T is not a *connect.Error", err)
+			}
+			for _, want := range tt.wantMessage {
+				if !strings.Contains(cerr.Message(), want) {
+					t.Errorf("Specialize message %q does not contain %q", cerr.Message(), want)
+				}
+			}
+			if strings.Contains(cerr.Message(), "Traceback") || strings.Contains(cerr.Message(), ".go") {
+				t.Errorf("Specialize message %q leaks internals", cerr.Message())
+			}
+		})
+	}
+}
+
+func TestSecondSpecializeIsRefused(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", helloApp))
+	r, _ := startRunner(t, rd.runnerURL, 0)
+	req := &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}
+	if _, err := specialize(t, r, req); err != nil {
+		t.Fatalf("first Specialize: %v", err)
+	}
+	_, err := specialize(t, r, req)
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "runner already specialized") {
+		t.Fatalf("second Specialize: %v, want FailedPrecondition runner already specialized", err)
+	}
+}
+
+type logLine struct{ stream, text string }
+
+func TestAppOutputReachesLog(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", `import sys
+from fastapi import FastAPI
+
+print("loading app")
+app = FastAPI()
+
+
+@app.get("/hello")
+def hello():
+    print("handling hello")
+    print("warned", file=sys.stderr)
+    return {"message": "hello"}
+`))
+	lines := make(chan logLine, 100)
+	r, _ := startRunner(t, rd.runnerURL, 0)
+	// As the pool does at claim time.
+	r.SetLog(func(ts time.Time, stream, text string) {
+		if ts.IsZero() {
+			t.Errorf("log line %q has no time", text)
+		}
+		lines <- logLine{stream, text}
+	})
+	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+		t.Fatalf("Specialize: %v", err)
+	}
+	get(t, r.AppAddr(), "/hello")
+
+	// stdout and stderr are separate pipes: order holds within a stream only.
+	waitForLines(t, lines, []logLine{{"stdout", "loading app"}, {"stdout", "handling hello"}, {"stderr", "warned"}})
+}
+
+// waitForLines reads lines until every line of want has arrived.
+func waitForLines(t *testing.T, lines <-chan logLine, want []logLine) {
+	t.Helper()
+	limit := time.NewTimer(waitLimit)
+	defer limit.Stop()
+	missing := map[logLine]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	var seen []logLine
+	for len(missing) > 0 {
+		select {
+		case l := <-lines:
+			delete(missing, l)
+			seen = append(seen, l)
+		case <-limit.C:
+			t.Fatalf("log lines %+v never arrived; saw %+v", missing, seen)
+		}
+	}
+}
+
+func TestStopEndsProcessGroupAndRemovesWorkDir(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", helloApp))
+	r, cfg := startRunner(t, rd.runnerURL, 0)
+	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+		t.Fatalf("Specialize: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.WorkDir, "app", "app.py")); err != nil {
+		t.Fatalf("app file not written: %v", err)
+	}
+	r.Stop(10 * time.Second)
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+	if err := r.ExitErr(); err != nil {
+		t.Errorf("ExitErr after graceful Stop = %v, want nil", err)
+	}
+	for _, pid := range []int{r.Pid(), r.AppPid()} {
+		if alive(pid) {
+			t.Errorf("process %d still alive after Stop", pid)
+		}
+	}
+	if err := syscall.Kill(-r.Pid(), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process group %d: kill 0 = %v, want ESRCH", r.Pid(), err)
+	}
+	if _, err := os.Stat(cfg.WorkDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WorkDir after Stop: %v, want not exist", err)
+	}
+	r.Stop(time.Second) // idempotent
+}
+
+func TestKilledPythonEndsRunner(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", helloApp))
+	r, _ := startRunner(t, rd.runnerURL, 0)
+	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+		t.Fatalf("Specialize: %v", err)
+	}
+	if err := syscall.Kill(r.AppPid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(waitLimit):
+		t.Fatal("Done not closed after Python was killed")
+	}
+	if err := r.ExitErr(); err == nil || !strings.Contains(err.Error(), "app process exited: killed by SIGKILL") {
+		t.Errorf("ExitErr = %v, want it to say Python was killed", err)
+	}
+}
+
+func TestStartFailsWithBrokenPython(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	workDir := filepath.Join(t.TempDir(), "runner")
+	_, err := launch.Start(ctx, launch.Config{
+		Command:  []string{os.Args[0]},
+		Env:      []string{agentEnv + "=1"},
+		Python:   "/nonexistent/python3",
+		WorkDir:  workDir,
+		RedisURL: "redis://127.0.0.1:1/0",
+	})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/python3") {
+		t.Errorf("Start with a missing interpreter: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(workDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WorkDir after failed Start: %v, want not exist", err)
+	}
+}
+
+// alive reports whether pid is a live process (zombies count as dead).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// Field 3, after the parenthesized command name, is the state.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || !strings.HasPrefix(string(stat[i+1:]), " Z")
+}

@@ -1,0 +1,164 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+)
+
+// service implements RunnerService for one agent.
+type service struct {
+	appDir       string // where the bundle's files go
+	appAddr      string
+	readyTimeout time.Duration
+	redis        *redis.Client
+	py           *python
+	logf         func(format string, args ...any) // agent diagnostics, to stderr
+
+	// specialized is set by the first Specialize call, successful or not:
+	// once a bundle may have run, the runner is never offered another.
+	specialized atomic.Bool
+}
+
+var _ gofastapiv1connect.RunnerServiceHandler = (*service)(nil)
+
+// Specialize loads one app version into this runner; see RunnerService.
+func (s *service) Specialize(ctx context.Context, req *connect.Request[v1.SpecializeRequest]) (*connect.Response[v1.SpecializeResponse], error) {
+	if !s.specialized.CompareAndSwap(false, true) {
+		return nil, toConnect(failure(errAlreadySpecialized, "runner already specialized"), s.logf)
+	}
+	res, err := s.specialize(ctx, req.Msg)
+	if err != nil {
+		return nil, toConnect(err, s.logf)
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+	version, entry := req.GetVersion(), req.GetEntrypoint()
+	if version == "" {
+		return nil, failure(errInvalidRequest, "version is required")
+	}
+	module, err := moduleName(entry)
+	if err != nil {
+		return nil, err
+	}
+	res := &v1.SpecializeResponse{AppAddr: s.appAddr}
+
+	start := time.Now()
+	data, err := s.redis.Get(ctx, bundle.Key(version)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, failure(errBundleNotFound, "bundle %s not found", version)
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		s.logf("fetch bundle %s: %v", version, err)
+		return nil, failure(errBundleStore, "bundle store unavailable")
+	}
+	fetched := time.Now()
+	res.FetchMicros = fetched.Sub(start).Microseconds()
+
+	files, err := bundle.Decode(data, version)
+	switch {
+	case errors.Is(err, bundle.ErrHashMismatch):
+		return nil, failure(errBundleCorrupt, "bundle %s does not match its hash", version)
+	case err != nil:
+		return nil, failure(errBundleCorrupt, "bundle %s is corrupt", version)
+	}
+	if !hasFile(files, entry) {
+		return nil, failure(errInvalidRequest, "entrypoint %s is not in bundle %s", entry, version)
+	}
+	verified := time.Now()
+	res.VerifyMicros = verified.Sub(fetched).Microseconds()
+
+	if err := writeFiles(s.appDir, files); err != nil {
+		return nil, err
+	}
+	written := time.Now()
+	res.WriteMicros = written.Sub(verified).Microseconds()
+
+	// One deadline covers loading and the first answer.
+	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	defer cancel()
+	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: entry, Env: req.GetEnv()}); err != nil {
+		// Python is gone or going; awaitReady reports why.
+		s.logf("send load command: %v", err)
+	}
+	if err := s.awaitReady(loadCtx); err != nil {
+		return nil, s.loadFailure(ctx, err)
+	}
+	ready := time.Now()
+	res.LoadMicros = ready.Sub(written).Microseconds()
+
+	if err := probe(loadCtx, s.appAddr); err != nil {
+		select {
+		case <-s.py.exited:
+			return nil, failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
+		default:
+		}
+		if loadCtx.Err() != nil {
+			return nil, s.loadFailure(ctx, loadCtx.Err())
+		}
+		s.logf("probe %s: %v", s.appAddr, err)
+		return nil, failure(errAppStart, "app closed the connection without answering")
+	}
+	res.FirstByteMicros = time.Since(ready).Microseconds()
+	return res, nil
+}
+
+// awaitReady waits for Python's answer to the load command.
+func (s *service) awaitReady(ctx context.Context) error {
+	for {
+		select {
+		case ev, ok := <-s.py.events:
+			if !ok {
+				select {
+				case <-s.py.exited:
+					return failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			switch ev.Event {
+			case "ready":
+				return nil
+			case "error":
+				return failure(errAppStart, "app failed to start: %s", describe(ev))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// loadFailure turns the end of the load deadline into the error a caller can
+// act on; a canceled caller context stays a context error.
+func (s *service) loadFailure(parent context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+		return failure(errAppTimeout, "app did not answer within %s", s.readyTimeout)
+	}
+	return err
+}
+
+// describe renders an error event: the traceback's last line, then where in
+// the app it happened if Python found a frame inside the app dir.
+func describe(ev event) string {
+	msg := ev.Message
+	if msg == "" {
+		msg = "unknown error"
+	}
+	if ev.File != "" && ev.Line > 0 {
+		return fmt.Sprintf("%s (at %s:%d)", msg, ev.File, ev.Line)
+	}
+	return msg
+}
