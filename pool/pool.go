@@ -231,20 +231,37 @@ func (p *Pool) Close() {
 	p.wg.Wait()
 }
 
-// ClaimedRunner describes a runner serving an app.
-type ClaimedRunner struct {
-	AppID   string `json:"app_id"`
-	Version string `json:"version"`
-	Addr    string `json:"addr"`
+// RunnerInfo describes a runner, for operators and benchmarks.
+type RunnerInfo struct {
+	AppID   string `json:"app_id,omitempty"`
+	Version string `json:"version,omitempty"`
+	Addr    string `json:"addr,omitempty"`
+	// Pids are the runner's processes, when its backend runs local ones.
+	Pids []int `json:"pids,omitempty"`
 }
 
-// Claimed lists the runners currently serving apps.
-func (p *Pool) Claimed() []ClaimedRunner {
+// processes is implemented by instances that are local processes.
+type processes interface {
+	Pid() int
+	AppPid() int
+}
+
+func pids(inst Instance) []int {
+	if p, ok := inst.(processes); ok {
+		return []int{p.Pid(), p.AppPid()}
+	}
+	return nil
+}
+
+// Runners lists the warm runners and the runners serving apps.
+func (p *Pool) Runners() (warm, claimed []RunnerInfo) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]ClaimedRunner, 0, len(p.claimed))
-	for r := range p.claimed {
-		out = append(out, ClaimedRunner{AppID: r.appID, Version: r.version, Addr: r.Addr()})
+	for _, inst := range p.warm {
+		warm = append(warm, RunnerInfo{Pids: pids(inst)})
 	}
-	return out
+	for r := range p.claimed {
+		claimed = append(claimed, RunnerInfo{AppID: r.appID, Version: r.version, Addr: r.Addr(), Pids: pids(r.inst)})
+	}
+	return warm, claimed
 }

@@ -105,10 +105,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	h1, h2 := gateway.SplitHTTP2(l)
 
-	validator, err := validate.New(validate.Config{Python: cfg.Python, Timeout: 20 * time.Second})
+	validator, err := validate.New(validate.Config{Python: cfg.Python, Timeout: 20 * time.Second, Workers: 2})
 	if err != nil {
 		return err
 	}
+	stops = append(stops, validator.Close)
 	pub := publish.New(rdb)
 	logs := logstore.New(rdb, 2000)
 	appSvc, err := apps.NewService(apps.Config{
@@ -123,36 +124,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else if n > 0 {
 		log.Info("rebuilt routes and bundles from the platform database", "apps", n)
 	}
-
-	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
-	// gateway (HTTP/1.1, in memory) or directly for HTTP/2 (gRPC, h2c).
-	interceptors := connect.WithInterceptors(auth.NewInterceptor(st))
-	mux := http.NewServeMux()
-	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(auth.NewService(st, 30*24*time.Hour, log.With("component", "auth")), interceptors))
-	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
-	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	api := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	// The gateway reaches the API over a Unix socket in the private data
-	// directory: real socket semantics (deadlines, keep-alive) without a port.
-	apiSock := filepath.Join(cfg.Data, "api.sock")
-	os.Remove(apiSock)
-	apiL, err := net.Listen("unix", apiSock)
-	if err != nil {
-		return err
-	}
-	go api.Serve(apiL)
-	go api.Serve(h2)
-	stops = append(stops, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		api.Shutdown(sctx)
-	})
 
 	self, err := os.Executable()
 	if err != nil {
@@ -177,12 +148,43 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	stops = append(stops, p.Close)
+	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
+	// gateway (HTTP/1.1) or directly for HTTP/2 (gRPC over h2c).
+	interceptors := connect.WithInterceptors(auth.NewInterceptor(st))
+	mux := http.NewServeMux()
+	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(auth.NewService(st, 30*24*time.Hour, log.With("component", "auth")), interceptors))
+	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
+	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	if cfg.Debug {
 		mux.HandleFunc("/debug/pool", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"stats": p.Stats(), "claimed": p.Claimed()})
+			warm, claimed := p.Runners()
+			json.NewEncoder(w).Encode(map[string]any{"stats": p.Stats(), "warm": warm, "claimed": claimed, "pid": os.Getpid()})
 		})
 	}
+
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	api := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The gateway reaches the API over a Unix socket in the private data
+	// directory: real socket semantics (deadlines, keep-alive) without a port.
+	apiSock := filepath.Join(cfg.Data, "api.sock")
+	os.Remove(apiSock)
+	apiL, err := net.Listen("unix", apiSock)
+	if err != nil {
+		return err
+	}
+	go api.Serve(apiL)
+	go api.Serve(h2)
+	stops = append(stops, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		api.Shutdown(sctx)
+	})
 
 	gw, err := gateway.New(gateway.Config{
 		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,81 +10,270 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
 
-// TestMeasure prints the figures in the README: cold start (first request
-// for an app with no runner -> full response) beside a fresh `python3 -m
-// uvicorn` start of the same app, and one warm request through the gateway
-// beside the same request sent to the runner directly. It asserts nothing
-// about time (the machine is shared); run it with `make bench`.
+// TestMeasure is `make bench`: it starts the real platform and prints every
+// figure of the README's table beside a baseline measured in the same run.
+// It asserts nothing about time (the machine is shared and noisy).
 func TestMeasure(t *testing.T) {
 	if os.Getenv("GOFASTAPI_MEASURE") == "" {
 		t.Skip("set GOFASTAPI_MEASURE=1 (make bench)")
 	}
-	const apps, warmReqs = 20, 2000
+	coldN := envInt("BENCH_COLD", 60)
 	src := t.TempDir()
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--debug-endpoints")
+	writeFile(t, src, "data.json", benchData())
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "120", "--debug-endpoints", "--log-level", "warn")
 	p.mustCLI("signup", "--username", "bench", "--password", "benchmark")
-	for i := range apps {
-		f := writeFile(t, src, fmt.Sprintf("cold%d.py", i), fmt.Sprintf(helloApp, "cold"))
-		p.mustCLI("deploy", f)
+	token := p.token(t)
+	apps := gofastapiv1connect.NewAppServiceClient(http.DefaultClient, "http://127.0.0.1:"+p.port, connect.WithInterceptors(bearer(token)))
+	deploy := func(name, greeting string) time.Duration {
+		t0 := time.Now()
+		files := []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: []byte(benchData())}}
+		if _, err := apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: name})); err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
+			t.Fatal(err)
+		}
+		s, err := apps.Deploy(context.Background(), connect.NewRequest(&v1.DeployRequest{IdOrName: name, Files: files}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s.Receive() {
+		}
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(t0)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	get := func(host, addr string) time.Duration {
-		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	gw := "127.0.0.1:" + p.port
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	get := func(host, addr, path string) (time.Duration, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 		req.Host = host
 		t0 := time.Now()
 		res, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, res.Body)
+		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		d := time.Since(t0)
 		if res.StatusCode != 200 {
-			t.Fatalf("GET %s: %d", host, res.StatusCode)
+			t.Fatalf("GET %s%s: %d %s", host, path, res.StatusCode, b)
 		}
-		return d
+		return d, string(b)
 	}
-	gw := "127.0.0.1:" + p.port
+	var rows []benchRow
+
+	// Cold starts, each with a warm runner available.
+	for i := range coldN {
+		deploy(fmt.Sprintf("cold%d", i), "cold")
+	}
 	var cold []time.Duration
-	for i := range apps {
+	for i := range coldN {
 		p.waitWarm(2)
-		cold = append(cold, get(fmt.Sprintf("cold%d.localhost", i), gw))
+		d, _ := get(fmt.Sprintf("cold%d.localhost", i), gw, "/")
+		cold = append(cold, d)
 	}
-
 	var base []time.Duration
-	for i := range 5 {
-		base = append(base, uvicornColdStart(t, src, fmt.Sprintf("cold%d", i)))
+	writeFile(t, src, "app.py", benchApp("cold"))
+	for range 7 {
+		base = append(base, uvicornColdStart(t, src, "app"))
+	}
+	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d apps (~100 KB bundle, 10 routes)", coldN), d: cold, base: base,
+		baseName: "fresh python3 -m uvicorn", target: "p50 <= 10ms, p99 <= 50ms"})
+
+	// Burst: 50 concurrent first requests for one cold app.
+	deploy("burst", "burst")
+	p.waitWarm(2)
+	burst := concurrentGets(t, get, 50, func(int) string { return "burst.localhost" }, gw)
+	specs := strings.Count(p.mustCLI("logs", "burst"), "cold start")
+	rows = append(rows, benchRow{name: fmt.Sprintf("burst: 50 concurrent first requests, 1 app (%d specialization)", specs), d: burst, target: "exactly 1 specialization"})
+
+	// Burst: 20 different cold apps at once (more than the warm pool).
+	for i := range 20 {
+		deploy(fmt.Sprintf("many%d", i), "many")
+	}
+	p.waitWarm(2)
+	many := concurrentGets(t, get, 20, func(i int) string { return fmt.Sprintf("many%d.localhost", i) }, gw)
+	rows = append(rows, benchRow{name: "burst: 20 different cold apps at once", d: many, target: "all answered"})
+
+	// Warm hop at concurrency 1: through the gateway vs to the runner.
+	addr := p.runner(t, "cold0").Addr
+	for range 300 {
+		get("cold0.localhost", gw, "/")
+		get("cold0.localhost", addr, "/")
+	}
+	var viaGW, direct []time.Duration
+	for range 3000 {
+		d, _ := get("cold0.localhost", gw, "/")
+		viaGW = append(viaGW, d)
+		d, _ = get("cold0.localhost", addr, "/")
+		direct = append(direct, d)
+	}
+	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: viaGW, base: direct, baseName: "direct to the runner",
+		target: "adds <= 100us p50, <= 300us p99"})
+
+	// Deploy RPC -> new version serving.
+	var redeploy []time.Duration
+	for i := range 15 {
+		p.waitWarm(2)
+		want := fmt.Sprintf("v%d", i)
+		t0 := time.Now()
+		deploy("cold1", want)
+		_, body := get("cold1.localhost", gw, "/")
+		if !strings.Contains(body, want) {
+			t.Fatalf("after deploy %s got %s", want, body)
+		}
+		redeploy = append(redeploy, time.Since(t0))
+	}
+	rows = append(rows, benchRow{name: "deploy RPC -> new version answers", d: redeploy, target: "p50 <= 250ms"})
+
+	fmt.Printf("\n%-62s %9s %9s %9s   %-26s %9s %9s %7s   %s\n", "figure", "p50", "p99", "max", "baseline", "p50", "p99", "ratio", "target")
+	for _, r := range rows {
+		r.print()
 	}
 
-	addr := p.runnerAddr(t)
-	var viaGW, direct []time.Duration
-	for range 200 { // warm up both paths
-		get("cold0.localhost", gw)
-		get("cold0.localhost", addr)
+	// Throughput at concurrency 64: gateway vs nginx vs direct, same runner.
+	if _, err := exec.LookPath("wrk"); err == nil {
+		direct := wrk(t, "http://"+addr+"/", "cold0.localhost")
+		viaGW := wrk(t, "http://"+gw+"/", "cold0.localhost")
+		ngx := startNginx(t, addr)
+		viaNginx := wrk(t, "http://"+ngx+"/", "cold0.localhost")
+		fmt.Printf("\nthroughput, wrk -t2 -c64 -d5s, same runner: gateway %.0f req/s, nginx %.0f req/s (gateway/nginx %.2f), direct %.0f req/s\n",
+			viaGW, viaNginx, viaGW/viaNginx, direct)
+	} else {
+		fmt.Println("\nthroughput: wrk not installed (make bench installs it)")
 	}
-	for range warmReqs {
-		viaGW = append(viaGW, get("cold0.localhost", gw))
-		direct = append(direct, get("cold0.localhost", addr))
+
+	// Memory.
+	warm, _ := p.runners(t)
+	app := p.runner(t, "cold0")
+	fmt.Printf("memory: idle warm runner %s (agent + python), specialized small app %s, gateway process after load %s\n",
+		rss(warm[0].Pids...), rss(app.Pids...), rss(p.cmd.Process.Pid))
+}
+
+type benchRow struct {
+	name, baseName, target string
+	d, base                []time.Duration
+}
+
+func (r benchRow) print() {
+	slices.Sort(r.d)
+	fmt.Printf("%-62s %9s %9s %9s", r.name, pct(r.d, 50), pct(r.d, 99), r.d[len(r.d)-1].Round(time.Microsecond))
+	if len(r.base) > 0 {
+		slices.Sort(r.base)
+		fmt.Printf("   %-26s %9s %9s %6.2fx", r.baseName, pct(r.base, 50), pct(r.base, 99), float64(pct(r.d, 50))/float64(pct(r.base, 50)))
+	} else {
+		fmt.Printf("   %-26s %9s %9s %7s", "-", "", "", "")
 	}
-	fmt.Printf("\n%-52s %10s %10s %10s\n", "figure", "p50", "p90", "max")
-	row := func(name string, d []time.Duration) {
-		slices.Sort(d)
-		fmt.Printf("%-52s %10s %10s %10s\n", name, pct(d, 50), pct(d, 90), d[len(d)-1].Round(time.Microsecond))
-	}
-	row(fmt.Sprintf("cold start via gateway (%d apps)", apps), cold)
-	row("baseline: python3 -m uvicorn start to first response", base)
-	row(fmt.Sprintf("warm GET via gateway (%d, concurrency 1)", warmReqs), viaGW)
-	row("baseline: warm GET direct to the runner", direct)
-	fmt.Printf("gateway adds %s at p50\n", pct(viaGW, 50)-pct(direct, 50))
+	fmt.Printf("   %s\n", r.target)
 }
 
 func pct(d []time.Duration, p int) time.Duration {
 	return d[(len(d)-1)*p/100].Round(time.Microsecond)
+}
+
+func concurrentGets(t *testing.T, get func(host, addr, path string) (time.Duration, string), n int, host func(int) string, addr string) []time.Duration {
+	out := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			out[i], _ = get(host(i), addr, "/")
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// benchApp is a small app: 10 routes and a ~100 KB data file read at import.
+func benchApp(greeting string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "import json\nfrom fastapi import FastAPI\n\napp = FastAPI()\nDATA = json.load(open('data.json'))\n\n@app.get('/')\ndef root():\n    return {'message': %q, 'items': len(DATA)}\n", greeting)
+	for i := range 9 {
+		fmt.Fprintf(&b, "\n@app.get('/r%d/{item}')\ndef r%d(item: int, q: str = ''):\n    return {'route': %d, 'item': item, 'q': q}\n", i, i, i)
+	}
+	return b.String()
+}
+
+func benchData() string {
+	var items []string
+	for i := 0; len(strings.Join(items, ",")) < 95<<10; i++ {
+		items = append(items, fmt.Sprintf(`{"id": %d, "name": "item %d", "tags": ["a", "b", "c"]}`, i, i))
+	}
+	return "[" + strings.Join(items, ",") + "]"
+}
+
+type debugRunner struct {
+	AppID string `json:"app_id"`
+	Addr  string
+	Pids  []int
+}
+
+func (p *platform) runners(t *testing.T) (warm, claimed []debugRunner) {
+	res, err := http.Get("http://127.0.0.1:" + p.port + "/debug/pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s struct{ Warm, Claimed []debugRunner }
+	json.NewDecoder(res.Body).Decode(&s)
+	return s.Warm, s.Claimed
+}
+
+// runner returns the runner serving app name (found through its logs' app id
+// being unknown to the test, by asking the pool for the app's address).
+func (p *platform) runner(t *testing.T, name string) debugRunner {
+	out := p.mustCLI("apps")
+	_ = out
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+p.port+"/gofastapi.v1.AppService/GetApp", strings.NewReader(`{"idOrName":"`+name+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token(t))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ App struct{ ID string } }
+	json.NewDecoder(res.Body).Decode(&a)
+	res.Body.Close()
+	_, claimed := p.runners(t)
+	for _, r := range claimed {
+		if r.AppID == a.App.ID {
+			return r
+		}
+	}
+	t.Fatalf("no runner serves %s", name)
+	return debugRunner{}
+}
+
+func (p *platform) token(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join(p.home, ".config", "gofastapi", "credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c credentials
+	json.Unmarshal(b, &c)
+	return c.Token
 }
 
 // waitWarm polls the pool until n runners are warm, so each cold start
@@ -92,33 +282,12 @@ func (p *platform) waitWarm(n int) {
 	p.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		var s struct{ Stats struct{ Warm int } }
-		if res, err := http.Get("http://127.0.0.1:" + p.port + "/debug/pool"); err == nil {
-			json.NewDecoder(res.Body).Decode(&s)
-			res.Body.Close()
-			if s.Stats.Warm >= n {
-				return
-			}
+		if warm, _ := p.runners(p.t); len(warm) >= n {
+			return
 		}
-		time.Sleep(20 * time.Millisecond) // polling the pool's state between measurements
+		time.Sleep(10 * time.Millisecond) // polling the pool's state between measurements
 	}
 	p.t.Fatalf("pool never had %d warm runners", n)
-}
-
-func (p *platform) runnerAddr(t *testing.T) string {
-	res, err := http.Get("http://127.0.0.1:" + p.port + "/debug/pool")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var s struct {
-		Claimed []struct{ Addr string }
-	}
-	json.NewDecoder(res.Body).Decode(&s)
-	if len(s.Claimed) == 0 {
-		t.Fatal("no claimed runner")
-	}
-	return s.Claimed[0].Addr
 }
 
 // uvicornColdStart starts the app with a fresh `python3 -m uvicorn` and
@@ -141,8 +310,86 @@ func uvicornColdStart(t *testing.T, dir, module string) time.Duration {
 			res.Body.Close()
 			return time.Since(t0)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polling a port: the baseline's own readiness
 	}
-	t.Fatalf("uvicorn %s never answered", filepath.Join(dir, module))
+	t.Fatalf("uvicorn in %s never answered", dir)
 	return 0
+}
+
+// wrk runs wrk against url with a Host header and returns requests/second.
+func wrk(t *testing.T, url, host string) float64 {
+	out, err := exec.Command("wrk", "-t2", "-c64", "-d5s", "-H", "Host: "+host, url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrk: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("wrk output: %s", out)
+	}
+	if strings.Contains(string(out), "Non-2xx") {
+		t.Fatalf("wrk saw errors: %s", out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// startNginx runs nginx as a reverse proxy to upstream with keep-alive, the
+// way one would put it in front of a single uvicorn.
+func startNginx(t *testing.T, upstream string) string {
+	dir := t.TempDir()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	conf := fmt.Sprintf(`daemon off;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  upstream runner { server %[2]s; keepalive 64; }
+  server {
+    listen %[3]s;
+    location / {
+      proxy_pass http://runner;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`, dir, upstream, addr)
+	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+	cmd := exec.Command("nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+	}
+	t.Fatal("nginx did not start")
+	return ""
+}
+
+// rss sums the resident set size of pids, from /proc.
+func rss(pids ...int) string {
+	total := 0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+		if m != nil {
+			n, _ := strconv.Atoi(string(m[1]))
+			total += n
+		}
+	}
+	return fmt.Sprintf("%.1f MB", float64(total)/1024)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	errBadCredentials = errors.New("auth: wrong username or password")
+	errBadCredentials  = errors.New("auth: wrong username or password")
 	errUnauthenticated = errors.New("auth: not logged in: log in and send the session token as `Authorization: Bearer <token>`")
 )
 

@@ -1,13 +1,11 @@
 package validate
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path"
 	"strings"
 	"time"
@@ -50,6 +48,9 @@ type Config struct {
 	Python string
 	// Timeout bounds one validation run.
 	Timeout time.Duration
+	// Workers is how many validations may run at once, each in a Python
+	// process kept alive between calls.
+	Workers int
 }
 
 // Validate reports whether c is usable.
@@ -60,18 +61,38 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		return errors.New("validate: Timeout must be positive")
 	}
+	if c.Workers < 1 {
+		return errors.New("validate: Workers must be at least 1")
+	}
 	return nil
 }
 
-// Validator checks app files.
-type Validator struct{ cfg Config }
+// Validator checks app files. It keeps up to Config.Workers Python
+// processes alive between calls and is safe for concurrent use.
+type Validator struct {
+	cfg  Config
+	idle chan *worker // idle workers; a nil entry is room to start one
+}
 
-// New returns a Validator for cfg.
+// New returns a Validator for cfg. Close ends its processes.
 func New(cfg Config) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Validator{cfg: cfg}, nil
+	v := &Validator{cfg: cfg, idle: make(chan *worker, cfg.Workers)}
+	for range cfg.Workers {
+		v.idle <- nil
+	}
+	return v, nil
+}
+
+// Close ends the idle validator processes.
+func (v *Validator) Close() {
+	for range v.cfg.Workers {
+		if w := <-v.idle; w != nil {
+			w.close()
+		}
+	}
 }
 
 // Check returns every problem found in files, or nil when they may be
@@ -98,20 +119,35 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	// -I isolates from the environment and user site; -S skips site imports:
-	// the script needs only the standard library.
-	cmd := exec.CommandContext(ctx, v.cfg.Python, "-I", "-S", "-c", script)
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("run validator: %w: %s", err, lastLine(stderr.String()))
+	var w *worker
+	select {
+	case w = <-v.idle:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("validator busy: %w", ctx.Err())
 	}
+	if w == nil {
+		if w, err = startWorker(v.cfg.Python); err != nil {
+			v.idle <- nil
+			return nil, err
+		}
+	}
+	line, err := w.do(ctx, in)
+	if err != nil {
+		w.kill()
+		w.close()
+		v.idle <- nil
+		return nil, err
+	}
+	v.idle <- w
 	var out struct {
 		Errors []Problem `json:"errors"`
+		Fatal  string    `json:"fatal"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+	if err := json.Unmarshal(line, &out); err != nil {
 		return nil, fmt.Errorf("read validator output: %w", err)
+	}
+	if out.Fatal != "" {
+		return nil, fmt.Errorf("validator failed: %s", out.Fatal)
 	}
 	if len(out.Errors) == 0 {
 		return nil, nil

@@ -1,8 +1,9 @@
 """Validate an app's files with Python's own parser.
 
-Reads one JSON object on stdin:
+Reads JSON requests on stdin, one per line, and answers each with one line
+on stdout. A request is:
   {"files": [{"name": str, "content": str}], "entrypoint": str, "allowed": [str]}
-and writes one JSON object on stdout:
+and its answer:
   {"errors": [{"file": str, "line": int, "column": int, "message": str}]}
 
 Only the standard library is used, so this runs in the runners' interpreter
@@ -103,8 +104,13 @@ def bad_import(name, node, module):
 
 
 def main():
-    req = json.load(sys.stdin)
-    json.dump({"errors": check(req)}, sys.stdout)
+    for line in sys.stdin:
+        try:
+            out = {"errors": check(json.loads(line))}
+        except Exception as e:  # a bug here must not take the server down
+            out = {"fatal": "%s: %s" % (type(e).__name__, e)}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
 
 
 main()

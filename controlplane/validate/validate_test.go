@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func newValidator(t *testing.T) *Validator {
 	t.Helper()
-	v, err := New(Config{Python: "/usr/bin/python3", Timeout: 20 * time.Second})
+	v, err := New(Config{Python: "/usr/bin/python3", Timeout: 20 * time.Second, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,5 +115,54 @@ func TestCheckNames(t *testing.T) {
 				t.Errorf("CheckNames = %v, want first message starting %q", probs, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckConcurrent(t *testing.T) {
+	v := newValidator(t)
+	defer v.Close()
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			src := "from fastapi import FastAPI\napp = FastAPI()\n"
+			want := 0
+			if i%2 == 1 {
+				src += "import socket\n"
+				want = 1
+			}
+			got, err := v.Check(context.Background(), files("app.py", src), "app.py", DefaultAllowedImports)
+			if err == nil && len(got) != want {
+				err = fmt.Errorf("call %d: %d problems, want %d: %v", i, len(got), want, got)
+			}
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestCheckRecoversFromDeadWorker(t *testing.T) {
+	v := newValidator(t)
+	defer v.Close()
+	ok := files("app.py", "app = 1\n")
+	if _, err := v.Check(context.Background(), ok, "app.py", nil); err != nil {
+		t.Fatal(err)
+	}
+	// Kill every idle worker behind the validator's back.
+	for range v.cfg.Workers {
+		w := <-v.idle
+		if w != nil {
+			w.kill()
+		}
+		v.idle <- w
+	}
+	for i := range 2 * v.cfg.Workers {
+		_, err := v.Check(context.Background(), ok, "app.py", nil)
+		if i >= v.cfg.Workers && err != nil {
+			t.Fatalf("after replacing dead workers: %v", err)
+		}
 	}
 }
