@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -74,9 +76,15 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 	if err != nil {
 		r.Release()
 		p.event(appID, "start failed: %v", err)
+		p.record(appID, &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
+			TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(), Error: err.Error()})
 		return nil, connectError(err)
 	}
 	r.timings = res
+	p.record(appID, &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
+		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
+		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
+		LoadMicros: res.GetLoadMicros(), FirstByteMicros: res.GetFirstByteMicros()})
 	p.event(appID, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s, first byte %s",
 		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
 		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetFirstByteMicros()))
@@ -107,6 +115,12 @@ func (p *Pool) watchClaimed(r *Runner) {
 		p.event(r.appID, "crashed: %v", r.inst.ExitErr())
 	}
 	p.forget(r)
+}
+
+func (p *Pool) record(appID string, cs *v1.ColdStart) {
+	if p.cfg.ColdStart != nil {
+		p.cfg.ColdStart(appID, cs)
+	}
 }
 
 func (p *Pool) event(appID, format string, args ...any) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
 // LogFunc receives the log lines of claimed runners and the pool's events
@@ -27,6 +29,8 @@ type Config struct {
 	// StopGrace is how long a released runner may finish requests in flight.
 	StopGrace time.Duration
 	Log       LogFunc
+	// ColdStart, when set, receives a record of every cold start.
+	ColdStart func(appID string, cs *v1.ColdStart)
 	Logger    *slog.Logger
 }
 

@@ -54,6 +54,22 @@ func (f *fakeInstance) Specialize(ctx context.Context, req *v1.SpecializeRequest
 type logRecorder struct {
 	mu    sync.Mutex
 	lines []string
+	cold  map[string][]*v1.ColdStart
+}
+
+func (l *logRecorder) coldStart(appID string, cs *v1.ColdStart) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cold == nil {
+		l.cold = map[string][]*v1.ColdStart{}
+	}
+	l.cold[appID] = append(l.cold[appID], cs)
+}
+
+func (l *logRecorder) coldStarts(appID string) []*v1.ColdStart {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cold[appID]
 }
 
 func (l *logRecorder) log(appID string, t time.Time, stream, text string) {
@@ -77,7 +93,7 @@ func newPool(t *testing.T, warm, max int, idle time.Duration) (*Pool, *fakeBacke
 	t.Helper()
 	b, logs := &fakeBackend{}, &logRecorder{}
 	p, err := New(Config{Backend: b, Warm: warm, Max: max, IdleTimeout: idle, StartTimeout: time.Minute,
-		SpecializeTimeout: time.Minute, StopGrace: time.Second, Log: logs.log,
+		SpecializeTimeout: time.Minute, StopGrace: time.Second, Log: logs.log, ColdStart: logs.coldStart,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +128,9 @@ func TestClaimTakesWarmAndRefills(t *testing.T) {
 	if s := p.Stats(); s.Claimed != 1 || s.Total != 3 {
 		t.Errorf("Stats = %+v, want 1 claimed of 3", s)
 	}
+	if cs := logs.coldStarts("a1"); len(cs) != 1 || cs[0].GetError() != "" || cs[0].GetTotalMicros() <= 0 {
+		t.Errorf("cold start records = %v, want one successful record", cs)
+	}
 	if !logs.has("a1 platform cold start") {
 		t.Errorf("no cold start event in %v", logs.lines)
 	}
@@ -135,6 +154,9 @@ func TestClaimStartFailureKeepsReason(t *testing.T) {
 	_, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "broken"})
 	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "ZeroDivisionError") {
 		t.Fatalf("err = %v, want FailedPrecondition naming the exception", err)
+	}
+	if cs := logs.coldStarts("broken"); len(cs) != 1 || !strings.Contains(cs[0].GetError(), "ZeroDivisionError") {
+		t.Errorf("cold start records = %v, want one naming the error", cs)
 	}
 	if !logs.has("broken platform start failed") {
 		t.Errorf("no start failed event in %v", logs.lines)

@@ -216,3 +216,33 @@ func cmdDelete(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "deleted %s\n", fs.Arg(0))
 	return nil
 }
+
+func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("coldstarts")
+	n := fs.Int("n", 20, "number of cold starts")
+	mk := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		return errors.New("coldstarts: name one app: gofastapi coldstarts NAME")
+	}
+	res, err := mk().apps.ListColdStarts(ctx, connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: fs.Arg(0), Limit: int32(*n)}))
+	if err != nil {
+		return explain(err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "TIME\tVERSION\tTOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tFIRST BYTE\t ERROR")
+	for _, c := range res.Msg.GetColdStarts() {
+		v := c.GetVersion()
+		if len(v) > 12 {
+			v = v[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s\n", c.GetTime().AsTime().Local().Format("15:04:05.000"), v,
+			micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
+			micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetFirstByteMicros()), c.GetError())
+	}
+	return tw.Flush()
+}
+
+func micros(n int64) string { return fmt.Sprintf("%.1fms", float64(n)/1000) }

@@ -142,6 +142,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Log: func(appID string, t time.Time, stream, text string) {
 			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
 		},
+		ColdStart: func(appID string, cs *v1.ColdStart) {
+			logs.AppendColdStart(context.Background(), appID, cs)
+		},
 		Logger: log.With("component", "pool"),
 	})
 	if err != nil {

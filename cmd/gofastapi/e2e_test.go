@@ -246,6 +246,10 @@ func TestEndToEnd(t *testing.T) {
 	if code, body := p.get("hello", "/"); code != 200 || !strings.Contains(body, "v2") {
 		t.Errorf("GET after scale to zero = %d %s", code, body)
 	}
+	out = p.mustCLI("coldstarts", "hello")
+	if n := strings.Count(out, "ms"); n < 2*7 || !strings.Contains(out, "FIRST BYTE") {
+		t.Errorf("want at least 2 cold starts with their phases:\n%s", out)
+	}
 	out = p.mustCLI("logs", "hello")
 	if n := strings.Count(out, "cold start"); n < 2 {
 		t.Errorf("want at least 2 cold starts in the logs, got %d:\n%s", n, out)

@@ -29,6 +29,7 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi deploy [--name N] [--entrypoint F] FILE...   create or update app N and deploy FILEs
   gofastapi apps                                 list your apps
   gofastapi logs NAME                            show an app's recent logs
+  gofastapi coldstarts NAME                      show an app's recent cold starts, phase by phase
   gofastapi delete NAME                          delete an app
 `
 
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdLogs(ctx, rest, stdout)
 	case "delete":
 		return cmdDelete(ctx, rest, stdout)
+	case "coldstarts":
+		return cmdColdStarts(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

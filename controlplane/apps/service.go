@@ -53,6 +53,7 @@ type Logs interface {
 	Append(ctx context.Context, appID string, l logstore.Line) error
 	Tail(ctx context.Context, appID string, n int64) ([]logstore.Line, error)
 	Delete(ctx context.Context, appID string) error
+	ColdStarts(ctx context.Context, appID string, n int64) ([]*v1.ColdStart, error)
 }
 
 // Config configures a Service.
@@ -216,6 +217,23 @@ func (s *Service) GetLogs(ctx context.Context, req *connect.Request[v1.GetLogsRe
 		out.Lines = append(out.Lines, &v1.LogLine{Time: timestamppb.New(l.Time), Stream: l.Stream, Text: l.Text})
 	}
 	return connect.NewResponse(out), nil
+}
+
+// ListColdStarts implements AppService.ListColdStarts.
+func (s *Service) ListColdStarts(ctx context.Context, req *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error) {
+	a, err := s.owned(ctx, req.Msg.GetIdOrName())
+	if err != nil {
+		return nil, err
+	}
+	n := int64(req.Msg.GetLimit())
+	if n <= 0 || n > 100 {
+		n = 20
+	}
+	cs, err := s.cfg.Logs.ColdStarts(ctx, a.ID, n)
+	if err != nil {
+		return nil, s.fail("list cold starts", err)
+	}
+	return connect.NewResponse(&v1.ListColdStartsResponse{ColdStarts: cs}), nil
 }
 
 func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error) {

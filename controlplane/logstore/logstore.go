@@ -51,9 +51,9 @@ func (s *Store) Tail(ctx context.Context, appID string, n int64) ([]Line, error)
 	return lines, nil
 }
 
-// Delete removes appID's log.
+// Delete removes appID's log and cold start records.
 func (s *Store) Delete(ctx context.Context, appID string) error {
-	return s.rdb.Del(ctx, key(appID)).Err()
+	return s.rdb.Del(ctx, key(appID), coldKey(appID)).Err()
 }
 
 func str(v any) string {

@@ -1036,6 +1036,228 @@ func (x *ValidationError) GetMessage() string {
 	return ""
 }
 
+type ListColdStartsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// limit caps the number returned; 0 means 20.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListColdStartsRequest) Reset() {
+	*x = ListColdStartsRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListColdStartsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListColdStartsRequest) ProtoMessage() {}
+
+func (x *ListColdStartsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListColdStartsRequest.ProtoReflect.Descriptor instead.
+func (*ListColdStartsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListColdStartsRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *ListColdStartsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListColdStartsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ColdStarts    []*ColdStart           `protobuf:"bytes,1,rep,name=cold_starts,json=coldStarts,proto3" json:"cold_starts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListColdStartsResponse) Reset() {
+	*x = ListColdStartsResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListColdStartsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListColdStartsResponse) ProtoMessage() {}
+
+func (x *ListColdStartsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListColdStartsResponse.ProtoReflect.Descriptor instead.
+func (*ListColdStartsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListColdStartsResponse) GetColdStarts() []*ColdStart {
+	if x != nil {
+		return x.ColdStarts
+	}
+	return nil
+}
+
+// ColdStart is one start of an app in a runner and what each phase cost.
+type ColdStart struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Time    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// total_micros runs from the claim to the runner reporting the app ready.
+	TotalMicros int64 `protobuf:"varint,3,opt,name=total_micros,json=totalMicros,proto3" json:"total_micros,omitempty"`
+	// claim_micros is taking a warm runner (or starting one if none was warm).
+	ClaimMicros int64 `protobuf:"varint,4,opt,name=claim_micros,json=claimMicros,proto3" json:"claim_micros,omitempty"`
+	// fetch_micros is reading the bundle from Redis.
+	FetchMicros int64 `protobuf:"varint,5,opt,name=fetch_micros,json=fetchMicros,proto3" json:"fetch_micros,omitempty"`
+	// verify_micros is checking the bundle's sha256.
+	VerifyMicros int64 `protobuf:"varint,6,opt,name=verify_micros,json=verifyMicros,proto3" json:"verify_micros,omitempty"`
+	// write_micros is writing the files into the runner's app directory.
+	WriteMicros int64 `protobuf:"varint,7,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
+	// load_micros is importing the app and starting its server.
+	LoadMicros int64 `protobuf:"varint,8,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
+	// first_byte_micros is the app's first answer to the readiness probe.
+	FirstByteMicros int64 `protobuf:"varint,9,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
+	// error is set when the start failed, with the reason.
+	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ColdStart) Reset() {
+	*x = ColdStart{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColdStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColdStart) ProtoMessage() {}
+
+func (x *ColdStart) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColdStart.ProtoReflect.Descriptor instead.
+func (*ColdStart) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ColdStart) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *ColdStart) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ColdStart) GetTotalMicros() int64 {
+	if x != nil {
+		return x.TotalMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetClaimMicros() int64 {
+	if x != nil {
+		return x.ClaimMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetFetchMicros() int64 {
+	if x != nil {
+		return x.FetchMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetVerifyMicros() int64 {
+	if x != nil {
+		return x.VerifyMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetWriteMicros() int64 {
+	if x != nil {
+		return x.WriteMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetLoadMicros() int64 {
+	if x != nil {
+		return x.LoadMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetFirstByteMicros() int64 {
+	if x != nil {
+		return x.FirstByteMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_gofastapi_v1_apps_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_apps_proto_rawDesc = "" +
@@ -1107,7 +1329,27 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\x05R\x04line\x12\x16\n" +
 	"\x06column\x18\x03 \x01(\x05R\x06column\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage*U\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"K\n" +
+	"\x15ListColdStartsRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
+	"\x16ListColdStartsResponse\x128\n" +
+	"\vcold_starts\x18\x01 \x03(\v2\x17.gofastapi.v1.ColdStartR\n" +
+	"coldStarts\"\xe9\x02\n" +
+	"\tColdStart\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
+	"\ftotal_micros\x18\x03 \x01(\x03R\vtotalMicros\x12!\n" +
+	"\fclaim_micros\x18\x04 \x01(\x03R\vclaimMicros\x12!\n" +
+	"\ffetch_micros\x18\x05 \x01(\x03R\vfetchMicros\x12#\n" +
+	"\rverify_micros\x18\x06 \x01(\x03R\fverifyMicros\x12!\n" +
+	"\fwrite_micros\x18\a \x01(\x03R\vwriteMicros\x12\x1f\n" +
+	"\vload_micros\x18\b \x01(\x03R\n" +
+	"loadMicros\x12*\n" +
+	"\x11first_byte_micros\x18\t \x01(\x03R\x0ffirstByteMicros\x12\x14\n" +
+	"\x05error\x18\n" +
+	" \x01(\tR\x05error*U\n" +
 	"\tFramework\x12\x19\n" +
 	"\x15FRAMEWORK_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FRAMEWORK_FASTAPI\x10\x01\x12\x16\n" +
@@ -1118,7 +1360,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x12DEPLOY_STAGE_STORE\x10\x02\x12\x18\n" +
 	"\x14DEPLOY_STAGE_PUBLISH\x10\x03\x12\x16\n" +
 	"\x12DEPLOY_STAGE_ROUTE\x10\x04\x12\x15\n" +
-	"\x11DEPLOY_STAGE_LIVE\x10\x052\xd3\x03\n" +
+	"\x11DEPLOY_STAGE_LIVE\x10\x052\xb2\x04\n" +
 	"\n" +
 	"AppService\x12N\n" +
 	"\tCreateApp\x12\x1e.gofastapi.v1.CreateAppRequest\x1a\x1f.gofastapi.v1.CreateAppResponse\"\x00\x12E\n" +
@@ -1126,7 +1368,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\bListApps\x12\x1d.gofastapi.v1.ListAppsRequest\x1a\x1e.gofastapi.v1.ListAppsResponse\"\x00\x12G\n" +
 	"\x06Deploy\x12\x1b.gofastapi.v1.DeployRequest\x1a\x1c.gofastapi.v1.DeployResponse\"\x000\x01\x12N\n" +
 	"\tDeleteApp\x12\x1e.gofastapi.v1.DeleteAppRequest\x1a\x1f.gofastapi.v1.DeleteAppResponse\"\x00\x12H\n" +
-	"\aGetLogs\x12\x1c.gofastapi.v1.GetLogsRequest\x1a\x1d.gofastapi.v1.GetLogsResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\aGetLogs\x12\x1c.gofastapi.v1.GetLogsRequest\x1a\x1d.gofastapi.v1.GetLogsResponse\"\x00\x12]\n" +
+	"\x0eListColdStarts\x12#.gofastapi.v1.ListColdStartsRequest\x1a$.gofastapi.v1.ListColdStartsResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_apps_proto_rawDescOnce sync.Once
@@ -1141,57 +1384,64 @@ func file_gofastapi_v1_apps_proto_rawDescGZIP() []byte {
 }
 
 var file_gofastapi_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_gofastapi_v1_apps_proto_goTypes = []any{
-	(Framework)(0),                // 0: gofastapi.v1.Framework
-	(DeployStage)(0),              // 1: gofastapi.v1.DeployStage
-	(*File)(nil),                  // 2: gofastapi.v1.File
-	(*App)(nil),                   // 3: gofastapi.v1.App
-	(*CreateAppRequest)(nil),      // 4: gofastapi.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),     // 5: gofastapi.v1.CreateAppResponse
-	(*GetAppRequest)(nil),         // 6: gofastapi.v1.GetAppRequest
-	(*GetAppResponse)(nil),        // 7: gofastapi.v1.GetAppResponse
-	(*ListAppsRequest)(nil),       // 8: gofastapi.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),      // 9: gofastapi.v1.ListAppsResponse
-	(*DeployRequest)(nil),         // 10: gofastapi.v1.DeployRequest
-	(*DeployResponse)(nil),        // 11: gofastapi.v1.DeployResponse
-	(*DeleteAppRequest)(nil),      // 12: gofastapi.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),     // 13: gofastapi.v1.DeleteAppResponse
-	(*GetLogsRequest)(nil),        // 14: gofastapi.v1.GetLogsRequest
-	(*LogLine)(nil),               // 15: gofastapi.v1.LogLine
-	(*GetLogsResponse)(nil),       // 16: gofastapi.v1.GetLogsResponse
-	(*ValidationError)(nil),       // 17: gofastapi.v1.ValidationError
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(Framework)(0),                 // 0: gofastapi.v1.Framework
+	(DeployStage)(0),               // 1: gofastapi.v1.DeployStage
+	(*File)(nil),                   // 2: gofastapi.v1.File
+	(*App)(nil),                    // 3: gofastapi.v1.App
+	(*CreateAppRequest)(nil),       // 4: gofastapi.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),      // 5: gofastapi.v1.CreateAppResponse
+	(*GetAppRequest)(nil),          // 6: gofastapi.v1.GetAppRequest
+	(*GetAppResponse)(nil),         // 7: gofastapi.v1.GetAppResponse
+	(*ListAppsRequest)(nil),        // 8: gofastapi.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),       // 9: gofastapi.v1.ListAppsResponse
+	(*DeployRequest)(nil),          // 10: gofastapi.v1.DeployRequest
+	(*DeployResponse)(nil),         // 11: gofastapi.v1.DeployResponse
+	(*DeleteAppRequest)(nil),       // 12: gofastapi.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 13: gofastapi.v1.DeleteAppResponse
+	(*GetLogsRequest)(nil),         // 14: gofastapi.v1.GetLogsRequest
+	(*LogLine)(nil),                // 15: gofastapi.v1.LogLine
+	(*GetLogsResponse)(nil),        // 16: gofastapi.v1.GetLogsResponse
+	(*ValidationError)(nil),        // 17: gofastapi.v1.ValidationError
+	(*ListColdStartsRequest)(nil),  // 18: gofastapi.v1.ListColdStartsRequest
+	(*ListColdStartsResponse)(nil), // 19: gofastapi.v1.ListColdStartsResponse
+	(*ColdStart)(nil),              // 20: gofastapi.v1.ColdStart
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	0,  // 0: gofastapi.v1.App.framework:type_name -> gofastapi.v1.Framework
-	18, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	18, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
+	21, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	21, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: gofastapi.v1.CreateAppRequest.framework:type_name -> gofastapi.v1.Framework
 	3,  // 4: gofastapi.v1.CreateAppResponse.app:type_name -> gofastapi.v1.App
 	3,  // 5: gofastapi.v1.GetAppResponse.app:type_name -> gofastapi.v1.App
 	3,  // 6: gofastapi.v1.ListAppsResponse.apps:type_name -> gofastapi.v1.App
 	2,  // 7: gofastapi.v1.DeployRequest.files:type_name -> gofastapi.v1.File
 	1,  // 8: gofastapi.v1.DeployResponse.stage:type_name -> gofastapi.v1.DeployStage
-	18, // 9: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	21, // 9: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
 	15, // 10: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
-	4,  // 11: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
-	6,  // 12: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
-	8,  // 13: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
-	10, // 14: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
-	12, // 15: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
-	14, // 16: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
-	5,  // 17: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
-	7,  // 18: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
-	9,  // 19: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
-	11, // 20: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
-	13, // 21: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
-	16, // 22: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	20, // 11: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
+	21, // 12: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
+	4,  // 13: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
+	6,  // 14: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
+	8,  // 15: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
+	10, // 16: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
+	12, // 17: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
+	14, // 18: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
+	18, // 19: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
+	5,  // 20: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
+	7,  // 21: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
+	9,  // 22: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
+	11, // 23: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
+	13, // 24: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
+	16, // 25: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
+	19, // 26: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_apps_proto_init() }
@@ -1205,7 +1455,7 @@ func file_gofastapi_v1_apps_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_apps_proto_rawDesc), len(file_gofastapi_v1_apps_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,6 +45,9 @@ const (
 	AppServiceDeleteAppProcedure = "/gofastapi.v1.AppService/DeleteApp"
 	// AppServiceGetLogsProcedure is the fully-qualified name of the AppService's GetLogs RPC.
 	AppServiceGetLogsProcedure = "/gofastapi.v1.AppService/GetLogs"
+	// AppServiceListColdStartsProcedure is the fully-qualified name of the AppService's ListColdStarts
+	// RPC.
+	AppServiceListColdStartsProcedure = "/gofastapi.v1.AppService/ListColdStarts"
 )
 
 // AppServiceClient is a client for the gofastapi.v1.AppService service.
@@ -62,6 +65,9 @@ type AppServiceClient interface {
 	DeleteApp(context.Context, *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error)
 	// GetLogs returns the app's most recent log lines, oldest first.
 	GetLogs(context.Context, *connect.Request[v1.GetLogsRequest]) (*connect.Response[v1.GetLogsResponse], error)
+	// ListColdStarts returns the app's most recent cold starts, newest first,
+	// with the time each phase took, so a slow one can be explained.
+	ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error)
 }
 
 // NewAppServiceClient constructs a client for the gofastapi.v1.AppService service. By default, it
@@ -111,17 +117,24 @@ func NewAppServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(appServiceMethods.ByName("GetLogs")),
 			connect.WithClientOptions(opts...),
 		),
+		listColdStarts: connect.NewClient[v1.ListColdStartsRequest, v1.ListColdStartsResponse](
+			httpClient,
+			baseURL+AppServiceListColdStartsProcedure,
+			connect.WithSchema(appServiceMethods.ByName("ListColdStarts")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // appServiceClient implements AppServiceClient.
 type appServiceClient struct {
-	createApp *connect.Client[v1.CreateAppRequest, v1.CreateAppResponse]
-	getApp    *connect.Client[v1.GetAppRequest, v1.GetAppResponse]
-	listApps  *connect.Client[v1.ListAppsRequest, v1.ListAppsResponse]
-	deploy    *connect.Client[v1.DeployRequest, v1.DeployResponse]
-	deleteApp *connect.Client[v1.DeleteAppRequest, v1.DeleteAppResponse]
-	getLogs   *connect.Client[v1.GetLogsRequest, v1.GetLogsResponse]
+	createApp      *connect.Client[v1.CreateAppRequest, v1.CreateAppResponse]
+	getApp         *connect.Client[v1.GetAppRequest, v1.GetAppResponse]
+	listApps       *connect.Client[v1.ListAppsRequest, v1.ListAppsResponse]
+	deploy         *connect.Client[v1.DeployRequest, v1.DeployResponse]
+	deleteApp      *connect.Client[v1.DeleteAppRequest, v1.DeleteAppResponse]
+	getLogs        *connect.Client[v1.GetLogsRequest, v1.GetLogsResponse]
+	listColdStarts *connect.Client[v1.ListColdStartsRequest, v1.ListColdStartsResponse]
 }
 
 // CreateApp calls gofastapi.v1.AppService.CreateApp.
@@ -154,6 +167,11 @@ func (c *appServiceClient) GetLogs(ctx context.Context, req *connect.Request[v1.
 	return c.getLogs.CallUnary(ctx, req)
 }
 
+// ListColdStarts calls gofastapi.v1.AppService.ListColdStarts.
+func (c *appServiceClient) ListColdStarts(ctx context.Context, req *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error) {
+	return c.listColdStarts.CallUnary(ctx, req)
+}
+
 // AppServiceHandler is an implementation of the gofastapi.v1.AppService service.
 type AppServiceHandler interface {
 	// CreateApp creates an app owned by the caller; nothing is deployed yet.
@@ -169,6 +187,9 @@ type AppServiceHandler interface {
 	DeleteApp(context.Context, *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error)
 	// GetLogs returns the app's most recent log lines, oldest first.
 	GetLogs(context.Context, *connect.Request[v1.GetLogsRequest]) (*connect.Response[v1.GetLogsResponse], error)
+	// ListColdStarts returns the app's most recent cold starts, newest first,
+	// with the time each phase took, so a slow one can be explained.
+	ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error)
 }
 
 // NewAppServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -214,6 +235,12 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(appServiceMethods.ByName("GetLogs")),
 		connect.WithHandlerOptions(opts...),
 	)
+	appServiceListColdStartsHandler := connect.NewUnaryHandler(
+		AppServiceListColdStartsProcedure,
+		svc.ListColdStarts,
+		connect.WithSchema(appServiceMethods.ByName("ListColdStarts")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gofastapi.v1.AppService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AppServiceCreateAppProcedure:
@@ -228,6 +255,8 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 			appServiceDeleteAppHandler.ServeHTTP(w, r)
 		case AppServiceGetLogsProcedure:
 			appServiceGetLogsHandler.ServeHTTP(w, r)
+		case AppServiceListColdStartsProcedure:
+			appServiceListColdStartsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -259,4 +288,8 @@ func (UnimplementedAppServiceHandler) DeleteApp(context.Context, *connect.Reques
 
 func (UnimplementedAppServiceHandler) GetLogs(context.Context, *connect.Request[v1.GetLogsRequest]) (*connect.Response[v1.GetLogsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.GetLogs is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.ListColdStarts is not implemented"))
 }
