@@ -120,10 +120,11 @@ func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		files = append(files, &v1.File{Name: filepath.Base(p), Content: b})
+		files = append(files, &v1.File{Name: bundleName(p), Content: b})
 	}
 	if *name == "" {
-		*name = strings.ToLower(strings.TrimSuffix(files[0].GetName(), filepath.Ext(files[0].GetName())))
+		base := filepath.Base(files[0].GetName())
+		*name = strings.ToLower(strings.TrimSuffix(base, filepath.Ext(base)))
 		*name = strings.ReplaceAll(*name, "_", "-")
 	}
 	if *entry == "" && len(files) == 1 {
@@ -246,3 +247,14 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func micros(n int64) string { return fmt.Sprintf("%.1fms", float64(n)/1000) }
+
+// bundleName is the name a file given on the command line gets in the app:
+// its relative path as typed (so `pkg/models.py` stays in its package), or
+// its base name when the path is absolute or leaves the current directory.
+func bundleName(p string) string {
+	c := filepath.ToSlash(filepath.Clean(p))
+	if filepath.IsAbs(p) || c == ".." || strings.HasPrefix(c, "../") {
+		return filepath.Base(p)
+	}
+	return c
+}

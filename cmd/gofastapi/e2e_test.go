@@ -110,7 +110,13 @@ func (p *platform) stop() {
 
 // cli runs the client with this platform's server and the test's HOME.
 func (p *platform) cli(args ...string) (string, error) {
+	return p.cliIn("", args...)
+}
+
+// cliIn runs the client in directory dir.
+func (p *platform) cliIn(dir string, args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+p.home, "XDG_CONFIG_HOME="+filepath.Join(p.home, ".config"),
 		"GOFASTAPI_SERVER=http://127.0.0.1:"+p.port, "GOFASTAPI_TOKEN=")
 	out, err := cmd.CombinedOutput()
@@ -227,6 +233,21 @@ func TestEndToEnd(t *testing.T) {
 	out, err = p.cli("deploy", sneaky)
 	if err == nil || !strings.Contains(out, "sneaky.py:1:1") || !strings.Contains(out, "import of 'subprocess' is not allowed") {
 		t.Errorf("deploy importing subprocess: err %v, output %q", err, out)
+	}
+
+	// A multi-file app: modules and a package with a relative import, named
+	// by their paths relative to where the CLI runs.
+	multi := filepath.Join(src, "multi")
+	os.MkdirAll(filepath.Join(multi, "pkg"), 0o755)
+	writeFile(t, multi, "app.py", "from fastapi import FastAPI\nfrom routes import router\napp = FastAPI()\napp.include_router(router)\n")
+	writeFile(t, multi, "routes.py", "from fastapi import APIRouter\nfrom pkg import double\nrouter = APIRouter()\n@router.get('/double/{n}')\ndef d(n: int):\n    return {'result': double(n)}\n")
+	writeFile(t, multi, "pkg/__init__.py", "from .util import double\n")
+	writeFile(t, multi, "pkg/util.py", "def double(n):\n    return 2 * n\n")
+	if out, err := p.cliIn(multi, "deploy", "--name", "multi", "app.py", "routes.py", "pkg/__init__.py", "pkg/util.py"); err != nil {
+		t.Fatalf("multi-file deploy: %v\n%s", err, out)
+	}
+	if code, body := p.get("multi", "/double/21"); code != 200 || !strings.Contains(body, `"result":42`) {
+		t.Errorf("GET multi/double/21 = %d %s", code, body)
 	}
 
 	crash := writeFile(t, src, "crash.py", "from fastapi import FastAPI\napp = FastAPI()\nx = 1 / 0\n")
