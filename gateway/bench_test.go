@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,9 +47,15 @@ func benchGateway(b *testing.B, pool Pool, dial fasthttp.DialFunc) (*Gateway, *m
 // (fasthttp server, host parsing, route cache, runner table, proxy) to a
 // fast in-process upstream, against calling that upstream directly; the
 // difference is the gateway's cost. Everything runs over in-memory pipes.
+// "gateway" is the common small JSON answer, which the proxy buffers;
+// "gateway-chunked" is the same body sent chunked, which it streams.
 func BenchmarkRoutingChain(b *testing.B) {
 	dial := newUpstream(b, func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
+		if bytes.Equal(ctx.QueryArgs().Peek("chunked"), []byte("1")) {
+			ctx.SetBodyStream(strings.NewReader(`{"ok":true}`), -1)
+			return
+		}
 		ctx.SetBodyString(`{"ok":true}`)
 	})
 	const url = "http://demo.example.test/items/42?q=x"
@@ -56,21 +64,30 @@ func BenchmarkRoutingChain(b *testing.B) {
 		run(b, &fasthttp.HostClient{Addr: "runner", Dial: dial, MaxConns: 1024}, url)
 	})
 	b.Run("gateway", func(b *testing.B) {
-		g, routes := benchGateway(b, &fakePool{addr: "runner"}, dial)
-		routes.set("demo", "app1", "v1")
-		ln := fasthttputil.NewInmemoryListener()
-		served := make(chan error, 1)
-		go func() { served <- g.Serve(ln) }()
-		b.Cleanup(func() {
-			_ = g.Shutdown(context.Background())
-			<-served
-		})
-		client := &fasthttp.HostClient{Addr: "gateway", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConns: 1024}
-		if code, _, err := client.Get(nil, url); err != nil || code != 200 { // cold start outside the timing
-			b.Fatalf("warm-up: %d %v", code, err)
-		}
-		run(b, client, url)
+		run(b, servedGateway(b, dial, url), url)
 	})
+	b.Run("gateway-chunked", func(b *testing.B) {
+		run(b, servedGateway(b, dial, url), url+"&chunked=1")
+	})
+}
+
+// servedGateway serves a benchGateway whose app "demo" runs on dial, and
+// returns a client of it, warmed up by one request for url.
+func servedGateway(b *testing.B, dial fasthttp.DialFunc, url string) *fasthttp.HostClient {
+	g, routes := benchGateway(b, &fakePool{addr: "runner"}, dial)
+	routes.set("demo", "app1", "v1")
+	ln := fasthttputil.NewInmemoryListener()
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	b.Cleanup(func() {
+		_ = g.Shutdown(context.Background())
+		<-served
+	})
+	client := &fasthttp.HostClient{Addr: "gateway", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxConns: 1024}
+	if code, _, err := client.Get(nil, url); err != nil || code != 200 { // cold start outside the timing
+		b.Fatalf("warm-up: %d %v", code, err)
+	}
+	return client
 }
 
 func run(b *testing.B, c *fasthttp.HostClient, url string) {

@@ -104,6 +104,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error
 	// Adding to bg is safe here: this goroutine is itself counted in it.
 	g.bg.Add(1)
 	go g.watch(e)
+	g.startTouching()
 	return e, nil
 }
 

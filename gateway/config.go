@@ -45,7 +45,8 @@ type EnvSource interface {
 	Env(ctx context.Context, appID string) (map[string]string, error)
 }
 
-// Config configures a Gateway. Every field but Env is required.
+// Config configures a Gateway. Every field but Env and MaxConnsPerIP is
+// required.
 type Config struct {
 	// Domain is the apex host name (no scheme, port or trailing dot): it
 	// serves the platform API, and {slug}.{Domain} serves app slug.
@@ -59,19 +60,28 @@ type Config struct {
 	// Env, when set, fills SpecializeRequest.Env; nil means no environment.
 	Env EnvSource
 	// MaxRequestBodySize is the largest request body accepted, in bytes;
-	// larger ones are answered 413.
+	// larger ones are answered 413 with a page naming the limit.
 	MaxRequestBodySize int
-	// ReadTimeout, WriteTimeout and IdleTimeout bound each client
-	// connection's reading a request, writing a response (for a streamed
-	// API response: all of it) and waiting for the next request.
+	// ReadTimeout bounds reading a request, headers and body, from its
+	// first byte (on a new connection: from the connection's opening), so
+	// a client that sends its request byte by byte (slowloris) is cut off.
+	// WriteTimeout bounds writing a response: all of it for a buffered
+	// response or a streamed API response, each piece of a streamed app
+	// response. IdleTimeout bounds waiting for a keep-alive connection's
+	// next request.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// UpstreamTimeout bounds writing a request to a runner and reading its
-	// response.
+	// UpstreamTimeout bounds writing a request to a runner and waiting for
+	// its response; for a streamed response, the wait for each piece.
 	UpstreamTimeout time.Duration
 	// ColdStartTimeout bounds a cold start: route lookup, env and Claim.
 	ColdStartTimeout time.Duration
-	// Concurrency caps the requests served at once.
+	// Concurrency caps the client connections served at once.
 	Concurrency int
+	// MaxConnsPerIP caps the connections open at once from one client IP
+	// address, so one client cannot take every connection slot; more are
+	// answered 429 and closed. 0 means no cap, which suits a machine that
+	// all clients reach from one address (local development).
+	MaxConnsPerIP int
 	// Logger receives failed requests and background errors.
 	Logger *slog.Logger
 }
@@ -117,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency <= 0 {
 		bad("Concurrency", "must be positive")
+	}
+	if c.MaxConnsPerIP < 0 {
+		bad("MaxConnsPerIP", "must not be negative (0 means no cap)")
 	}
 	if c.Logger == nil {
 		bad("Logger", "is nil")

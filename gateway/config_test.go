@@ -49,6 +49,8 @@ func TestConfigValidate(t *testing.T) {
 		{"upstream timeout", func(c *Config) { c.UpstreamTimeout = 0 }, "UpstreamTimeout"},
 		{"cold start timeout", func(c *Config) { c.ColdStartTimeout = 0 }, "ColdStartTimeout"},
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "Concurrency"},
+		{"no per-IP cap is fine", func(c *Config) { c.MaxConnsPerIP = 0 }, ""},
+		{"per-IP cap", func(c *Config) { c.MaxConnsPerIP = -1 }, "MaxConnsPerIP"},
 		{"logger", func(c *Config) { c.Logger = nil }, "Logger"},
 	}
 	for _, tt := range tests {

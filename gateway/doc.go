@@ -4,16 +4,41 @@
 // finds the runner serving that version or cold starts one, and proxies
 // the request to it.
 //
+// An app behind the gateway behaves as under plain uvicorn (a
+// differential test holds it to that): status, headers and bodies pass
+// unchanged, gzip included, apart from hop-by-hop headers, which stop at
+// the gateway, and X-Forwarded-For, -Proto and -Host, which it sets. The
+// app sees the Host header the client sent. Client and runner connections
+// are kept alive, and pipelined requests, even for different apps, are
+// answered in order. Small responses of known length are read whole and
+// sent in one write (proxy.go, upstream.go); others stream piece by piece
+// as the app produces them (stream.go), so server-sent events are not
+// held back. A WebSocket handshake gets a runner connection of its own,
+// and the two connections are spliced until either side closes
+// (websocket.go).
+//
 // Invariants:
 //   - An app has at most one runner in service, for its current version.
 //     However many requests arrive for a cold app version, one Pool.Claim
 //     serves them all.
 //   - A runner taken out of service (replaced by a new version, its app
 //     deleted, or Shutdown) is released only after the gateway's requests
-//     in flight on it have completed; a runner that stopped on its own is
-//     forgotten, and the next request cold starts another.
+//     in flight on it have completed; a streamed response counts until its
+//     last byte, a WebSocket session until it closes. A runner that
+//     stopped on its own is forgotten, and the next request cold starts
+//     another. Runners with requests in flight are touched every second,
+//     so the pool does not take a long request for idleness.
 //   - After Invalidate(slug) returns, the next request for slug reads the
 //     route again, so a redeploy serves new code on the next request.
+//   - A client that hangs up is not left to the app to find out at its
+//     next write: the gateway closes the runner connection, which the app
+//     sees as a disconnect (request.is_disconnected()). It notices by
+//     watching the client connection while a slow request or a streamed
+//     response is under way (conn.go).
+//   - A slow client cannot hold the gateway: ReadTimeout bounds reading a
+//     request from its first byte, IdleTimeout a keep-alive wait,
+//     WriteTimeout each write, and MaxConnsPerIP the connections from one
+//     address. A request body over MaxRequestBodySize is answered 413.
 //   - Every error is turned into an HTTP status in one function
 //     (classify), and the client sees a short page (HTML, or JSON when it
 //     prefers JSON) naming the app and what to do, never Go internals.

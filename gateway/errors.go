@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -26,6 +25,7 @@ var (
 	errAPIUpstream  = errors.New("gateway: platform API upstream failed")
 	errBadRequest   = errors.New("gateway: bad request")
 	errShuttingDown = errors.New("gateway: shutting down")
+	errClientGone   = errors.New("gateway: client closed the connection")
 )
 
 // answer is what the client is told about a failed request.
@@ -44,7 +44,11 @@ func classify(err error, name string, cfg *Config) answer {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return answer{fasthttp.StatusRequestEntityTooLarge, false,
-			fmt.Sprintf("The request body is larger than the %d bytes an app may receive.", cfg.MaxRequestBodySize)}
+			fmt.Sprintf("The request body is larger than %s, the most an app may receive. "+
+				"Send a smaller body, or split a large upload into several requests.", byteSize(cfg.MaxRequestBodySize))}
+	case errors.Is(err, errClientGone):
+		// Logged, not seen: the client is no longer there to read it.
+		return answer{fasthttp.StatusBadRequest, false, "The client closed the connection before the app answered."}
 	case errors.Is(err, errBadRequest):
 		var small *fasthttp.ErrSmallBuffer
 		switch {
@@ -115,9 +119,21 @@ func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
 
 // isTimeout reports whether err is a deadline or I/O timeout.
 func isTimeout(err error) bool {
-	var ne net.Error
+	var te interface{ Timeout() bool } // net.Error, and in-memory pipes' errors
 	return errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, fasthttp.ErrTimeout) ||
 		errors.Is(err, fasthttp.ErrDialTimeout) ||
-		(errors.As(err, &ne) && ne.Timeout())
+		(errors.As(err, &te) && te.Timeout())
+}
+
+// byteSize words a size in bytes for people: "10 MiB (10485760 bytes)",
+// or just "1000 bytes" when it is not a whole number of KiB or MiB.
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB (%d bytes)", n>>20, n)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB (%d bytes)", n>>10, n)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

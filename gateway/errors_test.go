@@ -45,7 +45,9 @@ func TestClassify(t *testing.T) {
 		{"upstream timeout", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrTimeout), result{504, false, "did not answer within 30s"}},
 		{"upstream busy", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrNoFreeConns), result{503, true, "too many requests"}},
 		{"api down", fmt.Errorf("%w: %w", errAPIUpstream, io.EOF), result{502, false, "platform API"}},
-		{"body too large", fmt.Errorf("%w: %w", errBadRequest, fasthttp.ErrBodyTooLarge), result{413, false, "1024 bytes"}},
+		{"body too large", fmt.Errorf("%w: %w", errBadRequest, fasthttp.ErrBodyTooLarge),
+			result{413, false, "larger than 1 KiB (1024 bytes), the most an app may receive. Send a smaller body"}},
+		{"client gone", fmt.Errorf("%w: %w", errUpstream, errClientGone), result{400, false, "client closed the connection"}},
 		{"headers too large", fmt.Errorf("%w: %w", errBadRequest, &fasthttp.ErrSmallBuffer{}), result{431, false, "headers"}},
 		{"garbage", fmt.Errorf("%w: %w", errBadRequest, io.EOF), result{400, false, "not valid"}},
 		{"shutting down", errShuttingDown, result{503, true, "restarting"}},
@@ -66,6 +68,20 @@ func TestClassify(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for n, want := range map[int]string{
+		1000:     "1000 bytes",
+		1024:     "1 KiB (1024 bytes)",
+		1536:     "1536 bytes",
+		10 << 20: "10 MiB (10485760 bytes)",
+		3 << 10:  "3 KiB (3072 bytes)",
+	} {
+		if got := byteSize(n); got != want {
+			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/singleflight"
@@ -24,10 +25,18 @@ type Gateway struct {
 	routes  *routeCache
 	runners *runnerTable
 	starts  singleflight.Group // one cold start per app version at a time
+	live    liveSet            // streamed responses and WebSocket sessions, for Shutdown
+	conns   *ipLimit           // client connections per IP, across listeners
+
+	// touching starts touchBusy with the first runner.
+	touching sync.Once
 
 	// dialRunner connects to a runner's address; nil means TCP. Tests and
 	// benchmarks replace it to reach in-memory upstreams.
 	dialRunner fasthttp.DialFunc
+	// watchAfter is how long a request waits for its response head before
+	// its client is watched for a hang-up (see awaitHead); tests shorten it.
+	watchAfter time.Duration
 
 	// base is cancelled by Shutdown; cold starts and background work
 	// derive from it.
@@ -49,13 +58,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		cfg:     cfg,
-		domain:  strings.ToLower(cfg.Domain),
-		log:     cfg.Logger,
-		routes:  newRouteCache(cfg.Routes, cfg.ColdStartTimeout),
-		runners: newRunnerTable(),
-		base:    base,
-		cancel:  cancel,
+		cfg:        cfg,
+		domain:     strings.ToLower(cfg.Domain),
+		log:        cfg.Logger,
+		routes:     newRouteCache(cfg.Routes, cfg.ColdStartTimeout),
+		runners:    newRunnerTable(),
+		watchAfter: watchAfter,
+		conns:      newIPLimit(cfg.MaxConnsPerIP),
+		base:       base,
+		cancel:     cancel,
 	}
 	g.api = g.apiClient()
 	g.server = &fasthttp.Server{
@@ -76,21 +87,30 @@ func New(cfg Config) (*Gateway, error) {
 		// Keep-alive connections close once their request is answered
 		// during Shutdown, instead of holding it up until IdleTimeout.
 		CloseOnShutdown: true,
+		// The body goes to the app as it came; parsing a multipart upload
+		// here would only cost time and, for large files, disk.
+		DisablePreParseMultipartForm: true,
 	}
 	return g, nil
 }
 
-// Serve serves HTTP/1.1 on l until Shutdown; it then returns nil.
+// Serve serves HTTP/1.1 on l until Shutdown; it then returns nil. l must
+// yield plain connections (TLS, if any, ends in front of the gateway).
+// Connections from one IP address beyond Config.MaxConnsPerIP (counted
+// across every listener served) are answered 429 and closed.
 func (g *Gateway) Serve(l net.Listener) error {
-	return g.server.Serve(l)
+	return g.server.Serve(&edgeListener{Listener: l, limit: g.conns})
 }
 
 // Shutdown stops accepting connections, waits for requests in flight to
-// finish, then releases every runner the gateway claimed and waits for its
-// background work. If ctx ends first it returns ctx's error; the requests
-// still in flight finish on their own.
+// finish (streamed responses included), closes WebSocket sessions, then
+// releases every runner the gateway claimed and waits for its background
+// work. If ctx ends first it returns ctx's error; streamed responses still
+// running are then cut off, and other requests in flight finish on their
+// own.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := g.server.ShutdownWithContext(ctx)
+	g.live.closeAll()
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
@@ -170,10 +190,16 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 		g.fail(ctx, slug, err)
 		return
 	}
-	defer e.release()
 	e.runner.Touch()
-	if err := proxyApp(ctx, e); err != nil {
-		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, e.runner.Addr(), err))
+	// Both take over the hold on e: a streamed body or a WebSocket session
+	// keeps the runner in use after this handler returns.
+	if isWebSocket(&ctx.Request.Header) {
+		g.serveWebSocket(ctx, slug, e)
+		return
+	}
+	addr := e.runner.Addr()
+	if err := g.proxyApp(ctx, e); err != nil {
+		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, addr, err))
 	}
 }
 

@@ -107,8 +107,9 @@ func TestProxyToFastAPI(t *testing.T) {
 	if diff := cmp.Diff(wantReq, gotReq, protocmp.Transform()); diff != "" {
 		t.Errorf("claims (-want +got):\n%s", diff)
 	}
-	if n := pool.runner(0).touches.Load(); n != 2 {
-		t.Errorf("runner touched %d times, want 2", n)
+	// Once per request, plus any touchBusy tick that caught one in flight.
+	if n := pool.runner(0).touches.Load(); n < 2 {
+		t.Errorf("runner touched %d times, want at least 2", n)
 	}
 }
 
@@ -206,7 +207,7 @@ func TestRequestBodyTooLarge(t *testing.T) {
 	h := newHarness(t, pool, options{edit: func(c *Config) { c.MaxRequestBodySize = 1024 }})
 	h.routes.set("demo", "app1", "v1")
 
-	c, err := h.ln.Dial()
+	c, err := h.dial()
 	if err != nil {
 		t.Fatal(err)
 	}

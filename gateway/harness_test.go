@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,12 +71,12 @@ type mapEnv map[string]map[string]string
 
 func (m mapEnv) Env(_ context.Context, appID string) (map[string]string, error) { return m[appID], nil }
 
-// harness is a Gateway served on an in-memory listener, with the platform
-// API upstream a net/http server on another one.
+// harness is a Gateway served on an in-memory listener (or loopback TCP),
+// with the platform API upstream a net/http server on another one.
 type harness struct {
 	g      *Gateway
 	routes *mapRoutes
-	ln     *fasthttputil.InmemoryListener
+	ln     net.Listener
 	client *http.Client
 }
 
@@ -84,6 +85,12 @@ type options struct {
 	api  http.Handler      // the platform API
 	edit func(*Config)     // adjusts the config before New
 	dial fasthttp.DialFunc // replaces TCP to runners
+	// tcp serves the gateway on a loopback port instead of in memory, for
+	// tests that need client IP addresses.
+	tcp bool
+	// watchAfter, when set, replaces how long a request waits for its
+	// response head before its client is watched.
+	watchAfter time.Duration
 }
 
 // newHarness serves a Gateway over pool.
@@ -107,7 +114,14 @@ func newHarness(t *testing.T, pool Pool, o options) *harness {
 		_ = apiSrv.Serve(apiLn)
 	}()
 
-	h := &harness{routes: &mapRoutes{}, ln: fasthttputil.NewInmemoryListener()}
+	h := &harness{routes: &mapRoutes{}}
+	if o.tcp {
+		if h.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		h.ln = fasthttputil.NewInmemoryListener()
+	}
 	cfg := Config{
 		Domain:             testDomain,
 		API:                func() (net.Conn, error) { return net.Dial("tcp", apiLn.Addr().String()) },
@@ -130,11 +144,14 @@ func newHarness(t *testing.T, pool Pool, o options) *harness {
 		t.Fatal(err)
 	}
 	g.dialRunner = o.dial
+	if o.watchAfter > 0 {
+		g.watchAfter = o.watchAfter
+	}
 	h.g = g
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(h.ln) }()
 	tr := &http.Transport{
-		DialContext:         func(context.Context, string, string) (net.Conn, error) { return h.ln.Dial() },
+		DialContext:         func(context.Context, string, string) (net.Conn, error) { return h.dial() },
 		MaxIdleConnsPerHost: 100,
 	}
 	h.client = &http.Client{Transport: tr}
@@ -152,6 +169,14 @@ func newHarness(t *testing.T, pool Pool, o options) *harness {
 		<-apiDone
 	})
 	return h
+}
+
+// dial opens a client connection to the gateway.
+func (h *harness) dial() (net.Conn, error) {
+	if l, ok := h.ln.(*fasthttputil.InmemoryListener); ok {
+		return l.Dial()
+	}
+	return net.Dial("tcp", h.ln.Addr().String())
 }
 
 // do sends a request for url (whose host picks the app) and returns the
@@ -220,6 +245,7 @@ type fakeRunner struct {
 	done     chan struct{}
 	released chan struct{}
 	once     sync.Once
+	touches  atomic.Int64
 }
 
 var _ Runner = (*fakeRunner)(nil)
@@ -229,7 +255,7 @@ func newFakeRunner(addr string) *fakeRunner {
 }
 
 func (f *fakeRunner) Addr() string          { return f.addr }
-func (f *fakeRunner) Touch()                {}
+func (f *fakeRunner) Touch()                { f.touches.Add(1) }
 func (f *fakeRunner) Done() <-chan struct{} { return f.done }
 func (f *fakeRunner) Release()              { f.once.Do(func() { close(f.released) }) }
 

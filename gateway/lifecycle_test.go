@@ -3,8 +3,12 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 func TestStoppedRunnerIsReplaced(t *testing.T) {
@@ -82,4 +86,40 @@ func TestInvalidateDeletedApp(t *testing.T) {
 	if status, _, _ := h.do(t, http.MethodGet, "http://demo.example.test/echo", "", nil); status != http.StatusNotFound {
 		t.Errorf("deleted app: status %d, want 404", status)
 	}
+}
+
+func TestShutdownEndsLongLivedExchanges(t *testing.T) {
+	t.Parallel()
+	h, pool := newEdgeHarness(t, options{})
+
+	ws := dialWS(t, h, "/ws")
+	defer ws.Close()
+	var msg string
+	if err := websocket.Message.Receive(ws, &msg); err != nil || msg != "hello" {
+		t.Fatalf("greeting %q %v", msg, err)
+	}
+	resp, err := h.client.Get("http://demo.example.test/feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := readEvents(resp.Body)
+	var ev string
+	wait(t, chanOf(events, &ev), "first event")
+
+	// The event stream never ends on its own, so Shutdown waits for it
+	// until ctx ends, then cuts it off; the WebSocket closes at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.g.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline (a stream was still open)", err)
+	}
+	if err := websocket.Message.Receive(ws, &msg); err == nil {
+		t.Errorf("WebSocket still open after Shutdown: got %q", msg)
+	}
+	wait(t, chanOf(events, &ev), "event stream cut off")
+	if ev != "" {
+		t.Errorf("event after Shutdown: %q", ev)
+	}
+	wait(t, pool.byVersion(t, "edge").released, "runner released")
 }

@@ -14,6 +14,9 @@ const (
 	// Python process; beyond a few hundred connections it only queues, and
 	// requests over the cap wait up to UpstreamTimeout for a free one.
 	runnerMaxConns = 256
+	// runnerReadBuffer is the largest response head a runner may send
+	// (many cookies make large heads).
+	runnerReadBuffer = 16 << 10
 	// runnerIdleConn closes pooled connections to a runner before uvicorn
 	// (keep-alive timeout 5 s) does, so a request is not written onto a
 	// connection the runner is closing; only idempotent requests would be
@@ -39,18 +42,17 @@ var hopByHop = []string{
 }
 
 // runnerClient returns the connection pool for the runner at addr. The
-// gateway makes one per runner and reuses it for every request to it.
+// gateway makes one per runner and reuses it for every request to it. The
+// proxy takes connections from it and does the exchange itself (see
+// exchange), so the timeouts are set there.
 func (g *Gateway) runnerClient(addr string) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
-		Addr:                     addr,
-		Dial:                     g.dialRunner,
-		NoDefaultUserAgentHeader: true,
-		MaxConns:                 runnerMaxConns,
-		MaxConnWaitTimeout:       g.cfg.UpstreamTimeout,
-		MaxIdleConnDuration:      runnerIdleConn,
-		ReadTimeout:              g.cfg.UpstreamTimeout,
-		WriteTimeout:             g.cfg.UpstreamTimeout,
-		DisablePathNormalizing:   true,
+		Addr:                addr,
+		Dial:                g.dialRunner,
+		MaxConns:            runnerMaxConns,
+		MaxConnWaitTimeout:  g.cfg.UpstreamTimeout,
+		MaxIdleConnDuration: runnerIdleConn,
+		ReadBufferSize:      runnerReadBuffer,
 	}
 }
 
@@ -68,18 +70,6 @@ func (g *Gateway) apiClient() *fasthttp.HostClient {
 		DisablePathNormalizing:   true,
 		StreamResponseBody:       true,
 	}
-}
-
-// proxyApp forwards the request in ctx to the runner of e and puts the
-// runner's response, buffered, in ctx. The request keeps its method, raw
-// path and query, headers and body.
-func proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
-	prepareRequest(ctx)
-	if err := e.client.Do(&ctx.Request, &ctx.Response); err != nil {
-		return err
-	}
-	stripResponse(&ctx.Response.Header)
-	return nil
 }
 
 // serveAPI forwards the request in ctx to the platform API and streams the
@@ -125,7 +115,14 @@ func (b *apiBody) Close() error {
 // prepareRequest makes the request in ctx ready to forward: it drops
 // hop-by-hop headers (including those the Connection header names) and
 // Expect, and sets X-Forwarded-For (appending the client's address to any
-// list it came with), X-Forwarded-Proto and X-Forwarded-Host.
+// list it came with), X-Forwarded-Proto (the scheme the client used) and
+// X-Forwarded-Host (the host the request was routed by, as the client
+// wrote it).
+//
+// Only the last X-Forwarded-For entry is the gateway's word; the ones
+// before it are the client's claim. uvicorn reads the list that way (the
+// last address it does not trust as a proxy), and so must apps that read
+// the header themselves.
 func prepareRequest(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
@@ -139,6 +136,12 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	// The gateway has already answered any "100-continue" and read the
 	// whole body; the upstream must not be asked to.
 	h.Del(fasthttp.HeaderExpect)
+	// The app sees the host the request was routed by: the Host header as
+	// the client sent it (case and port kept), unless the request line
+	// named another (absolute form), which wins (RFC 9112 section 3.2.2).
+	if !bytes.EqualFold(h.Host(), ctx.Host()) {
+		h.SetHostBytes(ctx.Host())
+	}
 	ip := ctx.RemoteIP().String()
 	if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
 		ip = string(prior) + ", " + ip
@@ -149,7 +152,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	} else {
 		h.Set(fasthttp.HeaderXForwardedProto, "http")
 	}
-	h.Set(fasthttp.HeaderXForwardedHost, string(ctx.Host()))
+	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
 	// Forward a body without Content-Type as it came, not as
 	// application/octet-stream.
 	h.SetNoDefaultContentType(true)

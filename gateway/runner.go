@@ -50,6 +50,13 @@ func (e *runnerEntry) acquire() bool {
 	return ok
 }
 
+// busy reports whether requests are in flight on e.
+func (e *runnerEntry) busy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inflight > 0
+}
+
 // release counts one request out; the last one out of a retired runner
 // releases it.
 func (e *runnerEntry) release() {
@@ -141,6 +148,19 @@ func (t *runnerTable) removeStale(slug string, route *v1.Route) []*runnerEntry {
 		stale = append(stale, e)
 	}
 	return stale
+}
+
+// touchBusy touches the runners in service that have requests in flight.
+// (A retired runner still serving its last requests is about to be
+// released anyway.)
+func (t *runnerTable) touchBusy() {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.byApp {
+		if e.busy() {
+			e.runner.Touch()
+		}
+	}
 }
 
 // close empties the table, refuses further installs, and returns the

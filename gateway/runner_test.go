@@ -80,3 +80,23 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+func TestRunnerTableTouchesBusyRunners(t *testing.T) {
+	tab := newRunnerTable()
+	busy, idle := newFakeRunner(""), newFakeRunner("")
+	for app, r := range map[string]*fakeRunner{"busy": busy, "idle": idle} {
+		if _, err := tab.install(&runnerEntry{runner: r, client: &fasthttp.HostClient{}, slug: app, appID: app, ver: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := tab.active("busy", "v1")
+	if !e.acquire() {
+		t.Fatal("acquire failed")
+	}
+	tab.touchBusy()
+	e.release()
+	tab.touchBusy()
+	if b, i := busy.touches.Load(), idle.touches.Load(); b != 1 || i != 0 {
+		t.Errorf("touches: busy %d, idle %d; want 1, 0", b, i)
+	}
+}

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	// maxBufferedBody is the largest response body, of known length, that
+	// the gateway reads whole before answering; longer ones, and those of
+	// unknown length (chunked), are streamed. Buffering keeps the common
+	// small response on fasthttp's cheapest path (one write, no per-read
+	// bookkeeping); streaming keeps memory flat and lets events through as
+	// the app produces them.
+	maxBufferedBody = 64 << 10
+	// watchAfter is how long the gateway waits for a response head before
+	// it starts watching the client for a hang-up (see edgeConn). Fast
+	// requests never pay for a watch; a slow one is cancelled upstream
+	// within about this long after its client leaves. Streamed responses
+	// are watched from their first byte.
+	watchAfter = 50 * time.Millisecond
+	// maxUpstreamAttempts bounds tries of one request: a pooled connection
+	// the runner closed while it sat idle fails before any answer, and the
+	// request is retried once on another.
+	maxUpstreamAttempts = 2
+)
+
+// errUnaskedSwitch is a runner answering 101 to a request that did not ask
+// to switch protocols.
+var errUnaskedSwitch = errors.New("switched protocols unasked")
+
+// proxyApp forwards the request in ctx to e's runner and puts the
+// response in ctx: read whole when it is small and of known length,
+// otherwise streamed to the client piece by piece as the runner sends it.
+// The request keeps its method, raw path and query, headers and body.
+//
+// proxyApp takes over the caller's hold on e (see runnerEntry.acquire): it
+// releases it once the runner is no longer needed, which for a streamed
+// response is after its last byte (or the client leaving).
+func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
+	prepareRequest(ctx)
+	// Forward the path as the client wrote it (a%2Fb stays a%2Fb) and the
+	// Host header as the client sent it, port and case included.
+	ctx.Request.URI().DisablePathNormalizing = true
+	ctx.Request.UseHostHeader = true
+	client, _ := ctx.Conn().(*edgeConn)
+	for attempt := 1; ; attempt++ {
+		streamed, retry, err := g.exchange(ctx, e, client)
+		if !streamed {
+			if err == nil || !retry || attempt == maxUpstreamAttempts {
+				e.release()
+				return err
+			}
+			continue
+		}
+		return nil
+	}
+}
+
+// exchange is one attempt of proxyApp on one pooled connection. streamed
+// reports that the response body streams and will release e when done;
+// retry, that err happened before the runner can have seen the request.
+func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edgeConn) (streamed, retry bool, err error) {
+	hc := e.client
+	cc, err := hc.AcquireConn(0, false)
+	if err != nil {
+		return false, false, err
+	}
+	// A connection that has served before may have been closed by the
+	// runner while idle; a new one failing means the runner is down.
+	reused := !cc.LastUseTime().IsZero()
+	conn := cc.Conn()
+	timeout := g.cfg.UpstreamTimeout
+
+	start := time.Now()
+	if err := conn.SetWriteDeadline(start.Add(timeout)); err != nil {
+		hc.CloseConn(cc)
+		return false, reused, err
+	}
+	bw := hc.AcquireWriter(conn)
+	err = ctx.Request.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		hc.CloseConn(cc)
+		// A write fails only if the runner stopped reading: it cannot have
+		// received the whole request, so any method may be retried.
+		return false, reused && !isTimeout(err), err
+	}
+
+	br := hc.AcquireReader(conn)
+	gone, err := awaitHead(conn, br, client, g.watchAfter, start.Add(timeout))
+	if err == nil {
+		err = readHead(&ctx.Response.Header, br)
+	}
+	if err == nil && ctx.Response.Header.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		// The request did not ask to switch (Upgrade is stripped): the
+		// connection now speaks something else and cannot be pooled.
+		err = errUnaskedSwitch
+	}
+	if err != nil || gone {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		if gone {
+			return false, false, errClientGone
+		}
+		// The runner closed the connection without a byte of answer: on a
+		// reused connection that is the idle-close race, and a request
+		// that may be repeated is.
+		closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+		retry = reused && closed && isIdempotent(&ctx.Request.Header)
+		if closed {
+			err = fmt.Errorf("%w: %w", fasthttp.ErrConnectionClosed, err)
+		}
+		return false, retry, err
+	}
+
+	h := &ctx.Response.Header
+	closeConn := h.ConnectionClose()
+	stripResponse(h)
+	size := h.ContentLength()
+	switch {
+	case ctx.IsHead() || noBody(h.StatusCode()):
+		ctx.Response.SkipBody = true
+	case size >= 0 && size <= maxBufferedBody:
+		err = ctx.Response.ReadBody(br, 0)
+	default:
+		g.streamBody(ctx, e, client, conn, br, size, func(reuse bool) {
+			hc.ReleaseReader(br)
+			if reuse && !closeConn {
+				hc.ReleaseConn(cc)
+			} else {
+				hc.CloseConn(cc)
+			}
+		})
+		return true, false, nil
+	}
+	hc.ReleaseReader(br)
+	if err != nil || closeConn {
+		hc.CloseConn(cc)
+	} else {
+		hc.ReleaseConn(cc)
+	}
+	return false, false, err
+}
+
+// awaitHead waits until the first byte of the response is in br or the
+// deadline passes. If the runner takes longer than watchAfter, it watches
+// client meanwhile and, should the client hang up, closes conn so the app
+// sees the disconnect; gone then reports that.
+func awaitHead(conn net.Conn, br *bufio.Reader, client *edgeConn, watchAfter time.Duration,
+	deadline time.Time) (gone bool, err error) {
+	if client != nil {
+		if err := conn.SetReadDeadline(time.Now().Add(watchAfter)); err != nil {
+			return false, err
+		}
+		if _, err = br.Peek(1); err == nil || !isTimeout(err) {
+			if err == nil {
+				err = conn.SetReadDeadline(deadline)
+			}
+			return false, err
+		}
+		client.watch(func() { _ = conn.Close() })
+		defer func() {
+			if client.unwatch() {
+				gone = true
+			}
+		}()
+	}
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return false, err
+	}
+	_, err = br.Peek(1)
+	return false, err
+}
+
+// readHead reads a response head into h, skipping interim (1xx) responses
+// other than 101.
+func readHead(h *fasthttp.ResponseHeader, br *bufio.Reader) error {
+	for range 8 {
+		if err := h.Read(br); err != nil {
+			return err
+		}
+		if code := h.StatusCode(); code >= 200 || code < 100 || code == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+	}
+	return errors.New("too many interim responses")
+}
+
+// noBody reports whether a response with status code has no body, whatever
+// its headers say (RFC 9110 section 6.4.1).
+func noBody(code int) bool {
+	return code < 200 || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified
+}
+
+// isIdempotent reports whether repeating the request is harmless (RFC 9110
+// section 9.2.2).
+func isIdempotent(h *fasthttp.RequestHeader) bool {
+	return h.IsGet() || h.IsHead() || h.IsOptions() || h.IsPut() || h.IsDelete() || h.IsTrace()
+}
