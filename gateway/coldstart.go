@@ -124,7 +124,9 @@ func (g *Gateway) watch(e *runnerEntry) {
 // refresh re-reads slug's route after an Invalidate and retires the
 // runners that no longer serve it: all of the app's when it is gone, the
 // old version's when it changed. Requests in flight on a retired runner
-// complete; the next request for a new version cold starts it.
+// complete. When the app is in use (it has a runner) and its version
+// changed, the new version is started first (pre-warmed), so the next
+// request after a redeploy does not wait for a cold start.
 func (g *Gateway) refresh(slug string, gen uint64) {
 	route, err := g.routes.load(g.base, slug)
 	switch {
@@ -137,6 +139,14 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 	}
 	if g.routes.generation(slug) != gen {
 		return // invalidated again meanwhile: a newer refresh decides
+	}
+	if route != nil && g.runners.inUse(route.GetAppId()) && g.runners.active(route.GetAppId(), route.GetVersion()) == nil {
+		// Installing the new version's runner retires the old one. If the
+		// start fails, removeStale below still retires the old version, so
+		// requests see the new version's error rather than old code.
+		if _, err := g.coldStart(slug, route); err != nil {
+			g.log.Info("pre-warm after redeploy failed", "slug", slug, "err", err)
+		}
 	}
 	for _, e := range g.runners.removeStale(slug, route) {
 		e.retire()

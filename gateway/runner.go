@@ -134,6 +134,13 @@ func (t *runnerTable) remove(e *runnerEntry) {
 	t.mu.Unlock()
 }
 
+// inUse reports whether app appID has a runner in service.
+func (t *runnerTable) inUse(appID string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byApp[appID] != nil
+}
+
 // removeStale takes out of the table the runners of slug that do not serve
 // route (all of them when route is nil) and returns them for retiring.
 func (t *runnerTable) removeStale(slug string, route *v1.Route) []*runnerEntry {

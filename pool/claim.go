@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,12 @@ type Runner struct {
 	timings  *v1.SpecializeResponse
 	lastUsed atomic.Int64 // unix nanos of the last request
 	released atomic.Bool
+	// stopping is closed as soon as the runner must take no new requests:
+	// at Release (or reaping), or when it exits by itself. Closing it
+	// before the process is gone keeps callers from sending requests to
+	// a runner that is shutting down.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // Addr is host:port of the app's HTTP listener.
@@ -29,8 +36,11 @@ func (r *Runner) Addr() string { return r.inst.AppAddr() }
 // Config.IdleTimeout.
 func (r *Runner) Touch() { r.lastUsed.Store(time.Now().UnixNano()) }
 
-// Done is closed once the runner has exited.
-func (r *Runner) Done() <-chan struct{} { return r.inst.Done() }
+// Done is closed once the runner takes no new requests: it was released
+// or reaped (requests in flight still complete), or it exited.
+func (r *Runner) Done() <-chan struct{} { return r.stopping }
+
+func (r *Runner) markStopping() { r.stopOnce.Do(func() { close(r.stopping) }) }
 
 // Timings are the phase timings the runner reported when it was specialized.
 func (r *Runner) Timings() *v1.SpecializeResponse { return r.timings }
@@ -39,6 +49,7 @@ func (r *Runner) Timings() *v1.SpecializeResponse { return r.timings }
 // Config.StopGrace. It is idempotent.
 func (r *Runner) Release() {
 	if r.released.CompareAndSwap(false, true) {
+		r.markStopping()
 		go r.inst.Stop(r.p.cfg.StopGrace)
 	}
 }
@@ -60,7 +71,7 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 		}
 	}
 	claimed := time.Since(t0)
-	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion()}
+	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion(), stopping: make(chan struct{})}
 	r.Touch()
 	p.mu.Lock()
 	p.claimed[r] = struct{}{}
@@ -111,6 +122,7 @@ func (p *Pool) startForClaim(ctx context.Context) (Instance, error) {
 func (p *Pool) watchClaimed(r *Runner) {
 	defer p.wg.Done()
 	<-r.inst.Done()
+	r.markStopping()
 	if !r.released.Load() {
 		p.event(r.appID, "crashed: %v", r.inst.ExitErr())
 	}

@@ -171,9 +171,14 @@ func TestIdleRunnerIsReapedAndNeverReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-r.Done():
+	case <-r.inst.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("idle runner was not reaped")
+	}
+	select {
+	case <-r.Done():
+	default:
+		t.Error("Done is open after the runner was reaped")
 	}
 	if !r.inst.(*fakeInstance).stopped.Load() {
 		t.Error("reaped runner was not stopped")

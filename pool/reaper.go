@@ -33,7 +33,7 @@ func (p *Pool) reapIdle(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, r := range idle {
-		p.event(r.appID, "scaled to zero after %s idle", p.cfg.IdleTimeout)
 		r.Release()
+		p.event(r.appID, "scaled to zero after %s idle", p.cfg.IdleTimeout)
 	}
 }

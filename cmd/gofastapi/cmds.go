@@ -28,6 +28,10 @@ func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, 
 	fs := newFlags(name)
 	user := fs.String("username", "", "username (3-32 of a-z 0-9 _ -)")
 	pass := fs.String("password", "", "password (default: read one line from stdin)")
+	var email *string
+	if name == "signup" {
+		email = fs.String("email", "", "email address (optional)")
+	}
 	mk := clientFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -46,7 +50,7 @@ func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, 
 	var token string
 	var u *v1.User
 	if name == "signup" {
-		res, err := c.auth.Signup(ctx, connect.NewRequest(&v1.SignupRequest{Username: *user, Password: *pass}))
+		res, err := c.auth.Signup(ctx, connect.NewRequest(&v1.SignupRequest{Username: *user, Password: *pass, Email: *email}))
 		if err != nil {
 			return explain(err)
 		}
@@ -72,16 +76,22 @@ func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, 
 
 func cmdLogout(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("logout")
+	all := fs.Bool("all", false, "end all your sessions, everywhere")
 	mk := clientFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	c := mk()
-	if _, err := c.auth.Logout(ctx, connect.NewRequest(&v1.LogoutRequest{})); err != nil {
+	res, err := c.auth.Logout(ctx, connect.NewRequest(&v1.LogoutRequest{Everywhere: *all}))
+	if err != nil {
 		return explain(err)
 	}
 	if p, err := credentialsPath(); err == nil {
 		os.Remove(p)
+	}
+	if *all {
+		fmt.Fprintf(stdout, "logged out everywhere (%d session(s) ended)\n", res.Msg.GetRevoked())
+		return nil
 	}
 	fmt.Fprintln(stdout, "logged out")
 	return nil

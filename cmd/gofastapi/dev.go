@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -19,11 +20,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gofastapi/gofastapi/controlplane/admin"
 	"github.com/gofastapi/gofastapi/controlplane/apps"
 	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
+	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
@@ -114,7 +117,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logs := logstore.New(rdb, 2000)
 	appSvc, err := apps.NewService(apps.Config{
 		Store: st, Publisher: pub, Validator: validator, Logs: logs,
-		URL: cfg.appURL(l.Addr()), AllowedImports: validate.DefaultAllowedImports, Logger: log.With("component", "apps"),
+		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
@@ -153,11 +156,39 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stops = append(stops, p.Close)
 	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
 	// gateway (HTTP/1.1) or directly for HTTP/2 (gRPC over h2c).
-	interceptors := connect.WithInterceptors(auth.NewInterceptor(st))
+	// The platform's own origins: the apex as the gateway serves it, and
+	// behind a TLS terminator on 443.
+	apex := strings.ToLower(cfg.Domain)
+	origins := []string{"http://" + apex + portSuffix(l.Addr()), "https://" + apex}
+	authSvc, err := auth.NewService(auth.Config{
+		Users: st, Limiter: ratelimit.New(rdb), SessionTTL: 30 * 24 * time.Hour, Logger: log.With("component", "auth"),
+		Rates: auth.RateLimits{PerAddress: cfg.SigninRateAddr, PerUser: cfg.SigninRateUser},
+	})
+	if err != nil {
+		return err
+	}
+	adminSvc, err := admin.NewService(admin.Config{
+		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc},
+		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
+	})
+	if err != nil {
+		return err
+	}
+	apiHTTP, err := auth.NewHTTP(auth.HTTPConfig{
+		Origins: origins,
+		// Only the gateway dials the API's Unix socket (in the private
+		// data directory), so only there are X-Forwarded-* believed.
+		TrustedProxy: func(c net.Conn) bool { return c.LocalAddr().Network() == "unix" },
+	})
+	if err != nil {
+		return err
+	}
+	interceptors := connect.WithInterceptors(auth.NewInterceptor(st, origins, log.With("component", "auth")))
 	mux := http.NewServeMux()
-	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(auth.NewService(st, 30*24*time.Hour, log.With("component", "auth")), interceptors))
+	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
-	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName)
+	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
+	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.AdminServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -172,7 +203,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	api := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	api := &http.Server{Handler: apiHTTP.Handler(mux), ConnContext: apiHTTP.ConnContext, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// The gateway reaches the API over a Unix socket in the private data
 	// directory: real socket semantics (deadlines, keep-alive) without a port.
 	apiSock := filepath.Join(cfg.Data, "api.sock")
@@ -244,4 +275,20 @@ func (a poolAdapter) Claim(ctx context.Context, req *v1.SpecializeRequest) (gate
 		return nil, err
 	}
 	return r, nil
+}
+
+// poolStats gives the admin service the pool's figures through the admin
+// package's own Runners interface.
+type poolStats struct{ p *pool.Pool }
+
+func (a poolStats) RunnerStats() (warm int, runningApps []string) {
+	w, claimed := a.p.Runners()
+	seen := map[string]bool{}
+	for _, r := range claimed {
+		if r.AppID != "" && !seen[r.AppID] {
+			seen[r.AppID] = true
+			runningApps = append(runningApps, r.AppID)
+		}
+	}
+	return len(w), runningApps
 }

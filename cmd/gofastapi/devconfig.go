@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 )
 
 // devConfig is every setting of `gofastapi dev`, read once from flags and
@@ -28,6 +30,10 @@ type devConfig struct {
 	MaxBody      int
 	LogLevel     string
 	Debug        bool
+	// SigninRateAddr and SigninRateUser bound Login, Signup and password
+	// change attempts per client address and per username.
+	SigninRateAddr ratelimit.Rate
+	SigninRateUser ratelimit.Rate
 }
 
 func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
@@ -47,6 +53,8 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.IntVar(&c.MaxBody, "max-body", 10<<20, "largest request body in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
+	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
+	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
 	}
@@ -91,4 +99,18 @@ func (c *devConfig) appURL(listen net.Addr) func(string) string {
 		suffix = ":" + strconv.Itoa(port)
 	}
 	return func(slug string) string { return "http://" + slug + "." + c.Domain + suffix }
+}
+
+// rateFlag defines a flag holding a ratelimit.Rate; a bad value fails the
+// parse.
+func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
+	*r, _ = ratelimit.ParseRate(def)
+	fs.Func(name, usage+" (default "+def+")", func(s string) error {
+		v, err := ratelimit.ParseRate(s)
+		if err != nil {
+			return err
+		}
+		*r = v
+		return nil
+	})
 }

@@ -24,13 +24,17 @@ Server:
 Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080):
   gofastapi signup --username U [--password P]   create an account and log in
   gofastapi login --username U [--password P]    log in (password from stdin if omitted)
-  gofastapi logout                               end this session
+  gofastapi logout [--all]                       end this session (--all: every session of yours)
   gofastapi whoami                               show the logged-in user
+  gofastapi sessions [revoke ID]                 list your sessions, or end one
+  gofastapi passwd [--current P --new P]         change your password (ends your other sessions)
   gofastapi deploy [--name N] [--entrypoint F] FILE...   create or update app N and deploy FILEs
   gofastapi apps                                 list your apps
   gofastapi logs NAME                            show an app's recent logs
   gofastapi coldstarts NAME                      show an app's recent cold starts, phase by phase
   gofastapi delete NAME                          delete an app
+  gofastapi admin COMMAND                        users, create-user, promote, demote, delete-user,
+                                                 limits, settings, stats, activity (gofastapi admin help)
 `
 
 func main() {
@@ -73,6 +77,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdDelete(ctx, rest, stdout)
 	case "coldstarts":
 		return cmdColdStarts(ctx, rest, stdout)
+	case "sessions":
+		return cmdSessions(ctx, rest, stdout)
+	case "passwd":
+		return cmdPasswd(ctx, rest, stdin, stdout)
+	case "admin":
+		return cmdAdmin(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -38,7 +38,11 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 		files[i] = bundle.File{Name: f.GetName(), Content: f.GetContent()}
 	}
 
-	problems, err := s.cfg.Validator.Check(ctx, files, entry, s.cfg.AllowedImports)
+	allowed, err := s.cfg.Imports.AllowedImports(ctx)
+	if err != nil {
+		return s.fail("validate", err)
+	}
+	problems, err := s.cfg.Validator.Check(ctx, files, entry, allowed)
 	if err != nil {
 		return s.fail("validate", fmt.Errorf("validate: %w", err))
 	}
@@ -85,6 +89,9 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 	}
 	if !unchanged {
 		s.event(ctx, a.ID, "deployed version %s", hash[:12])
+		if u, err := caller(ctx); err == nil {
+			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+hash[:12])
+		}
 	}
 	url := s.cfg.URL(a.Name)
 	return send(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})

@@ -16,6 +16,16 @@ var (
 	errNameTaken = errors.New("apps: app name is taken: choose another")
 )
 
+// limitError refuses a new app beyond the owner's app limit.
+type limitError struct {
+	limit int
+	tier  string
+}
+
+func (e *limitError) Error() string {
+	return fmt.Sprintf("app limit reached: your limit is %d apps (tier %s): delete an app or ask an admin to raise the limit", e.limit, e.tier)
+}
+
 // invalidFiles is the error of a deploy whose files did not validate.
 type invalidFiles struct{ problems []validate.Problem }
 
@@ -39,8 +49,9 @@ func (e *invalidFiles) Error() string {
 // that does, and no driver or Redis text reaches the client.
 func connectError(err error) error {
 	var (
-		ce  *connect.Error
-		inv *invalidFiles
+		ce    *connect.Error
+		inv   *invalidFiles
+		limit *limitError
 	)
 	switch {
 	case err == nil:
@@ -56,6 +67,8 @@ func connectError(err error) error {
 			}
 		}
 		return e
+	case errors.As(err, &limit):
+		return connect.NewError(connect.CodeResourceExhausted, errors.New(limit.Error()))
 	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errNotFound)
 	case errors.Is(err, errNameTaken), errors.Is(err, store.ErrDuplicate):

@@ -88,13 +88,18 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	return r, nil
 }
 
-// dropBundles deletes the bundles of hashes that no version uses any more.
-func (s *Service) dropBundles(ctx context.Context, hashes []string) {
+// dropBundles deletes the bundles of hashes that no version uses any more
+// and returns how many it deleted.
+func (s *Service) dropBundles(ctx context.Context, hashes []string) int64 {
+	var n int64
 	for _, h := range hashes {
 		if used, err := s.cfg.Store.HashInUse(ctx, h); err == nil && !used {
 			if err := s.cfg.Publisher.DeleteBundle(ctx, h); err != nil {
 				s.cfg.Logger.Warn("delete bundle", "hash", h, "err", err)
+				continue
 			}
+			n++
 		}
 	}
+	return n
 }

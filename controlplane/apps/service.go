@@ -31,6 +31,14 @@ type Store interface {
 	Version(ctx context.Context, appID, hash string) (*store.Version, error)
 	VersionHashes(ctx context.Context, appID string) ([]string, error)
 	HashInUse(ctx context.Context, hash string) (bool, error)
+	CountApps(ctx context.Context, ownerID string) (int64, error)
+	RecordActivity(ctx context.Context, a *store.Activity) error
+}
+
+// ImportSource returns the import allowlist in force. It is asked at every
+// deploy, so an admin's change applies to the next validation.
+type ImportSource interface {
+	AllowedImports(ctx context.Context) ([]string, error)
 }
 
 // Publisher writes bundles and routes for the edge.
@@ -64,9 +72,9 @@ type Config struct {
 	Logs      Logs
 	// URL returns the public URL of the app called slug.
 	URL func(slug string) string
-	// AllowedImports is the import allowlist applied at validation.
-	AllowedImports []string
-	Logger         *slog.Logger
+	// Imports is the import allowlist applied at validation.
+	Imports ImportSource
+	Logger  *slog.Logger
 }
 
 // Validate reports whether c is complete.
@@ -82,6 +90,8 @@ func (c Config) Validate() error {
 		return errors.New("apps: Config.Logs is nil")
 	case c.URL == nil:
 		return errors.New("apps: Config.URL is nil")
+	case c.Imports == nil:
+		return errors.New("apps: Config.Imports is nil")
 	case c.Logger == nil:
 		return errors.New("apps: Config.Logger is nil")
 	}
@@ -143,6 +153,10 @@ func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateA
 	if err := s.cfg.Store.CreateApp(ctx, a); err != nil {
 		return nil, s.fail("create app", err)
 	}
+	if err := s.checkAppLimit(ctx, u, a); err != nil {
+		return nil, s.fail("create app", err)
+	}
+	s.record(ctx, u, store.ActivityAppCreate, a.Name, "")
 	return connect.NewResponse(&v1.CreateAppResponse{App: s.appProto(a)}), nil
 }
 
@@ -172,30 +186,50 @@ func (s *Service) ListApps(ctx context.Context, req *connect.Request[v1.ListApps
 	return connect.NewResponse(out), nil
 }
 
-// DeleteApp implements AppService.DeleteApp. The app's records go first and
-// its route second, so the edge cannot rebuild the route from the database
-// once it is gone; the route's removal makes the edge release the runner.
+// DeleteApp implements AppService.DeleteApp (see removeApp).
 func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error) {
+	u, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a, err := s.owned(ctx, req.Msg.GetIdOrName())
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.removeApp(ctx, a); err != nil {
+		return nil, s.fail("delete app", err)
+	}
+	s.record(ctx, u, store.ActivityAppDelete, a.Name, "")
+	return connect.NewResponse(&v1.DeleteAppResponse{}), nil
+}
+
+// removal counts what removeApp removed.
+type removal struct{ versions, bundles, logs int64 }
+
+// removeApp deletes app a: its records first and its route second, so the
+// edge cannot rebuild the route from the database once it is gone; the
+// route's removal makes the edge release the runner. Then its logs and the
+// bundles no other version uses.
+func (s *Service) removeApp(ctx context.Context, a *store.App) (removal, error) {
 	hashes, err := s.cfg.Store.VersionHashes(ctx, a.ID)
 	if err != nil {
-		return nil, s.fail("delete app", err)
+		return removal{}, err
 	}
 	if err := s.cfg.Store.DeleteApp(ctx, a.ID); err != nil {
-		return nil, s.fail("delete app", err)
+		return removal{}, err
 	}
 	if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {
-		return nil, s.fail("delete route", err)
+		return removal{}, fmt.Errorf("delete route: %w", err)
 	}
+	r := removal{versions: int64(len(hashes))}
 	if err := s.cfg.Logs.Delete(ctx, a.ID); err != nil {
 		s.cfg.Logger.Warn("delete app logs", "app", a.Name, "err", err)
+	} else {
+		r.logs = 1
 	}
-	s.dropBundles(ctx, hashes)
+	r.bundles = s.dropBundles(ctx, hashes)
 	s.cfg.Logger.Info("app deleted", "app", a.Name)
-	return connect.NewResponse(&v1.DeleteAppResponse{}), nil
+	return r, nil
 }
 
 // GetLogs implements AppService.GetLogs.
@@ -259,6 +293,15 @@ func (s *Service) appProto(a *store.App) *v1.App {
 		p.DeployedAt = timestamppb.New(a.DeployedAt)
 	}
 	return p
+}
+
+// record appends to the activity feed; losing an entry must not fail the
+// action, so a failure is only logged.
+func (s *Service) record(ctx context.Context, u *store.User, kind, subject, detail string) {
+	a := &store.Activity{ActorID: u.ID, Actor: u.Username, Kind: kind, Subject: subject, Detail: detail}
+	if err := s.cfg.Store.RecordActivity(ctx, a); err != nil {
+		s.cfg.Logger.Warn("record activity", "kind", kind, "err", err)
+	}
 }
 
 // event appends a platform event to an app's log; a failure is only logged,

@@ -97,3 +97,14 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// CountApps returns the number of ownerID's apps; an empty ownerID counts
+// every app.
+func (s *Store) CountApps(ctx context.Context, ownerID string) (int64, error) {
+	filter := bson.M{}
+	if ownerID != "" {
+		filter["owner_id"] = ownerID
+	}
+	n, err := s.apps.CountDocuments(ctx, filter)
+	return n, classify(err)
+}

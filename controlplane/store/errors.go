@@ -7,4 +7,7 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrDuplicate means a unique field (username, app name) is already taken.
 	ErrDuplicate = errors.New("store: duplicate")
+	// ErrLastAdmin means the change would leave the platform without an
+	// admin.
+	ErrLastAdmin = errors.New("store: last admin")
 )

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,6 +22,14 @@ type Store struct {
 	apps     *mongo.Collection
 	versions *mongo.Collection
 	settings *mongo.Collection
+	activity *mongo.Collection
+
+	// adminMu serializes changes to who is admin. MongoDB applies each
+	// conditional update of the admin count atomically; FerretDB (the
+	// embedded default, always a single process) reads and writes a
+	// document in two steps, and without this lock two admins demoting each
+	// other at once could both pass the "another admin remains" check.
+	adminMu sync.Mutex
 }
 
 // Open returns a Store over database db of client and makes sure its indexes
@@ -34,6 +43,7 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		apps:     d.Collection("apps"),
 		versions: d.Collection("versions"),
 		settings: d.Collection("settings"),
+		activity: d.Collection("activity"),
 	}
 	indexes := []struct {
 		c    *mongo.Collection
@@ -45,12 +55,17 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		{s.apps, bson.D{{Key: "owner_id", Value: 1}}, false},
 		{s.sessions, bson.D{{Key: "user_id", Value: 1}}, false},
 		{s.versions, bson.D{{Key: "app_id", Value: 1}}, false},
+		{s.activity, bson.D{{Key: "time", Value: -1}}, false},
+		{s.activity, bson.D{{Key: "actor_id", Value: 1}}, false},
 	}
 	for _, ix := range indexes {
 		m := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.uniq)}
 		if _, err := ix.c.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("create index on %s: %w", ix.c.Name(), err)
 		}
+	}
+	if err := s.reconcileAdmins(ctx); err != nil {
+		return nil, fmt.Errorf("admin count: %w", err)
 	}
 	return s, nil
 }

@@ -24,11 +24,13 @@ const (
 
 // User is a platform account as its owner sees it.
 type User struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username  string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Admin     bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// email is optional; empty when none was given.
+	Email         string `protobuf:"bytes,5,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -91,10 +93,21 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 type SignupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// username is 3-32 characters of a-z, 0-9, `_` and `-`.
+	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// password is at least 8 characters.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// email is optional.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -143,10 +156,18 @@ func (x *SignupRequest) GetPassword() string {
 	return ""
 }
 
+func (x *SignupRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
 type SignupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// token is the session's bearer token; it is shown once and stored only hashed.
+	// token is the session's bearer token; it is shown once and stored only
+	// hashed. Empty for browser requests, which get the cookie only.
 	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -249,9 +270,10 @@ func (x *LoginRequest) GetPassword() string {
 }
 
 type LoginResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// token is as in SignupResponse.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,7 +323,9 @@ func (x *LoginResponse) GetToken() string {
 }
 
 type LogoutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// everywhere revokes all of the caller's sessions, not just this one.
+	Everywhere    bool `protobuf:"varint,1,opt,name=everywhere,proto3" json:"everywhere,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,8 +360,17 @@ func (*LogoutRequest) Descriptor() ([]byte, []int) {
 	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
+func (x *LogoutRequest) GetEverywhere() bool {
+	if x != nil {
+		return x.Everywhere
+	}
+	return false
+}
+
 type LogoutResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revoked is the number of sessions revoked.
+	Revoked       int32 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +403,13 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
 	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LogoutResponse) GetRevoked() int32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
 }
 
 type MeRequest struct {
@@ -452,20 +492,378 @@ func (x *MeResponse) GetUser() *User {
 	return nil
 }
 
+// Session is one login of a user.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the session for RevokeSession; it is the sha256 of the token,
+	// from which the token cannot be recovered.
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// last_seen_at is the session's last use, to within a minute.
+	LastSeenAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
+	// client_address is where the login came from.
+	ClientAddress string `protobuf:"bytes,5,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	UserAgent     string `protobuf:"bytes,6,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// current is true for the session making this call.
+	Current       bool `protobuf:"varint,7,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Session) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Session) GetLastSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return nil
+}
+
+func (x *Session) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *Session) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *Session) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{10}
+}
+
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type RevokeSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionRequest) Reset() {
+	*x = RevokeSessionRequest{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionRequest) ProtoMessage() {}
+
+func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
+func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RevokeSessionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeSessionResponse) Reset() {
+	*x = RevokeSessionResponse{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeSessionResponse) ProtoMessage() {}
+
+func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
+func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+type ChangePasswordRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	CurrentPassword string                 `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// new_password is at least 8 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revoked_sessions is the number of other sessions that were revoked.
+	RevokedSessions int32 `protobuf:"varint,1,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ChangePasswordResponse) GetRevokedSessions() int32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
 var File_gofastapi_v1_auth_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17gofastapi/v1/auth.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x01\n" +
+	"\x17gofastapi/v1/auth.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"G\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05email\x18\x05 \x01(\tR\x05email\"]\n" +
 	"\rSignupRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"N\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\"N\n" +
 	"\x0eSignupResponse\x12&\n" +
 	"\x04user\x18\x01 \x01(\v2\x12.gofastapi.v1.UserR\x04user\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\"F\n" +
@@ -474,18 +872,48 @@ const file_gofastapi_v1_auth_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"M\n" +
 	"\rLoginResponse\x12&\n" +
 	"\x04user\x18\x01 \x01(\v2\x12.gofastapi.v1.UserR\x04user\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"\x0f\n" +
-	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse\"\v\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"/\n" +
+	"\rLogoutRequest\x12\x1e\n" +
+	"\n" +
+	"everywhere\x18\x01 \x01(\bR\n" +
+	"everywhere\"*\n" +
+	"\x0eLogoutResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\x05R\arevoked\"\v\n" +
 	"\tMeRequest\"4\n" +
 	"\n" +
 	"MeResponse\x12&\n" +
-	"\x04user\x18\x01 \x01(\v2\x12.gofastapi.v1.UserR\x04user2\x9a\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x12.gofastapi.v1.UserR\x04user\"\xad\x02\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
+	"\flast_seen_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSeenAt\x12%\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x06 \x01(\tR\tuserAgent\x12\x18\n" +
+	"\acurrent\x18\a \x01(\bR\acurrent\"\x15\n" +
+	"\x13ListSessionsRequest\"I\n" +
+	"\x14ListSessionsResponse\x121\n" +
+	"\bsessions\x18\x01 \x03(\v2\x15.gofastapi.v1.SessionR\bsessions\"&\n" +
+	"\x14RevokeSessionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15RevokeSessionResponse\"e\n" +
+	"\x15ChangePasswordRequest\x12)\n" +
+	"\x10current_password\x18\x01 \x01(\tR\x0fcurrentPassword\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"C\n" +
+	"\x16ChangePasswordResponse\x12)\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\x05R\x0frevokedSessions2\xae\x04\n" +
 	"\vAuthService\x12E\n" +
 	"\x06Signup\x12\x1b.gofastapi.v1.SignupRequest\x1a\x1c.gofastapi.v1.SignupResponse\"\x00\x12B\n" +
 	"\x05Login\x12\x1a.gofastapi.v1.LoginRequest\x1a\x1b.gofastapi.v1.LoginResponse\"\x00\x12E\n" +
 	"\x06Logout\x12\x1b.gofastapi.v1.LogoutRequest\x1a\x1c.gofastapi.v1.LogoutResponse\"\x00\x129\n" +
-	"\x02Me\x12\x17.gofastapi.v1.MeRequest\x1a\x18.gofastapi.v1.MeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\x02Me\x12\x17.gofastapi.v1.MeRequest\x1a\x18.gofastapi.v1.MeResponse\"\x00\x12W\n" +
+	"\fListSessions\x12!.gofastapi.v1.ListSessionsRequest\x1a\".gofastapi.v1.ListSessionsResponse\"\x00\x12Z\n" +
+	"\rRevokeSession\x12\".gofastapi.v1.RevokeSessionRequest\x1a#.gofastapi.v1.RevokeSessionResponse\"\x00\x12]\n" +
+	"\x0eChangePassword\x12#.gofastapi.v1.ChangePasswordRequest\x1a$.gofastapi.v1.ChangePasswordResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_auth_proto_rawDescOnce sync.Once
@@ -499,37 +927,54 @@ func file_gofastapi_v1_auth_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_auth_proto_rawDescData
 }
 
-var file_gofastapi_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_gofastapi_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gofastapi_v1_auth_proto_goTypes = []any{
-	(*User)(nil),                  // 0: gofastapi.v1.User
-	(*SignupRequest)(nil),         // 1: gofastapi.v1.SignupRequest
-	(*SignupResponse)(nil),        // 2: gofastapi.v1.SignupResponse
-	(*LoginRequest)(nil),          // 3: gofastapi.v1.LoginRequest
-	(*LoginResponse)(nil),         // 4: gofastapi.v1.LoginResponse
-	(*LogoutRequest)(nil),         // 5: gofastapi.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 6: gofastapi.v1.LogoutResponse
-	(*MeRequest)(nil),             // 7: gofastapi.v1.MeRequest
-	(*MeResponse)(nil),            // 8: gofastapi.v1.MeResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*User)(nil),                   // 0: gofastapi.v1.User
+	(*SignupRequest)(nil),          // 1: gofastapi.v1.SignupRequest
+	(*SignupResponse)(nil),         // 2: gofastapi.v1.SignupResponse
+	(*LoginRequest)(nil),           // 3: gofastapi.v1.LoginRequest
+	(*LoginResponse)(nil),          // 4: gofastapi.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 5: gofastapi.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 6: gofastapi.v1.LogoutResponse
+	(*MeRequest)(nil),              // 7: gofastapi.v1.MeRequest
+	(*MeResponse)(nil),             // 8: gofastapi.v1.MeResponse
+	(*Session)(nil),                // 9: gofastapi.v1.Session
+	(*ListSessionsRequest)(nil),    // 10: gofastapi.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),   // 11: gofastapi.v1.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),   // 12: gofastapi.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),  // 13: gofastapi.v1.RevokeSessionResponse
+	(*ChangePasswordRequest)(nil),  // 14: gofastapi.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 15: gofastapi.v1.ChangePasswordResponse
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_auth_proto_depIdxs = []int32{
-	9, // 0: gofastapi.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	0, // 1: gofastapi.v1.SignupResponse.user:type_name -> gofastapi.v1.User
-	0, // 2: gofastapi.v1.LoginResponse.user:type_name -> gofastapi.v1.User
-	0, // 3: gofastapi.v1.MeResponse.user:type_name -> gofastapi.v1.User
-	1, // 4: gofastapi.v1.AuthService.Signup:input_type -> gofastapi.v1.SignupRequest
-	3, // 5: gofastapi.v1.AuthService.Login:input_type -> gofastapi.v1.LoginRequest
-	5, // 6: gofastapi.v1.AuthService.Logout:input_type -> gofastapi.v1.LogoutRequest
-	7, // 7: gofastapi.v1.AuthService.Me:input_type -> gofastapi.v1.MeRequest
-	2, // 8: gofastapi.v1.AuthService.Signup:output_type -> gofastapi.v1.SignupResponse
-	4, // 9: gofastapi.v1.AuthService.Login:output_type -> gofastapi.v1.LoginResponse
-	6, // 10: gofastapi.v1.AuthService.Logout:output_type -> gofastapi.v1.LogoutResponse
-	8, // 11: gofastapi.v1.AuthService.Me:output_type -> gofastapi.v1.MeResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	16, // 0: gofastapi.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 1: gofastapi.v1.SignupResponse.user:type_name -> gofastapi.v1.User
+	0,  // 2: gofastapi.v1.LoginResponse.user:type_name -> gofastapi.v1.User
+	0,  // 3: gofastapi.v1.MeResponse.user:type_name -> gofastapi.v1.User
+	16, // 4: gofastapi.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	16, // 5: gofastapi.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 6: gofastapi.v1.Session.last_seen_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: gofastapi.v1.ListSessionsResponse.sessions:type_name -> gofastapi.v1.Session
+	1,  // 8: gofastapi.v1.AuthService.Signup:input_type -> gofastapi.v1.SignupRequest
+	3,  // 9: gofastapi.v1.AuthService.Login:input_type -> gofastapi.v1.LoginRequest
+	5,  // 10: gofastapi.v1.AuthService.Logout:input_type -> gofastapi.v1.LogoutRequest
+	7,  // 11: gofastapi.v1.AuthService.Me:input_type -> gofastapi.v1.MeRequest
+	10, // 12: gofastapi.v1.AuthService.ListSessions:input_type -> gofastapi.v1.ListSessionsRequest
+	12, // 13: gofastapi.v1.AuthService.RevokeSession:input_type -> gofastapi.v1.RevokeSessionRequest
+	14, // 14: gofastapi.v1.AuthService.ChangePassword:input_type -> gofastapi.v1.ChangePasswordRequest
+	2,  // 15: gofastapi.v1.AuthService.Signup:output_type -> gofastapi.v1.SignupResponse
+	4,  // 16: gofastapi.v1.AuthService.Login:output_type -> gofastapi.v1.LoginResponse
+	6,  // 17: gofastapi.v1.AuthService.Logout:output_type -> gofastapi.v1.LogoutResponse
+	8,  // 18: gofastapi.v1.AuthService.Me:output_type -> gofastapi.v1.MeResponse
+	11, // 19: gofastapi.v1.AuthService.ListSessions:output_type -> gofastapi.v1.ListSessionsResponse
+	13, // 20: gofastapi.v1.AuthService.RevokeSession:output_type -> gofastapi.v1.RevokeSessionResponse
+	15, // 21: gofastapi.v1.AuthService.ChangePassword:output_type -> gofastapi.v1.ChangePasswordResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_auth_proto_init() }
@@ -543,7 +988,7 @@ func file_gofastapi_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_auth_proto_rawDesc), len(file_gofastapi_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// TestAdminCLI runs the admin and account commands as people would:
+// roles, public signups, limits, the import allowlist, the dashboard's
+// figures and feed, sessions, password change and logging out everywhere.
+func TestAdminCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "0")
+	src := t.TempDir()
+	alice, bob, carol := p, p.user(t), p.user(t)
+	alice.mustCLI("signup", "--username", "alice", "--password", "alice password", "--email", "alice@example.com")
+	bob.mustCLI("signup", "--username", "bob", "--password", "bob password")
+	wantContains(t, "a user running admin users", bob.mustFail("admin", "users"), "needs an admin")
+
+	bob.mustCLI("deploy", writeFile(t, src, "bobapp.py", fmt.Sprintf(helloApp, "bob")))
+	out := alice.mustCLI("admin", "users")
+	for _, row := range [][]string{{"alice", "admin", "0"}, {"bob", "user", "1"}} {
+		if !regexpLine(out, row...) {
+			t.Errorf("admin users lacks a row %v:\n%s", row, out)
+		}
+	}
+
+	// Public signups off: only admins create users.
+	wantContains(t, "settings", alice.mustCLI("admin", "settings", "--public-signups", "off"), "public signups:  off")
+	wantContains(t, "signup while signups are off", carol.mustFail("signup", "--username", "carol", "--password", "carol password"),
+		"public signups are off")
+	wantContains(t, "create-user", alice.mustCLI("admin", "create-user", "--username", "carol", "--password", "carol password"), "created user carol")
+	if _, err := p.as("").auth.Signup(context.Background(), connect.NewRequest(&v1.SignupRequest{Username: "mallory", Password: "long enough"})); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("Signup while public signups are off: %v, want permission_denied", err)
+	}
+	carol.mustCLI("login", "--username", "carol", "--password", "carol password")
+
+	// Roles: nobody demotes themselves; a demotion takes effect at once.
+	wantContains(t, "self-demotion", alice.mustFail("admin", "demote", "alice"), "cannot demote yourself")
+	wantContains(t, "promote", alice.mustCLI("admin", "promote", "bob"), "bob is now an admin")
+	wantContains(t, "demote", bob.mustCLI("admin", "demote", "alice"), "alice is no longer an admin")
+	wantContains(t, "a demoted admin", alice.mustFail("admin", "stats"), "needs an admin")
+	wantContains(t, "self-deletion", bob.mustFail("admin", "delete-user", "--yes", "bob"), "cannot delete your own account")
+
+	// Limits: carol may have one app.
+	wantContains(t, "limits", bob.mustCLI("admin", "limits", "--apps", "1", "carol"), "custom: apps 1")
+	hello := writeFile(t, src, "hello.py", fmt.Sprintf(helloApp, "carol"))
+	carol.mustCLI("deploy", "--name", "carol-one", hello)
+	wantContains(t, "a second app over the limit", carol.mustFail("deploy", "--name", "carol-two", hello),
+		"app limit reached", "limit is 1 apps")
+	if _, err := p.as(carol.token(t)).apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: "carol-three"})); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("CreateApp over the limit: %v, want resource_exhausted", err)
+	}
+
+	// The import allowlist applies to the next deploy, without a restart.
+	csvApp := writeFile(t, src, "csvapp.py", "import csv\nfrom fastapi import FastAPI\napp = FastAPI()\n")
+	wantContains(t, "deploy importing csv", carol.mustFail("deploy", "--name", "carol-one", csvApp), "import of 'csv' is not allowed")
+	out = bob.mustCLI("admin", "settings", "--allow", "csv")
+	wantContains(t, "settings after --allow", out, "csv (set by an admin)", "default imports: fastapi")
+	carol.mustCLI("deploy", "--name", "carol-one", csvApp)
+	wantContains(t, "settings after reset", bob.mustCLI("admin", "settings", "--reset-imports"), "(the defaults)")
+	carol.mustFail("deploy", "--name", "carol-one", csvApp)
+	subprocessApp := writeFile(t, src, "subapp.py", "import subprocess\nfrom fastapi import FastAPI\napp = FastAPI()\n")
+	bob.mustCLI("admin", "settings", "--set-imports", "*")
+	carol.mustCLI("deploy", "--name", "carol-one", subprocessApp)
+	bob.mustCLI("admin", "settings", "--reset-imports")
+
+	out = bob.mustCLI("admin", "stats")
+	for _, row := range [][]string{{"users", "3"}, {"admins", "1"}, {"apps", "2"}, {"deployed apps", "2"}, {"templates", "0"}} {
+		if !regexpLine(out, row...) {
+			t.Errorf("admin stats lacks %v:\n%s", row, out)
+		}
+	}
+	wantContains(t, "admin stats", out, "database storage", "KiB")
+	out = bob.mustCLI("admin", "activity")
+	for _, row := range [][]string{
+		{"alice", "signup", "alice", "first user: admin"}, {"bob", "app.deploy", "bobapp"}, {"alice", "settings.update", "public signups off"},
+		{"alice", "user.create", "carol"}, {"alice", "user.promote", "bob"}, {"bob", "user.demote", "alice"},
+		{"bob", "user.limits", "carol"}, {"carol", "app.create", "carol-one"}, {"bob", "settings.update", "+csv"},
+	} {
+		if !regexpLine(out, row...) {
+			t.Errorf("admin activity lacks %v:\n%s", row, out)
+		}
+	}
+
+	// Sessions: carol has two; a password change ends the other; logout
+	// --all ends every one.
+	carol2 := p.user(t)
+	carol2.mustCLI("login", "--username", "carol", "--password", "carol password")
+	out = carol.mustCLI("sessions")
+	if n := strings.Count(out, "127.0.0.1"); n != 2 || strings.Count(out, "(this session)") != 1 {
+		t.Errorf("carol's sessions: want 2, one marked as this session:\n%s", out)
+	}
+	wantContains(t, "passwd", carol.mustCLI("passwd", "--current", "carol password", "--new", "carol's new password"), "1 other session(s) ended")
+	wantContains(t, "the other session after passwd", carol2.mustFail("whoami"), "session expired or revoked")
+	carol.mustCLI("whoami")
+	carol2.mustFail("login", "--username", "carol", "--password", "carol password")
+	carol2.mustCLI("login", "--username", "carol", "--password", "carol's new password")
+	wantContains(t, "logout --all", carol2.mustCLI("logout", "--all"), "2 session(s) ended")
+	carol.mustFail("whoami")
+}
+
+// regexpLine reports whether some line of out has the fields in order.
+func regexpLine(out string, fields ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := line, true
+		for _, f := range fields {
+			i := strings.Index(rest, f)
+			if i < 0 {
+				ok = false
+				break
+			}
+			rest = rest[i+len(f):]
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDeleteUserCascade deletes a user with deployed apps, a running app
+// and sessions, then looks in MongoDB and Redis: nothing of theirs is
+// left, and a bundle another user's app shares stays.
+func TestDeleteUserCascade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	// The test's own Redis, so it can look inside afterwards.
+	rs, err := embedded.StartRedis(ctx, "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	data := t.TempDir()
+	p := startPlatform(t, data, t.TempDir(), "--warm", "1", "--redis-url", rs.URL())
+
+	root, _ := p.signup(t, "root", "root password")
+	dave, daveUser := p.signup(t, "dave", "dave password")
+	p.as("").auth.Login(ctx, connect.NewRequest(&v1.LoginRequest{Username: "dave", Password: "dave password"}))
+	shared := fmt.Sprintf(helloApp, "shared")
+	hashes := map[string]bool{
+		p.deploy(t, dave, "dave-one", fmt.Sprintf(helloApp, "one")): true,
+		p.deploy(t, dave, "dave-one", fmt.Sprintf(helloApp, "two")): true,
+	}
+	sharedHash := p.deploy(t, dave, "dave-two", shared)
+	p.deploy(t, root, "root-app", shared) // the same files: the same bundle
+	if code, body := p.get("dave-one", "/"); code != 200 || !strings.Contains(body, "two") {
+		t.Fatalf("GET dave-one = %d %s", code, body)
+	}
+	apps, err := p.as(dave).apps.ListApps(ctx, connect.NewRequest(&v1.ListAppsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appIDs []string
+	for _, a := range apps.Msg.GetApps() {
+		appIDs = append(appIDs, a.GetId())
+	}
+	users, err := p.as(root).admin.ListUsers(ctx, connect.NewRequest(&v1.ListUsersRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users.Msg.GetUsers() {
+		if u.GetUser().GetUsername() == "dave" && (u.GetAppCount() != 2 || u.GetRunningApps() != 1 || u.GetLastActiveAt() == nil) {
+			t.Errorf("dave in the user list: %d apps, %d running, last active %v; want 2, 1, set", u.GetAppCount(), u.GetRunningApps(), u.GetLastActiveAt())
+		}
+	}
+
+	// Everything checked below must exist before the deletion, or the
+	// checks after it prove nothing.
+	rdb := redis.NewClient(mustParseRedisURL(t, rs.URL()))
+	t.Cleanup(func() { rdb.Close() })
+	forbidden := append([]string{daveUser.GetId(), "dave"}, appIDs...)
+	for h := range hashes {
+		forbidden = append(forbidden, h)
+	}
+	before := redisKeys(t, rdb)
+	for _, k := range []string{"route:dave-one", "route:dave-two", "bundle:" + sharedHash, "logs:" + appIDs[0], "coldstarts:" + appIDs[0]} {
+		if !before[k] {
+			t.Errorf("before the deletion Redis lacks %s: %v", k, before)
+		}
+	}
+
+	res, err := p.as(root).admin.DeleteUser(ctx, connect.NewRequest(&v1.DeleteUserRequest{User: "dave"}))
+	if err != nil {
+		t.Fatalf("DeleteUser: %v\n%s", err, p.logs)
+	}
+	got := map[string]int64{}
+	for _, r := range res.Msg.GetRemoved() {
+		got[r.GetKind()] = r.GetCount()
+	}
+	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "logs": 2,
+		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+
+	if _, err := p.as(dave).auth.Me(ctx, connect.NewRequest(&v1.MeRequest{})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("dave's session after deletion: %v, want unauthenticated", err)
+	}
+	if code, _ := p.get("dave-one", "/"); code != 404 {
+		t.Errorf("GET dave-one after deletion = %d, want 404", code)
+	}
+	// The runner is released once the gateway hears the route is gone.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := p.as(root).admin.GetStats(ctx, connect.NewRequest(&v1.GetStatsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Msg.GetRunningApps() == 0 {
+			if st.Msg.GetUsers() != 1 || st.Msg.GetApps() != 1 {
+				t.Errorf("stats after deletion: %d users, %d apps; want 1, 1", st.Msg.GetUsers(), st.Msg.GetApps())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dave's runner was not released: %d running apps", st.Msg.GetRunningApps())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the pool, which releases asynchronously
+	}
+
+	for k := range redisKeys(t, rdb) {
+		for _, f := range forbidden {
+			if strings.Contains(k, f) {
+				t.Errorf("Redis key %s remains (contains %s)", k, f)
+			}
+		}
+	}
+	if n := rdb.Exists(ctx, "bundle:"+sharedHash).Val(); n != 1 {
+		t.Error("the bundle root's app shares with dave's was deleted")
+	}
+
+	mc, err := mongo.Connect(options.Client().ApplyURI((&url.URL{Scheme: "mongodb", Host: filepath.Join(data, "mongo.sock"), Path: "/"}).String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mc.Disconnect(context.Background()) })
+	db := mc.Database("gofastapi")
+	colls, err := db.ListCollectionNames(ctx, bson.M{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range colls {
+		cur, err := db.Collection(c).Find(ctx, bson.M{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []bson.M
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			js, _ := bson.MarshalExtJSON(d, false, false)
+			s := string(js)
+			if c == "activity" && d["actor"] == "root" && d["kind"] == "user.delete" {
+				s = strings.ReplaceAll(s, `"subject":"dave"`, "") // the admin's own record of the deletion
+			}
+			for _, f := range forbidden {
+				if strings.Contains(s, f) {
+					t.Errorf("MongoDB %s still holds %s: %s", c, f, js)
+				}
+			}
+		}
+	}
+	if code, body := p.get("root-app", "/"); code != 200 || !strings.Contains(body, "shared") {
+		t.Errorf("GET root-app after dave's deletion = %d %s", code, body)
+	}
+}
+
+func mustParseRedisURL(t *testing.T, u string) *redis.Options {
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
+}
+
+func redisKeys(t *testing.T, rdb *redis.Client) map[string]bool {
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gofastapi/gofastapi/controlplane/store"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+func TestNewImports(t *testing.T) {
+	s := &Service{cfg: Config{DefaultImports: []string{"fastapi", "json", "os"}}}
+	defaults := &store.Settings{}
+	custom := &store.Settings{AllowedImports: []string{"fastapi", "numpy"}}
+	tests := []struct {
+		name        string
+		st          *store.Settings
+		req         *v1.UpdateSettingsRequest
+		want        []string
+		wantChanged bool
+		wantErr     bool
+	}{
+		{name: "no import change", st: defaults, req: &v1.UpdateSettingsRequest{}},
+		{name: "add to the defaults", st: defaults, req: &v1.UpdateSettingsRequest{AddImports: []string{"numpy", "json"}},
+			want: []string{"fastapi", "json", "os", "numpy"}, wantChanged: true},
+		{name: "remove from a custom list", st: custom, req: &v1.UpdateSettingsRequest{RemoveImports: []string{"numpy"}},
+			want: []string{"fastapi"}, wantChanged: true},
+		{name: "replace", st: custom, req: &v1.UpdateSettingsRequest{AllowedImports: &v1.ImportList{Modules: []string{"fastapi", "os.path", "fastapi"}}},
+			want: []string{"fastapi", "os.path"}, wantChanged: true},
+		{name: "allow everything", st: defaults, req: &v1.UpdateSettingsRequest{AllowedImports: &v1.ImportList{Modules: []string{"*"}}},
+			want: []string{"*"}, wantChanged: true},
+		{name: "reset", st: custom, req: &v1.UpdateSettingsRequest{ResetAllowedImports: true}, want: nil, wantChanged: true},
+		{name: "reset combined with an edit", st: custom, req: &v1.UpdateSettingsRequest{ResetAllowedImports: true, AddImports: []string{"x"}}, wantErr: true},
+		{name: "not a module name", st: defaults, req: &v1.UpdateSettingsRequest{AddImports: []string{"os; rm -rf"}}, wantErr: true},
+		{name: "leading dot", st: defaults, req: &v1.UpdateSettingsRequest{AddImports: []string{".x"}}, wantErr: true},
+		{name: "empty list", st: custom, req: &v1.UpdateSettingsRequest{RemoveImports: []string{"fastapi", "numpy"}}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed, err := s.newImports(tt.st, tt.req)
+			var inv *invalidError
+			if tt.wantErr {
+				if !errors.As(err, &inv) {
+					t.Fatalf("error = %v, want an invalidError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.wantChanged {
+				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("allowlist (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if diff := cmp.Diff([]string{"fastapi", "json", "os"}, s.cfg.DefaultImports); diff != "" {
+		t.Errorf("editing changed the defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewLimits(t *testing.T) {
+	free, _ := store.TierLimits(store.TierFree)
+	pro, _ := store.TierLimits(store.TierPro)
+	unlimited, _ := store.TierLimits(store.TierUnlimited)
+	i32 := func(n int32) *int32 { return &n }
+	i64 := func(n int64) *int64 { return &n }
+	tests := []struct {
+		name    string
+		cur     store.Limits
+		req     *v1.SetLimitsRequest
+		want    store.Limits
+		wantErr bool
+	}{
+		{name: "tier", cur: free, req: &v1.SetLimitsRequest{Tier: "pro"}, want: pro},
+		{name: "unlimited", cur: free, req: &v1.SetLimitsRequest{Tier: "unlimited"}, want: unlimited},
+		{name: "numbers on the current limits", cur: pro, req: &v1.SetLimitsRequest{Apps: i32(3)},
+			want: store.Limits{Tier: store.TierCustom, Apps: 3, Databases: pro.Databases, StorageBytes: pro.StorageBytes}},
+		{name: "tier then numbers", cur: free, req: &v1.SetLimitsRequest{Tier: "pro", Databases: i32(0), StorageBytes: i64(1 << 30)},
+			want: store.Limits{Tier: store.TierCustom, Apps: pro.Apps, Databases: 0, StorageBytes: 1 << 30}},
+		{name: "unknown tier", cur: free, req: &v1.SetLimitsRequest{Tier: "gold"}, wantErr: true},
+		{name: "negative", cur: free, req: &v1.SetLimitsRequest{Apps: i32(-1)}, wantErr: true},
+		{name: "nothing", cur: free, req: &v1.SetLimitsRequest{}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newLimits(tt.cur, tt.req)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil {
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("limits (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
