@@ -54,6 +54,7 @@ func (f *fakeInstance) Specialize(ctx context.Context, req *v1.SpecializeRequest
 type logRecorder struct {
 	mu    sync.Mutex
 	lines []string
+	added chan struct{} // closed and replaced on every line
 	cold  map[string][]*v1.ColdStart
 }
 
@@ -76,6 +77,32 @@ func (l *logRecorder) log(appID string, t time.Time, stream, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, appID+" "+stream+" "+text)
+	if l.added != nil {
+		close(l.added)
+	}
+	l.added = make(chan struct{})
+}
+
+// wait blocks until a line containing sub was logged, or fails the test.
+func (l *logRecorder) wait(t *testing.T, sub string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		if l.added == nil {
+			l.added = make(chan struct{})
+		}
+		ch := l.added
+		l.mu.Unlock()
+		if l.has(sub) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("no %q in %v", sub, l.lines)
+		}
+	}
 }
 
 func (l *logRecorder) has(sub string) bool {
@@ -183,9 +210,7 @@ func TestIdleRunnerIsReapedAndNeverReused(t *testing.T) {
 	if !r.inst.(*fakeInstance).stopped.Load() {
 		t.Error("reaped runner was not stopped")
 	}
-	if !logs.has("idle platform scaled to zero") {
-		t.Errorf("no scale-to-zero event in %v", logs.lines)
-	}
+	logs.wait(t, "idle platform scaled to zero")
 	waitWarm(t, p, 1)
 	r2, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "other"})
 	if err != nil {
@@ -204,9 +229,7 @@ func TestCrashIsRecorded(t *testing.T) {
 	}
 	r.inst.(*fakeInstance).exit()
 	waitForTotal(t, p, 0)
-	if !logs.has("crashy platform crashed: exit status 1") {
-		t.Errorf("no crash event in %v", logs.lines)
-	}
+	logs.wait(t, "crashy platform crashed: exit status 1")
 }
 
 func waitForTotal(t *testing.T, p *Pool, n int) {
