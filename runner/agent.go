@@ -39,10 +39,11 @@ const (
 // stops Python gracefully and returns nil) or until Python exits by itself
 // (then it returns an error, so the process exits non-zero).
 //
-// args are the flags (--control, --python, --workdir, --ready-timeout); stdin
-// must carry one Secrets JSON line. On stdout Main writes one Handshake JSON
-// line once Python has pre-imported the framework, then only app log lines
-// "<unix-nanos> <stream> <text>". Diagnostics go to stderr.
+// args are the flags (--control, --python, --workdir, --ready-timeout,
+// --zygote); stdin must carry one Secrets JSON line. On stdout Main writes
+// one Handshake JSON line once Python is ready with the framework imported,
+// then only app log lines "<unix-nanos> <stream> <text>". Diagnostics go to
+// stderr.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	logger := log.New(os.Stderr, "runner: ", 0)
 	if err := makeUndumpable(); err != nil {
@@ -96,7 +97,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	}()
 
 	sink := newLogSink(stdout)
-	py, err := startPython(cfg.python, cfg.workdir, sink)
+	py, err := startPython(ctx, cfg, sink)
 	if err != nil {
 		return err
 	}

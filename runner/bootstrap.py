@@ -1,13 +1,22 @@
 """gofastapi runner bootstrap: the Python half of a generic runner.
 
-The Go agent (runner/python.go) starts this file with a scrubbed environment
-and two extra pipes: fd 3 carries commands from the agent, fd 4 carries events
-to it, one JSON object per line. stdout and stderr belong to the app's logs.
+A runner process has a scrubbed environment and two extra pipes: fd 3 carries
+commands from the Go agent (runner/python.go), fd 4 carries events to it, one
+JSON object per line. stdout and stderr belong to the app's logs. It comes to
+be in one of two ways:
+
+- Exec mode (`bootstrap.py`): the agent starts this file, which binds the
+  app's listening socket and pre-imports the framework itself (step 1).
+- Zygote mode (`bootstrap.py --zygote SOCKET`): one long-lived process
+  pre-imports the framework once, then only forks runners on request (see
+  serve_zygote). Each forked child takes the pipes the agent sent as its
+  fds 1-4, then continues at step 1 with the imports already done. The
+  zygote never runs user code and never creates an event loop.
 
 1. Bind the app's listening socket on 127.0.0.1:0 and pre-import the
    framework, so that loading an app later costs only the app's own imports.
-2. Report {"event": "listening", "port": P, "pid": PID}, start the asyncio
-   event loop and, inside it, wait for exactly one
+2. Start the asyncio event loop, warm up (see warm_up), report
+   {"event": "listening", "port": P, "pid": PID} and wait for exactly one
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...}}.
 3. Import M from D, take its `app`, serve it with uvicorn on the pre-bound
    socket and report {"event": "ready"} once uvicorn's startup completed.
@@ -15,24 +24,40 @@ to it, one JSON object per line. stdout and stderr belong to the app's logs.
    {"event": "error", "message": LAST_TRACEBACK_LINE, "file": F, "line": N}
    (file and line of the innermost frame inside D, if any) and exit 1.
 
-Until the load command, SIGTERM ends the process at once. After it uvicorn
-handles SIGTERM: it stops accepting, finishes in-flight requests and runs the
-app's shutdown, then this process exits 0.
+Until the load command, SIGTERM ends the process at once, and so does EOF on
+fd 3 (the agent is gone). After it uvicorn handles SIGTERM: it stops
+accepting, finishes in-flight requests and runs the app's shutdown, then
+this process exits 0. The agent keeps fd 3 open while it lives; EOF on it
+after the load means the agent died without stopping the app, and the
+process kills itself (and, when forked, its process group).
 """
 
 import asyncio
+import fcntl
 import gc
 import importlib
 import json
 import logging
 import os
+import random
 import re
+import selectors
+import signal
 import socket
+import struct
 import sys
 import traceback
 
 CMD_FD = 3
 EVENT_FD = 4
+
+# A fork request carries the child's fds 3, 4, 1 and 2, in that order.
+FORK_FDS = 4
+# Bounds one fork request's JSON; it holds a directory and a few variables.
+MAX_FORK_REQUEST = 64 << 10
+# How long a connected client may take to send its request. The zygote
+# serves one request at a time, so a stalled client stalls every runner start.
+FORK_REQUEST_TIMEOUT = 5
 
 # Loaded by uvicorn.Config.load() by name, or lazily on the first request; importing
 # them now keeps that cost out of the cold start. Missing ones are fine.
@@ -57,6 +82,8 @@ _events = None
 
 
 def emit(**event):
+    if _events is None:
+        return  # the zygote: failures go to stderr only
     _events.write(json.dumps(event) + "\n")
     _events.flush()
 
@@ -98,7 +125,7 @@ def fail_with_exception(exc, app_dir=None):
     fail(last_line("".join(traceback.format_exception_only(exc))), app_dir, frames)
 
 
-def prepare():
+def bind():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # Accepted connections inherit TCP_NODELAY on Linux. uvicorn wraps the fd
     # as AF_UNIX, so asyncio would not set it and small responses could wait
@@ -106,6 +133,10 @@ def prepare():
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
+    return sock
+
+
+def preimport():
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -121,7 +152,6 @@ def prepare():
     # collection (about 30 ms over them) can land in the middle of a cold start.
     gc.collect()
     gc.freeze()
-    return sock
 
 
 class StartupErrors:
@@ -168,19 +198,40 @@ def new_config(sock):
 
 async def read_command():
     """Waits, without blocking the already running event loop, for the load
-    command; None if the agent closed fd 3 without sending one."""
+    command; None if the agent closed fd 3 without sending a whole one."""
     loop = asyncio.get_running_loop()
     readable = loop.create_future()
-    loop.add_reader(CMD_FD, readable.set_result, None)
+    loop.add_reader(CMD_FD, lambda: readable.done() or readable.set_result(None))
     try:
         await readable
     finally:
         loop.remove_reader(CMD_FD)
-    # The agent writes the whole line at once; readline blocks only if it
+    # The agent writes the whole line at once; reading blocks only if it
     # spans several pipe writes.
-    with os.fdopen(CMD_FD, "r", encoding="utf-8") as cmds:
-        line = cmds.readline()
-    return json.loads(line) if line else None
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(CMD_FD, 64 << 10)
+        if not chunk:
+            return None
+        line += chunk
+    return json.loads(line)
+
+
+def watch_agent():
+    """Ends this process when the agent dies: it holds fd 3 open until this
+    process has exited, so EOF means nobody forwards the app's logs or will
+    ever stop it. A runner forked from the zygote leads its own process
+    group, and takes whatever the app started with it; in exec mode the
+    kernel's parent-death signal has usually come first."""
+
+    def readable():
+        if os.read(CMD_FD, 4096):
+            return  # the agent sends nothing after the load command
+        if os.getpgid(0) == os.getpid():
+            os.killpg(0, signal.SIGKILL)
+        os._exit(1)
+
+    asyncio.get_running_loop().add_reader(CMD_FD, readable)
 
 
 def import_app(cmd):
@@ -206,15 +257,65 @@ def import_app(cmd):
     return app
 
 
-async def load_and_serve(config):
+async def warm_up():
+    """Takes a throwaway app through what importing a small app and serving
+    its first request run: creating FastAPI, declaring a route, building the
+    middleware stack, validating parameters, rendering JSON. In a runner
+    forked from the zygote, this is when the memory pages those touch get
+    copied (the first write to a page shared with the zygote, if only to a
+    reference count, costs a page fault and a copy: some 500 for a
+    hello-world app, a few milliseconds), so the cold start does not pay
+    for them; in exec mode it pays first-use costs the same way. It runs no
+    user code, and a failure only costs the warmth."""
+    try:
+        from fastapi import FastAPI
+
+        app = FastAPI()
+
+        # Not async: FastAPI runs it in anyio's worker thread, whose start
+        # is part of a plain def endpoint's first request.
+        @app.get("/warm/{item}")
+        def warm(item: int, q: str = ""):
+            return {"item": item, "q": q}
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/warm/1",
+            "raw_path": b"/warm/1",
+            "query_string": b"q=x",
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1"), (b"accept", b"*/*")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+        }
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        await app(scope, receive, send)
+    except Exception:
+        traceback.print_exc()
+
+
+async def load_and_serve(config, port):
     """Runs inside the event loop from the start, so loading an app does not
     pay for creating one. The app is imported inside the running loop, as
     uvicorn itself does when given "module:app"."""
     import uvicorn
 
+    await warm_up()
+    emit(event="listening", port=port, pid=os.getpid())
     cmd = await read_command()
     if cmd is None:
         return  # the agent went away before loading anything
+    watch_agent()
     if cmd.get("cmd") != "load":
         fail(f"unknown command {cmd.get('cmd')!r}")
     app_dir = cmd["dir"]
@@ -241,16 +342,206 @@ async def load_and_serve(config):
         fail(last_line(text), app_dir, text=text)
 
 
+def serve_zygote(path):
+    """Serves fork requests on a Unix SOCK_SEQPACKET socket at path, forever.
+    Returns only in a forked child: the request it is to serve as a runner,
+    and the four fds that came with it.
+
+    Protocol, one connection per runner, all messages JSON:
+    - The client (the runner's agent) sends one message,
+      {"workdir": D, "env": {...}}, with FORK_FDS fds attached (SCM_RIGHTS):
+      the runner's fd 3 (commands, read end), fd 4 (events, write end),
+      stdout and stderr (write ends).
+    - The zygote forks and answers {"pid": P}, or {"error": TEXT} and closes.
+    - Once the child has exited the zygote reaps it and sends
+      {"status": S}, S being the raw wait status, then closes. A client that
+      hangs up first gets nothing; the child is reaped all the same.
+    Only clients running as this process's user are served.
+    """
+    defaults = {sig: signal.getsignal(sig) for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)}
+    # SIGCHLD only wakes the loop (through the wakeup fd); children are reaped
+    # in the loop, never in a handler, so no exit is missed or reported to the
+    # wrong connection.
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(128)
+    listener.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    children = {}  # pid -> connection waiting for the child's exit status
+    print(json.dumps({"event": "listening", "pid": os.getpid()}), flush=True)
+
+    def forget(pid):
+        conn = children.pop(pid, None)
+        if conn is not None:
+            sel.unregister(conn)
+            conn.close()
+
+    def reap():
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = children.get(pid)
+            if conn is not None:
+                try:
+                    conn.send(json.dumps({"status": status}).encode())
+                except OSError:
+                    pass  # the client is gone
+            forget(pid)
+
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is wake_r:
+                try:
+                    while wake_r.recv(4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                reap()
+            elif key.fileobj is listener:
+                forked = accept_fork(listener)
+                if forked is None:
+                    continue
+                conn, pid, request, fds = forked
+                if pid != 0:
+                    children[pid] = conn
+                    sel.register(conn, selectors.EVENT_READ, pid)
+                    continue
+                # The child: drop everything of the zygote, so that neither the
+                # app nor a stray close can touch the zygote's sockets.
+                signal.set_wakeup_fd(-1)
+                for sig, handler in defaults.items():
+                    signal.signal(sig, handler)
+                sel.close()
+                for sock in (listener, wake_r, wake_w, conn, *children.values()):
+                    sock.close()
+                return request, fds
+            else:
+                forget(key.data)  # the client hung up (or spoke out of turn)
+
+
+def accept_fork(listener):
+    """Accepts one fork request and forks. Returns None if there was none or
+    it failed (the client got the error), else (conn, pid, request, fds):
+    in the parent pid is the child's and the fds are already closed; in the
+    child pid is 0."""
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        return None
+    except OSError:
+        # Out of fds, most likely: the request stays queued and is tried
+        # again; this process must not die of it.
+        traceback.print_exc()
+        return None
+    fds = []
+    try:
+        conn.settimeout(FORK_REQUEST_TIMEOUT)
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        if struct.unpack("3i", creds)[1] != os.getuid():
+            raise PermissionError("client runs as another user")
+        msg, fds, flags, _ = socket.recv_fds(conn, MAX_FORK_REQUEST, FORK_FDS + 1)
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != FORK_FDS:
+            raise ValueError(f"a fork request is one message of at most {MAX_FORK_REQUEST} bytes with {FORK_FDS} fds")
+        request = json.loads(msg)
+        env = request.get("env")
+        if not isinstance(request.get("workdir"), str) or not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ValueError('a fork request is {"workdir": str, "env": {str: str}}')
+        pid = os.fork()
+    except Exception as exc:
+        for fd in fds:
+            os.close(fd)
+        try:
+            conn.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        except OSError:
+            pass
+        conn.close()
+        return None
+    if pid == 0:
+        return conn, 0, request, fds
+    # Closed before answering: once the client has the pid, only the child
+    # holds the pipes' far ends, so EOF on them means the child is gone.
+    for fd in fds:
+        os.close(fd)
+    try:
+        conn.send(json.dumps({"pid": pid}).encode())
+    except OSError:
+        # The client is gone; the child ends at EOF on its fd 3 and is reaped.
+        conn.close()
+        return None
+    return conn, pid, request, fds
+
+
+def close_other_fds():
+    """Closes every fd above the runner's own (0-4): in exec mode, what the
+    agent inherited from whoever started it and did not mark close-on-exec;
+    in a forked child, everything of the zygote."""
+    os.closerange(EVENT_FD + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def become_runner(request, fds):
+    """Makes a freshly forked child what exec mode starts: its own process
+    group, the agent's pipes as fds 1-4 and /dev/null as fd 0, no other fd,
+    default signal handlers (restored by serve_zygote), the runner's
+    directory and environment, and fresh random state.
+
+    A process group, not a session (setsid): signals for the zygote's group
+    miss it all the same, and it stays in the platform's session, like an
+    exec'd runner. With autogroup scheduling (Linux's default) every session
+    is a CPU-share group of its own, so runners in sessions of their own
+    would each get as much CPU as the whole platform when CPU is short."""
+    os.setpgid(0, 0)
+    # Out of the way first: a received fd may itself be 3 or 4.
+    cmd, events, out, err = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
+    for fd in fds:
+        os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.dup2(cmd, CMD_FD, inheritable=False)
+    os.dup2(events, EVENT_FD, inheritable=False)
+    close_other_fds()
+    for fd in range(EVENT_FD + 1):
+        os.set_blocking(fd, True)
+    os.chdir(request["workdir"])
+    sys.argv[1:] = []  # as in exec mode: nothing of the zygote's command line
+    os.environ.clear()
+    os.environ.update(request["env"])
+    # random reseeds itself after fork already (os.register_at_fork), and so
+    # do OpenSSL's generator and tempfile's names; this makes it explicit.
+    random.seed()
+
+
 def main():
     global _events
+    zygote = len(sys.argv) == 3 and sys.argv[1] == "--zygote"
+    if zygote:
+        preimport()
+        become_runner(*serve_zygote(sys.argv[2]))
+    else:
+        close_other_fds()
     os.set_inheritable(CMD_FD, False)
     os.set_inheritable(EVENT_FD, False)
     _events = os.fdopen(EVENT_FD, "w", encoding="utf-8")
-    sock = prepare()
+    sock = bind()
+    if not zygote:
+        preimport()
     config = new_config(sock)
     config.setup_event_loop()
-    emit(event="listening", port=sock.getsockname()[1], pid=os.getpid())
-    asyncio.run(load_and_serve(config))
+    asyncio.run(load_and_serve(config, sock.getsockname()[1]))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 )
 
@@ -20,7 +21,10 @@ type config struct {
 	python       string
 	workdir      string
 	readyTimeout time.Duration
-	redisURL     string
+	// zygote, if set, is the Unix socket of the zygote that forks this
+	// runner's Python; python is then unused.
+	zygote   string
+	redisURL string
 }
 
 // parseFlags reads the agent's flags from args.
@@ -32,6 +36,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.python, "python", "/usr/bin/python3", "Python interpreter")
 	fs.StringVar(&c.workdir, "workdir", "", "private directory for the app's files (required)")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
+	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -65,6 +70,8 @@ func (c config) validate() error {
 		return errors.New("--ready-timeout must be positive")
 	case c.redisURL == "":
 		return errors.New("redis_url missing from stdin")
+	case c.zygote != "" && !filepath.IsAbs(c.zygote):
+		return fmt.Errorf("--zygote %q must be an absolute path", c.zygote)
 	}
 	return nil
 }

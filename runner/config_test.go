@@ -17,6 +17,14 @@ func TestParseFlags(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags (-want +got):\n%s", diff)
 	}
+	got, err = parseFlags([]string{"--workdir", "/w", "--zygote", "/z/zygote.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock"}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
+		t.Errorf("parseFlags with --zygote (-want +got):\n%s", diff)
+	}
 	for _, args := range [][]string{{"--bogus"}, {"--workdir", "/w", "extra"}, {"--ready-timeout", "soon"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
@@ -59,6 +67,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *config) { c.python = "" },
 		func(c *config) { c.readyTimeout = 0 },
 		func(c *config) { c.redisURL = "" },
+		func(c *config) { c.zygote = "zygote.sock" },
 	}
 	for i, mutate := range bad {
 		c := ok

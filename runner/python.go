@@ -2,15 +2,17 @@ package runner
 
 import (
 	"bufio"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,104 +41,178 @@ type loadCommand struct {
 	Env    map[string]string `json:"env"`
 }
 
+// process is the agent's handle on its Python: a child it started (exec
+// mode) or a child of the zygote (see zygote.go).
+type process interface {
+	pid() int
+	// terminate sends SIGTERM and kill SIGKILL: to Python in exec mode, where
+	// the launcher signals the agent's whole process group; to Python's own
+	// process group in zygote mode. After Python exited they do nothing.
+	terminate()
+	kill()
+	// wait blocks until the process has exited and says how, as far as the
+	// agent can know. It is called once.
+	wait() exitStatus
+}
+
+// exitStatus is how Python exited. The status is unknown for a forked
+// Python whose zygote died before reporting it: the agent is not its parent.
+type exitStatus struct {
+	ws    syscall.WaitStatus
+	known bool
+	why   string // when not known
+}
+
 // python is the running bootstrap process. Its stdout and stderr go to the
 // log sink; events arrive on events, which is closed when Python closes fd 4
 // (in practice: when it exits).
 type python struct {
-	cmd    *exec.Cmd
-	cmds   *os.File // write end of Python's fd 3
+	proc   process
+	cmds   *os.File // write end of Python's fd 3, open until Python exited
 	events chan event
 
-	exited  chan struct{} // closed once the process has been waited for
-	waitErr error         // why it exited; read only after exited is closed
+	exited chan struct{} // closed once the process has exited
+	status exitStatus    // read only after exited is closed
 
-	logs sync.WaitGroup // stdout and stderr forwarders
+	logs       sync.WaitGroup // stdout and stderr forwarders
+	stderrDone chan struct{}  // closed when the stderr forwarder returned
+	lastStderr atomic.Pointer[string]
 
 	loadOnce sync.Once
 }
 
-// startPython starts the bootstrap with interpreter path in workdir. The
-// environment is scrubbed to what Python needs, so nothing of the agent's
+// startPython starts the bootstrap for workdir: forked from the zygote at
+// cfg.zygote if set, else by executing cfg.python. Either way Python gets
+// the same scrubbed environment and the same fds, so nothing of the agent's
 // environment reaches the app.
-func startPython(path, workdir string, sink *logSink) (*python, error) {
-	script := filepath.Join(workdir, "bootstrap.py")
-	if err := os.WriteFile(script, bootstrapSource, 0o600); err != nil {
-		return nil, fmt.Errorf("write bootstrap: %w", err)
+func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error) {
+	p, err := newPipes()
+	if err != nil {
+		return nil, err
 	}
-	pathEnv := os.Getenv("PATH")
-	if pathEnv == "" {
-		pathEnv = "/usr/local/bin:/usr/bin:/bin"
+	var proc process
+	if cfg.zygote != "" {
+		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, p)
+	} else {
+		proc, err = execPython(cfg.python, cfg.workdir, p)
 	}
-	// -I ignores PYTHON* variables and the user's site-packages, so -B and -u
-	// repeat PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED as flags; the
-	// variables stay set for subprocesses the app starts.
-	cmd := exec.Command(path, "-I", "-B", "-u", script)
-	cmd.Dir = workdir
-	cmd.Env = []string{
-		"PATH=" + pathEnv,
+	// Python holds its own copies now (or failed to start); closing ours
+	// makes EOF mean "Python (and whatever inherited the fds) is gone".
+	p.closeChildEnds()
+	if err != nil {
+		p.closeParentEnds()
+		return nil, err
+	}
+
+	py := &python{
+		proc:       proc,
+		cmds:       p.cmdW,
+		events:     make(chan event, 4),
+		exited:     make(chan struct{}),
+		stderrDone: make(chan struct{}),
+	}
+	py.logs.Add(2)
+	go py.forward(p.outR, StreamStdout, sink, nil)
+	go func() {
+		defer close(py.stderrDone)
+		py.forward(p.errR, StreamStderr, sink, &py.lastStderr)
+	}()
+	go py.readEvents(p.evR)
+	go func() {
+		st := proc.wait()
+		if !st.known {
+			// The last line the app wrote is all there is to say; give the
+			// forwarder a moment to read it.
+			waitLimit(py.stderrDone, logDrainLimit)
+		}
+		py.status = st
+		close(py.exited)
+		// Python is gone: fd 3 has no reader left to tell anything.
+		py.cmds.Close()
+	}()
+	return py, nil
+}
+
+// pythonEnv is the whole environment Python gets: what it needs to run, and
+// HOME. -I makes Python ignore PYTHON* variables, so the bootstrap repeats
+// these two as flags; they stay set for subprocesses the app starts.
+func pythonEnv(home string) []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	return []string{
+		"PATH=" + path,
 		"LANG=C.UTF-8",
-		"HOME=" + workdir,
+		"HOME=" + home,
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PYTHONUNBUFFERED=1",
 	}
-	// Same process group as the agent (no Setpgid): signalling the group
-	// reaches both. Pdeathsig ends Python if the agent dies without cleanup.
-	cmd.SysProcAttr = pythonProcAttr()
+}
 
-	var toClose []*os.File
-	closeAll := func() {
-		for _, f := range toClose {
+// pythonArgs are the interpreter flags for the bootstrap at script: isolated
+// (-I), no bytecode files (-B), unbuffered output (-u).
+func pythonArgs(script string) []string { return []string{"-I", "-B", "-u", script} }
+
+// writeBootstrap writes the embedded bootstrap into dir and returns its path.
+func writeBootstrap(dir string) (string, error) {
+	script := filepath.Join(dir, "bootstrap.py")
+	if err := os.WriteFile(script, bootstrapSource, 0o600); err != nil {
+		return "", fmt.Errorf("write bootstrap: %w", err)
+	}
+	return script, nil
+}
+
+// pipes are Python's fds 1-4: the child ends go to Python, the agent keeps
+// the parent ends.
+type pipes struct {
+	cmdR, cmdW *os.File // fd 3: commands to Python
+	evR, evW   *os.File // fd 4: events from Python
+	outR, outW *os.File // stdout
+	errR, errW *os.File // stderr
+}
+
+func newPipes() (*pipes, error) {
+	var p pipes
+	var err [4]error
+	p.cmdR, p.cmdW, err[0] = os.Pipe()
+	p.evR, p.evW, err[1] = os.Pipe()
+	p.outR, p.outW, err[2] = os.Pipe()
+	p.errR, p.errW, err[3] = os.Pipe()
+	if err := errors.Join(err[:]...); err != nil {
+		p.closeChildEnds()
+		p.closeParentEnds()
+		return nil, fmt.Errorf("create pipes: %w", err)
+	}
+	return &p, nil
+}
+
+// childEnds are the files that become Python's fds 3, 4, 1 and 2.
+func (p *pipes) childEnds() []*os.File { return []*os.File{p.cmdR, p.evW, p.outW, p.errW} }
+
+func (p *pipes) closeChildEnds() { closeFiles(p.childEnds()) }
+
+func (p *pipes) closeParentEnds() { closeFiles([]*os.File{p.cmdW, p.evR, p.outR, p.errR}) }
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
 			f.Close()
 		}
 	}
-	pipe := func() (r, w *os.File, err error) {
-		r, w, err = os.Pipe()
-		if err == nil {
-			toClose = append(toClose, r, w)
-		}
-		return r, w, err
-	}
-	cmdR, cmdW, err1 := pipe()
-	evR, evW, err2 := pipe()
-	outR, outW, err3 := pipe()
-	errR, errW, err4 := pipe()
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("create pipes: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.ExtraFiles = []*os.File{cmdR, evW} // fds 3 and 4
-	if err := cmd.Start(); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("start %s: %w", path, err)
-	}
-	// Python holds its own copies now; closing ours makes EOF mean "Python
-	// (and whatever inherited the fds) is gone".
-	for _, f := range []*os.File{cmdR, evW, outW, errW} {
-		f.Close()
-	}
-
-	p := &python{
-		cmd:    cmd,
-		cmds:   cmdW,
-		events: make(chan event, 4),
-		exited: make(chan struct{}),
-	}
-	p.logs.Add(2)
-	go p.forward(outR, "stdout", sink)
-	go p.forward(errR, "stderr", sink)
-	go p.readEvents(evR)
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
 }
 
-func (p *python) forward(r *os.File, stream string, sink *logSink) {
+func (p *python) forward(r *os.File, stream string, sink *logSink, last *atomic.Pointer[string]) {
 	defer p.logs.Done()
 	defer r.Close()
-	forwardLines(r, func(t time.Time, text []byte) { sink.line(t, stream, text) })
+	forwardLines(r, func(t time.Time, text []byte) {
+		sink.line(t, stream, text)
+		if last != nil {
+			if s := strings.TrimSpace(string(text)); s != "" {
+				last.Store(&s)
+			}
+		}
+	})
 }
 
 func (p *python) readEvents(r *os.File) {
@@ -156,9 +232,10 @@ func (p *python) readEvents(r *os.File) {
 }
 
 // pid is Python's process id.
-func (p *python) pid() int { return p.cmd.Process.Pid }
+func (p *python) pid() int { return p.proc.pid() }
 
-// load sends the load command. It may be sent once; fd 3 is closed after it.
+// load sends the load command. It may be sent once. fd 3 stays open: its
+// EOF tells Python that the agent died (see the bootstrap's watch_agent).
 func (p *python) load(cmd loadCommand) error {
 	err := errors.New("load command already sent")
 	p.loadOnce.Do(func() {
@@ -168,54 +245,47 @@ func (p *python) load(cmd loadCommand) error {
 			return
 		}
 		_, err = p.cmds.Write(append(b, '\n'))
-		if cerr := p.cmds.Close(); err == nil {
-			err = cerr
-		}
 	})
 	return err
 }
 
 // exitReason describes how Python exited. Call only after exited is closed.
 func (p *python) exitReason() string {
-	var ee *exec.ExitError
-	if errors.As(p.waitErr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			if name := unix.SignalName(ws.Signal()); name != "" {
-				return "killed by " + name
-			}
-			return "killed by " + ws.Signal().String()
+	st := p.status
+	switch {
+	case st.known && st.ws.Signaled():
+		if name := unix.SignalName(st.ws.Signal()); name != "" {
+			return "killed by " + name
 		}
-		return fmt.Sprintf("exit status %d", ee.ExitCode())
+		return "killed by " + st.ws.Signal().String()
+	case st.known:
+		return fmt.Sprintf("exit status %d", st.ws.ExitStatus())
 	}
-	if p.waitErr != nil {
-		return p.waitErr.Error()
+	reason := "exit status unknown (" + st.why + ")"
+	if last := p.lastStderr.Load(); last != nil {
+		reason += "; last stderr line: " + *last
 	}
-	return "exit status 0"
+	return reason
 }
 
 // terminated reports whether Python was ended by SIGTERM or SIGINT, which
-// only a stop of the agent's process group sends. Call only after exited is
-// closed.
+// only a stop of the runner sends. Call only after exited is closed.
 func (p *python) terminated() bool {
-	var ee *exec.ExitError
-	if !errors.As(p.waitErr, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGINT)
+	ws := p.status.ws
+	return p.status.known && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGINT)
 }
 
 // stop asks Python to finish (SIGTERM: uvicorn completes in-flight requests)
 // and kills it if it has not exited after grace. It returns once Python has
 // exited.
 func (p *python) stop(grace time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.proc.terminate()
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.exited:
 	case <-t.C:
-		_ = p.cmd.Process.Kill()
+		p.proc.kill()
 		<-p.exited
 	}
 }
@@ -228,6 +298,11 @@ func (p *python) drainLogs(limit time.Duration) {
 		p.logs.Wait()
 		close(done)
 	}()
+	waitLimit(done, limit)
+}
+
+// waitLimit waits until done is closed or limit passed.
+func waitLimit(done <-chan struct{}, limit time.Duration) {
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {

@@ -2,17 +2,71 @@ package launch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
+
+// benchModes runs f as a sub-benchmark for each mode.
+func benchModes(b *testing.B, f func(b *testing.B, m mode)) {
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) { f(b, m) })
+	}
+}
+
+// benchWorkDir is the parent of the benchmark's work dirs: a temporary
+// directory, under GOFASTAPI_BENCH_WORKDIR if set (e.g. /dev/shm).
+func benchWorkDir(b *testing.B) string {
+	dir := os.Getenv("GOFASTAPI_BENCH_WORKDIR")
+	if dir == "" {
+		return b.TempDir()
+	}
+	base, err := os.MkdirTemp(dir, "gofastapi-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(base) })
+	return base
+}
+
+// BenchmarkStart measures launch.Start until the handshake, that is until a
+// generic runner is warm: an agent plus a fresh Python that imports the
+// framework (exec), or an agent plus a Python forked from the zygote
+// (zygote; the zygote itself starts before the timer).
+//
+//	go test ./runner/launch -run '^$' -bench '^BenchmarkStart$' -benchtime 20x
+func BenchmarkStart(b *testing.B) {
+	rd := startRedis(b)
+	benchModes(b, func(b *testing.B, m mode) {
+		socket := m.zygoteSocket(b)
+		base := benchWorkDir(b)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r, err := launch.Start(context.Background(), launch.Config{
+				Command:  []string{os.Args[0]},
+				Env:      []string{agentEnv + "=1"},
+				Zygote:   socket,
+				WorkDir:  filepath.Join(base, fmt.Sprintf("runner-%d", i)),
+				RedisURL: rd.runnerURL,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			r.Stop(10 * time.Second)
+			b.StartTimer()
+		}
+	})
+}
 
 // BenchmarkColdStart measures, per runner: Start until the handshake
 // (start-ms), then Specialize of a small app (specialize-ms, as the caller
@@ -24,14 +78,12 @@ import (
 func BenchmarkColdStart(b *testing.B) {
 	rd := startRedis(b)
 	version := rd.putBundle(b, files("app.py", helloApp))
-	base := b.TempDir()
-	if dir := os.Getenv("GOFASTAPI_BENCH_WORKDIR"); dir != "" {
-		var err error
-		if base, err = os.MkdirTemp(dir, "gofastapi-bench"); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.RemoveAll(base) })
-	}
+	benchModes(b, func(b *testing.B, m mode) { benchColdStart(b, m, rd, version) })
+}
+
+func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
+	socket := m.zygoteSocket(b)
+	base := benchWorkDir(b)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var start, spec, firstGet, fetch, verify, write, load, firstByte time.Duration
 	b.ResetTimer()
@@ -41,6 +93,7 @@ func BenchmarkColdStart(b *testing.B) {
 		r, err := launch.Start(context.Background(), launch.Config{
 			Command:  []string{os.Args[0]},
 			Env:      []string{agentEnv + "=1"},
+			Zygote:   socket,
 			WorkDir:  filepath.Join(base, fmt.Sprintf("runner-%d", i)),
 			RedisURL: rd.runnerURL,
 		})
@@ -82,4 +135,74 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(ms(write), "write-ms")
 	b.ReportMetric(ms(load), "load-ms")
 	b.ReportMetric(ms(firstByte), "firstbyte-ms")
+}
+
+// BenchmarkBurst measures 20 different apps requested at once with no warm
+// runner: 20 concurrent launch.Start + Specialize + first GET, until the
+// last answered (burst-ms, per burst). It is the worst case the pool meets
+// when a burst outgrows its warm set; exec mode makes 20 fresh Pythons
+// import the framework at once.
+//
+//	go test ./runner/launch -run '^$' -bench Burst -benchtime 3x
+func BenchmarkBurst(b *testing.B) {
+	const apps = 20
+	rd := startRedis(b)
+	versions := make([]string, apps)
+	for i := range versions {
+		versions[i] = rd.putBundle(b, files("app.py", fmt.Sprintf("%s\nAPP = %d\n", helloApp, i)))
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	benchModes(b, func(b *testing.B, m mode) {
+		socket := m.zygoteSocket(b)
+		base := benchWorkDir(b)
+		var total time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			runners := make([]*launch.Runner, apps)
+			errs := make([]error, apps)
+			s := time.Now()
+			var wg sync.WaitGroup
+			for j := range apps {
+				wg.Go(func() {
+					r, err := launch.Start(context.Background(), launch.Config{
+						Command:  []string{os.Args[0]},
+						Env:      []string{agentEnv + "=1"},
+						Zygote:   socket,
+						WorkDir:  filepath.Join(base, fmt.Sprintf("runner-%d-%d", i, j)),
+						RedisURL: rd.runnerURL,
+					})
+					if err != nil {
+						errs[j] = err
+						return
+					}
+					runners[j] = r
+					res, err := r.Specialize(context.Background(), &v1.SpecializeRequest{Version: versions[j], Entrypoint: "app.py"})
+					if err != nil {
+						errs[j] = err
+						return
+					}
+					resp, err := client.Get("http://" + res.GetAppAddr() + "/hello")
+					if err != nil {
+						errs[j] = err
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				})
+			}
+			wg.Wait()
+			total += time.Since(s)
+			b.StopTimer()
+			for _, r := range runners {
+				if r != nil {
+					r.Stop(10 * time.Second)
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "burst-ms")
+	})
 }

@@ -27,6 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "no redis", mutate: func(c *launch.Config) { c.RedisURL = "" }, wantErr: true},
 		{name: "negative timeout", mutate: func(c *launch.Config) { c.ReadyTimeout = -time.Second }, wantErr: true},
 		{name: "bad env", mutate: func(c *launch.Config) { c.Env = []string{"NOEQUALS"} }, wantErr: true},
+		{name: "with zygote", mutate: func(c *launch.Config) { c.Zygote = "/dev/shm/gofastapi-1-2/zygote-3/zygote.sock" }},
+		{name: "relative zygote", mutate: func(c *launch.Config) { c.Zygote = "zygote.sock" }, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,13 +17,16 @@ import (
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 	"github.com/gofastapi/gofastapi/runner"
+	"github.com/gofastapi/gofastapi/runner/internal/pidfd"
 )
 
 // Runner is one started agent.
 type Runner struct {
 	cmd       *exec.Cmd
 	workDir   string
+	forked    bool // Python was forked by a zygote, outside the agent's process group
 	hs        runner.Handshake
+	app       *pidfd.Process // Python; nil if it could not be opened
 	log       atomic.Pointer[logFunc]
 	transport *http.Transport
 	client    gofastapiv1connect.RunnerServiceClient
@@ -78,6 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	r := &Runner{
 		cmd:       cmd,
 		workDir:   cfg.WorkDir,
+		forked:    cfg.Zygote != "",
 		transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Hour},
 		done:      make(chan struct{}),
 	}
@@ -107,6 +111,10 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 			return nil, fmt.Errorf("launch: %w", res.err)
 		}
 		r.hs = res.hs
+		// Python reported its pid just now and lives until the agent stops
+		// it: the pid cannot have been reused yet. Failure (no pidfds) only
+		// loses Stop's last resort.
+		r.app, _ = pidfd.Open(r.hs.Pid)
 	case <-r.done:
 		r.Stop(0)
 		return nil, fmt.Errorf("launch: agent exited before its handshake: %w", r.ExitErr())
@@ -133,6 +141,25 @@ func (r *Runner) wait(outputs *sync.WaitGroup) {
 		r.exitErr = fmt.Errorf("runner agent: %w", err)
 	}
 	close(r.done)
+}
+
+// endApp makes sure Python has exited. The agent stops Python before it
+// exits itself; but an agent killed first leaves a forked Python behind
+// (Python would notice the agent's death, but only after Stop returned).
+// While Python lives its pid is its process group's id (it called setpgid),
+// so the group kill reaches only what it started.
+func (r *Runner) endApp() {
+	if r.app == nil {
+		return
+	}
+	if !r.app.Exited() {
+		if r.forked {
+			_ = syscall.Kill(-r.app.Pid(), syscall.SIGKILL)
+		}
+		_ = r.app.Signal(syscall.SIGKILL)
+	}
+	r.app.Wait()
+	r.app.Close()
 }
 
 // AppAddr is host:port where the app serves once specialized.
@@ -183,7 +210,9 @@ func (r *Runner) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1
 }
 
 // Stop sends SIGTERM to the runner's process group, SIGKILL after grace if
-// the agent is still running, waits until it exited and removes WorkDir.
+// the agent is still running, waits until it and its Python exited (a forked
+// Python is stopped by the agent, or killed here if the agent was killed)
+// and removes WorkDir.
 // Calling it again, even concurrently, waits for the first call and does
 // nothing more.
 func (r *Runner) Stop(grace time.Duration) {
@@ -202,6 +231,7 @@ func (r *Runner) Stop(grace time.Duration) {
 		// ignored SIGTERM) is still in the group: end it too.
 		// ESRCH (the group is empty) is the usual answer.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		r.endApp()
 		r.transport.CloseIdleConnections()
 		_ = os.RemoveAll(r.workDir)
 	})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/runner"
+	"github.com/gofastapi/gofastapi/runner/internal/pidfd"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
 
@@ -35,20 +37,95 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(stopZygoteAfter{m})
+}
+
+// stopZygoteAfter stops the shared zygote after the tests ran, before
+// goleak looks for goroutines left behind.
+type stopZygoteAfter struct{ m *testing.M }
+
+func (s stopZygoteAfter) Run() int {
+	code := s.m.Run()
+	if shared.z != nil {
+		shared.z.Stop()
+	}
+	return code
+}
+
+// mode is how runners get their Python: exec starts one per runner,
+// zygote forks it from the shared zygote. Every runner test runs in both.
+type mode struct {
+	name   string
+	zygote bool
+}
+
+var modes = []mode{{name: "exec"}, {name: "zygote", zygote: true}}
+
+// forEachMode runs f as a subtest for each mode.
+func forEachMode(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// shared is the zygote runner tests fork from, started at first use and
+// stopped after all tests.
+var shared struct {
+	once sync.Once
+	z    *launch.Zygote
+	err  error
+}
+
+func sharedZygote(t testing.TB) *launch.Zygote {
+	t.Helper()
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "gofastapi-zygote-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.z, shared.err = startZygote(dir)
+	})
+	if shared.err != nil {
+		t.Fatalf("StartZygote: %v", shared.err)
+	}
+	return shared.z
+}
+
+func startZygote(dir string) (*launch.Zygote, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	return launch.StartZygote(ctx, launch.ZygoteConfig{Python: "/usr/bin/python3", Dir: dir})
+}
+
+// zygoteSocket returns the shared zygote's socket in zygote mode, else "".
+func (m mode) zygoteSocket(t testing.TB) string {
+	if !m.zygote {
+		return ""
+	}
+	return sharedZygote(t).Socket()
 }
 
 // waitLimit only keeps a broken test from hanging; nothing is timed against it.
 const waitLimit = 60 * time.Second
 
-// startRunner starts an agent from this test binary and stops it when the
-// test ends.
-func startRunner(t *testing.T, redisURL string, readyTimeout time.Duration) (*launch.Runner, launch.Config) {
+// startRunner starts an agent from this test binary, its Python as m says,
+// and stops it when the test ends.
+func startRunner(t *testing.T, m mode, redisURL string, readyTimeout time.Duration) (*launch.Runner, launch.Config) {
+	t.Helper()
+	return startRunnerFrom(t, m.zygoteSocket(t), redisURL, readyTimeout)
+}
+
+// startRunnerFrom starts an agent whose Python the zygote at socket forks,
+// or which starts Python itself if socket is "".
+func startRunnerFrom(t *testing.T, socket, redisURL string, readyTimeout time.Duration) (*launch.Runner, launch.Config) {
 	t.Helper()
 	cfg := launch.Config{
 		Command:      []string{os.Args[0]},
 		Env:          []string{agentEnv + "=1"},
 		Python:       "/usr/bin/python3",
+		Zygote:       socket,
 		WorkDir:      filepath.Join(t.TempDir(), "runner"),
 		RedisURL:     redisURL,
 		ReadyTimeout: readyTimeout,
@@ -174,29 +251,31 @@ func TestSpecializeServesApp(t *testing.T) {
 			want:       map[string]any{"mine": true},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			version := rd.putBundle(t, tt.files)
-			r, _ := startRunner(t, rd.runnerURL, 0)
-			res, err := specialize(t, r, &v1.SpecializeRequest{
-				AppId: "app-1", Slug: "demo", Version: version, Entrypoint: tt.entrypoint, Env: tt.env,
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				version := rd.putBundle(t, tt.files)
+				r, _ := startRunner(t, m, rd.runnerURL, 0)
+				res, err := specialize(t, r, &v1.SpecializeRequest{
+					AppId: "app-1", Slug: "demo", Version: version, Entrypoint: tt.entrypoint, Env: tt.env,
+				})
+				if err != nil {
+					t.Fatalf("Specialize: %v", err)
+				}
+				if diff := cmp.Diff(r.AppAddr(), res.GetAppAddr()); diff != "" {
+					t.Errorf("AppAddr (-want +got):\n%s", diff)
+				}
+				status, got := get(t, res.GetAppAddr(), tt.path)
+				if status != http.StatusOK {
+					t.Errorf("GET %s: status %d, want 200", tt.path, status)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
+				}
 			})
-			if err != nil {
-				t.Fatalf("Specialize: %v", err)
-			}
-			if diff := cmp.Diff(r.AppAddr(), res.GetAppAddr()); diff != "" {
-				t.Errorf("AppAddr (-want +got):\n%s", diff)
-			}
-			status, got := get(t, res.GetAppAddr(), tt.path)
-			if status != http.StatusOK {
-				t.Errorf("GET %s: status %d, want 200", tt.path, status)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestSpecializeErrors(t *testing.T) {
@@ -288,48 +367,52 @@ func TestSpecializeErrors(t *testing.T) {
 			wantMessage: []string{"main.py is not in bundle"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			store := tt.store
-			if store == nil {
-				store = rd.putBundle
-			}
-			version := store(t, tt.files)
-			r, _ := startRunner(t, rd.runnerURL, tt.timeout)
-			_, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: tt.entrypoint})
-			t.Logf("Specialize error: %v", err)
-			if got := connect.CodeOf(err); got != tt.wantCode {
-				t.Fatalf("Specialize: code %v (%v), want %v", got, err, tt.wantCode)
-			}
-			var cerr *connect.Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("Specialize: %T is not a *connect.Error", err)
-			}
-			for _, want := range tt.wantMessage {
-				if !strings.Contains(cerr.Message(), want) {
-					t.Errorf("Specialize message %q does not contain %q", cerr.Message(), want)
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				store := tt.store
+				if store == nil {
+					store = rd.putBundle
 				}
-			}
-			if strings.Contains(cerr.Message(), "Traceback") || strings.Contains(cerr.Message(), ".go") {
-				t.Errorf("Specialize message %q leaks internals", cerr.Message())
-			}
-		})
-	}
+				version := store(t, tt.files)
+				r, _ := startRunner(t, m, rd.runnerURL, tt.timeout)
+				_, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: tt.entrypoint})
+				t.Logf("Specialize error: %v", err)
+				if got := connect.CodeOf(err); got != tt.wantCode {
+					t.Fatalf("Specialize: code %v (%v), want %v", got, err, tt.wantCode)
+				}
+				var cerr *connect.Error
+				if !errors.As(err, &cerr) {
+					t.Fatalf("Specialize: %T is not a *connect.Error", err)
+				}
+				for _, want := range tt.wantMessage {
+					if !strings.Contains(cerr.Message(), want) {
+						t.Errorf("Specialize message %q does not contain %q", cerr.Message(), want)
+					}
+				}
+				if strings.Contains(cerr.Message(), "Traceback") || strings.Contains(cerr.Message(), ".go") {
+					t.Errorf("Specialize message %q leaks internals", cerr.Message())
+				}
+			})
+		}
+	})
 }
 
 func TestSecondSpecializeIsRefused(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", helloApp))
-	r, _ := startRunner(t, rd.runnerURL, 0)
-	req := &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}
-	if _, err := specialize(t, r, req); err != nil {
-		t.Fatalf("first Specialize: %v", err)
-	}
-	_, err := specialize(t, r, req)
-	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "runner already specialized") {
-		t.Fatalf("second Specialize: %v, want FailedPrecondition runner already specialized", err)
-	}
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		req := &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}
+		if _, err := specialize(t, r, req); err != nil {
+			t.Fatalf("first Specialize: %v", err)
+		}
+		_, err := specialize(t, r, req)
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "runner already specialized") {
+			t.Fatalf("second Specialize: %v, want FailedPrecondition runner already specialized", err)
+		}
+	})
 }
 
 type logLine struct{ stream, text string }
@@ -349,22 +432,24 @@ def hello():
     print("warned", file=sys.stderr)
     return {"message": "hello"}
 `))
-	lines := make(chan logLine, 100)
-	r, _ := startRunner(t, rd.runnerURL, 0)
-	// As the pool does at claim time.
-	r.SetLog(func(ts time.Time, stream, text string) {
-		if ts.IsZero() {
-			t.Errorf("log line %q has no time", text)
+	forEachMode(t, func(t *testing.T, m mode) {
+		lines := make(chan logLine, 100)
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		// As the pool does at claim time.
+		r.SetLog(func(ts time.Time, stream, text string) {
+			if ts.IsZero() {
+				t.Errorf("log line %q has no time", text)
+			}
+			lines <- logLine{stream, text}
+		})
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
 		}
-		lines <- logLine{stream, text}
-	})
-	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-		t.Fatalf("Specialize: %v", err)
-	}
-	get(t, r.AppAddr(), "/hello")
+		get(t, r.AppAddr(), "/hello")
 
-	// stdout and stderr are separate pipes: order holds within a stream only.
-	waitForLines(t, lines, []logLine{{"stdout", "loading app"}, {"stdout", "handling hello"}, {"stderr", "warned"}})
+		// stdout and stderr are separate pipes: order holds within a stream only.
+		waitForLines(t, lines, []logLine{{"stdout", "loading app"}, {"stdout", "handling hello"}, {"stderr", "warned"}})
+	})
 }
 
 // waitForLines reads lines until every line of want has arrived.
@@ -390,73 +475,130 @@ func waitForLines(t *testing.T, lines <-chan logLine, want []logLine) {
 
 func TestStopEndsProcessGroupAndRemovesWorkDir(t *testing.T) {
 	rd := startRedis(t)
-	version := rd.putBundle(t, files("app.py", helloApp))
-	r, cfg := startRunner(t, rd.runnerURL, 0)
-	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-		t.Fatalf("Specialize: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.WorkDir, "app", "app.py")); err != nil {
-		t.Fatalf("app file not written: %v", err)
-	}
-	r.Stop(10 * time.Second)
-	select {
-	case <-r.Done():
-	default:
-		t.Fatal("Done not closed after Stop")
-	}
-	if err := r.ExitErr(); err != nil {
-		t.Errorf("ExitErr after graceful Stop = %v, want nil", err)
-	}
-	for _, pid := range []int{r.Pid(), r.AppPid()} {
-		if alive(pid) {
-			t.Errorf("process %d still alive after Stop", pid)
+	// The app leaves a subprocess behind that ignores SIGTERM.
+	version := rd.putBundle(t, files("app.py", helloApp+`
+import subprocess
+
+CHILD = subprocess.Popen(["/bin/sh", "-c", "trap '' TERM; exec sleep 100000"])
+
+
+@app.get("/child")
+def child():
+    return {"pid": CHILD.pid}
+`))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, cfg := startRunner(t, m, rd.runnerURL, 0)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
 		}
-	}
-	if err := syscall.Kill(-r.Pid(), 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("process group %d: kill 0 = %v, want ESRCH", r.Pid(), err)
-	}
-	if _, err := os.Stat(cfg.WorkDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("WorkDir after Stop: %v, want not exist", err)
-	}
-	r.Stop(time.Second) // idempotent
+		if _, err := os.Stat(filepath.Join(cfg.WorkDir, "app", "app.py")); err != nil {
+			t.Fatalf("app file not written: %v", err)
+		}
+		_, body := get(t, r.AppAddr(), "/child")
+		// Python and its subprocess are not this process's children (they
+		// are the agent's or the zygote's): pidfds say when they exited.
+		app, err := pidfd.Open(r.AppPid())
+		if err != nil {
+			t.Fatalf("pidfd for Python: %v", err)
+		}
+		defer app.Close()
+		child, err := pidfd.Open(int(body.(map[string]any)["pid"].(float64)))
+		if err != nil {
+			t.Fatalf("pidfd for the app's subprocess: %v", err)
+		}
+		defer child.Close()
+
+		r.Stop(10 * time.Second)
+		select {
+		case <-r.Done():
+		default:
+			t.Fatal("Done not closed after Stop")
+		}
+		if err := r.ExitErr(); err != nil {
+			t.Errorf("ExitErr after graceful Stop = %v, want nil", err)
+		}
+		// Stop returns once Python has exited.
+		if !app.Exited() {
+			t.Errorf("Python %d has not exited after Stop (pidfd not readable)", r.AppPid())
+		}
+		for _, pid := range []int{r.Pid(), r.AppPid()} {
+			if alive(pid) {
+				t.Errorf("process %d still alive after Stop", pid)
+			}
+		}
+		// The subprocess ignores SIGTERM; Stop sends its group SIGKILL, which
+		// the kernel delivers after Stop returned.
+		exited := make(chan struct{})
+		go func() {
+			child.Wait()
+			close(exited)
+		}()
+		select {
+		case <-exited:
+		case <-time.After(waitLimit):
+			t.Errorf("the app's subprocess %d still alive after Stop", child.Pid())
+			child.Close()
+			<-exited
+		}
+		if _, err := os.Stat(cfg.WorkDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("WorkDir after Stop: %v, want not exist", err)
+		}
+		r.Stop(time.Second) // idempotent
+	})
 }
 
 func TestKilledPythonEndsRunner(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", helloApp))
-	r, _ := startRunner(t, rd.runnerURL, 0)
-	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-		t.Fatalf("Specialize: %v", err)
-	}
-	if err := syscall.Kill(r.AppPid(), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-r.Done():
-	case <-time.After(waitLimit):
-		t.Fatal("Done not closed after Python was killed")
-	}
-	if err := r.ExitErr(); err == nil || !strings.Contains(err.Error(), "app process exited: killed by SIGKILL") {
-		t.Errorf("ExitErr = %v, want it to say Python was killed", err)
-	}
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		if err := syscall.Kill(r.AppPid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-r.Done():
+		case <-time.After(waitLimit):
+			t.Fatal("Done not closed after Python was killed")
+		}
+		if err := r.ExitErr(); err == nil || !strings.Contains(err.Error(), "app process exited: killed by SIGKILL") {
+			t.Errorf("ExitErr = %v, want it to say Python was killed", err)
+		}
+	})
 }
 
-func TestStartFailsWithBrokenPython(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	workDir := filepath.Join(t.TempDir(), "runner")
-	_, err := launch.Start(ctx, launch.Config{
-		Command:  []string{os.Args[0]},
-		Env:      []string{agentEnv + "=1"},
-		Python:   "/nonexistent/python3",
-		WorkDir:  workDir,
-		RedisURL: "redis://127.0.0.1:1/0",
-	})
-	if err == nil || !strings.Contains(err.Error(), "/nonexistent/python3") {
-		t.Errorf("Start with a missing interpreter: %v, want an error naming it", err)
+func TestStartFails(t *testing.T) {
+	tests := []struct {
+		name    string
+		python  string
+		zygote  string
+		wantErr string
+	}{
+		{name: "exec: missing interpreter", python: "/nonexistent/python3", wantErr: "/nonexistent/python3"},
+		{name: "zygote: nothing listening", python: "/usr/bin/python3", zygote: "/nonexistent/zygote.sock", wantErr: "/nonexistent/zygote.sock"},
 	}
-	if _, err := os.Stat(workDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("WorkDir after failed Start: %v, want not exist", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			workDir := filepath.Join(t.TempDir(), "runner")
+			_, err := launch.Start(ctx, launch.Config{
+				Command:  []string{os.Args[0]},
+				Env:      []string{agentEnv + "=1"},
+				Python:   tt.python,
+				Zygote:   tt.zygote,
+				WorkDir:  workDir,
+				RedisURL: "redis://127.0.0.1:1/0",
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Start: %v, want an error naming %s", err, tt.wantErr)
+			}
+			if _, err := os.Stat(workDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("WorkDir after failed Start: %v, want not exist", err)
+			}
+		})
 	}
 }
 

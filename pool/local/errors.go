@@ -1,0 +1,6 @@
+package local
+
+import "errors"
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("local: backend closed")
