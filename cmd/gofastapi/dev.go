@@ -223,7 +223,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	gw, err := gateway.New(gateway.Config{
 		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p},
-		MaxRequestBodySize: cfg.MaxBody, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),
 	})

@@ -17,19 +17,20 @@ import (
 // devConfig is every setting of `gofastapi dev`, read once from flags and
 // the environment.
 type devConfig struct {
-	Addr         string
-	Domain       string
-	Data         string
-	MongoURI     string
-	RedisURL     string
-	Python       string
-	Warm         int
-	MaxRunners   int
-	IdleTimeout  time.Duration
-	ReadyTimeout time.Duration
-	MaxBody      int
-	LogLevel     string
-	Debug        bool
+	Addr          string
+	Domain        string
+	Data          string
+	MongoURI      string
+	RedisURL      string
+	Python        string
+	Warm          int
+	MaxRunners    int
+	IdleTimeout   time.Duration
+	ReadyTimeout  time.Duration
+	MaxBody       int
+	MaxConnsPerIP int
+	LogLevel      string
+	Debug         bool
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -51,6 +52,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner (scale to zero)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.IntVar(&c.MaxBody, "max-body", 10<<20, "largest request body in bytes")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1024, "most open client connections from one address (0: no cap)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
@@ -87,6 +89,8 @@ func (c *devConfig) Validate() error {
 		return errors.New("--ready-timeout must be positive")
 	case c.MaxBody <= 0:
 		return errors.New("--max-body must be positive")
+	case c.MaxConnsPerIP < 0:
+		return errors.New("--max-conns-per-ip must not be negative")
 	}
 	return nil
 }
