@@ -65,7 +65,7 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 		return nil, connectError(err)
 	}
 	if inst == nil {
-		inst, err = p.startForClaim(ctx)
+		inst, err = p.startInstance(ctx, nil)
 		if err != nil {
 			return nil, connectError(err)
 		}
@@ -100,21 +100,6 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
 		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetFirstByteMicros()))
 	return r, nil
-}
-
-func (p *Pool) startForClaim(ctx context.Context) (Instance, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
-	defer cancel()
-	inst, err := p.cfg.Backend.Start(ctx)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.starting--
-	if err != nil {
-		p.total--
-		p.notifyLocked()
-		return nil, err
-	}
-	return inst, nil
 }
 
 // watchClaimed forgets r once it exits, recording a crash if nobody

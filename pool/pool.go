@@ -87,35 +87,45 @@ func (p *Pool) refillLocked() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			inst, err := p.start()
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			p.starting--
-			if err != nil {
-				p.total--
-				p.notifyLocked()
-				if !p.closed {
-					p.cfg.Logger.Error("start warm runner", "err", err)
+			_, err := p.startInstance(p.ctx, func(inst Instance) {
+				if p.closed {
+					p.total--
+					go inst.Stop(p.cfg.StopGrace)
+					return
 				}
-				return
+				p.warm = append(p.warm, inst)
+				p.notifyLocked()
+				p.wg.Add(1)
+				go p.watchWarm(inst)
+			})
+			if err != nil && p.ctx.Err() == nil {
+				p.cfg.Logger.Error("start warm runner", "err", err)
 			}
-			if p.closed {
-				p.total--
-				go inst.Stop(p.cfg.StopGrace)
-				return
-			}
-			p.warm = append(p.warm, inst)
-			p.notifyLocked()
-			p.wg.Add(1)
-			go p.watchWarm(inst)
 		}()
 	}
 }
 
-func (p *Pool) start() (Instance, error) {
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.StartTimeout)
+// startInstance starts a runner in a slot already counted in starting and
+// total, within Config.StartTimeout. Under p.mu it frees the slot's
+// starting count and, if the start failed, the slot itself; on success it
+// calls started (if not nil) in the same critical section, so no one sees
+// the runner neither starting nor placed.
+func (p *Pool) startInstance(ctx context.Context, started func(Instance)) (Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.StartTimeout)
 	defer cancel()
-	return p.cfg.Backend.Start(ctx)
+	inst, err := p.cfg.Backend.Start(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.starting--
+	if err != nil {
+		p.total--
+		p.notifyLocked()
+		return nil, err
+	}
+	if started != nil {
+		started(inst)
+	}
+	return inst, nil
 }
 
 // watchWarm drops inst from the warm set if it exits before being claimed.

@@ -34,8 +34,7 @@ type Runner struct {
 	done    chan struct{}
 	exitErr error // set before done is closed
 
-	stderrMu   sync.Mutex // guards lastStderr, written by the stderr reader
-	lastStderr string
+	stderr stderrTail
 
 	stopOnce sync.Once
 }
@@ -97,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	}()
 	go func() {
 		defer outputs.Done()
-		r.readStderr(p.stderrR)
+		r.stderr.read(p.stderrR)
 	}()
 	go r.wait(&outputs)
 
@@ -133,12 +132,7 @@ func (r *Runner) wait(outputs *sync.WaitGroup) {
 	err := r.cmd.Wait()
 	outputs.Wait()
 	if err != nil {
-		r.stderrMu.Lock()
-		if r.lastStderr != "" {
-			err = fmt.Errorf("%w: %s", err, r.lastStderr)
-		}
-		r.stderrMu.Unlock()
-		r.exitErr = fmt.Errorf("runner agent: %w", err)
+		r.exitErr = fmt.Errorf("runner agent: %w", r.stderr.explain(err))
 	}
 	close(r.done)
 }

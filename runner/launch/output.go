@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gofastapi/gofastapi/runner"
@@ -101,21 +102,38 @@ func (r *Runner) deliver(line []byte) {
 	(*f)(t, stream, string(text))
 }
 
-// readStderr keeps the agent's last non-empty stderr line for ExitErr.
-func (r *Runner) readStderr(f *os.File) {
+// stderrTail keeps the last non-empty line a process wrote to stderr, to
+// explain its exit.
+type stderrTail struct {
+	mu   sync.Mutex // guards last, written by read
+	last string
+}
+
+// read consumes f to its end, remembering the last non-empty line.
+func (t *stderrTail) read(f *os.File) {
 	defer f.Close()
 	br := bufio.NewReaderSize(f, maxStdoutLine)
 	for {
 		line, err := readLine(br)
 		if s := string(bytes.TrimSpace(line)); s != "" {
-			r.stderrMu.Lock()
-			r.lastStderr = s
-			r.stderrMu.Unlock()
+			t.mu.Lock()
+			t.last = s
+			t.mu.Unlock()
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// explain appends the last stderr line, if any, to err.
+func (t *stderrTail) explain(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last != "" {
+		return fmt.Errorf("%w: %s", err, t.last)
+	}
+	return err
 }
 
 // readLine returns the next line without its newline, cut to the reader's

@@ -2,7 +2,6 @@ package launch
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,8 +54,7 @@ type Zygote struct {
 	done    chan struct{}
 	exitErr error // set before done is closed
 
-	stderrMu   sync.Mutex // guards lastStderr, written by the stderr reader
-	lastStderr string
+	stderr stderrTail
 
 	stopping chan struct{} // closed when Stop begins
 	stopOnce sync.Once
@@ -118,7 +116,7 @@ func StartZygote(ctx context.Context, cfg ZygoteConfig) (*Zygote, error) {
 	}()
 	go func() {
 		defer outputs.Done()
-		z.readStderr(errR)
+		z.stderr.read(errR)
 	}()
 	go z.wait(&outputs)
 
@@ -166,23 +164,6 @@ func (z *Zygote) readStdout(f *os.File, handshake chan<- error) {
 	drain(br)
 }
 
-// readStderr keeps the zygote's last non-empty stderr line for ExitErr.
-func (z *Zygote) readStderr(f *os.File) {
-	defer f.Close()
-	br := bufio.NewReaderSize(f, maxStdoutLine)
-	for {
-		line, err := readLine(br)
-		if s := string(bytes.TrimSpace(line)); s != "" {
-			z.stderrMu.Lock()
-			z.lastStderr = s
-			z.stderrMu.Unlock()
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 // wait reaps the zygote once its output has been read to the end.
 func (z *Zygote) wait(outputs *sync.WaitGroup) {
 	err := z.cmd.Wait()
@@ -202,12 +183,7 @@ func (z *Zygote) wait(outputs *sync.WaitGroup) {
 		err = errors.New("exited")
 	}
 	if err != nil {
-		z.stderrMu.Lock()
-		if z.lastStderr != "" {
-			err = fmt.Errorf("%w: %s", err, z.lastStderr)
-		}
-		z.stderrMu.Unlock()
-		z.exitErr = fmt.Errorf("zygote: %w", err)
+		z.exitErr = fmt.Errorf("zygote: %w", z.stderr.explain(err))
 	}
 	close(z.done)
 }
