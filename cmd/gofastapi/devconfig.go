@@ -17,12 +17,12 @@ import (
 // devConfig is every setting of `gofastapi dev`, read once from flags and
 // the environment.
 type devConfig struct {
-	Addr          string
-	Domain        string
-	Data          string
-	MongoURI      string
-	RedisURL      string
-	Python        string
+	Addr     string
+	Domain   string
+	Data     string
+	MongoURI string
+	RedisURL string
+	Python   string
 	// SecretKeyFile holds the platform key that seals secrets at rest
 	// (see controlplane/secretbox); empty means DATA/secret.key, made on
 	// first run.
