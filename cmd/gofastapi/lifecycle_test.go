@@ -320,7 +320,6 @@ func assertSealedAtRest(t *testing.T, data, secret string) {
 	}
 }
 
-
 // TestMultiFileApps deploys packages with relative imports and checks the
 // limits and the presets.
 func TestMultiFileApps(t *testing.T) {
