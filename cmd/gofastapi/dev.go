@@ -36,6 +36,7 @@ import (
 	"github.com/gofastapi/gofastapi/pool/local"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+	"github.com/gofastapi/gofastapi/web"
 )
 
 // runDev runs the embedded default: stores, control plane, pool and gateway
@@ -209,6 +210,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	// Every other GET on the apex is the web editor.
+	mux.Handle("/", web.Handler())
 	if cfg.Debug {
 		mux.HandleFunc("/debug/pool", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")

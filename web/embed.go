@@ -1,0 +1,94 @@
+// Package web serves the web editor, a single-page app built by Vite into
+// web/dist (make build) and embedded in the gofastapi binary, so the
+// platform needs no other file at run time and the editor works offline.
+//
+// Invariants:
+//   - Only GET and HEAD are answered; the API's procedures are routed
+//     before this handler, so it only sees paths nothing else claimed.
+//   - A path naming a built file gets that file; files under /assets/ have
+//     content hashes in their names and are cached for a year. The app's
+//     own routes (Routes) get index.html (never cached), and the app
+//     routes by the path. Anything else is 404, so the apex's other paths
+//     (such as /debug/) stay as they were.
+//   - Pages carry a Content-Security-Policy that allows scripts, styles,
+//     fonts and connections from the platform's own origin only.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed all:dist
+var dist embed.FS
+
+// notBuilt is served in place of index.html when web/dist holds no build.
+const notBuilt = `<!doctype html><meta charset="utf-8"><title>gofastapi</title>
+<p>The web editor is not built into this binary. Run <code>make build</code>; the API works without it.</p>`
+
+// csp keeps the editor to its own origin. Styles may be inline because
+// CodeMirror writes its themes into style elements; frames may be any
+// http(s) page because the side preview shows the app at its own URL.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"font-src 'self'; connect-src 'self'; frame-src http: https:; object-src 'none'; base-uri 'none'; " +
+	"form-action 'self'; frame-ancestors 'none'"
+
+// Routes are the first path segments of the editor's pages ("" is /).
+var Routes = []string{"", "login", "signup", "apps", "new", "templates", "database", "admin", "account"}
+
+// isRoute reports whether the cleaned path name (without its leading /)
+// is one of the editor's pages.
+func isRoute(name string) bool {
+	first, _, _ := strings.Cut(name, "/")
+	for _, r := range Routes {
+		if first == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Handler serves the built editor.
+func Handler() http.Handler {
+	root, err := fs.Sub(dist, "dist")
+	if err != nil {
+		panic(err) // "dist" is embedded above: cannot happen
+	}
+	index, err := fs.ReadFile(root, "index.html")
+	if err != nil {
+		index = []byte(notBuilt)
+	}
+	files := http.FileServerFS(root)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.NotFound(w, r)
+			return
+		}
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if name != "" && name != "index.html" {
+			if st, err := fs.Stat(root, name); err == nil && !st.IsDir() {
+				if strings.HasPrefix(name, "assets/") {
+					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				}
+				w.Header().Set("X-Content-Type-Options", "nosniff")
+				files.ServeHTTP(w, r)
+				return
+			}
+		}
+		if !isRoute(name) {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(index))
+	})
+}

@@ -1,0 +1,132 @@
+// Admin: platform stats, users (create, promote/demote, delete), public
+// signups, the import allowlist, the activity feed.
+import { admin, ago, bytes, message } from "../api";
+import { busy, confirmByName, errorBox, h, replace, toast } from "../dom";
+import type { Settings } from "../gen/gofastapi/v1/admin_pb";
+import type { PageContext } from "../nav";
+
+export async function adminPage(ctx: PageContext): Promise<Node> {
+  if (!ctx.user.admin) {
+    return h("section", null, h("h1", null, "Admin"), h("p", null, "Only admins can see this page."));
+  }
+  const o = { signal: ctx.signal };
+  const [stats, settings, activity] = await Promise.all([admin.getStats({}, o), admin.getSettings({}, o), admin.listActivity({ limit: 50 }, o)]);
+  const figure = (label: string, v: bigint | number | string) => h("div", { class: "figure" }, h("strong", null, String(v)), h("span", { class: "muted" }, label));
+  return h("section", { class: "admin" }, h("h1", null, "Admin"),
+    h("div", { class: "figures-grid", "aria-label": "Platform stats" },
+      figure("users", stats.users), figure("admins", stats.admins), figure("apps", stats.apps), figure("deployed", stats.deployedApps),
+      figure("running", stats.runningApps), figure("warm runners", stats.warmRunners), figure("templates", stats.templates),
+      figure("sessions", stats.activeSessions), figure("platform storage", bytes(stats.databaseStorageBytes))),
+    await usersSection(ctx),
+    settingsSection(settings.settings!),
+    h("h2", null, "Activity"),
+    h("ol", { class: "activity", "aria-label": "Activity" }, activity.events.length === 0 ? h("li", { class: "muted" }, "Nothing yet.") :
+      activity.events.map((e) => h("li", null, h("span", { class: "muted" }, ago(e.time)), " ", h("strong", null, e.actor), " ",
+        h("code", null, e.kind), " ", e.subject, e.detail ? h("span", { class: "muted" }, ` · ${e.detail}`) : ""))));
+}
+
+async function usersSection(ctx: PageContext): Promise<HTMLElement> {
+  const err = errorBox();
+  const rows = h("tbody");
+  const load = async () => {
+    const res = await admin.listUsers({}, { signal: ctx.signal });
+    replace(rows, res.users.map((s) => {
+      const u = s.user!;
+      const self = u.id === ctx.user.id;
+      const role = h("button", { type: "button", class: "small", disabled: self, title: self ? "Nobody changes their own role" : "", onclick: async () => {
+        err.clear();
+        try {
+          await busy(role, "…", () => admin.setAdmin({ user: u.id, admin: !u.admin }));
+          toast(`${u.username} is ${u.admin ? "no longer an admin" : "now an admin"}`);
+          void load();
+        } catch (e) {
+          err.show(message(e));
+        }
+      } }, u.admin ? "Demote" : "Make admin");
+      const del = h("button", { type: "button", class: "small danger", disabled: self, onclick: async () => {
+        if (!(await confirmByName(`Delete ${u.username}?`, `Their ${s.appCount} app(s), versions, logs and sessions are removed. This cannot be undone.`, u.username, "Delete user"))) return;
+        err.clear();
+        try {
+          const r = await admin.deleteUser({ user: u.id });
+          toast(`${r.username} deleted (${r.removed.map((x) => `${x.count} ${x.kind}`).join(", ")})`);
+          void load();
+        } catch (e) {
+          err.show(message(e));
+        }
+      } }, "Delete");
+      return h("tr", { "data-user": u.username },
+        h("td", null, h("strong", null, u.username), u.admin ? h("span", { class: "badge" }, "admin") : null, u.email ? h("div", { class: "muted" }, u.email) : null),
+        h("td", null, String(s.appCount), s.runningApps ? h("span", { class: "muted" }, ` (${s.runningApps} running)`) : null),
+        h("td", null, ago(s.lastActiveAt)),
+        h("td", null, s.limits?.tier ?? ""),
+        h("td", { class: "row" }, role, del));
+    }));
+  };
+  await load();
+  const username = h("input", { name: "new-username", required: true, autocomplete: "off", "aria-label": "Username" });
+  const password = h("input", { name: "new-password", type: "password", required: true, minlength: 8, autocomplete: "new-password", "aria-label": "Password" });
+  const makeAdmin = h("input", { type: "checkbox" });
+  const create = h("button", { type: "submit" }, "Create user");
+  const form: HTMLFormElement = h("form", { class: "row wrap", "aria-label": "Create a user", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    err.clear();
+    try {
+      const r = await busy(create, "Creating…", () => admin.createUser({ username: username.value.trim(), password: password.value, admin: makeAdmin.checked }));
+      toast(`${r.user!.username} created`);
+      form.reset();
+      void load();
+    } catch (e2) {
+      err.show(message(e2));
+    }
+  } }, username, password, h("label", { class: "check" }, makeAdmin, "admin"), create);
+  return h("section", { "aria-label": "Users" }, h("h2", null, "Users"), err,
+    h("div", { class: "table-wrap" }, h("table", { class: "users" },
+      h("thead", null, h("tr", null, h("th", null, "User"), h("th", null, "Apps"), h("th", null, "Last active"), h("th", null, "Tier"), h("th", null, ""))), rows)),
+    form);
+}
+
+function settingsSection(s: Settings): HTMLElement {
+  const err = errorBox();
+  const signups = h("input", { type: "checkbox", checked: s.publicSignups, onchange: async () => {
+    err.clear();
+    try {
+      const r = await admin.updateSettings({ publicSignups: signups.checked });
+      toast(r.settings!.publicSignups ? "Anyone can sign up" : "Only admins create users now");
+    } catch (e) {
+      signups.checked = !signups.checked;
+      err.show(message(e));
+    }
+  } });
+  const imports = h("textarea", { rows: 6, "aria-label": "Allowed imports", spellcheck: "false" }, s.allowedImports.join(" "));
+  const state = h("small", { class: "muted" });
+  const showState = (x: Settings) => (state.textContent = x.allowedImportsCustomized ? "Customized." : "The defaults are in force.");
+  showState(s);
+  const save = h("button", { type: "button", onclick: async () => {
+    err.clear();
+    try {
+      const modules = imports.value.split(/[\s,]+/).filter(Boolean);
+      const r = await busy(save, "Saving…", () => admin.updateSettings({ allowedImports: { modules } }));
+      imports.value = r.settings!.allowedImports.join(" ");
+      showState(r.settings!);
+      toast("Allowed imports saved; they apply to the next deploy");
+    } catch (e) {
+      err.show(message(e));
+    }
+  } }, "Save imports");
+  const reset = h("button", { type: "button", onclick: async () => {
+    err.clear();
+    try {
+      const r = await busy(reset, "Resetting…", () => admin.updateSettings({ resetAllowedImports: true }));
+      imports.value = r.settings!.allowedImports.join(" ");
+      showState(r.settings!);
+      toast("Allowed imports reset to the defaults");
+    } catch (e) {
+      err.show(message(e));
+    }
+  } }, "Reset to defaults");
+  return h("section", { class: "stack", "aria-label": "Settings" }, h("h2", null, "Settings"),
+    h("label", { class: "check" }, signups, "Public signups: anyone may create an account (when off, only admins create users)"),
+    h("label", { class: "field" }, h("span", null, "Allowed imports"), imports,
+      h("small", { class: "muted" }, "Module names separated by spaces; a package allows its submodules; * allows every import.")),
+    state, err, h("div", { class: "row" }, save, reset));
+}
