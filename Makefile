@@ -27,17 +27,31 @@ $(TOOLS)/protoc-gen-connect-go:
 .PHONY: tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-connect-go ## Install pinned code generators into .tools
 
+# The web editor's tools and libraries, pinned in web/package-lock.json
+# (npm ci installs exactly those); the stamp is the file npm ci writes.
+WEB_MODULES := web/node_modules/.package-lock.json
+$(WEB_MODULES): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: web-deps
+web-deps: $(WEB_MODULES) ## Install the web editor's npm packages (pinned in web/package-lock.json)
+
 .PHONY: generate
-generate: tools ## Regenerate Go code from proto/
+generate: tools $(WEB_MODULES) ## Regenerate Go code and the web editor's TypeScript client from proto/
 	rm -rf proto/gen
 	cd proto && $(TOOLS)/buf lint && $(TOOLS)/buf generate
+	cd web && node_modules/.bin/buf generate
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if generated code is stale
-	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen web/src/gen)" || { git status --porcelain -- proto/gen web/src/gen; echo "generated code is stale: run make generate and commit"; exit 1; }
+
+.PHONY: web
+web: $(WEB_MODULES) ## Build the web editor into web/dist (type-checked, then bundled by Vite)
+	cd web && npm run --silent build
 
 .PHONY: build
-build: ## Build bin/gofastapi
+build: web ## Build the web editor, then bin/gofastapi with the editor embedded
 	$(GO) build -o bin/gofastapi ./cmd/gofastapi
 
 .PHONY: run
@@ -50,8 +64,17 @@ lint: ## go vet and gofmt
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 .PHONY: test
-test: deps checkgenerate lint build ## The whole test suite (what CI runs)
+test: deps checkgenerate lint build ## The whole test suite (what CI runs): Go tests, then the browser test
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-web-only
+
+.PHONY: test-web
+test-web: deps build test-web-only ## The web editor's scenario in headless Chromium against gofastapi dev (screenshots in web/test-results)
+
+.PHONY: test-web-only
+test-web-only:
+	@deploy/local/browser-deps.sh
+	cd web && GOFASTAPI_BIN=$(CURDIR)/bin/gofastapi node --test --test-concurrency=1 --test-timeout=600000 test/*.test.mjs
 
 .PHONY: bench
 bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx, deploy latency, memory (README)

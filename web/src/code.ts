@@ -40,9 +40,12 @@ export function diagnostics(state: EditorState, problems: ValidationError[]): Di
   const doc = state.doc;
   return problems.map((p) => {
     const line = doc.line(Math.min(Math.max(p.line, 1), doc.lines));
-    const from = p.column > 0 ? Math.min(line.from + p.column - 1, line.to) : line.from;
-    const to = Math.max(line.to, Math.min(from + 1, doc.length));
-    return { from, to: from === to && to < doc.length ? to + 1 : to, severity: "error", message: p.message, source: "gofastapi" };
+    // From the column to the end of the line; a column at the end of the
+    // line (a missing ':') marks the line's last character, so the marker
+    // stays visible.
+    let from = p.column > 0 ? Math.min(line.from + p.column - 1, line.to) : line.from;
+    if (from >= line.to) from = Math.max(line.from, line.to - 1);
+    return { from, to: line.to, severity: "error", message: p.message, source: "gofastapi" };
   });
 }
 

@@ -125,3 +125,17 @@ export async function confirmByName(title: string, what: string, name: string, a
   input.focus();
   return (await res) === action;
 }
+
+let fieldSeq = 0;
+
+/** field labels input, with an optional hint that screen readers read as its description. */
+export function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
+  const id = input.id || `field-${++fieldSeq}`;
+  input.id = id;
+  let note: HTMLElement | null = null;
+  if (hint) {
+    note = h("small", { class: "muted", id: `${id}-hint` }, hint);
+    input.setAttribute("aria-describedby", `${id}-hint`);
+  }
+  return h("div", { class: "field" }, h("label", { for: id }, label), input, note);
+}

@@ -1,6 +1,6 @@
 // Account: the caller's sessions, "log out everywhere", password change.
 import { ago, auth, message } from "../api";
-import { busy, errorBox, h, replace, toast } from "../dom";
+import { busy, errorBox, field, h, replace, toast } from "../dom";
 import { navigate, setUser, type PageContext } from "../nav";
 
 export async function accountPage(ctx: PageContext): Promise<Node> {
@@ -50,8 +50,8 @@ export async function accountPage(ctx: PageContext): Promise<Node> {
       pwErr.show(message(e2));
     }
   } }, h("h2", null, "Password"),
-    h("label", { class: "field" }, h("span", null, "Current password"), current),
-    h("label", { class: "field" }, h("span", null, "New password"), next, h("small", { class: "muted" }, "At least 8 characters. Your other sessions end.")),
+    field("Current password", current),
+    field("New password", next, "At least 8 characters. Your other sessions end."),
     pwErr, change);
 
   return h("section", null, h("h1", null, "Account"),

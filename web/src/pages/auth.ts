@@ -1,6 +1,6 @@
 // Sign up and log in.
 import { auth, message } from "../api";
-import { busy, errorBox, h } from "../dom";
+import { busy, errorBox, field, h } from "../dom";
 import { navigate, setUser } from "../nav";
 
 function nextPath(): string {
@@ -23,10 +23,6 @@ function form(title: string, intro: string, fields: HTMLElement[], submit: strin
     }
   } }, h("h1", null, title), h("p", { class: "muted" }, intro), fields, err, button, h("p", { class: "muted" }, footer));
   return h("main", { class: "center", id: "main" }, h("div", { class: "brand big" }, "gofastapi"), f);
-}
-
-function field(label: string, input: HTMLInputElement, hint?: string): HTMLElement {
-  return h("label", { class: "field" }, h("span", null, label), input, hint ? h("small", { class: "muted" }, hint) : null);
 }
 
 export function loginPage(): HTMLElement {

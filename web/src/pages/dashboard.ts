@@ -1,6 +1,6 @@
 // The dashboard (the user's apps) and the new-app form.
 import { ago, apps, message, templates, utf8 } from "../api";
-import { busy, errorBox, h } from "../dom";
+import { busy, errorBox, field, h } from "../dom";
 import { AppMode, AppStatus, Framework, type App } from "../gen/gofastapi/v1/apps_pb";
 import { TemplateScope } from "../gen/gofastapi/v1/templates_pb";
 import { navigate, type PageContext } from "../nav";
@@ -83,7 +83,7 @@ export async function newAppPage(ctx: PageContext): Promise<Node> {
     ["multi-fasthtml", "Multi-file FastHTML", "app.py, routes.py, models.py, services.py, components.py"],
     ["template", "From a template", "A working app to change: notes, TODO, auth, kanban and more."],
   ];
-  const select = h("select", { name: "template", "aria-label": "Template" },
+  const select = h("select", { name: "template" },
     tmpl.templates.map((t) => h("option", { value: t.id, selected: t.id === chosen }, t.global ? t.name : `${t.name} (yours)`)));
   const name = h("input", { name: "name", required: true, autofocus: true, pattern: "[a-z0-9][a-z0-9\\-]{0,39}", autocomplete: "off",
     spellcheck: "false", placeholder: "my-app" });
@@ -109,15 +109,14 @@ export async function newAppPage(ctx: PageContext): Promise<Node> {
     }
   } },
     h("h1", null, "New app"),
-    h("label", { class: "field" }, h("span", null, "Name"), name,
-      h("small", { class: "muted" }, "Lower-case letters, digits and dashes; it becomes the app's address.")),
-    h("label", { class: "field" }, h("span", null, "Description (optional)"), h("input", { name: "description", autocomplete: "off" })),
+    field("Name", name, "Lower-case letters, digits and dashes; it becomes the app's address."),
+    field("Description (optional)", h("input", { name: "description", autocomplete: "off" })),
     h("fieldset", { class: "kinds" }, h("legend", null, "Start from"),
       kinds.map(([v, label, hint]) => h("label", { class: "kind" },
         h("input", { type: "radio", name: "kind", value: v, checked: chosen ? v === "template" : v === "single",
           onchange: () => (select.disabled = v !== "template") }),
         h("span", null, h("strong", null, label), h("small", { class: "muted" }, hint))))),
-    h("label", { class: "field" }, h("span", null, "Template"), select),
+    field("Template", select),
     err, h("div", { class: "row" }, button, h("a", { href: "/", class: "button" }, "Cancel")));
   select.disabled = !chosen;
   return h("section", null, form);

@@ -2,7 +2,7 @@
 // and rollback, settings (metadata, env vars and secrets, clone, save as
 // template, delete) and a side preview of the running app.
 import { ago, apps, date, isAbort, message, templates, text } from "../api";
-import { busy, confirmByName, dialog, errorBox, h, replace, toast } from "../dom";
+import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import { AppMode, CloneSource, EventKind, type App, type EnvVar } from "../gen/gofastapi/v1/apps_pb";
 import { leaving, navigate, type PageContext } from "../nav";
 import { databaseSetting } from "./database";
@@ -212,10 +212,10 @@ function metaForm(a: App, updated: (a: App) => void): HTMLElement {
     }
   } },
     h("h2", null, "App"),
-    h("label", { class: "field" }, h("span", null, "Name"), name, h("small", { class: "muted" }, "Renaming moves the app's URL at once.")),
-    h("label", { class: "field" }, h("span", null, "Description"), desc),
-    h("label", { class: "field" }, h("span", null, "Notes"), notes),
-    h("label", { class: "field" }, h("span", null, "Files"), mode),
+    field("App name", name, "Renaming moves the app's URL at once."),
+    field("Description", desc),
+    field("Notes", notes),
+    field("Files", mode),
     err, save);
   return f;
 }

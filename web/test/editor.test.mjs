@@ -1,0 +1,250 @@
+// The web editor's scenario in a real Chromium (Debian's, headless,
+// driven by playwright-core) against a real `gofastapi dev`: sign up,
+// create an app from a template, break and fix it, deploy, use it, change
+// it, roll back, set a secret, and look at the admin page. Screenshots of
+// each page go to web/test-results/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { startDev } from "./server.mjs";
+
+const shots = new URL("../test-results/", import.meta.url).pathname;
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TEMPLATE = process.env.GOFASTAPI_WEB_TEMPLATE ?? "hello";
+
+let dev, context, page, profile;
+const consoleErrors = [];
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  dev = await startDev();
+  profile = mkdtempSync(join(tmpdir(), "gofastapi-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+    viewport: { width: 1366, height: 900 },
+  });
+  context.setDefaultTimeout(30_000);
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    // The first call of a visit asks who is signed in; before signing up
+    // the platform answers 401, which the browser logs. That one is expected.
+    if (/status of 401/.test(msg.text()) && /AuthService\/Me$/.test(msg.location().url)) return;
+    consoleErrors.push(`console: ${msg.text()} (${msg.location().url})`);
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  await dev?.stop();
+});
+
+async function shot(name, p = page) {
+  await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+/** lineOf returns the CodeMirror line element whose text is text. */
+function lineOf(text) {
+  return page.locator(".cm-line", { hasText: text }).first();
+}
+
+/** appText fetches path of the app in a fresh tab and returns its body text. */
+async function appText(url, path) {
+  const p = await context.newPage();
+  try {
+    const res = await p.goto(url + path);
+    return { status: res.status(), text: await p.locator("body").innerText() };
+  } finally {
+    await p.close();
+  }
+}
+
+let failed = false;
+
+/** step runs one step of the scenario; after a failure the rest are skipped, with a screenshot of where it failed. */
+async function step(t, name, fn) {
+  await t.test(name, async (st) => {
+    if (failed) return st.skip("an earlier step failed");
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      await shot(`failed-${name.replace(/[^a-z0-9]+/gi, "-").slice(0, 40)}`).catch(() => {});
+      throw err;
+    }
+  });
+}
+
+test("the editor, end to end in Chromium", async (t) => {
+  await step(t, "sign up: the first user is admin", async () => {
+    await page.goto(dev.url);
+    await page.waitForURL(/\/login$/);
+    await shot("01-login");
+    await page.getByRole("link", { name: "Create an account" }).click();
+    await page.getByLabel("Username").fill("alice");
+    await page.getByLabel("Password").fill("correct horse battery");
+    await shot("02-signup");
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await page.getByRole("heading", { name: "Your apps" }).waitFor();
+    await assert.doesNotReject(page.locator(".who .badge", { hasText: "admin" }).waitFor());
+    assert.ok(await page.getByRole("link", { name: "Admin" }).isVisible(), "an admin sees the Admin link");
+    await shot("03-dashboard-empty");
+  });
+
+  await step(t, "create an app from a template", async () => {
+    await page.getByRole("link", { name: "Create your first app" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("notes");
+    await page.getByLabel("From a template").check();
+    await page.getByLabel("Template", { exact: true }).selectOption(TEMPLATE);
+    await shot("04-new-app");
+    await page.getByRole("button", { name: "Create app" }).click();
+    await page.waitForURL(/\/apps\/notes$/);
+    await page.locator(".cm-content").waitFor();
+    assert.equal(await page.getByTestId("status").innerText(), "Not deployed");
+  });
+
+  await step(t, "a broken line is highlighted at its line, with a badge on its tab", async () => {
+    const line = lineOf("def root():");
+    await line.click();
+    await page.keyboard.press("End");
+    await page.keyboard.press("Backspace");
+    assert.equal(await page.getByTestId("status").innerText(), "Unsaved changes");
+    await page.keyboard.press("Control+s");
+    await page.locator(".cm-lintRange-error").first().waitFor();
+    const problem = await page.locator(".problems li").first().innerText();
+    assert.match(problem, /app\.py:\d+/, "the problem names the file and line");
+    assert.equal(await page.locator('.file-tab[data-file="app.py"] .badge.err').innerText(), "1");
+    assert.ok(await page.locator(".cm-gutter-lint .cm-lint-marker-error").count() > 0, "the lint gutter marks the line");
+    await shot("05-editor-problem");
+  });
+
+  await step(t, "fixed and saved with Ctrl+S: no problems left", async () => {
+    await lineOf("def root()").click();
+    await page.keyboard.press("End");
+    await page.keyboard.type(":");
+    await page.keyboard.press("Control+s");
+    await page.locator(".cm-lintRange-error").waitFor({ state: "detached" });
+    assert.equal(await page.locator(".problems li").count(), 0);
+    assert.equal(await page.locator(".file-tab .badge.err").count(), 0);
+    await page.getByTestId("status").filter({ hasText: "Not deployed" }).waitFor();
+  });
+
+  let appURL;
+  await step(t, "Ctrl+Enter deploys, stage by stage, to a URL", async () => {
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("Control+Enter");
+    await page.locator('.stage.done[data-stage="live"]').waitFor();
+    for (const s of ["validate", "store", "publish", "route", "live"]) {
+      assert.equal(await page.locator(`.stage[data-stage="${s}"]`).getAttribute("class"), "stage done", `stage ${s} is done`);
+    }
+    appURL = await page.locator(".live-url").getAttribute("href");
+    assert.match(appURL, /^http:\/\/notes\.localhost:\d+$/);
+    await page.getByTestId("status").filter({ hasText: "Up to date" }).waitFor();
+    await shot("06-deployed");
+  });
+
+  await step(t, "the app answers at its URL", async () => {
+    const r = await appText(appURL, "/");
+    assert.equal(r.status, 200);
+    assert.match(r.text, /Hello, world!/);
+  });
+
+  await step(t, "change the code, deploy, roll back from history, then forward again", async () => {
+    await lineOf('return {"message": "Hello, world!"}').click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.insertText('\n\n@app.get("/greeting")\ndef greeting():\n    import os\n    return {"greeting": os.environ.get("GREETING", "unset")}\n');
+    await page.keyboard.press("Control+Enter");
+    await page.locator('.stage.done[data-stage="live"]').waitFor();
+    assert.equal((await appText(appURL, "/greeting")).status, 200);
+
+    await page.getByRole("tab", { name: "History" }).click();
+    await page.locator(".version").nth(1).waitFor();
+    assert.equal(await page.locator(".version").count(), 2);
+    assert.match(await page.locator(".version").first().getAttribute("class"), /current/);
+    await page.locator(".version").nth(1).getByRole("button", { name: "Preview" }).click();
+    await page.getByRole("dialog").getByText("def root():").waitFor();
+    assert.equal(await page.getByRole("dialog").getByText("/greeting").count(), 0, "the old version has no /greeting");
+    await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
+    await page.locator(".version").nth(1).getByRole("button", { name: "Roll back" }).click();
+    await page.locator(".version.current").nth(0).and(page.locator(".version").nth(1)).waitFor();
+    await shot("07-history-rolled-back");
+    assert.equal((await appText(appURL, "/greeting")).status, 404, "after the rollback the old version serves");
+
+    await page.locator(".version").first().getByRole("button", { name: "Roll back" }).click();
+    await page.locator(".version").first().and(page.locator(".version.current")).waitFor();
+    assert.equal((await appText(appURL, "/greeting")).status, 200, "rolled forward again");
+  });
+
+  await step(t, "a secret env var reaches the app", async () => {
+    await page.getByRole("tab", { name: "Settings" }).click();
+    await page.getByLabel("Variable name").fill("GREETING");
+    await page.getByLabel("Value").fill("s3cret-from-the-editor");
+    await page.getByLabel("Secret").check();
+    await page.getByRole("button", { name: "Set", exact: true }).click();
+    await page.locator('tr[data-env="GREETING"]').getByText("secret (set)").waitFor();
+    assert.equal(await page.getByText("s3cret-from-the-editor").count(), 0, "the secret's value is never shown");
+    await shot("08-settings-secret");
+    const r = await appText(appURL, "/greeting");
+    assert.match(r.text, /s3cret-from-the-editor/);
+  });
+
+  await step(t, "logs and events panels follow the app", async () => {
+    await page.getByRole("tab", { name: "Events" }).click();
+    await page.locator(".stream.events li.event.deployed").first().waitFor();
+    await page.locator(".stream.events li.event.rolled_back").first().waitFor();
+    await page.getByRole("tab", { name: "Logs" }).click();
+    await page.locator(".stream.logs li").first().waitFor();
+    await shot("09-logs");
+  });
+
+  await step(t, "side preview shows the app", async () => {
+    await page.getByRole("tab", { name: "Preview" }).click();
+    const frame = page.frameLocator("iframe.preview");
+    await frame.locator("body").getByText("Hello, world!").waitFor();
+    await shot("10-preview");
+  });
+
+  await step(t, "templates browser and account page", async () => {
+    await page.getByRole("link", { name: "Templates" }).click();
+    await page.locator('[data-template="notes"]').waitFor();
+    await page.getByRole("tab", { name: "My templates" }).click();
+    await page.getByText("You have no templates yet").waitFor();
+    await shot("11-templates");
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.locator('tr[data-current="true"]').waitFor();
+    await shot("12-account");
+  });
+
+  await step(t, "the admin page lists the user", async () => {
+    await page.getByRole("link", { name: "Admin" }).click();
+    const row = page.locator('tr[data-user="alice"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /admin/);
+    assert.match(await row.locator("td").nth(1).innerText(), /^1\b/, "alice has one app");
+    await page.getByRole("list", { name: "Activity" }).getByText("signup").first().waitFor();
+    await shot("13-admin");
+  });
+
+  await step(t, "the dashboard at phone width has no sideways scrolling", async () => {
+    await page.getByRole("link", { name: "Apps" }).click();
+    await page.locator('[data-app="notes"] .pill', { hasText: "live" }).waitFor();
+    await shot("14-dashboard");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator('[data-app="notes"] a.app-name').click();
+    await page.locator(".cm-content").waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
+    await shot("15-editor-phone");
+  });
+
+  await t.test("no errors in the browser console", () => {
+    assert.deepEqual(consoleErrors, []);
+  });
+});
