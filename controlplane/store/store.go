@@ -23,6 +23,7 @@ type Store struct {
 	versions *mongo.Collection
 	settings *mongo.Collection
 	activity *mongo.Collection
+	obs      *observations // observe.go
 
 	// adminMu serializes changes to who is admin. MongoDB applies each
 	// conditional update of the admin count atomically; FerretDB (the
@@ -63,6 +64,9 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		if _, err := ix.c.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("create index on %s: %w", ix.c.Name(), err)
 		}
+	}
+	if err := s.openObservations(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.reconcileAdmins(ctx); err != nil {
 		return nil, fmt.Errorf("admin count: %w", err)
