@@ -110,6 +110,9 @@ func (p *Pool) watchClaimed(r *Runner) {
 	r.markStopping()
 	if !r.released.Load() {
 		p.event(r.appID, "crashed: %v", r.inst.ExitErr())
+		if p.cfg.Crashed != nil {
+			p.cfg.Crashed(r.appID, r.inst.ExitErr())
+		}
 	}
 	p.forget(r)
 }

@@ -31,6 +31,9 @@ type Config struct {
 	Log       LogFunc
 	// ColdStart, when set, receives a record of every cold start.
 	ColdStart func(appID string, cs *v1.ColdStart)
+	// Crashed, when set, is told of every claimed runner that exited
+	// without being released, with its exit error.
+	Crashed func(appID string, err error)
 	Logger    *slog.Logger
 }
 

@@ -32,6 +32,8 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi apps                                 list your apps
   gofastapi logs NAME                            show an app's recent logs
   gofastapi coldstarts NAME                      show an app's recent cold starts, phase by phase
+  gofastapi stats NAME                           show an app's health, requests and latencies (24 h, per minute)
+  gofastapi errors NAME                          show an app's recent 4xx/5xx answers, with tracebacks
   gofastapi delete NAME                          delete an app
   gofastapi admin COMMAND                        users, create-user, promote, demote, delete-user,
                                                  limits, settings, stats, activity (gofastapi admin help)
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdDelete(ctx, rest, stdout)
 	case "coldstarts":
 		return cmdColdStarts(ctx, rest, stdout)
+	case "stats":
+		return cmdStats(ctx, rest, stdout)
+	case "errors":
+		return cmdErrors(ctx, rest, stdout)
 	case "sessions":
 		return cmdSessions(ctx, rest, stdout)
 	case "passwd":

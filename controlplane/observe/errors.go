@@ -9,8 +9,8 @@ import (
 )
 
 var (
-	errNotFound   = errors.New("observe: app not found")
-	errNotLogged  = errors.New("not logged in")
+	errNotFound  = errors.New("observe: app not found")
+	errNotLogged = errors.New("not logged in")
 )
 
 // connectError maps domain errors to Connect errors; it is the only place
