@@ -44,7 +44,10 @@ var (
 	signedIn  = codes{connect.CodeUnauthenticated, codeOK, codeOK, codeOK} // acts on the caller's own account only
 	ownerOnly = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, connect.CodeNotFound}
 	adminOnly = codes{connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodePermissionDenied, codeOK}
-	notServed = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
+	// ownerOrAdmin reads what the call names: its owner and admins may,
+	// others learn nothing of it.
+	ownerOrAdmin = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, codeOK}
+	notServed    = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
 )
 
 func codeName(c connect.Code) string {
@@ -179,6 +182,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.AdminService.UpdateSettings": {want: adminOnly, req: static(`{"publicSignups":true}`)},
 		"gofastapi.v1.AdminService.GetStats":       {want: adminOnly, req: static(`{}`)},
 		"gofastapi.v1.AdminService.ListActivity":   {want: adminOnly, req: static(`{}`)},
+
+		"gofastapi.v1.MetricsService.GetAppStats": {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.ListErrors":  {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.GetHealth":   {want: ownerOrAdmin, req: static(appJSON)},
 
 		// The runners' control API is served by each runner agent, never
 		// by the platform API.
