@@ -34,7 +34,7 @@ type Config struct {
 	// Crashed, when set, is told of every claimed runner that exited
 	// without being released, with its exit error.
 	Crashed func(appID string, err error)
-	Logger    *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Validate reports whether c is usable.
