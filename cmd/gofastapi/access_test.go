@@ -231,7 +231,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// The gateway's own endpoints answer the same whoever asks: the API
 	// host's health check, the debug endpoint (off unless
-	// --debug-endpoints), gRPC reflection (the API's schema is public), and
+	// --debug-endpoints), /metrics (never on the public port), gRPC reflection (the API's schema is public), and
 	// apps, which are public web sites.
 	h2c := &http.Client{Transport: &http.Transport{Protocols: unencryptedHTTP2()}}
 	endpoints := []struct {
@@ -241,6 +241,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{name: "GET /healthz", want: 200, do: func(token string) int { return p.httpGet(t, "", "/healthz", token) }},
 		{name: "GET /debug/pool", want: 404, do: func(token string) int { return p.httpGet(t, "", "/debug/pool", token) }},
+		// Operators' metrics are on the internal listener only.
+		{name: "GET /metrics", want: 404, do: func(token string) int { return p.httpGet(t, "", "/metrics", token) }},
 		{name: "GET owned.localhost/", want: 200, do: func(token string) int { return p.httpGet(t, "owned", "/", token) }},
 		{name: "gRPC reflection", want: 200, do: func(token string) int {
 			hdr := http.Header{}

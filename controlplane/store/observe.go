@@ -118,7 +118,10 @@ func (s *Store) WriteWindows(ctx context.Context, ws []*v1.MetricsWindow) error 
 			return classify(err)
 		}
 	}
-	return s.sweep(ctx)
+	if err := s.sweep(ctx); err != nil {
+		return fmt.Errorf("windows written, but deleting expired observations failed: %w", err)
+	}
+	return nil
 }
 
 // MetricWindows returns appID's per-minute metrics from since on, oldest
