@@ -31,10 +31,10 @@ type Config struct {
 	Log       LogFunc
 	// ColdStart, when set, receives a record of every cold start.
 	ColdStart func(appID string, cs *v1.ColdStart)
-	// Crashed, when set, is told of every claimed runner that exited
-	// without being released, with its exit error.
-	Crashed func(appID string, err error)
-	Logger  *slog.Logger
+	// Event, when set, receives the lifecycle events of apps: cold started
+	// (with phase timings), start failed, crashed, scaled to zero.
+	Event  func(appID string, e *v1.Event)
+	Logger *slog.Logger
 }
 
 // Validate reports whether c is usable.

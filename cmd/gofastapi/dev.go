@@ -27,7 +27,9 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/observe"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
+	"github.com/gofastapi/gofastapi/controlplane/secretbox"
 	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/templates"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
 	"github.com/gofastapi/gofastapi/pool"
@@ -123,13 +125,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stops = append(stops, validator.Close)
 	pub := publish.New(rdb)
 	logs := logstore.New(rdb, 2000)
+	keys, err := secretbox.LoadOrCreate(cfg.SecretKeyFile)
+	if err != nil {
+		return err
+	}
+	tmpls, err := templates.NewService(templates.Config{Store: st, Validator: validator, Imports: validate.DefaultAllowedImports})
+	if err != nil {
+		return err
+	}
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: pub, Validator: validator, Logs: logs,
+		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls,
 		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
 	}
+	tmpls.SetApps(appSvc)
 	if n, err := appSvc.Resync(ctx); err != nil {
 		return fmt.Errorf("rebuild routes: %w", err)
 	} else if n > 0 {
@@ -149,8 +160,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	stops = append(stops, backend.Close)
 	var p *pool.Pool
-	coldStart, crashed, err := obs.poolHooks(func() *pool.Pool { return p }, func(appID string, cs *v1.ColdStart) {
+	coldStart, event, err := obs.poolHooks(func() *pool.Pool { return p }, func(appID string, cs *v1.ColdStart) {
 		logs.AppendColdStart(context.Background(), appID, cs)
+	}, func(appID string, e *v1.Event) {
+		logs.AppendEvent(context.Background(), appID, e)
 	})
 	if err != nil {
 		return err
@@ -161,7 +174,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Log: func(appID string, t time.Time, stream, text string) {
 			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
 		},
-		ColdStart: coldStart, Crashed: crashed,
+		ColdStart: coldStart, Event: event,
 		Logger: log.With("component", "pool"),
 	})
 	if err != nil {
@@ -182,7 +195,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc},
+		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc, tmpls}, Templates: tmpls,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -206,9 +219,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
+	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
 	mux.Handle(gofastapiv1connect.NewMetricsServiceHandler(metricsSvc, interceptors))
 	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName,
-		gofastapiv1connect.AdminServiceName, gofastapiv1connect.MetricsServiceName)
+		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName, gofastapiv1connect.MetricsServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -241,7 +255,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p, obs}, Recorder: obs.gatewayRecorder(),
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p, obs}, Env: appSvc,
+		Recorder:           obs.gatewayRecorder(),
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),

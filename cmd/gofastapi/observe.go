@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,10 +94,12 @@ func (o *observability) gatewayRecorder() gateway.Recorder {
 	return o.rec
 }
 
-// poolHooks returns the pool's ColdStart and Crashed callbacks: cold
-// starts go to logs (as before) and to the operators' metrics, crashes to
-// the recorder's health reports.
-func (o *observability) poolHooks(p func() *pool.Pool, logColdStart func(string, *v1.ColdStart)) (func(string, *v1.ColdStart), func(string, error), error) {
+// poolHooks returns the pool's ColdStart and Event callbacks: cold starts
+// and events go to the logs (logColdStart, logEvent) as before, cold
+// starts also to the operators' metrics, crashes also to the recorder's
+// health reports.
+func (o *observability) poolHooks(p func() *pool.Pool, logColdStart func(string, *v1.ColdStart),
+	logEvent func(string, *v1.Event)) (func(string, *v1.ColdStart), func(string, *v1.Event), error) {
 	cold, err := telemetry.NewPool(o.reg, func() telemetry.PoolCounts {
 		if p() == nil {
 			return telemetry.PoolCounts{} // scraped before the pool started
@@ -111,16 +114,13 @@ func (o *observability) poolHooks(p func() *pool.Pool, logColdStart func(string,
 		logColdStart(appID, cs)
 		cold.Observe(cs)
 	}
-	crashed := func(appID string, err error) {
-		if o.rec != nil {
-			reason := "exited"
-			if err != nil {
-				reason = err.Error()
-			}
-			o.rec.Crashed(appID, reason)
+	event := func(appID string, e *v1.Event) {
+		logEvent(appID, e)
+		if o.rec != nil && e.GetKind() == v1.EventKind_EVENT_KIND_CRASHED {
+			o.rec.Crashed(appID, strings.TrimPrefix(e.GetMessage(), "crashed: "))
 		}
 	}
-	return coldStart, crashed, nil
+	return coldStart, event, nil
 }
 
 // claimed tells the recorder that r now serves appID, and when it stops.

@@ -89,7 +89,7 @@ func TestRPCInterceptorCountsCallsByCode(t *testing.T) {
 	}
 	got := counts(scrape(t, reg), "gofastapi_rpc_requests_total")
 	want := map[string]float64{ // served calls only: the client side is not counted again
-		"code=ok,procedure=/gofastapi.v1.MetricsService/GetAppStats":       2,
+		"code=ok,procedure=/gofastapi.v1.MetricsService/GetAppStats":      2,
 		"code=not_found,procedure=/gofastapi.v1.MetricsService/GetHealth": 1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
