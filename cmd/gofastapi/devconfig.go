@@ -99,6 +99,11 @@ func (c *devConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	switch {
 	case c.Domain == "":
 		return errors.New("--domain is empty")
