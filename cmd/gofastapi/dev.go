@@ -270,13 +270,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- gw.Serve(h1) }()
-	internal, stopInternal, err := obs.serveInternal(cfg.MetricsAddr, readiness(mc, rdb)...)
+	internal, stopInternal, err := obs.serveInternal(cfg.MetricsAddr, log, readiness(mc, rdb)...)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, stopInternal)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gw.Serve(h1) }()
 	url := "http://" + cfg.Domain + portSuffix(l.Addr())
 	fmt.Fprintf(stdout, "gofastapi dev: API and editor at %s, apps at http://NAME.%s%s (data in %s)\n", url, cfg.Domain, portSuffix(l.Addr()), cfg.Data)
 	if internal != nil {

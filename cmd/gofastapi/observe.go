@@ -148,7 +148,7 @@ func (o *observability) close() {
 
 // serveInternal serves /metrics, /healthz and /readyz on addr (none when
 // addr is empty) and returns the bound address and a stop function.
-func (o *observability) serveInternal(addr string, checks ...telemetry.Check) (net.Addr, func(), error) {
+func (o *observability) serveInternal(addr string, log *slog.Logger, checks ...telemetry.Check) (net.Addr, func(), error) {
 	if addr == "" {
 		return nil, func() {}, nil
 	}
@@ -160,7 +160,7 @@ func (o *observability) serveInternal(addr string, checks ...telemetry.Check) (n
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Default().Warn("internal listener", "err", err)
+			log.Warn("internal listener stopped", "err", err)
 		}
 	}()
 	return l.Addr(), func() {
@@ -171,7 +171,7 @@ func (o *observability) serveInternal(addr string, checks ...telemetry.Check) (n
 }
 
 // readiness are the checks of /readyz: the platform database and Redis
-// answer. (The internal listener starts once the gateway serves.)
+// answer. (The internal listener starts once everything else has.)
 func readiness(mc *mongo.Client, rdb *redis.Client) []telemetry.Check {
 	return []telemetry.Check{
 		{Name: "mongodb", Fn: func(ctx context.Context) error { return mc.Ping(ctx, nil) }},
