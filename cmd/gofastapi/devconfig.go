@@ -35,6 +35,16 @@ type devConfig struct {
 	MaxConnsPerIP int
 	LogLevel      string
 	Debug         bool
+	// LogFormat is json (structured lines) or text.
+	LogFormat string
+	// MetricsAddr is the internal listener of /metrics, /healthz and
+	// /readyz ("" for none); AppMetrics turns the gateway's per-app
+	// recording on; MetricsFlush is how often it is flushed, HealthProbe
+	// how often each running app's GET /health is probed.
+	MetricsAddr  string
+	AppMetrics   bool
+	MetricsFlush time.Duration
+	HealthProbe  time.Duration
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -59,6 +69,11 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.IntVar(&c.MaxBody, "max-body", 10<<20, "largest request body in bytes")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1024, "most open client connections from one address (0: no cap)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "internal listener of the operators' /metrics, /healthz and /readyz; keep it off the public network (empty: none)")
+	fs.BoolVar(&c.AppMetrics, "app-metrics", true, "record per-app requests, errors and health in the gateway (gofastapi stats, errors)")
+	fs.DurationVar(&c.MetricsFlush, "metrics-flush", 10*time.Second, "how often the gateway writes per-app metrics to the database")
+	fs.DurationVar(&c.HealthProbe, "health-probe-interval", time.Minute, "how often each running app's GET /health is requested")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
 	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
@@ -84,6 +99,11 @@ func (c *devConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	switch {
 	case c.Domain == "":
 		return errors.New("--domain is empty")
@@ -99,6 +119,10 @@ func (c *devConfig) Validate() error {
 		return errors.New("--max-body must be positive")
 	case c.MaxConnsPerIP < 0:
 		return errors.New("--max-conns-per-ip must not be negative")
+	case c.MetricsFlush <= 0:
+		return errors.New("--metrics-flush must be positive")
+	case c.HealthProbe <= 0:
+		return errors.New("--health-probe-interval must be positive")
 	}
 	return nil
 }

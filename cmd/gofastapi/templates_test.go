@@ -182,4 +182,3 @@ func wantCall(t *testing.T, p *platform, method, slug, path, ctype, body string,
 	}
 	return got, out
 }
-
