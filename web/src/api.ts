@@ -13,6 +13,7 @@ import { AuthService } from "./gen/gofastapi/v1/auth_pb";
 import { AppService, ValidationErrorSchema, type ValidationError } from "./gen/gofastapi/v1/apps_pb";
 import { TemplateService } from "./gen/gofastapi/v1/templates_pb";
 import { AdminService } from "./gen/gofastapi/v1/admin_pb";
+import { MetricsService } from "./gen/gofastapi/v1/metrics_pb";
 
 const transport = createConnectTransport({
   baseUrl: window.location.origin,
@@ -27,6 +28,7 @@ export const auth = client(AuthService);
 export const apps = client(AppService);
 export const templates = client(TemplateService);
 export const admin = client(AdminService);
+export const metrics = client(MetricsService);
 
 /** isUnauthenticated reports whether err means the session is missing or over. */
 export function isUnauthenticated(err: unknown): boolean {

@@ -199,6 +199,8 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.getByRole("tab", { name: "Events" }).click();
     await page.locator(".stream.events li.event.deployed").first().waitFor();
     await page.locator(".stream.events li.event.rolled_back").first().waitFor();
+    await page.getByRole("tab", { name: "Metrics" }).click();
+    await page.locator("#panel-metrics .health").waitFor();
     await page.getByRole("tab", { name: "Logs" }).click();
     await page.locator(".stream.logs li").first().waitFor();
     await shot("09-logs");
@@ -232,10 +234,28 @@ test("the editor, end to end in Chromium", async (t) => {
     await shot("13-admin");
   });
 
-  await step(t, "the dashboard at phone width has no sideways scrolling", async () => {
+  await step(t, "the dashboard shows the app live, with its requests and health", async () => {
     await page.getByRole("link", { name: "Apps" }).click();
-    await page.locator('[data-app="notes"] .pill', { hasText: "live" }).waitFor();
+    const card = page.locator('[data-app="notes"]');
+    await card.locator(".pill", { hasText: "live" }).waitFor();
+    // The gateway flushes figures each second (--metrics-flush 1s): load
+    // the dashboard again until they have arrived.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const figures = await card.locator(".figures").innerText();
+      const m = /^(\d+) requests · (\d+) errors \(24 h\)$/.exec(figures);
+      if (m && Number(m[1]) >= 5) break;
+      assert.ok(Date.now() < deadline, `the dashboard shows no requests for the app: ${JSON.stringify(figures)}`);
+      await new Promise((r) => setTimeout(r, 250));
+      await page.reload();
+      await card.locator(".pill", { hasText: "live" }).waitFor();
+    }
+    assert.match(await card.locator(".dot").getAttribute("class"), /dot (green|yellow)/);
+    assert.equal(await card.getByRole("link", { name: "/docs" }).getAttribute("href"), appURL + "/docs");
     await shot("14-dashboard");
+  });
+
+  await step(t, "the editor at phone width has no sideways scrolling", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.locator('[data-app="notes"] a.app-name').click();
     await page.locator(".cm-content").waitFor();

@@ -14,7 +14,9 @@ export async function startDev() {
   const bin = process.env.GOFASTAPI_BIN;
   if (!bin) throw new Error("GOFASTAPI_BIN must name the gofastapi binary (make test-web sets it)");
   const data = mkdtempSync(join(tmpdir(), "gofastapi-web-"));
-  const proc = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1", "--log-level", "warn"], {
+  const proc = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1", "--log-level", "warn",
+    // Per-app figures reach the database each second, so the dashboard shows them soon.
+    "--metrics-flush", "1s"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";

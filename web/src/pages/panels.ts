@@ -1,11 +1,12 @@
 // The editor's side panels: live logs and events, history with preview
 // and rollback, settings (metadata, env vars and secrets, clone, save as
 // template, delete) and a side preview of the running app.
-import { ago, apps, date, isAbort, message, templates, text } from "../api";
+import { ago, apps, date, isAbort, message, metrics, templates, text } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import { AppMode, CloneSource, EventKind, type App, type EnvVar } from "../gen/gofastapi/v1/apps_pb";
 import { leaving, navigate, type PageContext } from "../nav";
 import { databaseSetting } from "./database";
+import { ErrorClass, HealthStatus } from "../gen/gofastapi/v1/metrics_pb";
 
 type Panel = { id: string; label: string; el: HTMLElement; open?: () => void };
 
@@ -15,6 +16,7 @@ export function sidePanels(ctx: PageContext, app: () => App, updated: (a: App) =
   const panels: Panel[] = [
     { id: "logs", label: "Logs", ...streamPanel(ctx, app, "logs") },
     { id: "events", label: "Events", ...streamPanel(ctx, app, "events") },
+    { id: "metrics", label: "Metrics", ...metricsPanel(ctx, app) },
     { id: "history", label: "History", ...history },
     { id: "settings", label: "Settings", ...settingsPanel(ctx, app, updated) },
     { id: "preview", label: "Preview", ...preview },
@@ -107,6 +109,49 @@ function streamPanel(ctx: PageContext, app: () => App, kind: "logs" | "events"):
   };
   void run();
   return { el };
+}
+
+/** metricsPanel shows the app's health, its last 24 hours and its recent errors. */
+function metricsPanel(ctx: PageContext, app: () => App) {
+  const err = errorBox();
+  const body = h("div", { class: "stack" });
+  const refresh = async () => {
+    err.clear();
+    if (!app().deployedVersion) {
+      replace(body, h("p", { class: "muted" }, "Deploy the app to see its requests, errors and health."));
+      return;
+    }
+    try {
+      const o = { signal: ctx.signal };
+      const [health, stats, errors] = await Promise.all([
+        metrics.getHealth({ idOrName: app().id }, o), metrics.getAppStats({ idOrName: app().id, minutes: 60 }, o),
+        metrics.listErrors({ idOrName: app().id, limit: 20 }, o)]);
+      const s = stats.last24h;
+      const name = HealthStatus[health.status]?.toLowerCase() ?? "unknown";
+      const dot = { green: "green", yellow: "yellow", red: "red" }[name] ?? "unknown";
+      const fig = (label: string, v: string) => h("div", { class: "figure" }, h("strong", null, v), h("span", { class: "muted" }, label));
+      const ms = (v: number | undefined) => (v ? `${v.toFixed(v < 10 ? 1 : 0)} ms` : "—");
+      replace(body,
+        h("p", { class: "health" }, h("span", { class: `dot ${dot}`, "aria-hidden": "true" }), " ", h("strong", null, `Health: ${name}`), ` · ${health.reason}`),
+        h("div", { class: "figures-grid", "aria-label": "Last 24 hours" },
+          fig("requests (24 h)", String(s?.requests ?? 0n)), fig("4xx", String(s?.status4xx ?? 0n)), fig("5xx", String(s?.status5xx ?? 0n)),
+          fig("average", ms(s?.avgMs)), fig("p50", ms(s?.p50Ms)), fig("p95", ms(s?.p95Ms)), fig("p99", ms(s?.p99Ms)),
+          fig("cold starts", String(stats.coldStarts24h))),
+        h("h2", null, "Recent errors"),
+        errors.errors.length === 0 ? h("p", { class: "muted" }, "No errors in the last 24 hours.") :
+          h("ol", { class: "errors" }, errors.errors.map((e) => h("li", null,
+            h("div", null, h("code", null, `${e.status} ${e.method} ${e.path}`), " ",
+              h("span", { class: `pill ${e.class === ErrorClass.SERVER ? "error" : "warn"}` }, e.class === ErrorClass.SERVER ? "server" : "client"),
+              " ", h("span", { class: "muted" }, ago(e.time))),
+            e.traceback.length ? h("details", null, h("summary", null, "Traceback"), h("pre", null, e.traceback.join("\n"))) : null))));
+    } catch (e) {
+      if (!ctx.signal.aborted) err.show(`Could not load the metrics: ${message(e)}`);
+    }
+  };
+  const el = h("div", { class: "panel" },
+    h("div", { class: "row" }, h("span", { class: "muted" }, "Figures lag by up to a minute."), h("button", { type: "button", class: "small", onclick: () => void refresh() }, "Refresh")),
+    err, body);
+  return { el, open: () => void refresh() };
 }
 
 function historyPanel(ctx: PageContext, app: () => App, updated: (a: App) => void, load: (files: { name: string; content: string }[]) => void) {
