@@ -12,6 +12,13 @@ export default defineConfig({
     chunkSizeWarningLimit: 1500,
   },
   server: {
-    proxy: { "/gofastapi.v1.": { target: "http://localhost:8080", changeOrigin: false } },
+    proxy: {
+      "/gofastapi.v1.": {
+        target: "http://localhost:8080",
+        // The API answers browser calls only from its own origin: present
+        // the dev server's calls as coming from there.
+        configure: (proxy) => proxy.on("proxyReq", (req) => req.getHeader("origin") && req.setHeader("origin", "http://localhost:8080")),
+      },
+    },
   },
 });
