@@ -234,6 +234,38 @@ test("the editor, end to end in Chromium", async (t) => {
     await shot("13-admin");
   });
 
+  await step(t, "a multi-file app: tabs, add, rename and remove a file, a badge on the broken file's tab", async () => {
+    await page.getByRole("link", { name: "Apps" }).click();
+    await page.getByRole("link", { name: "New app" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("shop");
+    await page.getByLabel("Multi-file FastAPI").check();
+    await page.getByRole("button", { name: "Create app" }).click();
+    await page.waitForURL(/\/apps\/shop$/);
+    const tabs = page.getByRole("tablist", { name: "Files" }).getByRole("tab");
+    assert.deepEqual(await tabs.allInnerTexts(), ["app.py", "routes.py", "models.py", "services.py", "helpers.py"]);
+    await page.getByRole("button", { name: "+ File" }).click();
+    await page.getByRole("dialog").getByLabel("File name").fill("extra.py");
+    await page.keyboard.press("Enter");
+    await page.locator('.file-tab.active[data-file="extra.py"]').waitFor();
+    await page.locator(".cm-content").click();
+    await page.keyboard.insertText("def broken(:\n    pass\n");
+    await page.keyboard.press("Control+s");
+    await page.locator('.file-tab[data-file="extra.py"] .badge.err').waitFor();
+    assert.equal(await page.locator('.file-tab[data-file="app.py"] .badge.err').count(), 0, "only the broken file has a badge");
+    await page.getByRole("button", { name: "Rename extra.py" }).click();
+    await page.getByRole("dialog").getByLabel("File name").fill("more.py");
+    await page.getByRole("dialog").getByRole("button", { name: "Rename" }).click();
+    await page.locator('.file-tab[data-file="more.py"] .badge.err').waitFor();
+    await shot("14-multi-file");
+    await page.getByRole("button", { name: "Remove more.py" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
+    await page.locator('.file-tab[data-file="more.py"]').waitFor({ state: "detached" });
+    await page.keyboard.press("Control+s");
+    await page.locator(".problems li").waitFor({ state: "detached" });
+    assert.equal(await tabs.count(), 5);
+    assert.equal(await page.getByTestId("status").innerText(), "Not deployed");
+  });
+
   await step(t, "the dashboard shows the app live, with its requests and health", async () => {
     await page.getByRole("link", { name: "Apps" }).click();
     const card = page.locator('[data-app="notes"]');
@@ -252,7 +284,7 @@ test("the editor, end to end in Chromium", async (t) => {
     }
     assert.match(await card.locator(".dot").getAttribute("class"), /dot (green|yellow)/);
     assert.equal(await card.getByRole("link", { name: "/docs" }).getAttribute("href"), appURL + "/docs");
-    await shot("14-dashboard");
+    await shot("15-dashboard");
   });
 
   await step(t, "the editor at phone width has no sideways scrolling", async () => {
@@ -261,7 +293,7 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.locator(".cm-content").waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
-    await shot("15-editor-phone");
+    await shot("16-editor-phone");
   });
 
   await t.test("no errors in the browser console", () => {

@@ -47,6 +47,7 @@ class Editor {
   private saveBtn = h("button", { type: "button", title: `Save draft (${mod}+S)` }, "Save");
   private deployBtn = h("button", { type: "button", class: "primary", title: `Deploy (${mod}+Enter)` }, "Deploy");
   private openLink = h("a", { class: "button", target: "_blank", rel: "noopener" }, "Open app ↗");
+  private docsLink = h("a", { class: "button", target: "_blank", rel: "noopener", title: "The app's OpenAPI docs" }, "/docs");
   private title = h("h1", { class: "app-title" });
   private working = false;
   private panels: ReturnType<typeof sidePanels>;
@@ -67,7 +68,7 @@ class Editor {
     this.el = h("section", { class: "editor-page", "data-dirty": "false" },
       h("div", { class: "editor-head" },
         this.title, this.pill,
-        h("div", { class: "actions" }, this.saveBtn, this.deployBtn, this.openLink)),
+        h("div", { class: "actions" }, this.saveBtn, this.deployBtn, this.openLink, this.docsLink)),
       this.err,
       h("div", { class: "editor-body" },
         h("div", { class: "editor-main" },
@@ -130,6 +131,8 @@ class Editor {
     this.title.textContent = a.name;
     this.openLink.href = a.url;
     this.openLink.hidden = !a.deployedVersion;
+    this.docsLink.href = a.url + "/docs";
+    this.docsLink.hidden = !a.deployedVersion;
     if (renamed) {
       history.replaceState(null, "", `/apps/${encodeURIComponent(a.name)}`);
       document.title = `${a.name} · gofastapi`;
@@ -249,7 +252,8 @@ class Editor {
     f.name = name;
     f.state = newState(name, f.state.doc.toString(), this.keys(), () => this.changed());
     if (i === this.active) this.view.setState(f.state);
-    this.render();
+    for (const p of this.problems) if (p.file === old) p.file = name;
+    this.setProblems(this.problems);
   }
 
   private async remove(i: number): Promise<void> {

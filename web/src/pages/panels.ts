@@ -60,7 +60,8 @@ export function sidePanels(ctx: PageContext, app: () => App, updated: (a: App) =
 /** streamPanel follows the app's logs or lifecycle events as they happen. */
 function streamPanel(ctx: PageContext, app: () => App, kind: "logs" | "events"): { el: HTMLElement } {
   const list = h("ol", { class: `stream ${kind}`, "aria-label": kind === "logs" ? "Log lines" : "Events" });
-  const state = h("p", { class: "muted stream-state" }, "Connecting…");
+  const live = kind === "logs" ? "Live: new lines appear as the app writes them." : "Live: deploys, cold starts, scale to zero, crashes, rollbacks.";
+  const state = h("p", { class: "muted stream-state" }, live);
   const el = h("div", { class: "panel" }, state, list);
   const add = (time: Date | undefined, cls: string, tag: string, body: string) => {
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 30;
@@ -80,7 +81,7 @@ function streamPanel(ctx: PageContext, app: () => App, kind: "logs" | "events"):
         const req = { idOrName: app().id, follow: true, limit: 200 };
         if (kind === "logs") {
           for await (const r of apps.watchLogs(req, { signal: ctx.signal })) {
-            if (first) state.textContent = "Live: new lines appear as the app writes them.";
+            if (first) state.textContent = live;
             first = false;
             const l = r.line;
             if (!l) continue;
@@ -88,7 +89,7 @@ function streamPanel(ctx: PageContext, app: () => App, kind: "logs" | "events"):
           }
         } else {
           for await (const r of apps.watchEvents(req, { signal: ctx.signal })) {
-            if (first) state.textContent = "Live: deploys, cold starts, scale to zero, crashes, rollbacks.";
+            if (first) state.textContent = live;
             first = false;
             const e = r.event;
             if (!e) continue;
