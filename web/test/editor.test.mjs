@@ -249,6 +249,7 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.locator('.file-tab.active[data-file="extra.py"]').waitFor();
     await page.locator(".cm-content").click();
     await page.keyboard.insertText("def broken(:\n    pass\n");
+    assert.equal(await page.locator(".cm-line").first().innerText(), "def broken(:", "Enter in the dialog stays out of the editor");
     await page.keyboard.press("Control+s");
     await page.locator('.file-tab[data-file="extra.py"] .badge.err').waitFor();
     assert.equal(await page.locator('.file-tab[data-file="app.py"] .badge.err').count(), 0, "only the broken file has a badge");

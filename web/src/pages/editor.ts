@@ -217,7 +217,10 @@ class Editor {
       { label: "Cancel" }, { label: action, kind: "primary", enabled: () => input.value.trim() !== "" },
     ]);
     input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && input.value.trim()) (res.el.querySelector(`[data-label="${action}"]`) as HTMLButtonElement).click();
+      if (e.key !== "Enter") return;
+      // Handled here: the key must not go on to the editor focused next.
+      e.preventDefault();
+      if (input.value.trim()) (res.el.querySelector(`[data-label="${action}"]`) as HTMLButtonElement).click();
     });
     input.focus();
     input.select();
