@@ -10,16 +10,22 @@
 //     own routes (Routes) get index.html (never cached), and the app
 //     routes by the path. Anything else is 404, so the apex's other paths
 //     (such as /debug/) stay as they were.
+//   - Text files (scripts, styles, the page) are gzipped once, at start,
+//     and sent gzipped to clients that accept it: the editor's script is
+//     about a third of its size on the wire.
 //   - Pages carry a Content-Security-Policy that allows scripts, styles,
 //     fonts and connections from the platform's own origin only.
 package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"embed"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,18 +70,24 @@ func Handler() http.Handler {
 		index = []byte(notBuilt)
 	}
 	files := http.FileServerFS(root)
+	gz := gzipped(root)
+	gz["index.html"] = gzipBytes(index)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.NotFound(w, r)
 			return
 		}
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
 		if name != "" && name != "index.html" {
 			if st, err := fs.Stat(root, name); err == nil && !st.IsDir() {
 				if strings.HasPrefix(name, "assets/") {
-					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+					h.Set("Cache-Control", "public, max-age=31536000, immutable")
 				}
-				w.Header().Set("X-Content-Type-Options", "nosniff")
+				if serveGzip(w, r, name, gz[name]) {
+					return
+				}
 				files.ServeHTTP(w, r)
 				return
 			}
@@ -84,11 +96,75 @@ func Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		h := w.Header()
 		h.Set("Cache-Control", "no-cache")
 		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
+		if serveGzip(w, r, "index.html", gz["index.html"]) {
+			return
+		}
 		http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(index))
 	})
+}
+
+// gzipped compresses the text files of root, by name.
+func gzipped(root fs.FS) map[string][]byte {
+	out := map[string][]byte{}
+	fs.WalkDir(root, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch path.Ext(name) {
+		case ".js", ".css", ".html", ".svg", ".json", ".txt":
+			if b, err := fs.ReadFile(root, name); err == nil {
+				out[name] = gzipBytes(b)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// serveGzip sends the gzipped body of name when there is one and the
+// client accepts gzip; it reports whether it did. Range requests get the
+// plain file.
+func serveGzip(w http.ResponseWriter, r *http.Request, name string, body []byte) bool {
+	w.Header().Add("Vary", "Accept-Encoding")
+	if body == nil || r.Header.Get("Range") != "" || !acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		return false
+	}
+	h := w.Header()
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Encoding", "gzip")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+	return true
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip (and
+// does not give it q=0).
+func acceptsGzip(v string) bool {
+	for _, part := range strings.Split(v, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.TrimSpace(params), "q=")
+		if !ok {
+			return true
+		}
+		f, err := strconv.ParseFloat(q, 64)
+		return err == nil && f > 0
+	}
+	return false
 }

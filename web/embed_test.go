@@ -1,6 +1,8 @@
 package web
 
 import (
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,5 +61,54 @@ func TestHandlerServesAssets(t *testing.T) {
 	}
 	if cc := rec.Header().Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 		t.Errorf("Cache-Control = %q, want immutable", cc)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	tests := []struct {
+		name, header string
+		want         bool
+	}{
+		{name: "browser", header: "gzip, deflate, br, zstd", want: true},
+		{name: "none", header: "", want: false},
+		{name: "identity only", header: "identity", want: false},
+		{name: "refused", header: "br, gzip;q=0", want: false},
+		{name: "weighted", header: "gzip;q=0.5, br", want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := acceptsGzip(tt.header); got != tt.want {
+				t.Errorf("acceptsGzip(%q) = %v, want %v", tt.header, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHandlerGzip checks that the page is sent gzipped to a client that
+// accepts it, and plain to one that does not.
+func TestHandlerGzip(t *testing.T) {
+	h := Handler()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding = %q, want gzip", rec.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "<title>gofastapi") {
+		t.Errorf("gunzipped body is not the page: %.200q", body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Header().Get("Content-Encoding") != "" || !strings.Contains(rec.Body.String(), "<title>gofastapi") {
+		t.Errorf("without Accept-Encoding: Content-Encoding %q, body %.100q", rec.Header().Get("Content-Encoding"), rec.Body.String())
 	}
 }

@@ -195,7 +195,7 @@ class Editor {
           }
         },
       }, f.name, n ? h("span", { class: "badge err", "aria-label": `${n} problem${n === 1 ? "" : "s"}` }, String(n)) : null);
-      return h("span", { class: "tab-wrap" }, tab,
+      return h("span", { class: "tab-wrap", role: "presentation" }, tab,
         selected && multi ? h("span", { class: "tab-tools" },
           h("button", { type: "button", class: "icon", title: `Rename ${f.name}`, "aria-label": `Rename ${f.name}`, onclick: () => void this.rename(i) }, "✎"),
           this.files.length > 1 ? h("button", { type: "button", class: "icon", title: `Remove ${f.name}`, "aria-label": `Remove ${f.name}`, onclick: () => void this.remove(i) }, "×") : null)
