@@ -25,6 +25,8 @@ export function newState(name: string, doc: string, keys: Keys, onChange: () => 
     ])),
     basicSetup,
     lintGutter(),
+    // Long lines wrap: no sideways scrolling, on a phone least of all.
+    EditorView.lineWrapping,
     EditorView.contentAttributes.of({ "aria-label": `Code of ${name}` }),
     EditorView.updateListener.of((u) => {
       if (u.docChanged) onChange();
