@@ -1,0 +1,5 @@
+package dbfront
+
+import "os"
+
+func mkdirTemp() (string, error) { return os.MkdirTemp("", "dbfront-test-") }
