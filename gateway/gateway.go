@@ -200,7 +200,9 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	addr := e.runner.Addr()
 	if err := g.proxyApp(ctx, e); err != nil {
 		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, addr, err))
+		return
 	}
+	addOpenGraph(ctx, route)
 }
 
 // handleError answers a request fasthttp could not read.

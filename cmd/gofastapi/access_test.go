@@ -135,7 +135,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	m.tokens[roleOwner], _ = p.signup(t, "owner", m.password)
 	m.tokens[roleOther], _ = p.signup(t, "other", m.password)
 	p.signup(t, "target", m.password) // what admin calls act on
-	p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, "owned"))
+	first := p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, "owned"))
+	ownerTemplate := func() string {
+		t.Helper()
+		res, err := p.as(m.tokens[roleOwner]).tmpl.CreateTemplate(context.Background(), connect.NewRequest(&v1.CreateTemplateRequest{
+			Name: "mine", FromApp: "owned"}))
+		if err != nil {
+			t.Fatalf("create template: %v", err)
+		}
+		return res.Msg.GetTemplate().GetId()
+	}
+	var tmplID string
+	redeploys := 0
 
 	appJSON := `{"idOrName":"owned"}`
 	deployJSON := fmt.Sprintf(`{"idOrName":"owned","files":[{"name":"app.py","content":%q}]}`,
@@ -166,6 +177,47 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.AppService.ListColdStarts": {want: ownerOnly, req: static(appJSON)},
 		"gofastapi.v1.AppService.DeleteApp": {want: ownerOnly, req: static(`{"idOrName":"doomed"}`),
 			before: func(role) { p.createApp(t, m.tokens[roleOwner], "doomed") }},
+		"gofastapi.v1.AppService.UpdateApp":    {want: ownerOnly, req: static(`{"idOrName":"owned","description":"changed"}`)},
+		"gofastapi.v1.AppService.SaveDraft":    {want: ownerOnly, req: static(deployJSON)},
+		"gofastapi.v1.AppService.ListVersions": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.GetVersion":   {want: ownerOnly, req: static(fmt.Sprintf(`{"idOrName":"owned","version":%q}`, first))},
+		// Each role's call finds a newer version deployed, so the owner's
+		// rollback to the first one has something to do.
+		"gofastapi.v1.AppService.Rollback": {want: ownerOnly,
+			before: func(role) {
+				redeploys++
+				p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, fmt.Sprint("again ", redeploys)))
+			},
+			req: static(fmt.Sprintf(`{"idOrName":"owned","version":%q}`, first))},
+		"gofastapi.v1.AppService.CloneApp": {want: ownerOnly,
+			req: func(r role) string { return fmt.Sprintf(`{"idOrName":"owned","newName":"clone-%s"}`, r) }},
+		"gofastapi.v1.AppService.ListEnv": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.SetEnv":  {want: ownerOnly, req: static(`{"idOrName":"owned","vars":[{"name":"K","value":"v"}]}`)},
+		"gofastapi.v1.AppService.UnsetEnv": {want: ownerOnly,
+			before: func(role) {
+				_, err := p.as(m.tokens[roleOwner]).apps.SetEnv(context.Background(), connect.NewRequest(&v1.SetEnvRequest{
+					IdOrName: "owned", Vars: []*v1.EnvAssignment{{Name: "GONE", Value: "x"}}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			req: static(`{"idOrName":"owned","names":["GONE"]}`)},
+		"gofastapi.v1.AppService.WatchEvents": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.WatchLogs":   {want: ownerOnly, req: static(appJSON)},
+
+		"gofastapi.v1.TemplateService.ListTemplates": {want: signedIn, req: static(`{}`)},
+		"gofastapi.v1.TemplateService.GetTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q}`, tmplID) }},
+		"gofastapi.v1.TemplateService.CreateTemplate": {want: signedIn,
+			req: static(fmt.Sprintf(`{"name":"t","files":[{"name":"app.py","content":%q}]}`,
+				base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(helloApp, "t")))))},
+		"gofastapi.v1.TemplateService.UpdateTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q,"name":"renamed"}`, tmplID) }},
+		"gofastapi.v1.TemplateService.DeleteTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q}`, tmplID) }},
 
 		"gofastapi.v1.AdminService.ListUsers": {want: adminOnly, req: static(`{}`)},
 		"gofastapi.v1.AdminService.CreateUser": {want: adminOnly,

@@ -27,7 +27,9 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
+	"github.com/gofastapi/gofastapi/controlplane/secretbox"
 	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/templates"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
 	"github.com/gofastapi/gofastapi/pool"
@@ -115,13 +117,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stops = append(stops, validator.Close)
 	pub := publish.New(rdb)
 	logs := logstore.New(rdb, 2000)
+	keys, err := secretbox.LoadOrCreate(cfg.SecretKeyFile)
+	if err != nil {
+		return err
+	}
+	tmpls, err := templates.NewService(templates.Config{Store: st, Validator: validator, Imports: validate.DefaultAllowedImports})
+	if err != nil {
+		return err
+	}
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: pub, Validator: validator, Logs: logs,
+		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls,
 		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
 	}
+	tmpls.SetApps(appSvc)
 	if n, err := appSvc.Resync(ctx); err != nil {
 		return fmt.Errorf("rebuild routes: %w", err)
 	} else if n > 0 {
@@ -149,6 +160,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ColdStart: func(appID string, cs *v1.ColdStart) {
 			logs.AppendColdStart(context.Background(), appID, cs)
 		},
+		Event: func(appID string, e *v1.Event) {
+			logs.AppendEvent(context.Background(), appID, e)
+		},
 		Logger: log.With("component", "pool"),
 	})
 	if err != nil {
@@ -169,7 +183,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc},
+		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc, tmpls}, Templates: tmpls,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -189,7 +203,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
-	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.AdminServiceName)
+	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
+	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName,
+		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -222,7 +238,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p},
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p}, Env: appSvc,
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),

@@ -17,12 +17,16 @@ import (
 // devConfig is every setting of `gofastapi dev`, read once from flags and
 // the environment.
 type devConfig struct {
-	Addr          string
-	Domain        string
-	Data          string
-	MongoURI      string
-	RedisURL      string
-	Python        string
+	Addr     string
+	Domain   string
+	Data     string
+	MongoURI string
+	RedisURL string
+	Python   string
+	// SecretKeyFile holds the platform key that seals secrets at rest
+	// (see controlplane/secretbox); empty means DATA/secret.key, made on
+	// first run.
+	SecretKeyFile string
 	Warm          int
 	MaxRunners    int
 	IdleTimeout   time.Duration
@@ -47,6 +51,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
 	fs.StringVar(&c.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL (default: start redis-server as a child) [REDIS_URL]")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter of the runners and the validator")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", os.Getenv("GOFASTAPI_SECRET_KEY_FILE"), "file of the platform key that encrypts secrets at rest; first line is the current key, older keys below (default: DATA/secret.key, made on first run) [GOFASTAPI_SECRET_KEY_FILE]")
 	fs.IntVar(&c.Warm, "warm", 2, "generic runners kept warm")
 	fs.IntVar(&c.MaxRunners, "max-runners", 50, "most runners at once; beyond it apps answer 503")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner (scale to zero)")
@@ -68,6 +73,9 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 		return nil, err
 	}
 	c.Data = abs
+	if c.SecretKeyFile == "" {
+		c.SecretKeyFile = filepath.Join(c.Data, "secret.key")
+	}
 	return c, c.Validate()
 }
 
