@@ -33,8 +33,13 @@ type devConfig struct {
 	ReadyTimeout  time.Duration
 	MaxBody       int
 	MaxConnsPerIP int
-	LogLevel      string
-	Debug         bool
+	// DBFrontAddr is where apps reach the platform database (the wire
+	// front); DBQueryTimeout and DBMaxConnsPerUser are its limits.
+	DBFrontAddr       string
+	DBQueryTimeout    time.Duration
+	DBMaxConnsPerUser int
+	LogLevel          string
+	Debug             bool
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -58,6 +63,9 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.IntVar(&c.MaxBody, "max-body", 10<<20, "largest request body in bytes")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1024, "most open client connections from one address (0: no cap)")
+	fs.StringVar(&c.DBFrontAddr, "db-front-addr", "127.0.0.1:0", "loopback address of the platform database front apps connect to (PLATFORM_MONGO_URI)")
+	fs.DurationVar(&c.DBQueryTimeout, "db-query-timeout", 5*time.Second, "longest a platform database command may run before it is stopped")
+	fs.IntVar(&c.DBMaxConnsPerUser, "db-max-conns-per-user", 50, "most open platform database connections per user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
@@ -97,6 +105,10 @@ func (c *devConfig) Validate() error {
 		return errors.New("--ready-timeout must be positive")
 	case c.MaxBody <= 0:
 		return errors.New("--max-body must be positive")
+	case c.DBQueryTimeout <= 0:
+		return errors.New("--db-query-timeout must be positive")
+	case c.DBMaxConnsPerUser < 1:
+		return errors.New("--db-max-conns-per-user must be at least 1")
 	case c.MaxConnsPerIP < 0:
 		return errors.New("--max-conns-per-ip must not be negative")
 	}

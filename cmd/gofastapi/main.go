@@ -46,6 +46,9 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi templates delete ID                  delete one of your templates
   gofastapi coldstarts NAME                      show an app's recent cold starts, phase by phase
   gofastapi delete NAME                          delete an app
+  gofastapi db COMMAND                           your databases: list, create, show, rename, default,
+                                                 delete, use, stats, collections, find, get, insert,
+                                                 update, remove, rotate, viewer-credentials (gofastapi db help)
   gofastapi admin COMMAND                        users, create-user, promote, demote, delete-user,
                                                  limits, settings, stats, activity (gofastapi admin help)
 `
@@ -94,6 +97,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdSessions(ctx, rest, stdout)
 	case "passwd":
 		return cmdPasswd(ctx, rest, stdin, stdout)
+	case "db":
+		return cmdDB(ctx, rest, stdout, stderr)
 	case "admin":
 		return cmdAdmin(ctx, rest, stdin, stdout, stderr)
 	case "versions":

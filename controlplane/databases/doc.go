@@ -7,7 +7,7 @@
 // (store.Limits.Databases); each has a changeable name and a fixed name
 // inside the store (StoreName: username_xxxxxxxx), which is what apps see,
 // so renaming never disturbs a running app. The password is random, sealed
-// at rest under the platform key (package seal), rotatable; rotation closes
+// at rest under the platform key (package secretbox), rotatable; rotation closes
 // the old password's connections at the front and restarts the user's apps.
 //
 // Apps get PLATFORM_MONGO_URI (AppEnv): the front's address, the owner's

@@ -263,7 +263,9 @@ func (s *Service) RotateCredentials(ctx context.Context, req *connect.Request[v1
 	if err != nil {
 		return nil, s.fail("rotate credentials", err)
 	}
-	a.Password = s.cfg.Key.Seal([]byte(newPassword()), u.ID)
+	if a.Password, err = s.cfg.Key.Seal([]byte(newPassword()), sealLabel(u.ID)); err != nil {
+		return nil, s.fail("rotate credentials", err)
+	}
 	a.RotatedAt = timestamppb.Now().AsTime()
 	if err := s.cfg.Store.PutDBAccount(ctx, a); err != nil {
 		return nil, s.fail("rotate credentials", err)

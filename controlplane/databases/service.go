@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"sync"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -43,10 +44,16 @@ type Store interface {
 	DeleteDatabaseRecordsOf(ctx context.Context, ownerID string) (int64, error)
 }
 
-// Sealer encrypts credentials at rest (package seal).
+// Sealer encrypts credentials at rest (package secretbox).
 type Sealer interface {
-	Seal(plain []byte, context string) []byte
-	Open(sealed []byte, context string) ([]byte, error)
+	Seal(plaintext []byte, label string) ([]byte, error)
+	Open(sealed []byte, label string) ([]byte, error)
+}
+
+// AppRestarter restarts apps so that they start with a fresh environment
+// on their next request (the apps service).
+type AppRestarter interface {
+	RestartApps(ctx context.Context, appIDs ...string) error
 }
 
 // Front is the wire front's side of account changes (package dbfront).
@@ -62,11 +69,6 @@ type Config struct {
 	Data  *mongo.Client
 	Sizer dbfront.Sizer
 	Key   Sealer
-	// Front is told when an account changes; nil when there is none.
-	Front Front
-	// Restart restarts apps so that they start with fresh environment on
-	// their next request; nil leaves them running until they restart.
-	Restart func(ctx context.Context, appIDs ...string) error
 	// MongoAddr is the host:port apps reach the front (or MongoDB) at.
 	MongoAddr string
 	// ViewerURL returns the data viewer's address for a username.
@@ -98,7 +100,9 @@ func (c Config) Validate() error {
 // Service implements gofastapiv1connect.DatabaseServiceHandler,
 // dbfront.Accounts, the apps service's PlatformEnv and admin.UserData.
 type Service struct {
-	cfg Config
+	cfg  Config
+	apps  atomic.Pointer[AppRestarter]
+	front atomic.Pointer[Front]
 
 	// ownerMu serializes changes to one owner's set of databases, so that
 	// two first uses at once create one default database, and a create and
@@ -118,6 +122,16 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	return &Service{cfg: cfg}, nil
 }
+
+// SetApps tells the service how to restart apps after a change of their
+// database or credentials. The apps service is made after this one, since
+// it asks this one for PLATFORM_MONGO_URI; until SetApps, apps keep running
+// until they restart for another reason.
+func (s *Service) SetApps(a AppRestarter) { s.apps.Store(&a) }
+
+// SetFront tells the service which front to tell of account changes; the
+// front is made after this service, which is its Accounts.
+func (s *Service) SetFront(f Front) { s.front.Store(&f) }
 
 func (s *Service) lock(ownerID string) func() {
 	m, _ := s.ownerMu.LoadOrStore(ownerID, &sync.Mutex{})
@@ -170,7 +184,9 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 	defer s.lock(u.ID)()
 	if _, err := s.cfg.Store.DBAccount(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
 		a := &store.DBAccount{OwnerID: u.ID, Username: u.Username}
-		a.Password = s.cfg.Key.Seal([]byte(newPassword()), u.ID)
+		if a.Password, err = s.cfg.Key.Seal([]byte(newPassword()), sealLabel(u.ID)); err != nil {
+			return nil, err
+		}
 		if err := s.cfg.Store.PutDBAccount(ctx, a); err != nil {
 			return nil, fmt.Errorf("create database account: %w", err)
 		}
@@ -191,10 +207,11 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 
 // refresh tells the front that username's account changed.
 func (s *Service) refresh(ctx context.Context, username string) {
-	if s.cfg.Front == nil {
+	f := s.front.Load()
+	if f == nil {
 		return
 	}
-	if err := s.cfg.Front.Refresh(ctx, username); err != nil {
+	if err := (*f).Refresh(ctx, username); err != nil {
 		s.cfg.Logger.Warn("refresh database account at the front", "user", username, "err", err)
 	}
 }
@@ -202,17 +219,21 @@ func (s *Service) refresh(ctx context.Context, username string) {
 // restart restarts apps; failing to is logged, not fatal: the change is
 // stored and the apps pick it up when they next start.
 func (s *Service) restart(ctx context.Context, appIDs []string) {
-	if s.cfg.Restart == nil || len(appIDs) == 0 {
+	a := s.apps.Load()
+	if a == nil || len(appIDs) == 0 {
 		return
 	}
-	if err := s.cfg.Restart(ctx, appIDs...); err != nil {
+	if err := (*a).RestartApps(ctx, appIDs...); err != nil {
 		s.cfg.Logger.Warn("restart apps", "apps", appIDs, "err", err)
 	}
 }
 
+// sealLabel binds a sealed database password to its owner.
+func sealLabel(ownerID string) string { return "db-password:" + ownerID }
+
 // password opens ownerID's database password.
 func (s *Service) password(a *store.DBAccount) (string, error) {
-	p, err := s.cfg.Key.Open(a.Password, a.OwnerID)
+	p, err := s.cfg.Key.Open(a.Password, sealLabel(a.OwnerID))
 	if err != nil {
 		return "", fmt.Errorf("open database password of %s: %w", a.Username, err)
 	}

@@ -23,7 +23,7 @@ type Database struct {
 }
 
 // DBAccount is a user's database credentials. Password is sealed (see
-// package seal) under the platform key; ViewerHash is the SHA-256 of the
+// package secretbox) under the platform key; ViewerHash is the SHA-256 of the
 // data viewer's password, empty until the user sets one.
 type DBAccount struct {
 	OwnerID    string    `bson:"_id"`
