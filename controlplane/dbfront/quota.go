@@ -33,16 +33,26 @@ func (f *Front) checkQuota(ctx context.Context, u *user, size int64) *cmdError {
 		dbs = append(dbs, d)
 	}
 	f.mu.Unlock()
-	if quota <= 0 {
-		return nil
-	}
 	us := &u.usage
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	if dirty || time.Since(us.at) > remeasureEvery || us.measured+us.pending+size > quota {
+	stale := dirty || time.Since(us.at) > remeasureEvery
+	if stale || (quota > 0 && us.measured+us.pending+size > quota) {
+		// The account is read again too: an admin may have changed the
+		// quota since the connection authenticated.
+		if a, err := f.cfg.Accounts.Account(ctx, u.name); err == nil && a.Password == u.password {
+			quota, dbs = a.QuotaBytes, a.Databases
+			f.mu.Lock()
+			u.quota, u.dbs = a.QuotaBytes, dbSet(a.Databases)
+			f.mu.Unlock()
+		}
 		f.mu.Lock()
 		u.usage.dirty = false
 		f.mu.Unlock()
+		if quota <= 0 {
+			us.at = time.Now()
+			return nil
+		}
 		n, err := f.cfg.Sizer.Size(ctx, dbs)
 		if err != nil {
 			f.cfg.Logger.Warn("measure storage", "user", u.name, "err", err)
@@ -50,7 +60,7 @@ func (f *Front) checkQuota(ctx context.Context, u *user, size int64) *cmdError {
 		}
 		us.measured, us.pending, us.at = n, 0, time.Now()
 	}
-	if us.measured+size > quota {
+	if quota > 0 && us.measured+size > quota {
 		return &cmdError{code: codeQuotaExceeded, name: "QuotaExceeded", msg: fmt.Sprintf(
 			"storage quota exceeded: your databases use %s of your %s quota and this write adds %s; delete data or drop collections to free space, or ask an admin for a larger quota",
 			bytesText(us.measured), bytesText(quota), bytesText(size))}
