@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 // Service implements gofastapiv1connect.DatabaseServiceHandler,
 // dbfront.Accounts, the apps service's PlatformEnv and admin.UserData.
 type Service struct {
-	cfg  Config
+	cfg   Config
 	apps  atomic.Pointer[AppRestarter]
 	front atomic.Pointer[Front]
 
