@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,6 +102,61 @@ def ok_getmore(i):
     except Exception:
         return False
 
+@app.get("/env")
+def env():
+    return {"uid": os.getuid(), "gid": os.getgid(), "keys": sorted(os.environ)}
+
+@app.get("/spy")
+def spy(data: str, markers: str):
+    """Tries to reach the platform's files and to find markers (secrets
+    of the platform or of other apps) in what /proc shows of any process."""
+    import glob, socket
+    out = {"denied": [], "allowed": [], "hits": [], "readable_foreign_environ": 0}
+    def tryit(name, fn):
+        try:
+            fn()
+            out["allowed"].append(name)
+        except PermissionError:
+            out["denied"].append(name)
+        except FileNotFoundError:
+            out["denied"].append(name + " (not found)")
+        except OSError as e:
+            out["denied"].append(name + ": " + str(e))
+    tryit("list data dir", lambda: os.listdir(data))
+    for f in ("secret.key", "mongo.sock", "api.sock", "ferretdb"):
+        tryit("open " + f, lambda f=f: open(os.path.join(data, f), "rb").read(1))
+    def connect(path):
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(path)
+        finally:
+            s.close()
+    tryit("connect mongo.sock", lambda: connect(os.path.join(data, "mongo.sock")))
+    tryit("connect api.sock", lambda: connect(os.path.join(data, "api.sock")))
+    for d in glob.glob("/dev/shm/gofastapi-*") + glob.glob("/tmp/gofastapi-runners-*"):
+        tryit("list " + d, lambda d=d: os.listdir(d))
+    wanted = [m for m in markers.split(",") if m]
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        for part in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as fh:
+                    text = fh.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if part == "environ":
+                try:
+                    if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                        out["readable_foreign_environ"] += 1
+                except OSError:
+                    pass
+            for m in wanted:
+                if m in text:
+                    out["hits"].append(f"{m} in /proc/{pid}/{part}")
+    return out
+
 @app.get("/fill")
 def fill():
     def work():
@@ -178,6 +234,11 @@ func TestDatabaseIsolation(t *testing.T) {
 	if _, err := p.as(rootTok).admin.SetLimits(ctx, connect.NewRequest(&v1.SetLimitsRequest{User: "alice", StorageBytes: proto.Int64(400 << 10)})); err != nil {
 		t.Fatal(err)
 	}
+	// The spy endpoint uses socket and glob, which the default allowlist
+	// lacks: the validator is no boundary, the sandbox is.
+	if _, err := p.as(rootTok).admin.UpdateSettings(ctx, connect.NewRequest(&v1.UpdateSettingsRequest{AddImports: []string{"socket", "glob"}})); err != nil {
+		t.Fatal(err)
+	}
 	p.deploy(t, aliceTok, "alice-app", dbApp)
 	p.deploy(t, bobTok, "bob-app", dbApp)
 
@@ -237,6 +298,56 @@ func TestDatabaseIsolation(t *testing.T) {
 		// Bob's data is intact.
 		if o := p.attempt(t, "bob-app", "/try/count?other="+bobDB); !o.OK || string(o.Result) != "1" {
 			t.Errorf("bob's secrets after alice's attempts: %s %s, want 1", o.Result, o.Error)
+		}
+	})
+
+	t.Run("side channels", func(t *testing.T) {
+		// A secret of bob's app, in the environment of its runner.
+		if _, err := p.as(bobTok).apps.SetEnv(ctx, connect.NewRequest(&v1.SetEnvRequest{IdOrName: "bob-app",
+			Vars: []*v1.EnvAssignment{{Name: "BOB_SECRET", Value: "sekrit-of-bob-42", Secret: true}}})); err != nil {
+			t.Fatal(err)
+		}
+		if o := p.attempt(t, "bob-app", "/try/count?other="+bobDB); !o.OK {
+			t.Fatalf("bob's app after setting a secret: %s", o.Error)
+		}
+		var env struct {
+			UID, GID int
+			Keys     []string
+		}
+		_, body := p.get("alice-app", "/env")
+		json.Unmarshal([]byte(body), &env)
+		if os.Geteuid() == 0 && (env.UID == 0 || env.GID == 0) {
+			t.Errorf("alice's app runs as uid %d gid %d with the platform as root, want an unprivileged user", env.UID, env.GID)
+		}
+		for _, k := range env.Keys {
+			if strings.Contains(strings.ToUpper(k), "REDIS") || k == "BOB_SECRET" {
+				t.Errorf("alice's app has %s in its environment", k)
+			}
+		}
+		markers := []string{"sekrit-of-bob-42", "redis://", "requirepass"}
+		_, body = p.get("alice-app", "/spy?data="+url.QueryEscape(data)+"&markers="+url.QueryEscape(strings.Join(markers, ",")))
+		var spy struct {
+			Denied, Allowed, Hits  []string
+			ReadableForeignEnviron int `json:"readable_foreign_environ"`
+		}
+		if err := json.Unmarshal([]byte(body), &spy); err != nil {
+			t.Fatalf("spy: %v: %s", err, body)
+		}
+		t.Logf("alice's app runs as %d:%d; spy: %+v", env.UID, env.GID, spy)
+		if os.Geteuid() != 0 {
+			t.Skipf("not root: runners run as the platform's user (spy saw %+v)", spy)
+		}
+		if len(spy.Allowed) > 0 {
+			t.Errorf("alice's app could: %v", spy.Allowed)
+		}
+		if len(spy.Denied) < 6 {
+			t.Errorf("spy tried too little: denied %v", spy.Denied)
+		}
+		if len(spy.Hits) > 0 {
+			t.Errorf("alice's app found secrets in /proc: %v", spy.Hits)
+		}
+		if spy.ReadableForeignEnviron > 0 {
+			t.Errorf("alice's app read the environment of %d processes of other users", spy.ReadableForeignEnviron)
 		}
 	})
 

@@ -151,7 +151,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	backend, err := local.New(local.Config{
 		Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout,
+		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
 	})
 	if err != nil {
 		return err

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
+	"github.com/gofastapi/gofastapi/pool/local"
 )
 
 // devConfig is every setting of `gofastapi dev`, read once from flags and
@@ -38,8 +40,11 @@ type devConfig struct {
 	DBFrontAddr       string
 	DBQueryTimeout    time.Duration
 	DBMaxConnsPerUser int
-	LogLevel          string
-	Debug             bool
+	// RunnerUIDs are the users runners' Python processes run as, one per
+	// runner in turn; zero Count when the platform is not root.
+	RunnerUIDs local.UIDRange
+	LogLevel   string
+	Debug      bool
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -66,6 +71,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.DBFrontAddr, "db-front-addr", "127.0.0.1:0", "loopback address of the platform database front apps connect to (PLATFORM_MONGO_URI)")
 	fs.DurationVar(&c.DBQueryTimeout, "db-query-timeout", 5*time.Second, "longest a platform database command may run before it is stopped")
 	fs.IntVar(&c.DBMaxConnsPerUser, "db-max-conns-per-user", 50, "most open platform database connections per user")
+	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
@@ -76,6 +82,11 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
 	}
+	uids, err := parseUIDRange(*runnerUIDs)
+	if err != nil {
+		return nil, err
+	}
+	c.RunnerUIDs = uids
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		return nil, err
@@ -137,4 +148,31 @@ func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
 		*r = v
 		return nil
 	})
+}
+
+// defaultRunnerUIDs is the range --runner-uids=auto takes as root: ids no
+// distribution gives to users or to container user namespaces.
+const defaultRunnerUIDs = "1900000000:65536"
+
+// parseUIDRange parses --runner-uids.
+func parseUIDRange(s string) (local.UIDRange, error) {
+	switch s {
+	case "off":
+		return local.UIDRange{}, nil
+	case "auto":
+		if os.Geteuid() != 0 {
+			return local.UIDRange{}, nil
+		}
+		s = defaultRunnerUIDs
+	}
+	b, n, ok := strings.Cut(s, ":")
+	base, err1 := strconv.ParseUint(b, 10, 32)
+	count, err2 := strconv.ParseUint(n, 10, 32)
+	if !ok || err1 != nil || err2 != nil || base == 0 || count == 0 || base+count > 1<<32-1 {
+		return local.UIDRange{}, fmt.Errorf("--runner-uids %q: want BASE:COUNT (positive, below 2^32-1), auto or off", s)
+	}
+	if os.Geteuid() != 0 {
+		return local.UIDRange{}, fmt.Errorf("--runner-uids %q needs gofastapi dev to run as root", s)
+	}
+	return local.UIDRange{Base: uint32(base), Count: uint32(count)}, nil
 }
