@@ -82,9 +82,9 @@ type Backend struct {
 	bg     sync.WaitGroup // zygote starts and stops in flight
 
 	mu      sync.Mutex
-	nextUID uint32 // index in RunnerUIDs of the next runner's user
+	nextUID uint32       // index in RunnerUIDs of the next runner's user
 	zygote  *zygoteStart // the latest zygote or its start; nil before the first Start
-	closed bool
+	closed  bool
 }
 
 // zygoteStart is one start of the zygote, shared by the Starts waiting for it.
