@@ -35,12 +35,14 @@ func (c *conn) serve() {
 	defer c.client.Close()
 	defer c.closeBackend()
 	for {
+		max := int32(maxMessageSize)
 		if c.user == nil {
 			c.client.SetReadDeadline(time.Now().Add(authTimeout))
+			max = maxPreAuthMessageSize
 		} else {
 			c.client.SetReadDeadline(time.Time{})
 		}
-		h, body, err := readMessage(c.client)
+		h, body, err := readMessage(c.client, max)
 		if err != nil {
 			return
 		}
@@ -362,7 +364,7 @@ func (c *conn) roundTrip(op int32, body []byte) (header, []byte, error) {
 	t := c.f.cfg.QueryTimeout
 	c.backend.SetReadDeadline(time.Now().Add(t + t/10 + 50*time.Millisecond))
 	for {
-		h, b, err := readMessage(c.backend)
+		h, b, err := readMessage(c.backend, maxMessageSize)
 		if err != nil {
 			return h, nil, err
 		}

@@ -36,9 +36,14 @@ type header struct {
 	opCode     int32
 }
 
-// readMessage reads one whole message: its header and its body (the bytes
-// after the header).
-func readMessage(r io.Reader) (header, []byte, error) {
+// maxPreAuthMessageSize bounds a message before authentication: a hello
+// or a SASL step is small, and an anonymous client must not make the front
+// allocate 48 MB per connection.
+const maxPreAuthMessageSize = 64 << 10
+
+// readMessage reads one whole message, of at most max bytes: its header
+// and its body (the bytes after the header).
+func readMessage(r io.Reader, max int32) (header, []byte, error) {
 	var hb [16]byte
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return header{}, nil, err
@@ -49,7 +54,7 @@ func readMessage(r io.Reader) (header, []byte, error) {
 		responseTo: int32(binary.LittleEndian.Uint32(hb[8:])),
 		opCode:     int32(binary.LittleEndian.Uint32(hb[12:])),
 	}
-	if h.length < 16 || h.length > maxMessageSize {
+	if h.length < 16 || h.length > max {
 		return h, nil, fmt.Errorf("message length %d out of range", h.length)
 	}
 	body := make([]byte, h.length-16)
