@@ -68,7 +68,8 @@ func (c *conn) saslStart(ctx context.Context, body bson.Raw) bson.Raw {
 		return errAuthFailed.doc()
 	}
 	opts, _ := body.Lookup("options").DocumentOK()
-	c.skipEmpty = opts != nil && opts.Lookup("skipEmptyExchange").Boolean()
+	skip, _ := opts.Lookup("skipEmptyExchange").BooleanOK()
+	c.skipEmpty = opts != nil && skip
 	c.account = nil
 	srv, err := scram.SHA256.NewServer(func(username string) (scram.StoredCredentials, error) {
 		a, err := c.f.cfg.Accounts.Account(ctx, username)

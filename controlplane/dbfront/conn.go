@@ -32,6 +32,13 @@ type conn struct {
 
 func (c *conn) serve() {
 	defer c.f.drop(c)
+	// A message the parsers did not foresee ends its connection, never the
+	// platform.
+	defer func() {
+		if r := recover(); r != nil {
+			c.f.cfg.Logger.Error("database front: connection failed", "panic", r)
+		}
+	}()
 	defer c.client.Close()
 	defer c.closeBackend()
 	for {
@@ -221,7 +228,8 @@ func (c *conn) command(m *msg) (bson.Raw, error) {
 		ids, _ := m.body.Lookup("cursors").ArrayOK()
 		vals, _ := ids.Values()
 		for _, v := range vals {
-			delete(c.cursors, v.Int64())
+			id, _ := v.Int64OK()
+			delete(c.cursors, id)
 		}
 	}
 	if cur, ok := reply.Lookup("cursor").DocumentOK(); ok {
@@ -229,7 +237,8 @@ func (c *conn) command(m *msg) (bson.Raw, error) {
 			if id != 0 {
 				c.cursors[id] = true
 			} else if name == "getMore" {
-				delete(c.cursors, m.body.Lookup("getMore").Int64())
+				id, _ := m.body.Lookup("getMore").Int64OK()
+				delete(c.cursors, id)
 			}
 		}
 	}

@@ -94,6 +94,11 @@ func check(name, db string, body bson.Raw, own ownFunc) *cmdError {
 		if !dbCommands[iname] || iname == "explain" {
 			return unauthorized("explain of %s is not allowed", iname)
 		}
+		if idb, err := inner.LookupErr("$db"); err == nil {
+			if s, ok := idb.StringValueOK(); !ok || s != db {
+				return unauthorized("explain of a command on another database is not allowed")
+			}
+		}
 		if err := check(iname, db, inner, own); err != nil {
 			return err
 		}

@@ -36,6 +36,8 @@ func TestCheck(t *testing.T) {
 		{"$currentOp", "mine", bson.D{{Key: "aggregate", Value: 1}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$currentOp", Value: bson.D{}}}}}}, codeUnauthorized},
 		{"a user field named db is data", "mine", bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "db", Value: "theirs"}}}}, 0},
 		{"explain of a find elsewhere runs on $db", "mine", bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}}}}, 0},
+		{"explain naming another $db", "mine", bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}, {Key: "$db", Value: "theirs"}}}}, codeUnauthorized},
+		{"explain with a non-string $db", "mine", bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}, {Key: "$db", Value: 3}}}}, codeUnauthorized},
 		{"explain of an admin command", "mine", bson.D{{Key: "explain", Value: bson.D{{Key: "renameCollection", Value: "theirs.c"}}}}, codeUnauthorized},
 		{"view over another database", "mine", bson.D{{Key: "create", Value: "v"}, {Key: "viewOn", Value: "c"}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$lookup", Value: bson.D{{Key: "from", Value: bson.D{{Key: "db", Value: "theirs"}, {Key: "coll", Value: "c"}}}}}}}}}, codeUnauthorized},
 	}
