@@ -43,7 +43,7 @@ func startDatabases(ctx context.Context, cfg *devConfig, log *slog.Logger, st *s
 	d := &devDatabases{l: l}
 	sizer := dbfront.StoreSizer{Client: mc}
 	d.svc, err = databases.NewService(databases.Config{
-		Store: st, Data: mc, Sizer: sizer, Key: keys, MongoAddr: l.Addr().String(),
+		Store: st, Data: mc, Sizer: sizer, Key: keys, MongoAddr: l.Addr().String(), QueryTimeout: cfg.DBQueryTimeout,
 		ViewerURL: func(username string) string { return appURL(databases.ViewerHostPrefix + username) },
 		Logger:    log.With("component", "databases"),
 	})

@@ -114,7 +114,8 @@ func (s *Service) ListCollections(ctx context.Context, req *connect.Request[v1.L
 	return connect.NewResponse(&v1.ListCollectionsResponse{Collections: names}), nil
 }
 
-// collection returns the caller's collection named in a request.
+// collection returns the caller's collection named in a request. Queries
+// on it should use s.bounded.
 func (s *Service) collection(ctx context.Context, dbRef, coll string) (*store.User, *mongo.Collection, error) {
 	u, d, err := s.owned(ctx, dbRef)
 	if err != nil {
@@ -191,6 +192,8 @@ func (s *Service) FindDocuments(ctx context.Context, req *connect.Request[v1.Fin
 	if req.Msg.GetSkip() < 0 {
 		return nil, s.fail("find documents", invalid("skip must not be negative"))
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
 	total, err := c.CountDocuments(ctx, filter)
 	if err != nil {
 		return nil, s.fail("find documents", queryError(err))
@@ -213,6 +216,9 @@ func (s *Service) FindDocuments(ctx context.Context, req *connect.Request[v1.Fin
 // queryError turns the store's refusal of a bad filter or sort into a
 // message the caller can act on; other errors stay internal.
 func queryError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) {
+		return &limitError{msg: "the query exceeded the platform database's time limit: narrow the filter"}
+	}
 	var ce mongo.CommandError
 	if errors.As(err, &ce) && ce.Code != 0 {
 		return invalid("the store refused the query: %s", ce.Message)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -69,6 +70,9 @@ type Config struct {
 	Data  *mongo.Client
 	Sizer dbfront.Sizer
 	Key   Sealer
+	// QueryTimeout bounds each query of the data browser and the viewer,
+	// as the front bounds apps' queries.
+	QueryTimeout time.Duration
 	// MongoAddr is the host:port apps reach the front (or MongoDB) at.
 	MongoAddr string
 	// ViewerURL returns the data viewer's address for a username.
@@ -87,6 +91,8 @@ func (c Config) Validate() error {
 		return errors.New("databases: Config.Sizer is nil")
 	case c.Key == nil:
 		return errors.New("databases: Config.Key is nil")
+	case c.QueryTimeout <= 0:
+		return errors.New("databases: Config.QueryTimeout must be positive")
 	case c.MongoAddr == "":
 		return errors.New("databases: Config.MongoAddr is empty")
 	case c.ViewerURL == nil:

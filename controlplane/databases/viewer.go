@@ -139,6 +139,8 @@ func (s *Service) viewerData(ctx context.Context, u *store.User, r *http.Request
 		v.Skip = 0
 	}
 	c := db.Collection(v.Coll)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
+	defer cancel()
 	if v.Total, err = c.CountDocuments(ctx, bson.M{}); err != nil {
 		return nil, err
 	}
