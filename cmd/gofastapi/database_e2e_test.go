@@ -106,10 +106,30 @@ def ok_getmore(i):
 def env():
     return {"uid": os.getuid(), "gid": os.getgid(), "keys": sorted(os.environ)}
 
+def platform_tree(root):
+    """The pids of root and its descendants."""
+    parent = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    parent[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
 @app.get("/spy")
-def spy(data: str, markers: str):
-    """Tries to reach the platform's files and to find markers (secrets
-    of the platform or of other apps) in what /proc shows of any process."""
+def spy(data: str, markers: str, tree_markers: str, root: int):
+    """Tries to reach the platform's files and to find markers in what /proc
+    shows: markers (another app's secrets) in any process, tree_markers
+    (the platform's) in the platform's processes."""
     import glob, socket
     out = {"denied": [], "allowed": [], "hits": [], "readable_foreign_environ": 0}
     def tryit(name, fn):
@@ -135,7 +155,10 @@ def spy(data: str, markers: str):
     tryit("connect api.sock", lambda: connect(os.path.join(data, "api.sock")))
     for d in glob.glob("/dev/shm/gofastapi-*") + glob.glob("/tmp/gofastapi-runners-*"):
         tryit("list " + d, lambda d=d: os.listdir(d))
-    wanted = [m for m in markers.split(",") if m]
+    anywhere = [m for m in markers.split(",") if m]
+    in_tree = [m for m in tree_markers.split(",") if m]
+    tree = platform_tree(root)
+    out["platform_processes"] = len(tree)
     me = os.getpid()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == me:
@@ -152,7 +175,7 @@ def spy(data: str, markers: str):
                         out["readable_foreign_environ"] += 1
                 except OSError:
                     pass
-            for m in wanted:
+            for m in anywhere + (in_tree if int(pid) in tree else []):
                 if m in text:
                     out["hits"].append(f"{m} in /proc/{pid}/{part}")
     return out
@@ -324,11 +347,16 @@ func TestDatabaseIsolation(t *testing.T) {
 				t.Errorf("alice's app has %s in its environment", k)
 			}
 		}
-		markers := []string{"sekrit-of-bob-42", "redis://", "requirepass"}
-		_, body = p.get("alice-app", "/spy?data="+url.QueryEscape(data)+"&markers="+url.QueryEscape(strings.Join(markers, ",")))
+		// Bob's secret must show nowhere; the Redis URL and password
+		// nowhere in the platform's processes (other programs on this
+		// machine, such as other tests passing --redis-url, are not ours).
+		q := url.Values{"data": {data}, "markers": {"sekrit-of-bob-42"}, "tree_markers": {"redis://,requirepass"},
+			"root": {fmt.Sprint(p.cmd.Process.Pid)}}
+		_, body = p.get("alice-app", "/spy?"+q.Encode())
 		var spy struct {
 			Denied, Allowed, Hits  []string
 			ReadableForeignEnviron int `json:"readable_foreign_environ"`
+			PlatformProcesses      int `json:"platform_processes"`
 		}
 		if err := json.Unmarshal([]byte(body), &spy); err != nil {
 			t.Fatalf("spy: %v: %s", err, body)
@@ -345,6 +373,9 @@ func TestDatabaseIsolation(t *testing.T) {
 		}
 		if len(spy.Hits) > 0 {
 			t.Errorf("alice's app found secrets in /proc: %v", spy.Hits)
+		}
+		if spy.PlatformProcesses < 4 {
+			t.Errorf("spy saw %d platform processes, want the platform, redis-server, agents, Pythons", spy.PlatformProcesses)
 		}
 		if spy.ReadableForeignEnviron > 0 {
 			t.Errorf("alice's app read the environment of %d processes of other users", spy.ReadableForeignEnviron)
@@ -558,5 +589,4 @@ func TestDatabaseIsolation(t *testing.T) {
 			}
 		}
 	})
-	_ = fmt.Sprint
 }

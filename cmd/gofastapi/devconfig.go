@@ -82,6 +82,13 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
 	}
+	// /proc/PID/cmdline is readable by every local user, apps included.
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "redis-url" || f.Name == "mongo-uri") && strings.Contains(f.Value.String(), "@") {
+			fmt.Fprintf(stderr, "gofastapi dev: warning: --%s carries a password on the command line, which every local process can read; set it in %s instead\n",
+				f.Name, map[string]string{"redis-url": "REDIS_URL", "mongo-uri": "MONGO_URI"}[f.Name])
+		}
+	})
 	uids, err := parseUIDRange(*runnerUIDs)
 	if err != nil {
 		return nil, err
