@@ -54,7 +54,9 @@ test: deps checkgenerate lint build ## The whole test suite (what CI runs)
 	$(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: bench
-bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx, deploy latency, memory, platform database front overhead (README)
+bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead (README)
 	@deploy/local/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
-	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
+	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
+	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/metrics/ | grep -E '^Benchmark'
+	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost|Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'

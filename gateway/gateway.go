@@ -190,6 +190,11 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 		g.fail(ctx, slug, err)
 		return
 	}
+	var id [requestIDLen]byte
+	setRequestID(&ctx.Request.Header, &id)
+	if g.cfg.Recorder != nil {
+		defer g.record(ctx, route.GetAppId(), id[:])
+	}
 	e, err := g.runnerFor(slug, route)
 	if err != nil {
 		g.fail(ctx, slug, err)
@@ -224,7 +229,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, name string, err error) {
 		level = slog.LevelWarn
 	}
 	g.log.Log(context.Background(), level, "request failed", "host", string(ctx.Host()), "path", string(ctx.Path()),
-		"status", a.status, "err", err)
+		"status", a.status, "request_id", string(ctx.Request.Header.Peek(HeaderRequestID)), "err", err)
 	writeError(ctx, a)
 }
 

@@ -33,6 +33,7 @@ process kills itself (and, when forked, its process group).
 """
 
 import asyncio
+import contextvars
 import fcntl
 import gc
 import importlib
@@ -79,6 +80,11 @@ OPTIONAL_IMPORTS = (
 )
 
 _events = None
+
+# The gateway's X-Request-Id of the request being served. uvicorn serves
+# each request in a task of its own, which runs in a copy of the context,
+# so a value set while serving one request is never seen by another.
+request_id = contextvars.ContextVar("gofastapi_request_id", default="")
 
 
 def emit(**event):
@@ -257,6 +263,45 @@ def import_app(cmd):
     return app
 
 
+def with_request_id(app):
+    """Wraps the app so the request's X-Request-Id is known to logging
+    while the request is served. The app itself reads the header as usual."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    request_id.set(value.decode("latin-1"))
+                    break
+        return await app(scope, receive, send)
+
+    return asgi
+
+
+def log_request_ids():
+    """Gives every log record a request_id attribute (for apps' own log
+    formats: %(request_id)s), and starts the server's error lines about a
+    request, such as the traceback of an unhandled exception, with
+    [request_id=ID]: that is how the platform finds the traceback of a 5xx."""
+    make_record = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+    class Tag(logging.Filter):
+        def filter(self, record):
+            rid = getattr(record, "request_id", "")
+            if rid and isinstance(record.msg, str) and not record.msg.startswith("[request_id="):
+                record.msg = f"[request_id={rid}] {record.msg}"
+            return True
+
+    logging.getLogger("uvicorn.error").addFilter(Tag())
+
+
 async def warm_up():
     """Takes a throwaway app through what importing a small app and serving
     its first request run: creating FastAPI, declaring a route, building the
@@ -319,7 +364,8 @@ async def load_and_serve(config, port):
     if cmd.get("cmd") != "load":
         fail(f"unknown command {cmd.get('cmd')!r}")
     app_dir = cmd["dir"]
-    config.app = import_app(cmd)
+    config.app = with_request_id(import_app(cmd))
+    log_request_ids()
 
     errors = StartupErrors()
 

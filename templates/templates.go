@@ -119,7 +119,7 @@ func Parse(id string, data []byte) (Template, error) {
 	hasEntry := false
 	for i, f := range t.Files {
 		switch {
-		case f.Name == "" || path.IsAbs(f.Name) || path.Clean(f.Name) != f.Name:
+		case f.Name == "" || path.IsAbs(f.Name) || path.Clean(f.Name) != f.Name || strings.HasPrefix(f.Name, "../"):
 			problems = append(problems, fmt.Sprintf("files[%d]: name %q must be a relative path such as routes.py", i, f.Name))
 		case seen[f.Name]:
 			problems = append(problems, fmt.Sprintf("files[%d]: %s appears twice", i, f.Name))

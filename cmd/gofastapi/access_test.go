@@ -44,7 +44,10 @@ var (
 	signedIn  = codes{connect.CodeUnauthenticated, codeOK, codeOK, codeOK} // acts on the caller's own account only
 	ownerOnly = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, connect.CodeNotFound}
 	adminOnly = codes{connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodePermissionDenied, codeOK}
-	notServed = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
+	// ownerOrAdmin reads what the call names: its owner and admins may,
+	// others learn nothing of it.
+	ownerOrAdmin = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, codeOK}
+	notServed    = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
 )
 
 func codeName(c connect.Code) string {
@@ -232,6 +235,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.AdminService.GetStats":       {want: adminOnly, req: static(`{}`)},
 		"gofastapi.v1.AdminService.ListActivity":   {want: adminOnly, req: static(`{}`)},
 
+		"gofastapi.v1.MetricsService.GetAppStats": {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.ListErrors":  {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.GetHealth":   {want: ownerOrAdmin, req: static(appJSON)},
+
 		// The runners' control API is served by each runner agent, never
 		// by the platform API.
 		"gofastapi.v1.RunnerService.Specialize": {want: notServed, req: static(`{"appId":"x","version":"y"}`)},
@@ -279,7 +286,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// The gateway's own endpoints answer the same whoever asks: the API
 	// host's health check, the debug endpoint (off unless
-	// --debug-endpoints), gRPC reflection (the API's schema is public), and
+	// --debug-endpoints), /metrics (never on the public port), gRPC reflection (the API's schema is public), and
 	// apps, which are public web sites.
 	h2c := &http.Client{Transport: &http.Transport{Protocols: unencryptedHTTP2()}}
 	endpoints := []struct {
@@ -289,6 +296,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{name: "GET /healthz", want: 200, do: func(token string) int { return p.httpGet(t, "", "/healthz", token) }},
 		{name: "GET /debug/pool", want: 404, do: func(token string) int { return p.httpGet(t, "", "/debug/pool", token) }},
+		// Operators' metrics are on the internal listener only.
+		{name: "GET /metrics", want: 404, do: func(token string) int { return p.httpGet(t, "", "/metrics", token) }},
 		{name: "GET owned.localhost/", want: 200, do: func(token string) int { return p.httpGet(t, "owned", "/", token) }},
 		{name: "gRPC reflection", want: 200, do: func(token string) int {
 			hdr := http.Header{}

@@ -89,7 +89,7 @@ func newClient(server, token string) *client {
 	opts := connect.WithInterceptors(bearer(token))
 	return &client{
 		server: server, token: token,
-		auth: gofastapiv1connect.NewAuthServiceClient(hc, server, opts),
+		auth:  gofastapiv1connect.NewAuthServiceClient(hc, server, opts),
 		apps:  gofastapiv1connect.NewAppServiceClient(hc, server, opts),
 		tmpl:  gofastapiv1connect.NewTemplateServiceClient(hc, server, opts),
 		watch: gofastapiv1connect.NewAppServiceClient(&http.Client{}, server, opts),

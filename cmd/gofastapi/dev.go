@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
+	"github.com/gofastapi/gofastapi/controlplane/observe"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/controlplane/secretbox"
@@ -45,11 +45,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	obs, err := newObservability()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return err
 	}
@@ -70,7 +73,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		stops = append(stops, fe.Stop)
 		mongoURI = fe.URI()
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetTimeout(30 * time.Second))
+	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetTimeout(30 * time.Second).SetMonitor(obs.stores.MongoMonitor()))
 	if err != nil {
 		return fmt.Errorf("mongodb: %w", err)
 	}
@@ -79,6 +82,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("platform database: %w", err)
 	}
+	if err := obs.startRecorder(cfg, st, log.With("component", "metrics")); err != nil {
+		return err
+	}
+	stops = append(stops, obs.close)
 
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
@@ -94,6 +101,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := redis.NewClient(ropt)
+	rdb.AddHook(obs.stores.RedisHook())
 	stops = append(stops, func() { rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -157,18 +165,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	stops = append(stops, backend.Close)
-	p, err := pool.New(pool.Config{
+	var p *pool.Pool
+	coldStart, event, err := obs.poolHooks(func() *pool.Pool { return p }, func(appID string, cs *v1.ColdStart) {
+		logs.AppendColdStart(context.Background(), appID, cs)
+	}, func(appID string, e *v1.Event) {
+		logs.AppendEvent(context.Background(), appID, e)
+	})
+	if err != nil {
+		return err
+	}
+	p, err = pool.New(pool.Config{
 		Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
 		StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
 		Log: func(appID string, t time.Time, stream, text string) {
 			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
 		},
-		ColdStart: func(appID string, cs *v1.ColdStart) {
-			logs.AppendColdStart(context.Background(), appID, cs)
-		},
-		Event: func(appID string, e *v1.Event) {
-			logs.AppendEvent(context.Background(), appID, e)
-		},
+		ColdStart: coldStart, Event: event,
 		Logger: log.With("component", "pool"),
 	})
 	if err != nil {
@@ -204,15 +216,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	interceptors := connect.WithInterceptors(auth.NewInterceptor(st, origins, log.With("component", "auth")))
+	metricsSvc, err := observe.NewService(observe.Config{Store: st, Logs: logs, Logger: log.With("component", "observe")})
+	if err != nil {
+		return err
+	}
+	interceptors := connect.WithInterceptors(obs.rpc, auth.NewInterceptor(st, origins, log.With("component", "auth")))
 	mux := http.NewServeMux()
 	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewDatabaseServiceHandler(dbs.svc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
+	mux.Handle(gofastapiv1connect.NewMetricsServiceHandler(metricsSvc, interceptors))
 	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.DatabaseServiceName,
-		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName)
+		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName, gofastapiv1connect.MetricsServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -245,7 +262,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p}, Env: appSvc,
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p, obs}, Env: appSvc,
+		Recorder:           obs.gatewayRecorder(),
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),
@@ -259,10 +277,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	internal, stopInternal, err := obs.serveInternal(cfg.MetricsAddr, log, readiness(mc, rdb)...)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopInternal)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(h1) }()
 	url := "http://" + cfg.Domain + portSuffix(l.Addr())
 	fmt.Fprintf(stdout, "gofastapi dev: API and editor at %s, apps at http://NAME.%s%s (data in %s)\n", url, cfg.Domain, portSuffix(l.Addr()), cfg.Data)
+	if internal != nil {
+		fmt.Fprintf(stdout, "gofastapi dev: operators' /metrics, /healthz and /readyz at http://%s\n", internal)
+	}
 	log.Info("listening", "addr", l.Addr().String())
 
 	select {
@@ -291,13 +317,18 @@ func portSuffix(a net.Addr) string {
 
 // poolAdapter gives the gateway the pool through the gateway's own Pool
 // interface.
-type poolAdapter struct{ p *pool.Pool }
+// It tells the per-app recorder which runner serves which app.
+type poolAdapter struct {
+	p   *pool.Pool
+	obs *observability
+}
 
 func (a poolAdapter) Claim(ctx context.Context, req *v1.SpecializeRequest) (gateway.Runner, error) {
 	r, err := a.p.Claim(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	a.obs.claimed(req.GetAppId(), r)
 	return r, nil
 }
 

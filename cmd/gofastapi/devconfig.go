@@ -45,6 +45,16 @@ type devConfig struct {
 	RunnerUIDs local.UIDRange
 	LogLevel   string
 	Debug      bool
+	// LogFormat is json (structured lines) or text.
+	LogFormat string
+	// MetricsAddr is the internal listener of /metrics, /healthz and
+	// /readyz ("" for none); AppMetrics turns the gateway's per-app
+	// recording on; MetricsFlush is how often it is flushed, HealthProbe
+	// how often each running app's GET /health is probed.
+	MetricsAddr  string
+	AppMetrics   bool
+	MetricsFlush time.Duration
+	HealthProbe  time.Duration
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -73,6 +83,11 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.IntVar(&c.DBMaxConnsPerUser, "db-max-conns-per-user", 50, "most open platform database connections per user")
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "internal listener of the operators' /metrics, /healthz and /readyz; keep it off the public network (empty: none)")
+	fs.BoolVar(&c.AppMetrics, "app-metrics", true, "record per-app requests, errors and health in the gateway (gofastapi stats, errors)")
+	fs.DurationVar(&c.MetricsFlush, "metrics-flush", 10*time.Second, "how often the gateway writes per-app metrics to the database")
+	fs.DurationVar(&c.HealthProbe, "health-probe-interval", time.Minute, "how often each running app's GET /health is requested")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
 	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
@@ -110,6 +125,11 @@ func (c *devConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	switch {
 	case c.Domain == "":
 		return errors.New("--domain is empty")
@@ -129,6 +149,10 @@ func (c *devConfig) Validate() error {
 		return errors.New("--db-max-conns-per-user must be at least 1")
 	case c.MaxConnsPerIP < 0:
 		return errors.New("--max-conns-per-ip must not be negative")
+	case c.MetricsFlush <= 0:
+		return errors.New("--metrics-flush must be positive")
+	case c.HealthProbe <= 0:
+		return errors.New("--health-probe-interval must be positive")
 	}
 	return nil
 }

@@ -320,7 +320,6 @@ func assertSealedAtRest(t *testing.T, data, secret string) {
 	}
 }
 
-
 // TestMultiFileApps deploys packages with relative imports and checks the
 // limits and the presets.
 func TestMultiFileApps(t *testing.T) {
@@ -481,6 +480,16 @@ func TestLifecycleCLI(t *testing.T) {
 
 	// Idle: the runner is reaped and the event says so.
 	events.want("scaled to zero")
+
+	// A crash is an event with the reason.
+	crashy := writeFile(t, src, "crashy.py", "import os\nfrom fastapi import FastAPI\napp = FastAPI()\n@app.get('/crash')\ndef crash():\n    os._exit(3)\n")
+	p.mustCLI("deploy", crashy)
+	crashEvents := startFollow(t, p, "events", "-f", "crashy")
+	p.get("crashy", "/crash")
+	crashEvents.want("crashed")
+	if l := crashEvents.seen[len(crashEvents.seen)-1]; !strings.Contains(l, "3") {
+		t.Errorf("crash event %q does not give the exit status 3", l)
+	}
 }
 
 // follower runs a following CLI command and waits for lines from it.

@@ -45,6 +45,8 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi templates save NAME --from APP       save an app as your own template
   gofastapi templates delete ID                  delete one of your templates
   gofastapi coldstarts NAME                      show an app's recent cold starts, phase by phase
+  gofastapi stats NAME                           show an app's health, requests and latencies (24 h, per minute)
+  gofastapi errors NAME                          show an app's recent 4xx/5xx answers, with tracebacks
   gofastapi delete NAME                          delete an app
   gofastapi db COMMAND                           your databases: list, create, show, rename, default,
                                                  delete, use, stats, collections, find, get, insert,
@@ -93,6 +95,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdDelete(ctx, rest, stdout)
 	case "coldstarts":
 		return cmdColdStarts(ctx, rest, stdout)
+	case "stats":
+		return cmdStats(ctx, rest, stdout)
+	case "errors":
+		return cmdErrors(ctx, rest, stdout)
 	case "sessions":
 		return cmdSessions(ctx, rest, stdout)
 	case "passwd":

@@ -102,8 +102,12 @@ func (s *Store) SetDeployed(ctx context.Context, id, version, entrypoint string)
 	return nil
 }
 
-// DeleteApp removes app id, all its versions and its draft.
+// DeleteApp removes app id, all its versions, its draft and its metrics,
+// errors and health records.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if err := s.DeleteObservations(ctx, id); err != nil {
+		return err
+	}
 	if _, err := s.versions.DeleteMany(ctx, bson.M{"app_id": id}); err != nil {
 		return classify(err)
 	}

@@ -25,6 +25,7 @@ type Store struct {
 	activity *mongo.Collection
 	drafts   *mongo.Collection
 	tmpls    *mongo.Collection
+	obs      *observations // observe.go
 
 	// adminMu serializes changes to who is admin. MongoDB applies each
 	// conditional update of the admin count atomically; FerretDB (the
@@ -69,6 +70,9 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		if _, err := ix.c.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("create index on %s: %w", ix.c.Name(), err)
 		}
+	}
+	if err := s.openObservations(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.reconcileAdmins(ctx); err != nil {
 		return nil, fmt.Errorf("admin count: %w", err)
