@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -214,6 +215,20 @@ def conns():
 // dbClient returns a DatabaseService client acting with token.
 func (p *platform) dbClient(token string) gofastapiv1connect.DatabaseServiceClient {
 	return gofastapiv1connect.NewDatabaseServiceClient(http.DefaultClient, p.url(), connect.WithInterceptors(bearer(token)))
+}
+
+// eventually GETs path from app slug until the body contains want, for up
+// to 10 s, and returns the last body.
+func (p *platform) eventually(t *testing.T, slug, path, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := p.get(slug, path)
+		if strings.Contains(body, want) || time.Now().After(deadline) {
+			return body
+		}
+		time.Sleep(50 * time.Millisecond) // polling for a route change to arrive, not waiting for readiness
+	}
 }
 
 // outcome is what dbApp reports for one attempt.
@@ -441,8 +456,10 @@ func TestDatabaseIsolation(t *testing.T) {
 		if err != nil || res.Msg.GetRestartedApps() != 1 {
 			t.Fatalf("rotate: %v %v", res, err)
 		}
-		if o := p.attempt(t, "alice-app", "/secret"); !o.OK {
-			t.Errorf("alice's app after rotation: %s", o.Error)
+		// The restart reaches the gateway over Redis pub/sub: poll until
+		// the app (a new runner with the new password) writes again.
+		if body := p.eventually(t, "alice-app", "/secret", `"ok":true`); !strings.Contains(body, `"ok":true`) {
+			t.Errorf("alice's app after rotation: %s", body)
 		}
 	})
 
@@ -455,8 +472,8 @@ func TestDatabaseIsolation(t *testing.T) {
 		if _, err := alice.SetAppDatabase(ctx, connect.NewRequest(&v1.SetAppDatabaseRequest{App: "alice-app", Database: "second"})); err != nil {
 			t.Fatal(err)
 		}
-		_, body := p.get("alice-app", "/whoami")
-		if !strings.Contains(body, second.GetStoreName()) {
+		// The restart reaches the gateway over Redis pub/sub: poll.
+		if body := p.eventually(t, "alice-app", "/whoami", second.GetStoreName()); !strings.Contains(body, second.GetStoreName()) {
 			t.Errorf("alice-app after choosing second: %s, want %s", body, second.GetStoreName())
 		}
 		if _, err := alice.RenameDatabase(ctx, connect.NewRequest(&v1.RenameDatabaseRequest{Database: "second", NewName: "orders"})); err != nil {
