@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ var (
 // startStore starts one embedded FerretDB for the package's tests.
 func startStore(t *testing.T) string {
 	ferretOnce.Do(func() {
-		dir, err := mkdirTemp()
+		dir, err := os.MkdirTemp("", "dbfront-test-")
 		if err != nil {
 			ferretErr = err
 			return

@@ -1,5 +1,0 @@
-package dbfront
-
-import "os"
-
-func mkdirTemp() (string, error) { return os.MkdirTemp("", "dbfront-test-") }
