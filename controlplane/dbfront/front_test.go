@@ -467,3 +467,56 @@ func TestConnectionLimit(t *testing.T) {
 		t.Errorf("after one closed: %v", err)
 	}
 }
+
+// TestGarbageEndsOnlyItsConnection sends malformed messages and odd types
+// where the front reads fields; each at worst ends its own connection, and
+// the front keeps serving others.
+func TestGarbageEndsOnlyItsConnection(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	h.accts.set(&Account{Username: "gina", Password: "pw", Databases: []string{"gina_g"}})
+	cmd := func(d bson.D) []byte {
+		b, _ := bson.Marshal(d)
+		return (&msg{body: b}).encode()
+	}
+	for _, tc := range []struct {
+		name string
+		op   int32
+		body []byte
+	}{
+		{"random bytes", opMsg, []byte("\x00\x01\x02garbage")},
+		{"unknown opcode", 9999, []byte{0, 0, 0, 0}},
+		{"compressed", opCompressed, []byte{0, 0, 0, 0}},
+		{"saslStart with odd types", opMsg, cmd(bson.D{{Key: "saslStart", Value: 1}, {Key: "mechanism", Value: "SCRAM-SHA-256"},
+			{Key: "payload", Value: "not binary"}, {Key: "options", Value: "not a document"}, {Key: "$db", Value: "admin"}})},
+		{"saslContinue first", opMsg, cmd(bson.D{{Key: "saslContinue", Value: 1}, {Key: "payload", Value: 3}, {Key: "$db", Value: "admin"}})},
+		{"no $db", opMsg, cmd(bson.D{{Key: "find", Value: "c"}})},
+		{"legacy query of a collection", opQuery, (&query{collection: "gina_g.c", doc: bson.Raw(mustMarshal(bson.D{{Key: "x", Value: 1}}))}).encode()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := writeMessage(c, 1, 0, tc.op, tc.body); err != nil {
+				t.Fatal(err)
+			}
+			// A reply or a closed connection: either is fine, a hang is not.
+			readMessage(c, maxMessageSize)
+		})
+	}
+	good := h.connect(t, "gina", "pw", "gina_g")
+	if _, err := good.Database("gina_g").Collection("c").InsertOne(ctx, bson.M{"ok": 1}); err != nil {
+		t.Errorf("a good client after the garbage: %v", err)
+	}
+}
+
+func mustMarshal(d bson.D) []byte {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
