@@ -77,9 +77,9 @@ test-web-only:
 	cd web && GOFASTAPI_BIN=$(CURDIR)/bin/gofastapi node --test --test-concurrency=1 --test-timeout=600000 test/*.test.mjs
 
 .PHONY: bench
-bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory (README)
+bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead (README)
 	@deploy/local/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/metrics/ | grep -E '^Benchmark'
-	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
+	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost|Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'

@@ -171,6 +171,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	case hostAPI:
 		g.serveAPI(ctx)
 	case hostApp:
+		if strings.HasPrefix(slug, dataViewerPrefix) {
+			// A user's data viewer is served by the platform API.
+			g.serveAPI(ctx)
+			return
+		}
 		g.serveApp(ctx, slug)
 	default:
 		g.fail(ctx, host, errUnknownHost)

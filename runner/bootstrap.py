@@ -503,8 +503,8 @@ def accept_fork(listener):
         env = request.get("env")
         if not isinstance(request.get("workdir"), str) or not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ValueError('a fork request is {"workdir": str, "env": {str: str}}')
+        ) or not all(isinstance(request.get(k, 1), int) and request.get(k, 1) > 0 for k in ("uid", "gid")):
+            raise ValueError('a fork request is {"workdir": str, "env": {str: str}}, with optional positive int "uid" and "gid"')
         pid = os.fork()
     except Exception as exc:
         for fd in fds:
@@ -541,7 +541,8 @@ def become_runner(request, fds):
     """Makes a freshly forked child what exec mode starts: its own process
     group, the agent's pipes as fds 1-4 and /dev/null as fd 0, no other fd,
     default signal handlers (restored by serve_zygote), the runner's
-    directory and environment, and fresh random state.
+    directory and environment, and fresh random state; and, when the
+    request names one, the unprivileged user it is to run as.
 
     A process group, not a session (setsid): signals for the zygote's group
     miss it all the same, and it stays in the platform's session, like an
@@ -549,6 +550,12 @@ def become_runner(request, fds):
     is a CPU-share group of its own, so runners in sessions of their own
     would each get as much CPU as the whole platform when CPU is short."""
     os.setpgid(0, 0)
+    # The user the agent asked for, before anything else: the app's code
+    # must never run as the zygote's user (root, when the platform is).
+    if "uid" in request:
+        os.setgroups([])
+        os.setgid(request["gid"])
+        os.setuid(request["uid"])
     # Out of the way first: a received fd may itself be 3 or 4.
     cmd, events, out, err = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
     for fd in fds:

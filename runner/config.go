@@ -25,6 +25,8 @@ type config struct {
 	// runner's Python; python is then unused.
 	zygote   string
 	redisURL string
+	// runAs, when set, is the user Python runs as (see RunAs).
+	runAs *RunAs
 }
 
 // parseFlags reads the agent's flags from args.
@@ -37,6 +39,14 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.workdir, "workdir", "", "private directory for the app's files (required)")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
+	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
+		r, err := ParseRunAs(s)
+		if err != nil {
+			return err
+		}
+		c.runAs = &r
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

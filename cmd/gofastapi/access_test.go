@@ -244,6 +244,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.RunnerService.Specialize": {want: notServed, req: static(`{"appId":"x","version":"y"}`)},
 	}
 
+	for name, rule := range databaseRules(t, m) {
+		rules[name] = rule
+	}
 	seen := map[protoreflect.FullName]bool{}
 	protoregistry.GlobalFiles.RangeFilesByPackage("gofastapi.v1", func(fd protoreflect.FileDescriptor) bool {
 		for i := range fd.Services().Len() {

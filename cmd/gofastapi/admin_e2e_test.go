@@ -213,7 +213,8 @@ func TestDeleteUserCascade(t *testing.T) {
 		got[r.GetKind()] = r.GetCount()
 	}
 	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "logs": 2,
-		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1}
+		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1,
+		"databases": 1 /* provisioned when dave's app first started */}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}

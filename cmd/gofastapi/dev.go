@@ -134,14 +134,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	dbs, err := startDatabases(ctx, cfg, log, st, mc, keys, cfg.appURL(l.Addr()))
+	if err != nil {
+		return err
+	}
+	stops = append(stops, dbs.stop)
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls,
+		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
 		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
 	}
 	tmpls.SetApps(appSvc)
+	dbs.svc.SetApps(appSvc)
 	if n, err := appSvc.Resync(ctx); err != nil {
 		return fmt.Errorf("rebuild routes: %w", err)
 	} else if n > 0 {
@@ -154,7 +160,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	backend, err := local.New(local.Config{
 		Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout,
+		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
 	})
 	if err != nil {
 		return err
@@ -196,7 +202,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc, tmpls}, Templates: tmpls,
+		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -219,10 +225,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux := http.NewServeMux()
 	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
+	mux.Handle(gofastapiv1connect.NewDatabaseServiceHandler(dbs.svc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
 	mux.Handle(gofastapiv1connect.NewMetricsServiceHandler(metricsSvc, interceptors))
-	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName,
+	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.DatabaseServiceName,
 		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName, gofastapiv1connect.MetricsServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -240,7 +247,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	api := &http.Server{Handler: apiHTTP.Handler(mux), ConnContext: apiHTTP.ConnContext, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	api := &http.Server{Handler: dbs.withViewer(apiHTTP.Handler(mux)), ConnContext: apiHTTP.ConnContext, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// The gateway reaches the API over a Unix socket in the private data
 	// directory: real socket semantics (deadlines, keep-alive) without a port.
 	apiSock := filepath.Join(cfg.Data, "api.sock")

@@ -48,6 +48,9 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi stats NAME                           show an app's health, requests and latencies (24 h, per minute)
   gofastapi errors NAME                          show an app's recent 4xx/5xx answers, with tracebacks
   gofastapi delete NAME                          delete an app
+  gofastapi db COMMAND                           your databases: list, create, show, rename, default,
+                                                 delete, use, stats, collections, find, get, insert,
+                                                 update, remove, rotate, viewer-credentials (gofastapi db help)
   gofastapi admin COMMAND                        users, create-user, promote, demote, delete-user,
                                                  limits, settings, stats, activity (gofastapi admin help)
 `
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdSessions(ctx, rest, stdout)
 	case "passwd":
 		return cmdPasswd(ctx, rest, stdin, stdout)
+	case "db":
+		return cmdDB(ctx, rest, stdout, stderr)
 	case "admin":
 		return cmdAdmin(ctx, rest, stdin, stdout, stderr)
 	case "versions":

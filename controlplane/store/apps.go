@@ -102,11 +102,14 @@ func (s *Store) SetDeployed(ctx context.Context, id, version, entrypoint string)
 	return nil
 }
 
-// DeleteApp removes app id, all its versions, its draft and its metrics,
-// errors and health records.
+// DeleteApp removes app id, all its versions, its draft, its database
+// choice and its metrics, errors and health records.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	if err := s.DeleteObservations(ctx, id); err != nil {
 		return err
+	}
+	if _, err := s.appDatabases().DeleteOne(ctx, bson.M{"_id": id}); err != nil {
+		return classify(err) // a stale choice would keep its database "in use"
 	}
 	if _, err := s.versions.DeleteMany(ctx, bson.M{"app_id": id}); err != nil {
 		return classify(err)
