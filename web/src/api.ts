@@ -14,6 +14,7 @@ import { AppService, ValidationErrorSchema, type ValidationError } from "./gen/g
 import { TemplateService } from "./gen/gofastapi/v1/templates_pb";
 import { AdminService } from "./gen/gofastapi/v1/admin_pb";
 import { MetricsService } from "./gen/gofastapi/v1/metrics_pb";
+import { DatabaseService } from "./gen/gofastapi/v1/database_pb";
 
 const transport = createConnectTransport({
   baseUrl: window.location.origin,
@@ -29,6 +30,7 @@ export const apps = client(AppService);
 export const templates = client(TemplateService);
 export const admin = client(AdminService);
 export const metrics = client(MetricsService);
+export const databases = client(DatabaseService);
 
 /** isUnauthenticated reports whether err means the session is missing or over. */
 export function isUnauthenticated(err: unknown): boolean {

@@ -37,8 +37,9 @@ export type Limits = Message<"gofastapi.v1.Limits"> & {
   apps: number;
 
   /**
-   * databases and storage_bytes are stored and shown; they are enforced
-   * once per-user databases exist.
+   * databases caps the user's platform databases; storage_bytes caps
+   * their storage together, enforced on every write (see DatabaseService).
+   * The free tier allows 10 databases and 100 MB.
    *
    * @generated from field: int32 databases = 3;
    */
