@@ -250,6 +250,11 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.getByLabel("Secret").check();
     await page.getByRole("button", { name: "Set", exact: true }).click();
     await page.locator('tr[data-env="GREETING"]').getByText("secret (set)").waitFor();
+    if (T.db) {
+      const choice = page.getByLabel("The app's PLATFORM_MONGO_URI opens");
+      await choice.locator("option", { hasText: "The default database (default)" }).waitFor({ state: "attached" });
+      assert.equal(await choice.inputValue(), "", "the app uses the default database");
+    }
     assert.equal(await page.getByText("s3cret-from-the-editor").count(), 0, "the secret's value is never shown");
     await shot("10-settings-secret");
     const r = await appText(appURL, "/greeting");
