@@ -106,7 +106,8 @@ async function render(): Promise<void> {
     content = h("section", null, h("h1", null, label), h("div", { class: "error", role: "alert" }, message(err)));
   }
   if (signal.aborted) return;
-  replace(app, shell(u, label, content));
+  // The editor and the new-app form belong to Apps in the navigation.
+  replace(app, shell(u, label === "Editor" || label === "New app" ? "Apps" : label, content));
   const focus = (app.querySelector("[autofocus]") as HTMLElement | null) ?? (app.querySelector("main") as HTMLElement);
   focus?.focus({ preventScroll: true });
 }

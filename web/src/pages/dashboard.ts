@@ -1,7 +1,7 @@
 // The dashboard (the user's apps) and the new-app form.
 import { ago, apps, message, templates, utf8 } from "../api";
 import { busy, errorBox, field, h } from "../dom";
-import { AppMode, AppStatus, Framework, type App } from "../gen/gofastapi/v1/apps_pb";
+import { AppMode, Framework, type App } from "../gen/gofastapi/v1/apps_pb";
 import { TemplateScope } from "../gen/gofastapi/v1/templates_pb";
 import { navigate, type PageContext } from "../nav";
 import { appHealth, type Health } from "../metrics";
@@ -121,5 +121,3 @@ export async function newAppPage(ctx: PageContext): Promise<Node> {
   select.disabled = !chosen;
   return h("section", null, form);
 }
-
-export { AppStatus };

@@ -1,7 +1,7 @@
 // The templates browser: All / My / Global, preview, use, edit and delete
 // one's own.
 import { ago, message, templates, text } from "../api";
-import { busy, dialog, errorBox, h, replace, toast } from "../dom";
+import { dialog, errorBox, h, replace, toast } from "../dom";
 import { AppMode, Framework } from "../gen/gofastapi/v1/apps_pb";
 import { TemplateScope, type Template } from "../gen/gofastapi/v1/templates_pb";
 import type { PageContext } from "../nav";
@@ -80,5 +80,3 @@ async function edit(t: Template, refresh: () => void, err: ReturnType<typeof err
     err.show(message(e));
   }
 }
-
-export { busy };
