@@ -58,6 +58,9 @@ export function message(err: unknown): string {
   if (err instanceof ConnectError) {
     switch (err.code) {
       case Code.Unauthenticated:
+        // Login's refusal is about the password; any other is a session
+        // that is missing or over.
+        if (/wrong username or password/i.test(err.rawMessage)) return "Wrong username or password.";
         return "Your session has ended. Log in again.";
       case Code.Unavailable:
         if (/fetch|network/i.test(err.rawMessage)) {
