@@ -6,13 +6,25 @@ import type { User } from "./gen/gofastapi/v1/auth_pb";
 import { currentUser, leaving, navigate, onNavigate, setUser, type PageContext } from "./nav";
 import { loginPage, signupPage } from "./pages/auth";
 import { dashboardPage, newAppPage } from "./pages/dashboard";
-import { editorPage } from "./pages/editor";
 import { templatesPage } from "./pages/templates";
 import { adminPage } from "./pages/admin";
 import { accountPage } from "./pages/account";
 import { databasePage } from "./pages/database";
 
 type Page = (ctx: PageContext) => Promise<Node> | Node;
+
+// The editor (CodeMirror) is most of the code: it loads when first opened,
+// so signing in and the dashboard do not wait for it.
+const editorPage: Page = async (ctx) => (await import("./pages/editor")).editorPage(ctx);
+let editorFetched = false;
+
+/** prefetchEditor loads the editor's code once the browser is idle. */
+function prefetchEditor(): void {
+  if (editorFetched) return;
+  editorFetched = true;
+  const idle = window.requestIdleCallback ?? ((f: () => void) => window.setTimeout(f, 200));
+  idle(() => void import("./pages/editor"));
+}
 
 const routes: [RegExp, Page, string][] = [
   [/^\/$/, dashboardPage, "Apps"],
@@ -108,6 +120,7 @@ async function render(): Promise<void> {
   if (signal.aborted) return;
   // The editor and the new-app form belong to Apps in the navigation.
   replace(app, shell(u, label === "Editor" || label === "New app" ? "Apps" : label, content));
+  prefetchEditor();
   const focus = (app.querySelector("[autofocus]") as HTMLElement | null) ?? (app.querySelector("main") as HTMLElement);
   focus?.focus({ preventScroll: true });
 }
