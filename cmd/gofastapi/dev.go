@@ -31,7 +31,6 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
 	"github.com/gofastapi/gofastapi/pool"
-	"github.com/gofastapi/gofastapi/pool/local"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
@@ -128,20 +127,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		log.Info("rebuilt routes and bundles from the platform database", "apps", n)
 	}
 
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	backend, err := local.New(local.Config{
-		Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	stops = append(stops, backend.Close)
-	p, err := pool.New(pool.Config{
-		Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
+	gwPool, runnerStats, p, stopPool, err := devPool(cfg, runnerRedis, pool.Config{
+		Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
 		StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
 		Log: func(appID string, t time.Time, stream, text string) {
 			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
@@ -150,11 +137,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			logs.AppendColdStart(context.Background(), appID, cs)
 		},
 		Logger: log.With("component", "pool"),
-	})
+	}, log)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, p.Close)
+	stops = append(stops, stopPool)
 	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
 	// gateway (HTTP/1.1) or directly for HTTP/2 (gRPC over h2c).
 	// The platform's own origins: the apex as the gateway serves it, and
@@ -169,7 +156,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc},
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc},
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -193,7 +180,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	if cfg.Debug {
+	if cfg.Debug && p != nil {
 		mux.HandleFunc("/debug/pool", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			warm, claimed := p.Runners()
@@ -222,7 +209,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p},
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: gwPool,
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),

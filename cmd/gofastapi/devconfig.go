@@ -31,6 +31,9 @@ type devConfig struct {
 	MaxConnsPerIP int
 	LogLevel      string
 	Debug         bool
+	// PoolAddr, if set, is a shared pool manager's PoolService (`gofastapi
+	// pool`) to claim runners from instead of a pool of this process's own.
+	PoolAddr string
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -55,6 +58,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1024, "most open client connections from one address (0: no cap)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
+	fs.StringVar(&c.PoolAddr, "pool-addr", "", "URL of a shared pool manager (gofastapi pool) instead of local runners; token in "+poolTokenEnv)
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
 	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
 	if err := fs.Parse(args); err != nil {

@@ -19,6 +19,7 @@ const usage = `gofastapi: deploy FastAPI apps in a second.
 
 Server:
   gofastapi dev [flags]        run the platform on one machine (gofastapi dev -h)
+  gofastapi pool [flags]       a pool manager shared by gateways (--backend local|kube; gofastapi pool -h)
   gofastapi runner [flags]     a runner agent (started by the pool, not by hand)
 
 Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080):
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
+	case "pool":
+		return runPool(ctx, rest, stdout, stderr)
 	case "runner":
 		return runner.Main(ctx, rest, stdin, stdout)
 	case "signup", "login":
