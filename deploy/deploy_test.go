@@ -58,11 +58,15 @@ func build(t *testing.T, dir string) []*unstructured.Unstructured {
 	}
 	var objs []*unstructured.Unstructured
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		data, err := r.MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(data); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
 	}
 	return objs
 }
@@ -166,7 +170,7 @@ func TestDryRunCatchesErrors(t *testing.T) {
 		}
 		bad := o.DeepCopy()
 		unstructured.SetNestedField(bad.Object, "yes", "spec", "template", "spec", "automountServiceAcountToken")
-		if err := a.apply(bad, true); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		if err := a.apply(bad, true); err == nil || !strings.Contains(err.Error(), "automountServiceAcountToken") {
 			t.Errorf("a Deployment with a misspelt field applied: %v", err)
 		}
 		bad = o.DeepCopy()
