@@ -95,11 +95,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	runnerRedis, err := embedded.RunnerUser(ctx, rdb, redisURL)
-	if err != nil {
-		log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
-		runnerRedis = redisURL
-	}
 
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -127,7 +122,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		log.Info("rebuilt routes and bundles from the platform database", "apps", n)
 	}
 
-	gwPool, runnerStats, p, stopPool, err := devPool(cfg, runnerRedis, pool.Config{
+	gwPool, runnerStats, p, stopPool, err := devPool(ctx, cfg, rdb, redisURL, pool.Config{
 		Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
 		StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
 		Log: func(appID string, t time.Time, stream, text string) {

@@ -263,7 +263,12 @@ func (a remotePool) RunnerStats() (warm int, runningApps []string) {
 
 // devPool starts the pool of `gofastapi dev`: its own local pool, or with
 // --pool-addr the shared pool manager's. p is nil in the latter case.
-func devPool(cfg *devConfig, runnerRedis string, pc pool.Config, log *slog.Logger) (gw gateway.Pool, stats interface {
+//
+// Only a process with local runners creates the runners' read-only Redis
+// user: with a shared pool manager that user (and its Secret) belongs to
+// the operator, and a gateway resetting its password would lock out every
+// runner started afterwards.
+func devPool(ctx context.Context, cfg *devConfig, rdb redis.UniversalClient, redisURL string, pc pool.Config, log *slog.Logger) (gw gateway.Pool, stats interface {
 	RunnerStats() (int, []string)
 }, p *pool.Pool, stop func(), err error) {
 	if cfg.PoolAddr != "" {
@@ -273,6 +278,11 @@ func devPool(cfg *devConfig, runnerRedis string, pc pool.Config, log *slog.Logge
 		}
 		c := poolrpc.NewClient(cfg.PoolAddr, token, log.With("component", "poolrpc"))
 		return remotePool{c}, remotePool{c}, nil, c.Close, nil
+	}
+	runnerRedis, err := embedded.RunnerUser(ctx, rdb, redisURL)
+	if err != nil {
+		log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
+		runnerRedis = redisURL
 	}
 	self, err := os.Executable()
 	if err != nil {

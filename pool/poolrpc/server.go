@@ -125,6 +125,7 @@ func (s *Server) Claim(ctx context.Context, req *connect.Request[v1.PoolServiceC
 		defer cancel()
 		r, err := p.Claim(cctx, sr)
 		if err != nil {
+			s.log.Warn("claim", "app", sr.GetAppId(), "version", sr.GetVersion(), "err", err)
 			return nil, err
 		}
 		return claimed{r: r, cold: true}, nil
