@@ -40,6 +40,10 @@ func TestMain(m *testing.M) {
 	}) {
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "stubrunner" {
+		stubRunnerMain(os.Args[2:])
+		return
+	}
 	os.Exit(runTests(m))
 }
 
@@ -74,9 +78,10 @@ var nsCount atomic.Int32
 
 // cluster is one test's namespace with the runners' Secret.
 type cluster struct {
-	ns       string
-	template *corev1.Pod
-	redis    *redis.Client
+	ns        string
+	template  *corev1.Pod
+	redis     *redis.Client
+	runnerURL string
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -97,7 +102,7 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{ns: ns, template: tmpl, redis: rdb}
+	c := &cluster{ns: ns, template: tmpl, redis: rdb, runnerURL: runnerURL}
 	t.Cleanup(func() { c.waitNoPods(t) })
 	return c
 }

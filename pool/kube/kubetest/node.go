@@ -346,6 +346,9 @@ func (n *Node) probe(pod *corev1.Pod, r *podRun) bool {
 // command builds the process of the pod's first container.
 func (n *Node) command(pod *corev1.Pod, r *podRun, dir string) (*exec.Cmd, error) {
 	c := pod.Spec.Containers[0]
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	paths := map[string]string{}
 	for k, v := range n.cfg.Paths {
 		paths[k] = v
