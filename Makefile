@@ -62,8 +62,10 @@ test: deps checkgenerate lint build testenv ## The whole test suite (what CI run
 	$(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: bench
-bench: deps testenv ## Measure cold start, bursts, the gateway hop, throughput vs nginx, deploy latency, memory, the kube backend (README)
+bench: deps testenv ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead, the kube backend (README)
 	@deploy/local/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
-	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
+	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
+	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/metrics/ | grep -E '^Benchmark'
+	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost|Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
 	GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure$$' -v -timeout 15m ./pool/kube/ | grep -E '^(kube|pool manager)'

@@ -9,15 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/gofastapi/gofastapi/gateway/metrics"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
 // benchGateway returns a Gateway over pool whose runners are reached
 // through dial, and the route source it reads. It is not served.
-func benchGateway(b *testing.B, pool Pool, dial fasthttp.DialFunc) (*Gateway, *mapRoutes) {
+func benchGateway(b *testing.B, pool Pool, dial fasthttp.DialFunc, edits ...func(*Config)) (*Gateway, *mapRoutes) {
 	routes := &mapRoutes{}
-	g, err := New(Config{
+	cfg := Config{
 		Domain:             testDomain,
 		API:                func() (net.Conn, error) { return nil, net.ErrClosed },
 		Routes:             routes,
@@ -30,7 +34,11 @@ func benchGateway(b *testing.B, pool Pool, dial fasthttp.DialFunc) (*Gateway, *m
 		ColdStartTimeout:   time.Minute,
 		Concurrency:        4096,
 		Logger:             slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	g, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,12 +77,36 @@ func BenchmarkRoutingChain(b *testing.B) {
 	b.Run("gateway-chunked", func(b *testing.B) {
 		run(b, servedGateway(b, dial, url), url+"&chunked=1")
 	})
+	// The same as "gateway" with per-app metrics recorded (the in-memory
+	// aggregate and the operators' Prometheus histogram): the difference
+	// is what recording costs a request.
+	b.Run("gateway+metrics", func(b *testing.B) {
+		run(b, servedGateway(b, dial, url, withMetrics(b)), url)
+	})
 }
+
+// withMetrics gives the gateway a metrics.Recorder that never flushes
+// during the benchmark.
+func withMetrics(b *testing.B) func(*Config) {
+	rec, err := metrics.New(metrics.Config{Sink: discardSink{}, FlushInterval: time.Hour, ProbeInterval: time.Hour,
+		ProbeTimeout: time.Second, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func(c *Config) { c.Recorder = rec }
+}
+
+// discardSink drops what a metrics.Recorder flushes.
+type discardSink struct{}
+
+func (discardSink) WriteWindows(context.Context, []*v1.MetricsWindow) error { return nil }
+func (discardSink) WriteErrors(context.Context, []*v1.RequestError) error   { return nil }
+func (discardSink) WriteHealth(context.Context, []*v1.HealthReport) error   { return nil }
 
 // servedGateway serves a benchGateway whose app "demo" runs on dial, and
 // returns a client of it, warmed up by one request for url.
-func servedGateway(b *testing.B, dial fasthttp.DialFunc, url string) *fasthttp.HostClient {
-	g, routes := benchGateway(b, &fakePool{addr: "runner"}, dial)
+func servedGateway(b *testing.B, dial fasthttp.DialFunc, url string, edits ...func(*Config)) *fasthttp.HostClient {
+	g, routes := benchGateway(b, &fakePool{addr: "runner"}, dial, edits...)
 	routes.set("demo", "app1", "v1")
 	ln := fasthttputil.NewInmemoryListener()
 	served := make(chan error, 1)

@@ -18,7 +18,7 @@ const maxColdStarts = 2
 // request (the caller must call release), cold starting one if needed.
 func (g *Gateway) runnerFor(slug string, route *v1.Route) (*runnerEntry, error) {
 	for range maxColdStarts {
-		if e := g.runners.active(route.GetAppId(), route.GetVersion()); e != nil && e.acquire() {
+		if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil && e.acquire() {
 			return e, nil
 		}
 		e, err := g.coldStart(slug, route)
@@ -37,7 +37,7 @@ func (g *Gateway) runnerFor(slug string, route *v1.Route) (*runnerEntry, error) 
 // waiters that arrive later share it, and it outlives a waiter that gives
 // up.
 func (g *Gateway) coldStart(slug string, route *v1.Route) (*runnerEntry, error) {
-	key := route.GetAppId() + "\x00" + route.GetVersion()
+	key := route.GetAppId() + "\x00" + serveKey(route)
 	ch := g.starts.DoChan(key, func() (any, error) { return g.startRunner(slug, route) })
 	// The start itself is bounded by ColdStartTimeout through its context;
 	// this timer keeps a Pool that ignores its context from holding
@@ -55,11 +55,22 @@ func (g *Gateway) coldStart(slug string, route *v1.Route) (*runnerEntry, error) 
 	}
 }
 
+// serveKey identifies what a runner serves: the route's version and, when
+// set, its environment revision. A route whose env_rev changed (new
+// environment variables, secrets or database credentials) needs a new
+// runner just as a new version does.
+func serveKey(route *v1.Route) string {
+	if rev := route.GetEnvRev(); rev != "" {
+		return route.GetVersion() + "+" + rev
+	}
+	return route.GetVersion()
+}
+
 // startRunner claims a runner for route's version, puts it in service in
 // place of the app's previous runner (which is retired), and watches it.
 func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error) {
 	// A start that finished just before this one began has done the work.
-	if e := g.runners.active(route.GetAppId(), route.GetVersion()); e != nil {
+	if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil {
 		return e, nil
 	}
 	if !g.enter() {
@@ -91,7 +102,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error
 		client: g.runnerClient(r.Addr()),
 		slug:   slug,
 		appID:  route.GetAppId(),
-		ver:    route.GetVersion(),
+		ver:    serveKey(route),
 	}
 	old, err := g.runners.install(e)
 	if err != nil {
@@ -140,7 +151,7 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 	if g.routes.generation(slug) != gen {
 		return // invalidated again meanwhile: a newer refresh decides
 	}
-	if route != nil && g.runners.inUse(route.GetAppId()) && g.runners.active(route.GetAppId(), route.GetVersion()) == nil {
+	if route != nil && g.runners.inUse(route.GetAppId()) && g.runners.active(route.GetAppId(), serveKey(route)) == nil {
 		// Installing the new version's runner retires the old one. If the
 		// start fails, removeStale below still retires the old version, so
 		// requests see the new version's error rather than old code.

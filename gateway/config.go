@@ -45,8 +45,17 @@ type EnvSource interface {
 	Env(ctx context.Context, appID string) (map[string]string, error)
 }
 
-// Config configures a Gateway. Every field but Env and MaxConnsPerIP is
-// required.
+// Recorder receives every app request once its response head is known:
+// the app's id, the status, the time since the request arrived, and the
+// request's method, path (with query) and request id. The slices are valid
+// only during the call. Record runs on the request path, so it must be
+// cheap: no I/O, no allocation for a successful request.
+type Recorder interface {
+	Record(appID string, status int, d time.Duration, method, path, requestID []byte)
+}
+
+// Config configures a Gateway. Every field but Env, MaxConnsPerIP and
+// Recorder is required.
 type Config struct {
 	// Domain is the apex host name (no scheme, port or trailing dot): it
 	// serves the platform API, and {slug}.{Domain} serves app slug.
@@ -82,6 +91,8 @@ type Config struct {
 	// answered 429 and closed. 0 means no cap, which suits a machine that
 	// all clients reach from one address (local development).
 	MaxConnsPerIP int
+	// Recorder, when set, records every app request (per-app metrics).
+	Recorder Recorder
 	// Logger receives failed requests and background errors.
 	Logger *slog.Logger
 }

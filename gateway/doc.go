@@ -45,6 +45,12 @@
 //   - One connection pool per upstream (per runner, and one for the API);
 //     no *fasthttp.RequestCtx or its bytes outlive the handler.
 //
+// Every app request gets a new X-Request-Id (see requestid.go) that the
+// app reads and its runner's log lines carry. When Config.Recorder is set,
+// each app request is passed to it once its response head is known, which
+// is how per-app metrics are kept (gateway/metrics); the gateway's own
+// cost for it is one clock read.
+//
 // SplitHTTP2 lets the same port carry HTTP/2 without TLS (gRPC), which the
 // binary serves with net/http beside the gateway.
 //

@@ -171,6 +171,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	case hostAPI:
 		g.serveAPI(ctx)
 	case hostApp:
+		if strings.HasPrefix(slug, dataViewerPrefix) {
+			// A user's data viewer is served by the platform API.
+			g.serveAPI(ctx)
+			return
+		}
 		g.serveApp(ctx, slug)
 	default:
 		g.fail(ctx, host, errUnknownHost)
@@ -184,6 +189,11 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	if err != nil {
 		g.fail(ctx, slug, err)
 		return
+	}
+	var id [requestIDLen]byte
+	setRequestID(&ctx.Request.Header, &id)
+	if g.cfg.Recorder != nil {
+		defer g.record(ctx, route.GetAppId(), id[:])
 	}
 	e, err := g.runnerFor(slug, route)
 	if err != nil {
@@ -200,7 +210,9 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	addr := e.runner.Addr()
 	if err := g.proxyApp(ctx, e); err != nil {
 		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, addr, err))
+		return
 	}
+	addOpenGraph(ctx, route)
 }
 
 // handleError answers a request fasthttp could not read.
@@ -217,7 +229,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, name string, err error) {
 		level = slog.LevelWarn
 	}
 	g.log.Log(context.Background(), level, "request failed", "host", string(ctx.Host()), "path", string(ctx.Path()),
-		"status", a.status, "err", err)
+		"status", a.status, "request_id", string(ctx.Request.Header.Peek(HeaderRequestID)), "err", err)
 	writeError(ctx, a)
 }
 

@@ -19,6 +19,11 @@ const (
 // and one trailing dot, and returns the slug for hostApp. An IP literal
 // (v4, or v6 with or without brackets) addresses the API, so the platform
 // is reachable before DNS is set up.
+// dataViewerPrefix starts the hosts of users' data viewers,
+// mongo-{username}.{domain}, which the platform API serves; no app can be
+// reached under such a name.
+const dataViewerPrefix = "mongo-"
+
 func parseHost(host, domain string) (hostKind, string) {
 	host = stripPort(host)
 	host = strings.TrimSuffix(host, ".")

@@ -148,7 +148,7 @@ func (t *runnerTable) removeStale(slug string, route *v1.Route) []*runnerEntry {
 	defer t.mu.Unlock()
 	var stale []*runnerEntry
 	for id, e := range t.byApp {
-		if e.slug != slug || (route != nil && e.appID == route.GetAppId() && e.ver == route.GetVersion()) {
+		if e.slug != slug || (route != nil && e.appID == route.GetAppId() && e.ver == serveKey(route)) {
 			continue
 		}
 		delete(t.byApp, id)

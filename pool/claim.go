@@ -87,18 +87,20 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 	res, err := inst.Specialize(sctx, req)
 	if err != nil {
 		r.Release()
-		p.event(appID, "start failed: %v", err)
-		p.record(appID, &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
-			TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(), Error: err.Error()})
+		cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
+			TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(), Error: err.Error()}
+		p.record(appID, cs)
+		p.lifecycle(appID, v1.EventKind_EVENT_KIND_START_FAILED, req.GetVersion(), cs, "start failed: %v", err)
 		return nil, connectError(err)
 	}
 	r.timings = res
 	r.ready.Store(true)
-	p.record(appID, &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
+	cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
-		LoadMicros: res.GetLoadMicros(), FirstByteMicros: res.GetFirstByteMicros()})
-	p.event(appID, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s, first byte %s",
+		LoadMicros: res.GetLoadMicros(), FirstByteMicros: res.GetFirstByteMicros()}
+	p.record(appID, cs)
+	p.lifecycle(appID, v1.EventKind_EVENT_KIND_COLD_STARTED, req.GetVersion(), cs, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s, first byte %s",
 		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
 		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetFirstByteMicros()))
 	return r, nil
@@ -111,7 +113,7 @@ func (p *Pool) watchClaimed(r *Runner) {
 	<-r.inst.Done()
 	r.markStopping()
 	if !r.released.Load() {
-		p.event(r.appID, "crashed: %v", r.inst.ExitErr())
+		p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_CRASHED, r.version, nil, "crashed: %v", r.inst.ExitErr())
 	}
 	p.forget(r)
 }
@@ -122,8 +124,14 @@ func (p *Pool) record(appID string, cs *v1.ColdStart) {
 	}
 }
 
-func (p *Pool) event(appID, format string, args ...any) {
-	p.cfg.Log(appID, time.Now(), "platform", fmt.Sprintf(format, args...))
+// lifecycle reports a lifecycle event of appID both as a platform log line
+// and, when Config.Event is set, as an Event.
+func (p *Pool) lifecycle(appID string, kind v1.EventKind, version string, cs *v1.ColdStart, format string, args ...any) {
+	now, msg := time.Now(), fmt.Sprintf(format, args...)
+	p.cfg.Log(appID, now, "platform", msg)
+	if p.cfg.Event != nil {
+		p.cfg.Event(appID, &v1.Event{Time: timestamppb.New(now), Kind: kind, Message: msg, Version: version, ColdStart: cs})
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

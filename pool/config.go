@@ -31,7 +31,10 @@ type Config struct {
 	Log       LogFunc
 	// ColdStart, when set, receives a record of every cold start.
 	ColdStart func(appID string, cs *v1.ColdStart)
-	Logger    *slog.Logger
+	// Event, when set, receives the lifecycle events of apps: cold started
+	// (with phase timings), start failed, crashed, scaled to zero.
+	Event  func(appID string, e *v1.Event)
+	Logger *slog.Logger
 }
 
 // Validate reports whether c is usable.

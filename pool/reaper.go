@@ -1,6 +1,8 @@
 package pool
 
 import (
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+
 	"time"
 )
 
@@ -34,6 +36,6 @@ func (p *Pool) reapIdle(now time.Time) {
 	p.mu.Unlock()
 	for _, r := range idle {
 		r.Release()
-		p.event(r.appID, "scaled to zero after %s idle", p.cfg.IdleTimeout)
+		p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_SCALED_TO_ZERO, r.version, nil, "scaled to zero after %s idle", p.cfg.IdleTimeout)
 	}
 }

@@ -77,7 +77,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	appDir, err := prepareWorkdir(cfg.workdir)
+	appDir, err := prepareWorkdir(cfg.workdir, cfg.runAs)
 	if err != nil {
 		return err
 	}
@@ -124,6 +124,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 
 	svc := &service{
 		appDir:       appDir,
+		runAs:        cfg.runAs,
 		appAddr:      appAddr,
 		readyTimeout: cfg.readyTimeout,
 		redis:        rdb,
@@ -177,7 +178,7 @@ func serve(ctx context.Context, srv *http.Server, py *python) error {
 
 // prepareWorkdir creates workdir, private to this user, and the app dir in
 // it, which Specialize would otherwise pay for.
-func prepareWorkdir(workdir string) (appDir string, err error) {
+func prepareWorkdir(workdir string, runAs *RunAs) (appDir string, err error) {
 	if err := os.MkdirAll(workdir, 0o700); err != nil {
 		return "", fmt.Errorf("create workdir: %w", err)
 	}
@@ -189,7 +190,7 @@ func prepareWorkdir(workdir string) (appDir string, err error) {
 	if err := os.MkdirAll(appDir, 0o700); err != nil {
 		return "", fmt.Errorf("create app dir: %w", err)
 	}
-	return appDir, nil
+	return appDir, runAs.give(workdir)
 }
 
 // awaitListening waits for Python's "listening" event and returns the app port.

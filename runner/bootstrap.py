@@ -33,6 +33,7 @@ process kills itself (and, when forked, its process group).
 """
 
 import asyncio
+import contextvars
 import fcntl
 import gc
 import importlib
@@ -79,6 +80,11 @@ OPTIONAL_IMPORTS = (
 )
 
 _events = None
+
+# The gateway's X-Request-Id of the request being served. uvicorn serves
+# each request in a task of its own, which runs in a copy of the context,
+# so a value set while serving one request is never seen by another.
+request_id = contextvars.ContextVar("gofastapi_request_id", default="")
 
 
 def emit(**event):
@@ -258,6 +264,45 @@ def import_app(cmd):
     return app
 
 
+def with_request_id(app):
+    """Wraps the app so the request's X-Request-Id is known to logging
+    while the request is served. The app itself reads the header as usual."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    request_id.set(value.decode("latin-1"))
+                    break
+        return await app(scope, receive, send)
+
+    return asgi
+
+
+def log_request_ids():
+    """Gives every log record a request_id attribute (for apps' own log
+    formats: %(request_id)s), and starts the server's error lines about a
+    request, such as the traceback of an unhandled exception, with
+    [request_id=ID]: that is how the platform finds the traceback of a 5xx."""
+    make_record = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make_record(*args, **kwargs)
+        record.request_id = request_id.get()
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+    class Tag(logging.Filter):
+        def filter(self, record):
+            rid = getattr(record, "request_id", "")
+            if rid and isinstance(record.msg, str) and not record.msg.startswith("[request_id="):
+                record.msg = f"[request_id={rid}] {record.msg}"
+            return True
+
+    logging.getLogger("uvicorn.error").addFilter(Tag())
+
+
 async def warm_up():
     """Takes a throwaway app through what importing a small app and serving
     its first request run: creating FastAPI, declaring a route, building the
@@ -320,7 +365,8 @@ async def load_and_serve(config, port):
     if cmd.get("cmd") != "load":
         fail(f"unknown command {cmd.get('cmd')!r}")
     app_dir = cmd["dir"]
-    config.app = import_app(cmd)
+    config.app = with_request_id(import_app(cmd))
+    log_request_ids()
 
     errors = StartupErrors()
 
@@ -458,8 +504,8 @@ def accept_fork(listener):
         env = request.get("env")
         if not isinstance(request.get("workdir"), str) or not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ValueError('a fork request is {"workdir": str, "env": {str: str}}')
+        ) or not all(isinstance(request.get(k, 1), int) and request.get(k, 1) > 0 for k in ("uid", "gid")):
+            raise ValueError('a fork request is {"workdir": str, "env": {str: str}}, with optional positive int "uid" and "gid"')
         pid = os.fork()
     except Exception as exc:
         for fd in fds:
@@ -496,7 +542,8 @@ def become_runner(request, fds):
     """Makes a freshly forked child what exec mode starts: its own process
     group, the agent's pipes as fds 1-4 and /dev/null as fd 0, no other fd,
     default signal handlers (restored by serve_zygote), the runner's
-    directory and environment, and fresh random state.
+    directory and environment, and fresh random state; and, when the
+    request names one, the unprivileged user it is to run as.
 
     A process group, not a session (setsid): signals for the zygote's group
     miss it all the same, and it stays in the platform's session, like an
@@ -504,6 +551,12 @@ def become_runner(request, fds):
     is a CPU-share group of its own, so runners in sessions of their own
     would each get as much CPU as the whole platform when CPU is short."""
     os.setpgid(0, 0)
+    # The user the agent asked for, before anything else: the app's code
+    # must never run as the zygote's user (root, when the platform is).
+    if "uid" in request:
+        os.setgroups([])
+        os.setgid(request["gid"])
+        os.setuid(request["uid"])
     # Out of the way first: a received fd may itself be 3 or 4.
     cmd, events, out, err = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
     for fd in fds:

@@ -32,6 +32,8 @@ type config struct {
 	// secretsFile, if set, holds the Secrets line instead of stdin (a
 	// mounted Kubernetes Secret: a pod has no stdin to write to).
 	secretsFile string
+	// runAs, when set, is the user Python runs as (see RunAs).
+	runAs *RunAs
 }
 
 // parseFlags reads the agent's flags from args.
@@ -46,6 +48,14 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
+	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
+		r, err := ParseRunAs(s)
+		if err != nil {
+			return err
+		}
+		c.runAs = &r
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

@@ -13,9 +13,12 @@ type execProcess struct{ cmd *exec.Cmd }
 // execPython starts the bootstrap with interpreter path in workdir, with p's
 // child ends as its fds 1-4. A host other than "" makes the app listen there
 // (the bootstrap reads and removes GOFASTAPI_APP_HOST).
-func execPython(path, workdir, host string, p *pipes) (process, error) {
+func execPython(path, workdir, host string, runAs *RunAs, p *pipes) (process, error) {
 	script, err := writeBootstrap(workdir)
 	if err != nil {
+		return nil, err
+	}
+	if err := runAs.give(script); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(path, pythonArgs(script)...)
@@ -27,6 +30,11 @@ func execPython(path, workdir, host string, p *pipes) (process, error) {
 	// Same process group as the agent (no Setpgid): signalling the group
 	// reaches both. Pdeathsig ends Python if the agent dies without cleanup.
 	cmd.SysProcAttr = pythonProcAttr()
+	if runAs != nil {
+		// Go sets the parent-death signal after the change of user, which
+		// would otherwise clear it.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: runAs.UID, Gid: runAs.GID, Groups: []uint32{}}
+	}
 	cmd.Stdout, cmd.Stderr = p.outW, p.errW
 	cmd.ExtraFiles = []*os.File{p.cmdR, p.evW} // fds 3 and 4
 	if err := cmd.Start(); err != nil {

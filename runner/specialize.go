@@ -18,6 +18,7 @@ import (
 // service implements RunnerService for one agent.
 type service struct {
 	appDir       string // where the bundle's files go
+	runAs        *RunAs // owner of the files Python reads, if not the agent's user
 	appAddr      string
 	readyTimeout time.Duration
 	redis        *redis.Client
@@ -82,6 +83,9 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v
 	res.VerifyMicros = verified.Sub(fetched).Microseconds()
 
 	if err := writeFiles(s.appDir, files); err != nil {
+		return nil, err
+	}
+	if err := s.runAs.give(s.appDir); err != nil {
 		return nil, err
 	}
 	written := time.Now()

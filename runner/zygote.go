@@ -27,6 +27,10 @@ type ZygoteHandshake struct {
 type forkRequest struct {
 	Workdir string            `json:"workdir"`
 	Env     map[string]string `json:"env"`
+	// UID and GID, when set, are the user the child becomes before
+	// anything else (see RunAs).
+	UID *uint32 `json:"uid,omitempty"`
+	GID *uint32 `json:"gid,omitempty"`
 }
 
 // forkReply is each message the zygote sends back: first the child's Pid or

@@ -70,6 +70,8 @@ func TestZygoteRefusesBadRequests(t *testing.T) {
 		{name: "not json", msg: []byte("fork please"), fds: 4, wantErr: "JSONDecodeError"},
 		{name: "workdir not a string", msg: []byte(`{"workdir": 1, "env": {}}`), fds: 4, wantErr: `{"workdir": str, "env": {str: str}}`},
 		{name: "env values not strings", msg: []byte(`{"workdir": "/", "env": {"A": 1}}`), fds: 4, wantErr: `{"workdir": str, "env": {str: str}}`},
+		{name: "uid root", msg: []byte(`{"workdir": "/", "env": {}, "uid": 0, "gid": 1000}`), fds: 4, wantErr: `optional positive int "uid"`},
+		{name: "gid not a number", msg: []byte(`{"workdir": "/", "env": {}, "uid": 1000, "gid": "0"}`), fds: 4, wantErr: `optional positive int "uid"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +156,7 @@ func TestForkPythonReportsExitStatus(t *testing.T) {
 			defer p.closeParentEnds()
 			ctx, cancel := context.WithTimeout(context.Background(), testWaitLimit)
 			defer cancel()
-			proc, err := forkPython(ctx, socket, workdir, p)
+			proc, err := forkPython(ctx, socket, workdir, nil, p)
 			p.closeChildEnds()
 			if err != nil {
 				t.Fatalf("forkPython: %v", err)

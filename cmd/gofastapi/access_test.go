@@ -44,7 +44,10 @@ var (
 	signedIn  = codes{connect.CodeUnauthenticated, codeOK, codeOK, codeOK} // acts on the caller's own account only
 	ownerOnly = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, connect.CodeNotFound}
 	adminOnly = codes{connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodePermissionDenied, codeOK}
-	notServed = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
+	// ownerOrAdmin reads what the call names: its owner and admins may,
+	// others learn nothing of it.
+	ownerOrAdmin = codes{connect.CodeUnauthenticated, connect.CodeNotFound, codeOK, codeOK}
+	notServed    = codes{connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented, connect.CodeUnimplemented}
 )
 
 func codeName(c connect.Code) string {
@@ -135,7 +138,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	m.tokens[roleOwner], _ = p.signup(t, "owner", m.password)
 	m.tokens[roleOther], _ = p.signup(t, "other", m.password)
 	p.signup(t, "target", m.password) // what admin calls act on
-	p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, "owned"))
+	first := p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, "owned"))
+	ownerTemplate := func() string {
+		t.Helper()
+		res, err := p.as(m.tokens[roleOwner]).tmpl.CreateTemplate(context.Background(), connect.NewRequest(&v1.CreateTemplateRequest{
+			Name: "mine", FromApp: "owned"}))
+		if err != nil {
+			t.Fatalf("create template: %v", err)
+		}
+		return res.Msg.GetTemplate().GetId()
+	}
+	var tmplID string
+	redeploys := 0
 
 	appJSON := `{"idOrName":"owned"}`
 	deployJSON := fmt.Sprintf(`{"idOrName":"owned","files":[{"name":"app.py","content":%q}]}`,
@@ -166,6 +180,47 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.AppService.ListColdStarts": {want: ownerOnly, req: static(appJSON)},
 		"gofastapi.v1.AppService.DeleteApp": {want: ownerOnly, req: static(`{"idOrName":"doomed"}`),
 			before: func(role) { p.createApp(t, m.tokens[roleOwner], "doomed") }},
+		"gofastapi.v1.AppService.UpdateApp":    {want: ownerOnly, req: static(`{"idOrName":"owned","description":"changed"}`)},
+		"gofastapi.v1.AppService.SaveDraft":    {want: ownerOnly, req: static(deployJSON)},
+		"gofastapi.v1.AppService.ListVersions": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.GetVersion":   {want: ownerOnly, req: static(fmt.Sprintf(`{"idOrName":"owned","version":%q}`, first))},
+		// Each role's call finds a newer version deployed, so the owner's
+		// rollback to the first one has something to do.
+		"gofastapi.v1.AppService.Rollback": {want: ownerOnly,
+			before: func(role) {
+				redeploys++
+				p.deploy(t, m.tokens[roleOwner], "owned", fmt.Sprintf(helloApp, fmt.Sprint("again ", redeploys)))
+			},
+			req: static(fmt.Sprintf(`{"idOrName":"owned","version":%q}`, first))},
+		"gofastapi.v1.AppService.CloneApp": {want: ownerOnly,
+			req: func(r role) string { return fmt.Sprintf(`{"idOrName":"owned","newName":"clone-%s"}`, r) }},
+		"gofastapi.v1.AppService.ListEnv": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.SetEnv":  {want: ownerOnly, req: static(`{"idOrName":"owned","vars":[{"name":"K","value":"v"}]}`)},
+		"gofastapi.v1.AppService.UnsetEnv": {want: ownerOnly,
+			before: func(role) {
+				_, err := p.as(m.tokens[roleOwner]).apps.SetEnv(context.Background(), connect.NewRequest(&v1.SetEnvRequest{
+					IdOrName: "owned", Vars: []*v1.EnvAssignment{{Name: "GONE", Value: "x"}}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			req: static(`{"idOrName":"owned","names":["GONE"]}`)},
+		"gofastapi.v1.AppService.WatchEvents": {want: ownerOnly, req: static(appJSON)},
+		"gofastapi.v1.AppService.WatchLogs":   {want: ownerOnly, req: static(appJSON)},
+
+		"gofastapi.v1.TemplateService.ListTemplates": {want: signedIn, req: static(`{}`)},
+		"gofastapi.v1.TemplateService.GetTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q}`, tmplID) }},
+		"gofastapi.v1.TemplateService.CreateTemplate": {want: signedIn,
+			req: static(fmt.Sprintf(`{"name":"t","files":[{"name":"app.py","content":%q}]}`,
+				base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(helloApp, "t")))))},
+		"gofastapi.v1.TemplateService.UpdateTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q,"name":"renamed"}`, tmplID) }},
+		"gofastapi.v1.TemplateService.DeleteTemplate": {want: ownerOnly,
+			before: func(role) { tmplID = ownerTemplate() },
+			req:    func(role) string { return fmt.Sprintf(`{"id":%q}`, tmplID) }},
 
 		"gofastapi.v1.AdminService.ListUsers": {want: adminOnly, req: static(`{}`)},
 		"gofastapi.v1.AdminService.CreateUser": {want: adminOnly,
@@ -180,6 +235,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.AdminService.GetStats":       {want: adminOnly, req: static(`{}`)},
 		"gofastapi.v1.AdminService.ListActivity":   {want: adminOnly, req: static(`{}`)},
 
+		"gofastapi.v1.MetricsService.GetAppStats": {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.ListErrors":  {want: ownerOrAdmin, req: static(appJSON)},
+		"gofastapi.v1.MetricsService.GetHealth":   {want: ownerOrAdmin, req: static(appJSON)},
+
 		// The runners' control API is served by each runner agent, never
 		// by the platform API.
 		"gofastapi.v1.RunnerService.Specialize": {want: notServed, req: static(`{"appId":"x","version":"y"}`)},
@@ -191,6 +250,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"gofastapi.v1.PoolService.Release": {want: notServed, req: static(`{"runnerId":"x"}`)},
 	}
 
+	for name, rule := range databaseRules(t, m) {
+		rules[name] = rule
+	}
 	seen := map[protoreflect.FullName]bool{}
 	protoregistry.GlobalFiles.RangeFilesByPackage("gofastapi.v1", func(fd protoreflect.FileDescriptor) bool {
 		for i := range fd.Services().Len() {
@@ -230,7 +292,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// The gateway's own endpoints answer the same whoever asks: the API
 	// host's health check, the debug endpoint (off unless
-	// --debug-endpoints), gRPC reflection (the API's schema is public), and
+	// --debug-endpoints), /metrics (never on the public port), gRPC reflection (the API's schema is public), and
 	// apps, which are public web sites.
 	h2c := &http.Client{Transport: &http.Transport{Protocols: unencryptedHTTP2()}}
 	endpoints := []struct {
@@ -240,6 +302,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}{
 		{name: "GET /healthz", want: 200, do: func(token string) int { return p.httpGet(t, "", "/healthz", token) }},
 		{name: "GET /debug/pool", want: 404, do: func(token string) int { return p.httpGet(t, "", "/debug/pool", token) }},
+		// Operators' metrics are on the internal listener only.
+		{name: "GET /metrics", want: 404, do: func(token string) int { return p.httpGet(t, "", "/metrics", token) }},
 		{name: "GET owned.localhost/", want: 200, do: func(token string) int { return p.httpGet(t, "owned", "/", token) }},
 		{name: "gRPC reflection", want: 200, do: func(token string) int {
 			hdr := http.Header{}

@@ -22,6 +22,7 @@ type apiClients struct {
 	auth  gofastapiv1connect.AuthServiceClient
 	apps  gofastapiv1connect.AppServiceClient
 	admin gofastapiv1connect.AdminServiceClient
+	tmpl  gofastapiv1connect.TemplateServiceClient
 }
 
 func (p *platform) url() string { return "http://127.0.0.1:" + p.port }
@@ -33,6 +34,7 @@ func (p *platform) as(token string) apiClients {
 		auth:  gofastapiv1connect.NewAuthServiceClient(http.DefaultClient, p.url(), opt),
 		apps:  gofastapiv1connect.NewAppServiceClient(http.DefaultClient, p.url(), opt),
 		admin: gofastapiv1connect.NewAdminServiceClient(http.DefaultClient, p.url(), opt),
+		tmpl:  gofastapiv1connect.NewTemplateServiceClient(http.DefaultClient, p.url(), opt),
 	}
 }
 

@@ -84,7 +84,7 @@ func TestAdminCLI(t *testing.T) {
 	bob.mustCLI("admin", "settings", "--reset-imports")
 
 	out = bob.mustCLI("admin", "stats")
-	for _, row := range [][]string{{"users", "3"}, {"admins", "1"}, {"apps", "2"}, {"deployed apps", "2"}, {"templates", "0"}} {
+	for _, row := range [][]string{{"users", "3"}, {"admins", "1"}, {"apps", "2"}, {"deployed apps", "2"}, {"templates", "8"}} {
 		if !regexpLine(out, row...) {
 			t.Errorf("admin stats lacks %v:\n%s", row, out)
 		}
@@ -164,6 +164,9 @@ func TestDeleteUserCascade(t *testing.T) {
 		p.deploy(t, dave, "dave-one", fmt.Sprintf(helloApp, "two")): true,
 	}
 	sharedHash := p.deploy(t, dave, "dave-two", shared)
+	if _, err := p.as(dave).tmpl.CreateTemplate(ctx, connect.NewRequest(&v1.CreateTemplateRequest{Name: "dave's", FromApp: "dave-two"})); err != nil {
+		t.Fatal(err)
+	}
 	p.deploy(t, root, "root-app", shared) // the same files: the same bundle
 	if code, body := p.get("dave-one", "/"); code != 200 || !strings.Contains(body, "two") {
 		t.Fatalf("GET dave-one = %d %s", code, body)
@@ -210,7 +213,8 @@ func TestDeleteUserCascade(t *testing.T) {
 		got[r.GetKind()] = r.GetCount()
 	}
 	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "logs": 2,
-		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1}
+		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1,
+		"databases": 1 /* provisioned when dave's app first started */}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}

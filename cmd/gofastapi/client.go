@@ -62,6 +62,10 @@ type client struct {
 	token  string
 	auth   gofastapiv1connect.AuthServiceClient
 	apps   gofastapiv1connect.AppServiceClient
+	tmpl   gofastapiv1connect.TemplateServiceClient
+	// watch is apps without the overall time limit, for streams that
+	// follow an app until interrupted.
+	watch gofastapiv1connect.AppServiceClient
 }
 
 // clientFlags adds --server to fs and returns a constructor for the client,
@@ -85,8 +89,10 @@ func newClient(server, token string) *client {
 	opts := connect.WithInterceptors(bearer(token))
 	return &client{
 		server: server, token: token,
-		auth: gofastapiv1connect.NewAuthServiceClient(hc, server, opts),
-		apps: gofastapiv1connect.NewAppServiceClient(hc, server, opts),
+		auth:  gofastapiv1connect.NewAuthServiceClient(hc, server, opts),
+		apps:  gofastapiv1connect.NewAppServiceClient(hc, server, opts),
+		tmpl:  gofastapiv1connect.NewTemplateServiceClient(hc, server, opts),
+		watch: gofastapiv1connect.NewAppServiceClient(&http.Client{}, server, opts),
 	}
 }
 

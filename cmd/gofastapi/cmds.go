@@ -149,7 +149,13 @@ func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if err != nil {
 		return explain(err)
 	}
-	stream, err := c.apps.Deploy(ctx, connect.NewRequest(&v1.DeployRequest{IdOrName: *name, Files: files, Entrypoint: *entry}))
+	return deployAndPrint(ctx, c, &v1.DeployRequest{IdOrName: *name, Files: files, Entrypoint: *entry}, stdout)
+}
+
+// deployAndPrint runs a deploy and prints each stage; the last line is the
+// app's URL.
+func deployAndPrint(ctx context.Context, c *client, req *v1.DeployRequest, stdout io.Writer) error {
+	stream, err := c.apps.Deploy(ctx, connect.NewRequest(req))
 	if err != nil {
 		return explain(err)
 	}
@@ -195,21 +201,25 @@ func cmdApps(ctx context.Context, args []string, stdout io.Writer) error {
 func cmdLogs(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("logs")
 	n := fs.Int("n", 200, "number of lines")
+	follow := fs.Bool("f", false, "follow: print new lines as they are written, until interrupted")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
-		return errors.New("logs: name one app: gofastapi logs NAME")
+		return errors.New("logs: name one app: gofastapi logs [-f] NAME")
 	}
-	res, err := mk().apps.GetLogs(ctx, connect.NewRequest(&v1.GetLogsRequest{IdOrName: fs.Arg(0), Limit: int32(*n)}))
+	stream, err := mk().watch.WatchLogs(ctx, connect.NewRequest(&v1.WatchLogsRequest{IdOrName: fs.Arg(0), Limit: int32(*n), Follow: *follow}))
 	if err != nil {
 		return explain(err)
 	}
-	for _, l := range res.Msg.GetLines() {
-		fmt.Fprintf(stdout, "%s %-8s %s\n", l.GetTime().AsTime().Local().Format("2006-01-02 15:04:05.000"), l.GetStream(), l.GetText())
+	defer stream.Close()
+	for stream.Receive() {
+		if l := stream.Msg().GetLine(); l != nil {
+			fmt.Fprintf(stdout, "%s %-8s %s\n", l.GetTime().AsTime().Local().Format("2006-01-02 15:04:05.000"), l.GetStream(), l.GetText())
+		}
 	}
-	return nil
+	return streamEnd(ctx, stream.Err())
 }
 
 func cmdDelete(ctx context.Context, args []string, stdout io.Writer) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,12 +24,16 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
+	"github.com/gofastapi/gofastapi/controlplane/observe"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
+	"github.com/gofastapi/gofastapi/controlplane/secretbox"
 	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/templates"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
 	"github.com/gofastapi/gofastapi/pool"
+	"github.com/gofastapi/gofastapi/pool/local"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
@@ -42,11 +45,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	obs, err := newObservability()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return err
 	}
@@ -67,7 +73,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		stops = append(stops, fe.Stop)
 		mongoURI = fe.URI()
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetTimeout(30 * time.Second))
+	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetTimeout(30 * time.Second).SetMonitor(obs.stores.MongoMonitor()))
 	if err != nil {
 		return fmt.Errorf("mongodb: %w", err)
 	}
@@ -76,6 +82,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("platform database: %w", err)
 	}
+	if err := obs.startRecorder(cfg, st, log.With("component", "metrics")); err != nil {
+		return err
+	}
+	stops = append(stops, obs.close)
 
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
@@ -91,9 +101,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := redis.NewClient(ropt)
+	rdb.AddHook(obs.stores.RedisHook())
 	stops = append(stops, func() { rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
+	}
+	// Only a process with local runners creates the runners' read-only
+	// Redis user: with a shared pool manager (--pool-addr) it is the
+	// operator's, and resetting its password would lock out runners.
+	runnerRedis := redisURL
+	if cfg.PoolAddr == "" {
+		if runnerRedis, err = embedded.RunnerUser(ctx, rdb, redisURL); err != nil {
+			log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
+			runnerRedis = redisURL
+		}
 	}
 
 	l, err := net.Listen("tcp", cfg.Addr)
@@ -109,34 +130,81 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stops = append(stops, validator.Close)
 	pub := publish.New(rdb)
 	logs := logstore.New(rdb, 2000)
+	keys, err := secretbox.LoadOrCreate(cfg.SecretKeyFile)
+	if err != nil {
+		return err
+	}
+	tmpls, err := templates.NewService(templates.Config{Store: st, Validator: validator, Imports: validate.DefaultAllowedImports})
+	if err != nil {
+		return err
+	}
+	dbs, err := startDatabases(ctx, cfg, log, st, mc, keys, cfg.appURL(l.Addr()))
+	if err != nil {
+		return err
+	}
+	stops = append(stops, dbs.stop)
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: pub, Validator: validator, Logs: logs,
+		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
 		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
 	}
+	tmpls.SetApps(appSvc)
+	dbs.svc.SetApps(appSvc)
 	if n, err := appSvc.Resync(ctx); err != nil {
 		return fmt.Errorf("rebuild routes: %w", err)
 	} else if n > 0 {
 		log.Info("rebuilt routes and bundles from the platform database", "apps", n)
 	}
 
-	gwPool, runnerStats, p, stopPool, err := devPool(ctx, cfg, rdb, redisURL, pool.Config{
-		Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
-		StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
-		Log: func(appID string, t time.Time, stream, text string) {
-			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
-		},
-		ColdStart: func(appID string, cs *v1.ColdStart) {
-			logs.AppendColdStart(context.Background(), appID, cs)
-		},
-		Logger: log.With("component", "pool"),
-	}, log)
+	var p *pool.Pool
+	coldStart, event, err := obs.poolHooks(func() *pool.Pool { return p }, func(appID string, cs *v1.ColdStart) {
+		logs.AppendColdStart(context.Background(), appID, cs)
+	}, func(appID string, e *v1.Event) {
+		logs.AppendEvent(context.Background(), appID, e)
+	})
 	if err != nil {
 		return err
 	}
-	stops = append(stops, stopPool)
+	// Runners of this process's own pool, or of a shared pool manager's.
+	var gwPool gateway.Pool
+	var runnerStats admin.Runners
+	if cfg.PoolAddr != "" {
+		remote, err := newRemotePool(cfg, log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, remote.c.Close)
+		gwPool, runnerStats = remote, remote
+	} else {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		backend, err := local.New(local.Config{
+			Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
+			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, backend.Close)
+		p, err = pool.New(pool.Config{
+			Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
+			StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
+			Log: func(appID string, t time.Time, stream, text string) {
+				logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
+			},
+			ColdStart: coldStart, Event: event,
+			Logger: log.With("component", "pool"),
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, p.Close)
+		gwPool, runnerStats = poolAdapter{p, obs}, poolStats{p}
+	}
 	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
 	// gateway (HTTP/1.1) or directly for HTTP/2 (gRPC over h2c).
 	// The platform's own origins: the apex as the gateway serves it, and
@@ -151,7 +219,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc},
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -166,12 +234,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	interceptors := connect.WithInterceptors(auth.NewInterceptor(st, origins, log.With("component", "auth")))
+	metricsSvc, err := observe.NewService(observe.Config{Store: st, Logs: logs, Logger: log.With("component", "observe")})
+	if err != nil {
+		return err
+	}
+	interceptors := connect.WithInterceptors(obs.rpc, auth.NewInterceptor(st, origins, log.With("component", "auth")))
 	mux := http.NewServeMux()
 	mux.Handle(gofastapiv1connect.NewAuthServiceHandler(authSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAppServiceHandler(appSvc, interceptors))
+	mux.Handle(gofastapiv1connect.NewDatabaseServiceHandler(dbs.svc, interceptors))
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
-	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.AdminServiceName)
+	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
+	mux.Handle(gofastapiv1connect.NewMetricsServiceHandler(metricsSvc, interceptors))
+	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.DatabaseServiceName,
+		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName, gofastapiv1connect.MetricsServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -186,7 +262,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	api := &http.Server{Handler: apiHTTP.Handler(mux), ConnContext: apiHTTP.ConnContext, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	api := &http.Server{Handler: dbs.withViewer(apiHTTP.Handler(mux)), ConnContext: apiHTTP.ConnContext, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	// The gateway reaches the API over a Unix socket in the private data
 	// directory: real socket semantics (deadlines, keep-alive) without a port.
 	apiSock := filepath.Join(cfg.Data, "api.sock")
@@ -204,7 +280,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: gwPool,
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: gwPool, Env: appSvc,
+		Recorder:           obs.gatewayRecorder(),
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),
@@ -218,10 +295,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	internal, stopInternal, err := obs.serveInternal(cfg.MetricsAddr, log, readiness(mc, rdb)...)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopInternal)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(h1) }()
 	url := "http://" + cfg.Domain + portSuffix(l.Addr())
 	fmt.Fprintf(stdout, "gofastapi dev: API and editor at %s, apps at http://NAME.%s%s (data in %s)\n", url, cfg.Domain, portSuffix(l.Addr()), cfg.Data)
+	if internal != nil {
+		fmt.Fprintf(stdout, "gofastapi dev: operators' /metrics, /healthz and /readyz at http://%s\n", internal)
+	}
 	log.Info("listening", "addr", l.Addr().String())
 
 	select {
@@ -250,13 +335,18 @@ func portSuffix(a net.Addr) string {
 
 // poolAdapter gives the gateway the pool through the gateway's own Pool
 // interface.
-type poolAdapter struct{ p *pool.Pool }
+// It tells the per-app recorder which runner serves which app.
+type poolAdapter struct {
+	p   *pool.Pool
+	obs *observability
+}
 
 func (a poolAdapter) Claim(ctx context.Context, req *v1.SpecializeRequest) (gateway.Runner, error) {
 	r, err := a.p.Claim(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	a.obs.claimed(req.GetAppId(), r)
 	return r, nil
 }
 

@@ -9,28 +9,52 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
+	"github.com/gofastapi/gofastapi/pool/local"
 )
 
 // devConfig is every setting of `gofastapi dev`, read once from flags and
 // the environment.
 type devConfig struct {
-	Addr          string
-	Domain        string
-	Data          string
-	MongoURI      string
-	RedisURL      string
-	Python        string
+	Addr     string
+	Domain   string
+	Data     string
+	MongoURI string
+	RedisURL string
+	Python   string
+	// SecretKeyFile holds the platform key that seals secrets at rest
+	// (see controlplane/secretbox); empty means DATA/secret.key, made on
+	// first run.
+	SecretKeyFile string
 	Warm          int
 	MaxRunners    int
 	IdleTimeout   time.Duration
 	ReadyTimeout  time.Duration
 	MaxBody       int
 	MaxConnsPerIP int
-	LogLevel      string
-	Debug         bool
+	// DBFrontAddr is where apps reach the platform database (the wire
+	// front); DBQueryTimeout and DBMaxConnsPerUser are its limits.
+	DBFrontAddr       string
+	DBQueryTimeout    time.Duration
+	DBMaxConnsPerUser int
+	// RunnerUIDs are the users runners' Python processes run as, one per
+	// runner in turn; zero Count when the platform is not root.
+	RunnerUIDs local.UIDRange
+	LogLevel   string
+	Debug      bool
+	// LogFormat is json (structured lines) or text.
+	LogFormat string
+	// MetricsAddr is the internal listener of /metrics, /healthz and
+	// /readyz ("" for none); AppMetrics turns the gateway's per-app
+	// recording on; MetricsFlush is how often it is flushed, HealthProbe
+	// how often each running app's GET /health is probed.
+	MetricsAddr  string
+	AppMetrics   bool
+	MetricsFlush time.Duration
+	HealthProbe  time.Duration
 	// PoolAddr, if set, is a shared pool manager's PoolService (`gofastapi
 	// pool`) to claim runners from instead of a pool of this process's own.
 	PoolAddr string
@@ -50,13 +74,23 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
 	fs.StringVar(&c.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL (default: start redis-server as a child) [REDIS_URL]")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter of the runners and the validator")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", os.Getenv("GOFASTAPI_SECRET_KEY_FILE"), "file of the platform key that encrypts secrets at rest; first line is the current key, older keys below (default: DATA/secret.key, made on first run) [GOFASTAPI_SECRET_KEY_FILE]")
 	fs.IntVar(&c.Warm, "warm", 2, "generic runners kept warm")
 	fs.IntVar(&c.MaxRunners, "max-runners", 50, "most runners at once; beyond it apps answer 503")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner (scale to zero)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.IntVar(&c.MaxBody, "max-body", 10<<20, "largest request body in bytes")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1024, "most open client connections from one address (0: no cap)")
+	fs.StringVar(&c.DBFrontAddr, "db-front-addr", "127.0.0.1:0", "loopback address of the platform database front apps connect to (PLATFORM_MONGO_URI)")
+	fs.DurationVar(&c.DBQueryTimeout, "db-query-timeout", 5*time.Second, "longest a platform database command may run before it is stopped")
+	fs.IntVar(&c.DBMaxConnsPerUser, "db-max-conns-per-user", 50, "most open platform database connections per user")
+	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "internal listener of the operators' /metrics, /healthz and /readyz; keep it off the public network (empty: none)")
+	fs.BoolVar(&c.AppMetrics, "app-metrics", true, "record per-app requests, errors and health in the gateway (gofastapi stats, errors)")
+	fs.DurationVar(&c.MetricsFlush, "metrics-flush", 10*time.Second, "how often the gateway writes per-app metrics to the database")
+	fs.DurationVar(&c.HealthProbe, "health-probe-interval", time.Minute, "how often each running app's GET /health is requested")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	fs.StringVar(&c.PoolAddr, "pool-addr", "", "URL of a shared pool manager (gofastapi pool) instead of local runners; token in "+poolTokenEnv)
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
@@ -67,11 +101,26 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
 	}
+	// /proc/PID/cmdline is readable by every local user, apps included.
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "redis-url" || f.Name == "mongo-uri") && strings.Contains(f.Value.String(), "@") {
+			fmt.Fprintf(stderr, "gofastapi dev: warning: --%s carries a password on the command line, which every local process can read; set it in %s instead\n",
+				f.Name, map[string]string{"redis-url": "REDIS_URL", "mongo-uri": "MONGO_URI"}[f.Name])
+		}
+	})
+	uids, err := parseUIDRange(*runnerUIDs)
+	if err != nil {
+		return nil, err
+	}
+	c.RunnerUIDs = uids
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		return nil, err
 	}
 	c.Data = abs
+	if c.SecretKeyFile == "" {
+		c.SecretKeyFile = filepath.Join(c.Data, "secret.key")
+	}
 	return c, c.Validate()
 }
 
@@ -79,6 +128,11 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 func (c *devConfig) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
 	}
 	switch {
 	case c.Domain == "":
@@ -93,8 +147,16 @@ func (c *devConfig) Validate() error {
 		return errors.New("--ready-timeout must be positive")
 	case c.MaxBody <= 0:
 		return errors.New("--max-body must be positive")
+	case c.DBQueryTimeout <= 0:
+		return errors.New("--db-query-timeout must be positive")
+	case c.DBMaxConnsPerUser < 1:
+		return errors.New("--db-max-conns-per-user must be at least 1")
 	case c.MaxConnsPerIP < 0:
 		return errors.New("--max-conns-per-ip must not be negative")
+	case c.MetricsFlush <= 0:
+		return errors.New("--metrics-flush must be positive")
+	case c.HealthProbe <= 0:
+		return errors.New("--health-probe-interval must be positive")
 	}
 	return nil
 }
@@ -121,4 +183,31 @@ func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
 		*r = v
 		return nil
 	})
+}
+
+// defaultRunnerUIDs is the range --runner-uids=auto takes as root: ids no
+// distribution gives to users or to container user namespaces.
+const defaultRunnerUIDs = "1900000000:65536"
+
+// parseUIDRange parses --runner-uids.
+func parseUIDRange(s string) (local.UIDRange, error) {
+	switch s {
+	case "off":
+		return local.UIDRange{}, nil
+	case "auto":
+		if os.Geteuid() != 0 {
+			return local.UIDRange{}, nil
+		}
+		s = defaultRunnerUIDs
+	}
+	b, n, ok := strings.Cut(s, ":")
+	base, err1 := strconv.ParseUint(b, 10, 32)
+	count, err2 := strconv.ParseUint(n, 10, 32)
+	if !ok || err1 != nil || err2 != nil || base == 0 || count == 0 || base+count > 1<<32-1 {
+		return local.UIDRange{}, fmt.Errorf("--runner-uids %q: want BASE:COUNT (positive, below 2^32-1), auto or off", s)
+	}
+	if os.Geteuid() != 0 {
+		return local.UIDRange{}, fmt.Errorf("--runner-uids %q needs gofastapi dev to run as root", s)
+	}
+	return local.UIDRange{Base: uint32(base), Count: uint32(count)}, nil
 }

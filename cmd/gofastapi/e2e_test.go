@@ -54,18 +54,21 @@ type platform struct {
 	logs   *logBuffer
 	home   string
 	exited chan struct{}
+	// internal receives the address of the operators' listener once the
+	// platform prints it.
+	internal chan string
 }
 
 func startPlatform(t *testing.T, data, home string, extra ...string) *platform {
 	t.Helper()
-	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1"}, extra...)
+	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1", "--metrics-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &platform{t: t, cmd: cmd, logs: &logBuffer{}, home: home, exited: make(chan struct{})}
+	p := &platform{t: t, cmd: cmd, logs: &logBuffer{}, home: home, exited: make(chan struct{}), internal: make(chan string, 1)}
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -75,9 +78,12 @@ func startPlatform(t *testing.T, data, home string, extra ...string) *platform {
 	ready := make(chan string, 1)
 	go func() {
 		re := regexp.MustCompile(`http://localhost:(\d+)`)
+		internal := regexp.MustCompile(`/readyz at http://(\S+)`)
 		s := bufio.NewScanner(stdout)
 		for s.Scan() {
-			if m := re.FindStringSubmatch(s.Text()); m != nil {
+			if m := internal.FindStringSubmatch(s.Text()); m != nil {
+				p.internal <- m[1]
+			} else if m := re.FindStringSubmatch(s.Text()); m != nil {
 				ready <- m[1]
 			}
 		}

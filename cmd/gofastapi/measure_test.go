@@ -322,6 +322,11 @@ func wrk(t *testing.T, url, host string) float64 {
 	if err != nil {
 		t.Fatalf("wrk: %v\n%s", err, out)
 	}
+	return parseWrk(t, out)
+}
+
+// parseWrk returns the requests/second of wrk's output, failing on errors.
+func parseWrk(t *testing.T, out []byte) float64 {
 	m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("wrk output: %s", out)

@@ -261,45 +261,12 @@ func (a remotePool) RunnerStats() (warm int, runningApps []string) {
 	return 0, runningApps
 }
 
-// devPool starts the pool of `gofastapi dev`: its own local pool, or with
-// --pool-addr the shared pool manager's. p is nil in the latter case.
-//
-// Only a process with local runners creates the runners' read-only Redis
-// user: with a shared pool manager that user (and its Secret) belongs to
-// the operator, and a gateway resetting its password would lock out every
-// runner started afterwards.
-func devPool(ctx context.Context, cfg *devConfig, rdb redis.UniversalClient, redisURL string, pc pool.Config, log *slog.Logger) (gw gateway.Pool, stats interface {
-	RunnerStats() (int, []string)
-}, p *pool.Pool, stop func(), err error) {
-	if cfg.PoolAddr != "" {
-		token := os.Getenv(poolTokenEnv)
-		if token == "" {
-			return nil, nil, nil, nil, fmt.Errorf("--pool-addr needs the pool token in %s", poolTokenEnv)
-		}
-		c := poolrpc.NewClient(cfg.PoolAddr, token, log.With("component", "poolrpc"))
-		return remotePool{c}, remotePool{c}, nil, c.Close, nil
+// newRemotePool connects `gofastapi dev --pool-addr` to a shared pool
+// manager's PoolService.
+func newRemotePool(cfg *devConfig, log *slog.Logger) (remotePool, error) {
+	token := os.Getenv(poolTokenEnv)
+	if token == "" {
+		return remotePool{}, fmt.Errorf("--pool-addr needs the pool token in %s", poolTokenEnv)
 	}
-	runnerRedis, err := embedded.RunnerUser(ctx, rdb, redisURL)
-	if err != nil {
-		log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
-		runnerRedis = redisURL
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	backend, err := local.New(local.Config{
-		Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout,
-	})
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	pc.Backend = backend
-	p, err = pool.New(pc)
-	if err != nil {
-		backend.Close()
-		return nil, nil, nil, nil, err
-	}
-	return poolAdapter{p}, poolStats{p}, p, func() { p.Close(); backend.Close() }, nil
+	return remotePool{poolrpc.NewClient(cfg.PoolAddr, token, log.With("component", "poolrpc"))}, nil
 }

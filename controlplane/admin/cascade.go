@@ -17,13 +17,13 @@ import (
 // document: DeleteUser asks each in turn to delete a user's data.
 //
 // Implementations today: the apps service (apps and, through them,
-// versions, bundles, routes, which releases their runners, logs and cold
-// start records). The admin service itself removes sessions and the user's
+// versions, drafts, env vars and secrets, bundles, routes, which releases
+// their runners, logs, events and cold start records) and the templates
+// service (templates the user saved). The admin service itself removes sessions and the user's
 // own activity entries. Every future owner of user data must implement
 // UserData and be added to Config.UserData in the wiring, or DeleteUser
-// leaves that data behind: templates a user saved, env vars and secrets,
-// per-user databases and their credentials, drafts, assistant
-// conversations, metrics and error records kept per app.
+// leaves that data behind: per-user databases and their credentials,
+// assistant conversations, metrics and error records kept per app.
 type UserData interface {
 	// DeleteUserData removes everything userID owns of this component's
 	// kinds, wherever it is kept (platform database, Redis, running

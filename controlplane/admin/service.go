@@ -34,6 +34,11 @@ type Store interface {
 	ListActivity(ctx context.Context, n int64) ([]*store.Activity, error)
 }
 
+// TemplateCounter counts the platform's templates.
+type TemplateCounter interface {
+	CountTemplates(ctx context.Context) (int64, error)
+}
+
 // Runners is the service's view of the runner pool. The control plane
 // does not import the pool; the wiring adapts it.
 type Runners interface {
@@ -46,6 +51,9 @@ type Runners interface {
 type Config struct {
 	Store   Store
 	Runners Runners
+	// Templates, when set, counts the templates (global and users') for
+	// the platform stats.
+	Templates TemplateCounter
 	// UserData are the owners of user data that DeleteUser asks to delete
 	// a user's data, in order (see UserData).
 	UserData []UserData

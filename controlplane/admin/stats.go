@@ -31,8 +31,11 @@ func (s *Service) GetStats(ctx context.Context, req *connect.Request[v1.GetStats
 	}
 	warm, running := s.cfg.Runners.RunnerStats()
 	out.WarmRunners, out.RunningApps = int64(warm), int64(len(running))
-	// Templates are not stored yet; the figure stays 0 until they are.
-	out.Templates = 0
+	if s.cfg.Templates != nil {
+		if out.Templates, err = s.cfg.Templates.CountTemplates(ctx); err != nil {
+			return nil, s.fail("stats", err)
+		}
+	}
 	if out.DatabaseStorageBytes, err = s.cfg.Store.StorageBytes(ctx); err != nil {
 		return nil, s.fail("stats", err)
 	}

@@ -2,6 +2,7 @@ package apps
 
 import (
 	"context"
+
 	"fmt"
 	"time"
 
@@ -15,84 +16,115 @@ import (
 // Deploy implements AppService.Deploy: validate, store the version, publish
 // its bundle, point the route at it, then report the URL. Each stage is
 // streamed as it completes; a failure ends the stream with an error naming
-// the stage (and, for validation, the file and line).
+// the stage (and, for validation, the file and line). With no files, the
+// saved draft is deployed.
 func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequest], stream *connect.ServerStream[v1.DeployResponse]) error {
-	start := time.Now()
 	a, err := s.owned(ctx, req.Msg.GetIdOrName())
 	if err != nil {
 		return err
-	}
-	send := func(stage v1.DeployStage, msg string, r *v1.DeployResponse) error {
-		if r == nil {
-			r = &v1.DeployResponse{}
-		}
-		r.Stage, r.Message, r.ElapsedMicros = stage, msg, time.Since(start).Microseconds()
-		return stream.Send(r)
 	}
 	entry := a.Entrypoint
 	if e := req.Msg.GetEntrypoint(); e != "" {
 		entry = e
 	}
-	files := make([]bundle.File, len(req.Msg.GetFiles()))
-	for i, f := range req.Msg.GetFiles() {
-		files[i] = bundle.File{Name: f.GetName(), Content: f.GetContent()}
+	files := protoFiles(req.Msg.GetFiles())
+	if len(files) == 0 {
+		d, err := s.draft(ctx, a.ID)
+		if err != nil {
+			return s.fail("get draft", err)
+		}
+		if d == nil {
+			return invalid("no files to deploy: send the app's files, or save a draft first")
+		}
+		files = bundleFiles(d.Files)
+		if req.Msg.GetEntrypoint() == "" {
+			entry = d.Entrypoint
+		}
 	}
+	_, err = s.deploy(ctx, a, files, entry, stream.Send)
+	return err
+}
 
+// deploy runs the stages of a deploy of files as app a's new version,
+// calling send (when not nil) after each, and returns the version's hash.
+// The deployed files also become the app's draft.
+func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File, entry string, send func(*v1.DeployResponse) error) (string, error) {
+	start := time.Now()
+	report := func(stage v1.DeployStage, msg string, r *v1.DeployResponse) error {
+		if send == nil {
+			return nil
+		}
+		if r == nil {
+			r = &v1.DeployResponse{}
+		}
+		r.Stage, r.Message, r.ElapsedMicros = stage, msg, time.Since(start).Microseconds()
+		return send(r)
+	}
 	allowed, err := s.cfg.Imports.AllowedImports(ctx)
 	if err != nil {
-		return s.fail("validate", err)
+		return "", s.fail("validate", err)
 	}
 	problems, err := s.cfg.Validator.Check(ctx, files, entry, allowed)
 	if err != nil {
-		return s.fail("validate", fmt.Errorf("validate: %w", err))
+		return "", s.fail("validate", fmt.Errorf("validate: %w", err))
 	}
 	if len(problems) > 0 {
-		return connectError(&invalidFiles{problems: problems})
+		return "", connectError(&invalidFiles{problems: problems})
 	}
-	if err := send(v1.DeployStage_DEPLOY_STAGE_VALIDATE, fmt.Sprintf("%d file(s) valid", len(files)), nil); err != nil {
-		return err
+	if err := report(v1.DeployStage_DEPLOY_STAGE_VALIDATE, fmt.Sprintf("%d file(s) valid", len(files)), nil); err != nil {
+		return "", err
 	}
 
 	hash := bundle.Hash(files)
 	unchanged := hash == a.DeployedVersion && entry == a.Entrypoint
-	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry}
-	for _, f := range files {
-		v.Files = append(v.Files, store.VersionFile{Name: f.Name, Content: f.Content})
+	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry, Files: storeFiles(files)}
+	if unchanged {
+		// Identical content: nothing to store, publish or re-point.
+		msg := "no changes: version " + short(hash) + " is already deployed"
+		if err := report(v1.DeployStage_DEPLOY_STAGE_STORE, msg, &v1.DeployResponse{Version: hash, Unchanged: true}); err != nil {
+			return "", err
+		}
+	} else {
+		if err := s.cfg.Store.PutVersion(ctx, v); err != nil {
+			return "", s.fail("store version", err)
+		}
+		if err := report(v1.DeployStage_DEPLOY_STAGE_STORE, "version "+short(hash)+" stored", &v1.DeployResponse{Version: hash}); err != nil {
+			return "", err
+		}
 	}
-	if err := s.cfg.Store.PutVersion(ctx, v); err != nil {
-		return s.fail("store version", err)
-	}
-	if err := send(v1.DeployStage_DEPLOY_STAGE_STORE, "version "+hash[:12]+" stored", &v1.DeployResponse{Version: hash}); err != nil {
-		return err
+	if err := s.cfg.Store.PutDraft(ctx, &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: hash, Files: v.Files}); err != nil {
+		return "", s.fail("save draft", err)
 	}
 
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
-		return s.fail("publish bundle", err)
+		return "", s.fail("publish bundle", err)
 	}
-	if err := send(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "bundle published", &v1.DeployResponse{Version: hash}); err != nil {
-		return err
+	if err := report(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "bundle published", &v1.DeployResponse{Version: hash, Unchanged: unchanged}); err != nil {
+		return "", err
 	}
 
-	if err := s.cfg.Store.SetDeployed(ctx, a.ID, hash, entry); err != nil {
-		return s.fail("set deployed", err)
+	if !unchanged {
+		if err := s.cfg.Store.SetDeployed(ctx, a.ID, hash, entry); err != nil {
+			return "", s.fail("set deployed", err)
+		}
 	}
-	route := &v1.Route{AppId: a.ID, Slug: a.Name, Version: hash, Entrypoint: entry, OwnerId: a.OwnerID}
-	if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
-		return s.fail("set route", err)
+	a.DeployedVersion, a.Entrypoint = hash, entry
+	if err := s.cfg.Publisher.SetRoute(ctx, s.route(a)); err != nil {
+		return "", s.fail("set route", err)
 	}
-	msg := "route points at " + hash[:12]
+	msg := "route points at " + short(hash)
 	if unchanged {
-		msg = "no changes: version " + hash[:12] + " is already deployed"
+		msg = "no changes: version " + short(hash) + " is already deployed"
 	}
-	if err := send(v1.DeployStage_DEPLOY_STAGE_ROUTE, msg, &v1.DeployResponse{Version: hash, Unchanged: unchanged}); err != nil {
-		return err
+	if err := report(v1.DeployStage_DEPLOY_STAGE_ROUTE, msg, &v1.DeployResponse{Version: hash, Unchanged: unchanged}); err != nil {
+		return "", err
 	}
 	if !unchanged {
-		s.event(ctx, a.ID, "deployed version %s", hash[:12])
+		s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_DEPLOYED, hash, "deployed version %s", short(hash))
 		if u, err := caller(ctx); err == nil {
-			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+hash[:12])
+			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+short(hash))
 		}
 	}
 	url := s.cfg.URL(a.Name)
-	return send(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
+	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
 }

@@ -53,7 +53,7 @@ func (s *Service) Resync(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if r != nil && r.GetVersion() == a.DeployedVersion && ok {
+		if r != nil && r.GetVersion() == a.DeployedVersion && r.GetEnvRev() == a.EnvRev && ok {
 			continue
 		}
 		if _, err := s.republish(ctx, a); err != nil {
@@ -76,7 +76,7 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
 		return nil, err
 	}
-	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID}
+	r := s.route(a)
 	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
 		return nil, err
 	}
@@ -86,6 +86,12 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 		return nil, s.cfg.Publisher.DeleteRoute(ctx, a.Name)
 	}
 	return r, nil
+}
+
+// route is the route of deployed app a.
+func (s *Service) route(a *store.App) *v1.Route {
+	return &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
+		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description}
 }
 
 // dropBundles deletes the bundles of hashes that no version uses any more

@@ -33,6 +33,15 @@ type Store interface {
 	HashInUse(ctx context.Context, hash string) (bool, error)
 	CountApps(ctx context.Context, ownerID string) (int64, error)
 	RecordActivity(ctx context.Context, a *store.Activity) error
+	AppByID(ctx context.Context, id string) (*store.App, error)
+	UpdateApp(ctx context.Context, id string, u store.AppUpdate) (*store.App, error)
+	PutDraft(ctx context.Context, d *store.Draft) error
+	Draft(ctx context.Context, appID string) (*store.Draft, error)
+	DraftHashes(ctx context.Context, appIDs []string) (map[string]store.Draft, error)
+	SetEnv(ctx context.Context, id string, env []store.EnvVar, rev string) error
+	SetEnvRev(ctx context.Context, id, rev string) error
+	ListVersions(ctx context.Context, appID string, limit int64) ([]*store.Version, error)
+	VersionByPrefix(ctx context.Context, appID, prefix string) (*store.Version, error)
 }
 
 // ImportSource returns the import allowlist in force. It is asked at every
@@ -62,6 +71,35 @@ type Logs interface {
 	Tail(ctx context.Context, appID string, n int64) ([]logstore.Line, error)
 	Delete(ctx context.Context, appID string) error
 	ColdStarts(ctx context.Context, appID string, n int64) ([]*v1.ColdStart, error)
+	TailFrom(ctx context.Context, appID string, n int64) ([]logstore.Line, string, error)
+	Follow(ctx context.Context, appID, pos string, f func(logstore.Line) error) error
+	AppendEvent(ctx context.Context, appID string, e *v1.Event) error
+	Events(ctx context.Context, appID string, n int64) ([]*v1.Event, string, error)
+	FollowEvents(ctx context.Context, appID, pos string, f func(*v1.Event) error) error
+}
+
+// Sealer encrypts secrets at rest (see controlplane/secretbox).
+type Sealer interface {
+	Seal(plaintext []byte, label string) ([]byte, error)
+	Open(sealed []byte, label string) ([]byte, error)
+}
+
+// PlatformEnv supplies the environment the platform gives an app (for
+// example PLATFORM_MONGO_URI). Its values win over the app's own.
+type PlatformEnv interface {
+	AppEnv(ctx context.Context, app *store.App) (map[string]string, error)
+}
+
+// Templates finds the template an app is created from: a global one or
+// one of userID's own.
+type Templates interface {
+	Lookup(ctx context.Context, userID, id string) (*Template, error)
+}
+
+// Template is what an app takes from a template.
+type Template struct {
+	ID, Framework, Mode, Entrypoint string
+	Files                           []bundle.File
 }
 
 // Config configures a Service.
@@ -74,7 +112,15 @@ type Config struct {
 	URL func(slug string) string
 	// Imports is the import allowlist applied at validation.
 	Imports ImportSource
-	Logger  *slog.Logger
+	// Secrets seals app secrets.
+	Secrets Sealer
+	// PlatformEnv, when set, adds the platform's variables to every app's
+	// environment.
+	PlatformEnv PlatformEnv
+	// Templates, when set, lets apps be created from templates and gives
+	// new apps their framework's starter files.
+	Templates Templates
+	Logger    *slog.Logger
 }
 
 // Validate reports whether c is complete.
@@ -92,6 +138,8 @@ func (c Config) Validate() error {
 		return errors.New("apps: Config.URL is nil")
 	case c.Imports == nil:
 		return errors.New("apps: Config.Imports is nil")
+	case c.Secrets == nil:
+		return errors.New("apps: Config.Secrets is nil")
 	case c.Logger == nil:
 		return errors.New("apps: Config.Logger is nil")
 	}
@@ -126,64 +174,6 @@ func (s *Service) fail(op string, err error) error {
 		s.cfg.Logger.Error(op, "err", err)
 	}
 	return ce
-}
-
-// CreateApp implements AppService.CreateApp.
-func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateAppRequest]) (*connect.Response[v1.CreateAppResponse], error) {
-	u, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m := req.Msg
-	if msg := checkName(m.GetName()); msg != "" {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(msg))
-	}
-	fw := m.GetFramework()
-	if fw == v1.Framework_FRAMEWORK_UNSPECIFIED {
-		fw = v1.Framework_FRAMEWORK_FASTAPI
-	}
-	entry := m.GetEntrypoint()
-	if entry == "" {
-		entry = "app.py"
-	}
-	if len(m.GetDescription()) > 2000 {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("description is longer than 2000 characters"))
-	}
-	a := &store.App{OwnerID: u.ID, Name: m.GetName(), Description: m.GetDescription(), Framework: fw.String(), Entrypoint: entry}
-	if err := s.cfg.Store.CreateApp(ctx, a); err != nil {
-		return nil, s.fail("create app", err)
-	}
-	if err := s.checkAppLimit(ctx, u, a); err != nil {
-		return nil, s.fail("create app", err)
-	}
-	s.record(ctx, u, store.ActivityAppCreate, a.Name, "")
-	return connect.NewResponse(&v1.CreateAppResponse{App: s.appProto(a)}), nil
-}
-
-// GetApp implements AppService.GetApp.
-func (s *Service) GetApp(ctx context.Context, req *connect.Request[v1.GetAppRequest]) (*connect.Response[v1.GetAppResponse], error) {
-	a, err := s.owned(ctx, req.Msg.GetIdOrName())
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&v1.GetAppResponse{App: s.appProto(a)}), nil
-}
-
-// ListApps implements AppService.ListApps.
-func (s *Service) ListApps(ctx context.Context, req *connect.Request[v1.ListAppsRequest]) (*connect.Response[v1.ListAppsResponse], error) {
-	u, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	apps, err := s.cfg.Store.ListApps(ctx, u.ID)
-	if err != nil {
-		return nil, s.fail("list apps", err)
-	}
-	out := &v1.ListAppsResponse{}
-	for _, a := range apps {
-		out.Apps = append(out.Apps, s.appProto(a))
-	}
-	return connect.NewResponse(out), nil
 }
 
 // DeleteApp implements AppService.DeleteApp (see removeApp).
@@ -280,19 +270,6 @@ func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error
 		return nil, s.fail("get app", err)
 	}
 	return a, nil
-}
-
-func (s *Service) appProto(a *store.App) *v1.App {
-	p := &v1.App{
-		Id: a.ID, Name: a.Name, Description: a.Description, Entrypoint: a.Entrypoint,
-		Framework:       v1.Framework(v1.Framework_value[a.Framework]),
-		DeployedVersion: a.DeployedVersion, CreatedAt: timestamppb.New(a.CreatedAt),
-	}
-	if a.DeployedVersion != "" {
-		p.Url = s.cfg.URL(a.Name)
-		p.DeployedAt = timestamppb.New(a.DeployedAt)
-	}
-	return p
 }
 
 // record appends to the activity feed; losing an entry must not fail the

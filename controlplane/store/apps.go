@@ -20,6 +20,25 @@ type App struct {
 	DeployedVersion string    `bson:"deployed_version"`
 	CreatedAt       time.Time `bson:"created_at"`
 	DeployedAt      time.Time `bson:"deployed_at"`
+	// Mode is "single" or "multi" (how the editor shows the files).
+	Mode       string `bson:"mode"`
+	Notes      string `bson:"notes"`
+	TemplateID string `bson:"template_id,omitempty"`
+	// Env is the app's environment: variables in clear, secrets sealed.
+	Env []EnvVar `bson:"env,omitempty"`
+	// EnvRev changes with every change of the app's environment; the
+	// route carries it so the edge restarts the app with the new values.
+	EnvRev string `bson:"env_rev,omitempty"`
+}
+
+// EnvVar is one environment variable of an app. A secret's value is kept
+// only in Sealed (see controlplane/secretbox); a secret with no Sealed
+// value (a clone's) is not set.
+type EnvVar struct {
+	Name   string `bson:"name"`
+	Value  string `bson:"value,omitempty"`
+	Secret bool   `bson:"secret,omitempty"`
+	Sealed []byte `bson:"sealed,omitempty"`
 }
 
 // CreateApp inserts a, giving it an id and creation time.
@@ -83,9 +102,19 @@ func (s *Store) SetDeployed(ctx context.Context, id, version, entrypoint string)
 	return nil
 }
 
-// DeleteApp removes app id and all its versions.
+// DeleteApp removes app id, all its versions, its draft, its database
+// choice and its metrics, errors and health records.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if err := s.DeleteObservations(ctx, id); err != nil {
+		return err
+	}
+	if _, err := s.appDatabases().DeleteOne(ctx, bson.M{"_id": id}); err != nil {
+		return classify(err) // a stale choice would keep its database "in use"
+	}
 	if _, err := s.versions.DeleteMany(ctx, bson.M{"app_id": id}); err != nil {
+		return classify(err)
+	}
+	if _, err := s.drafts.DeleteOne(ctx, bson.M{"_id": id}); err != nil {
 		return classify(err)
 	}
 	res, err := s.apps.DeleteOne(ctx, bson.M{"_id": id})

@@ -22,7 +22,7 @@ const (
 )
 
 var tiers = map[string]Limits{
-	TierFree:      {Tier: TierFree, Apps: 10, Databases: 1, StorageBytes: 256 << 20},
+	TierFree:      {Tier: TierFree, Apps: 10, Databases: 10, StorageBytes: 100 << 20},
 	TierPro:       {Tier: TierPro, Apps: 100, Databases: 10, StorageBytes: 10 << 30},
 	TierUnlimited: {Tier: TierUnlimited},
 }

@@ -23,6 +23,9 @@ type Store struct {
 	versions *mongo.Collection
 	settings *mongo.Collection
 	activity *mongo.Collection
+	drafts   *mongo.Collection
+	tmpls    *mongo.Collection
+	obs      *observations // observe.go
 
 	// adminMu serializes changes to who is admin. MongoDB applies each
 	// conditional update of the admin count atomically; FerretDB (the
@@ -44,6 +47,8 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		versions: d.Collection("versions"),
 		settings: d.Collection("settings"),
 		activity: d.Collection("activity"),
+		drafts:   d.Collection("drafts"),
+		tmpls:    d.Collection("templates"),
 	}
 	indexes := []struct {
 		c    *mongo.Collection
@@ -57,12 +62,17 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		{s.versions, bson.D{{Key: "app_id", Value: 1}}, false},
 		{s.activity, bson.D{{Key: "time", Value: -1}}, false},
 		{s.activity, bson.D{{Key: "actor_id", Value: 1}}, false},
+		{s.versions, bson.D{{Key: "app_id", Value: 1}, {Key: "deployed_at", Value: -1}}, false},
+		{s.tmpls, bson.D{{Key: "owner_id", Value: 1}}, false},
 	}
 	for _, ix := range indexes {
 		m := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.uniq)}
 		if _, err := ix.c.Indexes().CreateOne(ctx, m); err != nil {
 			return nil, fmt.Errorf("create index on %s: %w", ix.c.Name(), err)
 		}
+	}
+	if err := s.openObservations(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.reconcileAdmins(ctx); err != nil {
 		return nil, fmt.Errorf("admin count: %w", err)

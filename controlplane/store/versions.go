@@ -17,6 +17,9 @@ type Version struct {
 	Entrypoint string        `bson:"entrypoint"`
 	Files      []VersionFile `bson:"files"`
 	CreatedAt  time.Time     `bson:"created_at"`
+	// DeployedAt is the last time this content was deployed (not rolled
+	// back to): versions are listed in this order.
+	DeployedAt time.Time `bson:"deployed_at"`
 }
 
 // VersionFile is one file of a version.
@@ -26,10 +29,14 @@ type VersionFile struct {
 }
 
 // PutVersion stores v unless a version with the same app and hash exists;
-// versions are immutable, so an existing one is left as it is.
+// versions are immutable, so an existing one is left as it is but for its
+// deploy time, which becomes now.
 func (s *Store) PutVersion(ctx context.Context, v *Version) error {
 	v.ID, v.CreatedAt = v.AppID+":"+v.Hash, now()
-	_, err := s.versions.UpdateOne(ctx, bson.M{"_id": v.ID}, bson.M{"$setOnInsert": v}, options.UpdateOne().SetUpsert(true))
+	v.DeployedAt = v.CreatedAt
+	insert := bson.M{"_id": v.ID, "app_id": v.AppID, "hash": v.Hash, "entrypoint": v.Entrypoint, "files": v.Files, "created_at": v.CreatedAt}
+	_, err := s.versions.UpdateOne(ctx, bson.M{"_id": v.ID},
+		bson.M{"$setOnInsert": insert, "$set": bson.M{"deployed_at": v.DeployedAt}}, options.UpdateOne().SetUpsert(true))
 	return classify(err)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ type Problem struct {
 	Line    int    `json:"line"`
 	Column  int    `json:"column"`
 	Message string `json:"message"`
+	// Runtime is true when the code is fine but the platform's Python
+	// runtime lacks a module it imports (an allowed one that is not
+	// installed, such as fasthtml where the runtime has no python-fasthtml).
+	Runtime bool `json:"runtime,omitempty"`
 }
 
 // Config configures a Validator.
@@ -70,8 +75,9 @@ func (c Config) Validate() error {
 // Validator checks app files. It keeps up to Config.Workers Python
 // processes alive between calls and is safe for concurrent use.
 type Validator struct {
-	cfg  Config
-	idle chan *worker // idle workers; a nil entry is room to start one
+	cfg       Config
+	idle      chan *worker // idle workers; a nil entry is room to start one
+	installed []string     // top-level modules the runtime can import
 }
 
 // New returns a Validator for cfg. Close ends its processes.
@@ -79,7 +85,11 @@ func New(cfg Config) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	v := &Validator{cfg: cfg, idle: make(chan *worker, cfg.Workers)}
+	installed, err := installedModules(cfg.Python)
+	if err != nil {
+		return nil, err
+	}
+	v := &Validator{cfg: cfg, idle: make(chan *worker, cfg.Workers), installed: installed}
 	for range cfg.Workers {
 		v.idle <- nil
 	}
@@ -109,7 +119,8 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 		Files      []file   `json:"files"`
 		Entrypoint string   `json:"entrypoint"`
 		Allowed    []string `json:"allowed"`
-	}{Entrypoint: entrypoint, Allowed: allowed}
+		Installed  []string `json:"installed"`
+	}{Entrypoint: entrypoint, Allowed: allowed, Installed: v.installed}
 	for _, f := range files {
 		req.Files = append(req.Files, file{Name: f.Name, Content: string(f.Content)})
 	}
@@ -153,6 +164,18 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 		return nil, nil
 	}
 	return out.Errors, nil
+}
+
+// installedModules lists the top-level modules python can import: its
+// built-in modules and every module on its default path (site-packages
+// included), found without importing any of them.
+func installedModules(python string) ([]string, error) {
+	const list = "import pkgutil, sys; print('\\n'.join(sorted(set(sys.builtin_module_names) | {m.name for m in pkgutil.iter_modules()})))"
+	out, err := exec.Command(python, "-I", "-c", list).Output()
+	if err != nil {
+		return nil, fmt.Errorf("validate: list the modules of %s: %w", python, err)
+	}
+	return strings.Fields(string(out)), nil
 }
 
 // CheckNames checks the number, names, types and sizes of files without

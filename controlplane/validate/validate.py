@@ -54,6 +54,7 @@ def check(req):
     files = req.get("files", [])
     entry = req.get("entrypoint") or "app.py"
     allowed = req.get("allowed", [])
+    installed = set(req.get("installed") or [])
     errors = []
     local = set()
     for f in files:
@@ -80,14 +81,16 @@ def check(req):
                 for alias in node.names:
                     if not allowed_module(alias.name, allowed, local):
                         errors.append(bad_import(name, node, alias.name))
+                    elif missing(alias.name, installed, local):
+                        errors.append(not_installed(name, node, alias.name))
             elif isinstance(node, ast.ImportFrom):
                 if node.level > 0 or node.module is None:
                     continue
-                if allowed_module(node.module, allowed, local):
-                    continue
-                if all(allowed_module(node.module + "." + a.name, allowed, local) for a in node.names):
-                    continue
-                errors.append(bad_import(name, node, node.module))
+                if not allowed_module(node.module, allowed, local) and not all(
+                        allowed_module(node.module + "." + a.name, allowed, local) for a in node.names):
+                    errors.append(bad_import(name, node, node.module))
+                elif missing(node.module, installed, local):
+                    errors.append(not_installed(name, node, node.module))
     if entry not in {f["name"] for f in files}:
         errors.append({"file": entry, "line": 0, "column": 0,
                        "message": "entrypoint %s is missing: add a file named %s or choose another entrypoint" % (entry, entry)})
@@ -101,6 +104,23 @@ def check(req):
 def bad_import(name, node, module):
     return {"file": name, "line": node.lineno, "column": node.col_offset + 1,
             "message": "import of %r is not allowed: allowed packages are listed in the platform's import allowlist" % module}
+
+
+def missing(module, installed, local):
+    top = module.split(".")[0]
+    return bool(installed) and top not in local and top not in installed
+
+
+def not_installed(name, node, module):
+    top = module.split(".")[0]
+    hint = ""
+    if top == "fasthtml":
+        hint = (" FastHTML apps need the python-fasthtml package, which the runner image installs"
+                " (deploy/images/runner.Dockerfile); Debian has no package for it, so on a local runtime"
+                " install it with pip into the interpreter given to `gofastapi dev --python`.")
+    return {"file": name, "line": node.lineno, "column": node.col_offset + 1, "runtime": True,
+            "message": "module %r is allowed but not installed in this platform's Python runtime, so the app"
+                       " would fail at start.%s" % (top, hint)}
 
 
 def main():

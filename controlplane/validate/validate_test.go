@@ -38,7 +38,11 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "hello", files: files("app.py", "from fastapi import FastAPI\napp = FastAPI()\n")},
 		{name: "attribute call spelling", files: files("app.py", "import fastapi\napp=fastapi.FastAPI()\n")},
-		{name: "tuple unpacking", files: files("app.py", "from fasthtml.common import fast_app\napp, rt = fast_app()\n")},
+		{name: "tuple unpacking", files: files("app.py", "from json import loads as fast_app\napp, rt = fast_app('[1, 2]')\n")},
+		// Debian's Python has no python-fasthtml: the code is valid, but the
+		// runtime could not start it, which validation says up front.
+		{name: "allowed but not installed", files: files("app.py", "from fasthtml.common import fast_app\napp, rt = fast_app()\n"),
+			want: []Problem{{File: "app.py", Line: 1, Column: 1, Message: "module 'fasthtml' is allowed but not installed in this platform's Python runtime", Runtime: true}}},
 		{name: "comments and re.compile are fine", files: files("app.py", "import re\n# eval( exec( __import__(\napp = None\npat = re.compile('x')\n")},
 		{name: "syntax error", files: files("app.py", "app = 1\ndef f(:\n"),
 			want: []Problem{{File: "app.py", Line: 2, Column: 7, Message: "SyntaxError"}}},

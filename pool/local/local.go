@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gofastapi/gofastapi/pool"
+	"github.com/gofastapi/gofastapi/runner"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
 
@@ -37,12 +38,20 @@ type Config struct {
 	RedisURL string
 	// ReadyTimeout bounds loading an app inside a runner.
 	ReadyTimeout time.Duration
+	// RunnerUIDs, when Count is not zero, makes each runner's Python run
+	// as a user of its own from this range (uid and gid Base+i), taken in
+	// turn: the platform must run as root. Its working directory is then
+	// outside Dir, which stays private to the platform (see Backend).
+	RunnerUIDs UIDRange
 	// NoZygote makes every runner start a Python of its own instead of
 	// forking it from the Backend's zygote: about half a second of CPU per
 	// runner instead of a few milliseconds. For comparison and debugging;
 	// outside Linux there is no zygote in any case.
 	NoZygote bool
 }
+
+// UIDRange is Count user ids from Base.
+type UIDRange struct{ Base, Count uint32 }
 
 // Validate reports whether c is usable.
 func (c Config) Validate() error {
@@ -53,6 +62,10 @@ func (c Config) Validate() error {
 		return errors.New("local: Config.Python, Dir and RedisURL are required")
 	case c.ReadyTimeout <= 0:
 		return errors.New("local: Config.ReadyTimeout must be positive")
+	case c.RunnerUIDs.Count > 0 && (c.RunnerUIDs.Base == 0 || c.RunnerUIDs.Base+c.RunnerUIDs.Count < c.RunnerUIDs.Base):
+		return errors.New("local: Config.RunnerUIDs must be positive and not wrap around")
+	case c.RunnerUIDs.Count > 0 && os.Geteuid() != 0:
+		return errors.New("local: Config.RunnerUIDs needs the platform to run as root")
 	}
 	return nil
 }
@@ -68,9 +81,10 @@ type Backend struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // zygote starts and stops in flight
 
-	mu     sync.Mutex
-	zygote *zygoteStart // the latest zygote or its start; nil before the first Start
-	closed bool
+	mu      sync.Mutex
+	nextUID uint32       // index in RunnerUIDs of the next runner's user
+	zygote  *zygoteStart // the latest zygote or its start; nil before the first Start
+	closed  bool
 }
 
 // zygoteStart is one start of the zygote, shared by the Starts waiting for it.
@@ -112,6 +126,21 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{cfg: cfg, workRoot: cfg.Dir}
 	if dir, ok := tmpfsDir(); ok {
 		b.workRoot, b.ownRoot = dir, true
+	} else if cfg.RunnerUIDs.Count > 0 {
+		// Runners' users cannot pass through Dir (in the platform's private
+		// data directory, mode 0700): their directories go elsewhere.
+		dir, err := os.MkdirTemp("", "gofastapi-runners-")
+		if err != nil {
+			return nil, err
+		}
+		b.workRoot, b.ownRoot = dir, true
+	}
+	if cfg.RunnerUIDs.Count > 0 {
+		// Runners' users may pass through to their own directories (each
+		// 0700, their own), but not list the others.
+		if err := os.Chmod(b.workRoot, 0o711); err != nil {
+			return nil, err
+		}
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
@@ -137,12 +166,29 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		WorkDir:      dir,
 		RedisURL:     b.cfg.RedisURL,
 		ReadyTimeout: b.cfg.ReadyTimeout,
+		RunAs:        b.runAs(),
 	})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return r, nil
+}
+
+// runAs returns the user of the next runner's Python, nil if runners run
+// as the platform's user. Users are taken in turn, so one is used again
+// only after Count other runners started: by then the runner that had it
+// was long stopped, and its processes with it.
+func (b *Backend) runAs() *runner.RunAs {
+	r := b.cfg.RunnerUIDs
+	if r.Count == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	i := b.nextUID
+	b.nextUID = (b.nextUID + 1) % r.Count
+	b.mu.Unlock()
+	return &runner.RunAs{UID: r.Base + i, GID: r.Base + i}
 }
 
 // zygoteSocket returns the socket of a running zygote, starting one if there

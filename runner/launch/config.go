@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gofastapi/gofastapi/runner"
 )
 
 // Config says how to start one runner agent.
@@ -34,6 +36,10 @@ type Config struct {
 	// RedisURL is where bundles are read from; it is written to the agent's
 	// stdin, never to argv or the environment.
 	RedisURL string
+	// RunAs, when set, is the unprivileged user the runner's Python runs
+	// as (the agent stays as it is, which must then be root). WorkDir's
+	// parents must let that user through (mode 0711 or wider).
+	RunAs *runner.RunAs
 	// ReadyTimeout bounds loading the app and its first answer; zero means
 	// the agent's default (10s).
 	ReadyTimeout time.Duration
@@ -80,6 +86,9 @@ func (c Config) args() []string {
 	}
 	if c.Zygote != "" {
 		args = append(args, "--zygote", c.Zygote)
+	}
+	if c.RunAs != nil {
+		args = append(args, "--run-as", c.RunAs.String())
 	}
 	return args
 }

@@ -30,8 +30,9 @@ type Limits struct {
 	// explicitly.
 	Tier string `protobuf:"bytes,1,opt,name=tier,proto3" json:"tier,omitempty"`
 	Apps int32  `protobuf:"varint,2,opt,name=apps,proto3" json:"apps,omitempty"`
-	// databases and storage_bytes are stored and shown; they are enforced
-	// once per-user databases exist.
+	// databases caps the user's platform databases; storage_bytes caps
+	// their storage together, enforced on every write (see DatabaseService).
+	// The free tier allows 10 databases and 100 MB.
 	Databases     int32 `protobuf:"varint,3,opt,name=databases,proto3" json:"databases,omitempty"`
 	StorageBytes  int64 `protobuf:"varint,4,opt,name=storage_bytes,json=storageBytes,proto3" json:"storage_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -22,6 +22,113 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AppMode says whether an app is edited as one file or several.
+type AppMode int32
+
+const (
+	AppMode_APP_MODE_UNSPECIFIED AppMode = 0
+	AppMode_APP_MODE_SINGLE      AppMode = 1
+	AppMode_APP_MODE_MULTI       AppMode = 2
+)
+
+// Enum value maps for AppMode.
+var (
+	AppMode_name = map[int32]string{
+		0: "APP_MODE_UNSPECIFIED",
+		1: "APP_MODE_SINGLE",
+		2: "APP_MODE_MULTI",
+	}
+	AppMode_value = map[string]int32{
+		"APP_MODE_UNSPECIFIED": 0,
+		"APP_MODE_SINGLE":      1,
+		"APP_MODE_MULTI":       2,
+	}
+)
+
+func (x AppMode) Enum() *AppMode {
+	p := new(AppMode)
+	*p = x
+	return p
+}
+
+func (x AppMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AppMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_gofastapi_v1_apps_proto_enumTypes[0].Descriptor()
+}
+
+func (AppMode) Type() protoreflect.EnumType {
+	return &file_gofastapi_v1_apps_proto_enumTypes[0]
+}
+
+func (x AppMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AppMode.Descriptor instead.
+func (AppMode) EnumDescriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{0}
+}
+
+// AppStatus compares an app's draft with its deployed version by content
+// hash. (Unsaved changes are the client's to know: they are not saved.)
+type AppStatus int32
+
+const (
+	AppStatus_APP_STATUS_UNSPECIFIED AppStatus = 0
+	// APP_STATUS_NOT_DEPLOYED: the app has never been deployed.
+	AppStatus_APP_STATUS_NOT_DEPLOYED AppStatus = 1
+	// APP_STATUS_UP_TO_DATE: the draft equals the deployed version, or there is no draft.
+	AppStatus_APP_STATUS_UP_TO_DATE AppStatus = 2
+	// APP_STATUS_CHANGES_NOT_DEPLOYED: the saved draft differs from the deployed version.
+	AppStatus_APP_STATUS_CHANGES_NOT_DEPLOYED AppStatus = 3
+)
+
+// Enum value maps for AppStatus.
+var (
+	AppStatus_name = map[int32]string{
+		0: "APP_STATUS_UNSPECIFIED",
+		1: "APP_STATUS_NOT_DEPLOYED",
+		2: "APP_STATUS_UP_TO_DATE",
+		3: "APP_STATUS_CHANGES_NOT_DEPLOYED",
+	}
+	AppStatus_value = map[string]int32{
+		"APP_STATUS_UNSPECIFIED":          0,
+		"APP_STATUS_NOT_DEPLOYED":         1,
+		"APP_STATUS_UP_TO_DATE":           2,
+		"APP_STATUS_CHANGES_NOT_DEPLOYED": 3,
+	}
+)
+
+func (x AppStatus) Enum() *AppStatus {
+	p := new(AppStatus)
+	*p = x
+	return p
+}
+
+func (x AppStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AppStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_gofastapi_v1_apps_proto_enumTypes[1].Descriptor()
+}
+
+func (AppStatus) Type() protoreflect.EnumType {
+	return &file_gofastapi_v1_apps_proto_enumTypes[1]
+}
+
+func (x AppStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AppStatus.Descriptor instead.
+func (AppStatus) EnumDescriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{1}
+}
+
 // Framework is the web framework an app is written with.
 type Framework int32
 
@@ -56,11 +163,11 @@ func (x Framework) String() string {
 }
 
 func (Framework) Descriptor() protoreflect.EnumDescriptor {
-	return file_gofastapi_v1_apps_proto_enumTypes[0].Descriptor()
+	return file_gofastapi_v1_apps_proto_enumTypes[2].Descriptor()
 }
 
 func (Framework) Type() protoreflect.EnumType {
-	return &file_gofastapi_v1_apps_proto_enumTypes[0]
+	return &file_gofastapi_v1_apps_proto_enumTypes[2]
 }
 
 func (x Framework) Number() protoreflect.EnumNumber {
@@ -69,7 +176,7 @@ func (x Framework) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Framework.Descriptor instead.
 func (Framework) EnumDescriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{0}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{2}
 }
 
 // DeployStage names a step of a deploy, in the order they run.
@@ -115,11 +222,11 @@ func (x DeployStage) String() string {
 }
 
 func (DeployStage) Descriptor() protoreflect.EnumDescriptor {
-	return file_gofastapi_v1_apps_proto_enumTypes[1].Descriptor()
+	return file_gofastapi_v1_apps_proto_enumTypes[3].Descriptor()
 }
 
 func (DeployStage) Type() protoreflect.EnumType {
-	return &file_gofastapi_v1_apps_proto_enumTypes[1]
+	return &file_gofastapi_v1_apps_proto_enumTypes[3]
 }
 
 func (x DeployStage) Number() protoreflect.EnumNumber {
@@ -128,7 +235,124 @@ func (x DeployStage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeployStage.Descriptor instead.
 func (DeployStage) EnumDescriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{1}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{3}
+}
+
+// CloneSource says which files a clone starts from.
+type CloneSource int32
+
+const (
+	CloneSource_CLONE_SOURCE_UNSPECIFIED CloneSource = 0
+	// CLONE_SOURCE_DEPLOYED: the deployed version (the default; the draft if never deployed).
+	CloneSource_CLONE_SOURCE_DEPLOYED CloneSource = 1
+	// CLONE_SOURCE_DRAFT: the saved draft (the deployed version if there is no draft).
+	CloneSource_CLONE_SOURCE_DRAFT CloneSource = 2
+)
+
+// Enum value maps for CloneSource.
+var (
+	CloneSource_name = map[int32]string{
+		0: "CLONE_SOURCE_UNSPECIFIED",
+		1: "CLONE_SOURCE_DEPLOYED",
+		2: "CLONE_SOURCE_DRAFT",
+	}
+	CloneSource_value = map[string]int32{
+		"CLONE_SOURCE_UNSPECIFIED": 0,
+		"CLONE_SOURCE_DEPLOYED":    1,
+		"CLONE_SOURCE_DRAFT":       2,
+	}
+)
+
+func (x CloneSource) Enum() *CloneSource {
+	p := new(CloneSource)
+	*p = x
+	return p
+}
+
+func (x CloneSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CloneSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_gofastapi_v1_apps_proto_enumTypes[4].Descriptor()
+}
+
+func (CloneSource) Type() protoreflect.EnumType {
+	return &file_gofastapi_v1_apps_proto_enumTypes[4]
+}
+
+func (x CloneSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CloneSource.Descriptor instead.
+func (CloneSource) EnumDescriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{4}
+}
+
+// EventKind names a lifecycle event.
+type EventKind int32
+
+const (
+	EventKind_EVENT_KIND_UNSPECIFIED    EventKind = 0
+	EventKind_EVENT_KIND_DEPLOYED       EventKind = 1
+	EventKind_EVENT_KIND_COLD_STARTED   EventKind = 2
+	EventKind_EVENT_KIND_SCALED_TO_ZERO EventKind = 3
+	EventKind_EVENT_KIND_CRASHED        EventKind = 4
+	EventKind_EVENT_KIND_ROLLED_BACK    EventKind = 5
+	EventKind_EVENT_KIND_ENV_CHANGED    EventKind = 6
+	EventKind_EVENT_KIND_START_FAILED   EventKind = 7
+)
+
+// Enum value maps for EventKind.
+var (
+	EventKind_name = map[int32]string{
+		0: "EVENT_KIND_UNSPECIFIED",
+		1: "EVENT_KIND_DEPLOYED",
+		2: "EVENT_KIND_COLD_STARTED",
+		3: "EVENT_KIND_SCALED_TO_ZERO",
+		4: "EVENT_KIND_CRASHED",
+		5: "EVENT_KIND_ROLLED_BACK",
+		6: "EVENT_KIND_ENV_CHANGED",
+		7: "EVENT_KIND_START_FAILED",
+	}
+	EventKind_value = map[string]int32{
+		"EVENT_KIND_UNSPECIFIED":    0,
+		"EVENT_KIND_DEPLOYED":       1,
+		"EVENT_KIND_COLD_STARTED":   2,
+		"EVENT_KIND_SCALED_TO_ZERO": 3,
+		"EVENT_KIND_CRASHED":        4,
+		"EVENT_KIND_ROLLED_BACK":    5,
+		"EVENT_KIND_ENV_CHANGED":    6,
+		"EVENT_KIND_START_FAILED":   7,
+	}
+)
+
+func (x EventKind) Enum() *EventKind {
+	p := new(EventKind)
+	*p = x
+	return p
+}
+
+func (x EventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_gofastapi_v1_apps_proto_enumTypes[5].Descriptor()
+}
+
+func (EventKind) Type() protoreflect.EnumType {
+	return &file_gofastapi_v1_apps_proto_enumTypes[5]
+}
+
+func (x EventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventKind.Descriptor instead.
+func (EventKind) EnumDescriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{5}
 }
 
 // File is one source file of an app.
@@ -199,8 +423,16 @@ type App struct {
 	Url             string                 `protobuf:"bytes,7,opt,name=url,proto3" json:"url,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	DeployedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=deployed_at,json=deployedAt,proto3" json:"deployed_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Mode            AppMode                `protobuf:"varint,10,opt,name=mode,proto3,enum=gofastapi.v1.AppMode" json:"mode,omitempty"`
+	Notes           string                 `protobuf:"bytes,11,opt,name=notes,proto3" json:"notes,omitempty"`
+	Status          AppStatus              `protobuf:"varint,12,opt,name=status,proto3,enum=gofastapi.v1.AppStatus" json:"status,omitempty"`
+	// draft_hash is the content hash of the saved draft, empty if none.
+	DraftHash    string                 `protobuf:"bytes,13,opt,name=draft_hash,json=draftHash,proto3" json:"draft_hash,omitempty"`
+	DraftSavedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=draft_saved_at,json=draftSavedAt,proto3" json:"draft_saved_at,omitempty"`
+	// template_id is the template the app was created from, if any.
+	TemplateId    string `protobuf:"bytes,15,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -296,20 +528,141 @@ func (x *App) GetDeployedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *App) GetMode() AppMode {
+	if x != nil {
+		return x.Mode
+	}
+	return AppMode_APP_MODE_UNSPECIFIED
+}
+
+func (x *App) GetNotes() string {
+	if x != nil {
+		return x.Notes
+	}
+	return ""
+}
+
+func (x *App) GetStatus() AppStatus {
+	if x != nil {
+		return x.Status
+	}
+	return AppStatus_APP_STATUS_UNSPECIFIED
+}
+
+func (x *App) GetDraftHash() string {
+	if x != nil {
+		return x.DraftHash
+	}
+	return ""
+}
+
+func (x *App) GetDraftSavedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DraftSavedAt
+	}
+	return nil
+}
+
+func (x *App) GetTemplateId() string {
+	if x != nil {
+		return x.TemplateId
+	}
+	return ""
+}
+
+// Draft is an app's saved, undeployed files.
+type Draft struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*File                `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	Entrypoint    string                 `protobuf:"bytes,2,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Hash          string                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	SavedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=saved_at,json=savedAt,proto3" json:"saved_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Draft) Reset() {
+	*x = Draft{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Draft) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Draft) ProtoMessage() {}
+
+func (x *Draft) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Draft.ProtoReflect.Descriptor instead.
+func (*Draft) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Draft) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *Draft) GetEntrypoint() string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return ""
+}
+
+func (x *Draft) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *Draft) GetSavedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SavedAt
+	}
+	return nil
+}
+
 type CreateAppRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	Framework   Framework              `protobuf:"varint,3,opt,name=framework,proto3,enum=gofastapi.v1.Framework" json:"framework,omitempty"`
 	// entrypoint defaults to `app.py`.
-	Entrypoint    string `protobuf:"bytes,4,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Entrypoint string `protobuf:"bytes,4,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	// mode defaults to single; a new multi-file app gets the framework's
+	// preset files as its draft.
+	Mode  AppMode `protobuf:"varint,5,opt,name=mode,proto3,enum=gofastapi.v1.AppMode" json:"mode,omitempty"`
+	Notes string  `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
+	// template_id, when set, starts the app from that template (global or the
+	// caller's own): its files become the draft, and its framework, mode and
+	// entrypoint the app's.
+	TemplateId string `protobuf:"bytes,7,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	// files, when set, become the app's draft (instead of a preset or template).
+	Files         []*File `protobuf:"bytes,8,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[2]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +674,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[2]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +687,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{2}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateAppRequest) GetName() string {
@@ -365,16 +718,46 @@ func (x *CreateAppRequest) GetEntrypoint() string {
 	return ""
 }
 
+func (x *CreateAppRequest) GetMode() AppMode {
+	if x != nil {
+		return x.Mode
+	}
+	return AppMode_APP_MODE_UNSPECIFIED
+}
+
+func (x *CreateAppRequest) GetNotes() string {
+	if x != nil {
+		return x.Notes
+	}
+	return ""
+}
+
+func (x *CreateAppRequest) GetTemplateId() string {
+	if x != nil {
+		return x.TemplateId
+	}
+	return ""
+}
+
+func (x *CreateAppRequest) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 type CreateAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// draft is the app's initial draft (preset or template files), if any.
+	Draft         *Draft `protobuf:"bytes,2,opt,name=draft,proto3" json:"draft,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[3]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +769,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[3]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,12 +782,19 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{3}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
 	if x != nil {
 		return x.App
+	}
+	return nil
+}
+
+func (x *CreateAppResponse) GetDraft() *Draft {
+	if x != nil {
+		return x.Draft
 	}
 	return nil
 }
@@ -419,7 +809,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[4]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +821,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[4]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +834,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{4}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetAppRequest) GetIdOrName() string {
@@ -455,15 +845,19 @@ func (x *GetAppRequest) GetIdOrName() string {
 }
 
 type GetAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// draft is the saved draft, if any.
+	Draft *Draft `protobuf:"bytes,2,opt,name=draft,proto3" json:"draft,omitempty"`
+	// deployed is the deployed version's files, if any.
+	Deployed      *Draft `protobuf:"bytes,3,opt,name=deployed,proto3" json:"deployed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAppResponse) Reset() {
 	*x = GetAppResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[5]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +869,7 @@ func (x *GetAppResponse) String() string {
 func (*GetAppResponse) ProtoMessage() {}
 
 func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[5]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,12 +882,26 @@ func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppResponse.ProtoReflect.Descriptor instead.
 func (*GetAppResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{5}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetAppResponse) GetApp() *App {
 	if x != nil {
 		return x.App
+	}
+	return nil
+}
+
+func (x *GetAppResponse) GetDraft() *Draft {
+	if x != nil {
+		return x.Draft
+	}
+	return nil
+}
+
+func (x *GetAppResponse) GetDeployed() *Draft {
+	if x != nil {
+		return x.Deployed
 	}
 	return nil
 }
@@ -506,7 +914,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[6]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +926,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[6]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +939,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{6}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{7}
 }
 
 type ListAppsResponse struct {
@@ -543,7 +951,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[7]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +963,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[7]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +976,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{7}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -591,7 +999,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[8]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +1011,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[8]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +1024,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{8}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeployRequest) GetIdOrName() string {
@@ -657,7 +1065,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[9]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +1077,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[9]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +1090,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{9}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeployResponse) GetStage() DeployStage {
@@ -736,7 +1144,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[10]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +1156,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[10]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1169,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{10}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteAppRequest) GetIdOrName() string {
@@ -779,7 +1187,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[11]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1199,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[11]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1212,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{11}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{12}
 }
 
 type GetLogsRequest struct {
@@ -818,7 +1226,7 @@ type GetLogsRequest struct {
 
 func (x *GetLogsRequest) Reset() {
 	*x = GetLogsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[12]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1238,7 @@ func (x *GetLogsRequest) String() string {
 func (*GetLogsRequest) ProtoMessage() {}
 
 func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[12]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1251,7 @@ func (x *GetLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetLogsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{12}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetLogsRequest) GetIdOrName() string {
@@ -873,7 +1281,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[13]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1293,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[13]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1306,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{13}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LogLine) GetTime() *timestamppb.Timestamp {
@@ -931,7 +1339,7 @@ type GetLogsResponse struct {
 
 func (x *GetLogsResponse) Reset() {
 	*x = GetLogsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[14]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1351,7 @@ func (x *GetLogsResponse) String() string {
 func (*GetLogsResponse) ProtoMessage() {}
 
 func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[14]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1364,7 @@ func (x *GetLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetLogsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{14}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetLogsResponse) GetLines() []*LogLine {
@@ -980,7 +1388,7 @@ type ValidationError struct {
 
 func (x *ValidationError) Reset() {
 	*x = ValidationError{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[15]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1400,7 @@ func (x *ValidationError) String() string {
 func (*ValidationError) ProtoMessage() {}
 
 func (x *ValidationError) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[15]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1413,7 @@ func (x *ValidationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationError.ProtoReflect.Descriptor instead.
 func (*ValidationError) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{15}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ValidationError) GetFile() string {
@@ -1047,7 +1455,7 @@ type ListColdStartsRequest struct {
 
 func (x *ListColdStartsRequest) Reset() {
 	*x = ListColdStartsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1467,7 @@ func (x *ListColdStartsRequest) String() string {
 func (*ListColdStartsRequest) ProtoMessage() {}
 
 func (x *ListColdStartsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[16]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1480,7 @@ func (x *ListColdStartsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListColdStartsRequest.ProtoReflect.Descriptor instead.
 func (*ListColdStartsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{16}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListColdStartsRequest) GetIdOrName() string {
@@ -1098,7 +1506,7 @@ type ListColdStartsResponse struct {
 
 func (x *ListColdStartsResponse) Reset() {
 	*x = ListColdStartsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1518,7 @@ func (x *ListColdStartsResponse) String() string {
 func (*ListColdStartsResponse) ProtoMessage() {}
 
 func (x *ListColdStartsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[17]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1531,7 @@ func (x *ListColdStartsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListColdStartsResponse.ProtoReflect.Descriptor instead.
 func (*ListColdStartsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{17}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListColdStartsResponse) GetColdStarts() []*ColdStart {
@@ -1160,7 +1568,7 @@ type ColdStart struct {
 
 func (x *ColdStart) Reset() {
 	*x = ColdStart{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1580,7 @@ func (x *ColdStart) String() string {
 func (*ColdStart) ProtoMessage() {}
 
 func (x *ColdStart) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[18]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1593,7 @@ func (x *ColdStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColdStart.ProtoReflect.Descriptor instead.
 func (*ColdStart) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{18}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ColdStart) GetTime() *timestamppb.Timestamp {
@@ -1258,6 +1666,1512 @@ func (x *ColdStart) GetError() string {
 	return ""
 }
 
+type UpdateAppRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// Each field that is set replaces the app's value.
+	Name          *string    `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Description   *string    `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Notes         *string    `protobuf:"bytes,4,opt,name=notes,proto3,oneof" json:"notes,omitempty"`
+	Framework     *Framework `protobuf:"varint,5,opt,name=framework,proto3,enum=gofastapi.v1.Framework,oneof" json:"framework,omitempty"`
+	Mode          *AppMode   `protobuf:"varint,6,opt,name=mode,proto3,enum=gofastapi.v1.AppMode,oneof" json:"mode,omitempty"`
+	Entrypoint    *string    `protobuf:"bytes,7,opt,name=entrypoint,proto3,oneof" json:"entrypoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAppRequest) Reset() {
+	*x = UpdateAppRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAppRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAppRequest) ProtoMessage() {}
+
+func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateAppRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *UpdateAppRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateAppRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateAppRequest) GetNotes() string {
+	if x != nil && x.Notes != nil {
+		return *x.Notes
+	}
+	return ""
+}
+
+func (x *UpdateAppRequest) GetFramework() Framework {
+	if x != nil && x.Framework != nil {
+		return *x.Framework
+	}
+	return Framework_FRAMEWORK_UNSPECIFIED
+}
+
+func (x *UpdateAppRequest) GetMode() AppMode {
+	if x != nil && x.Mode != nil {
+		return *x.Mode
+	}
+	return AppMode_APP_MODE_UNSPECIFIED
+}
+
+func (x *UpdateAppRequest) GetEntrypoint() string {
+	if x != nil && x.Entrypoint != nil {
+		return *x.Entrypoint
+	}
+	return ""
+}
+
+type UpdateAppResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAppResponse) Reset() {
+	*x = UpdateAppResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAppResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAppResponse) ProtoMessage() {}
+
+func (x *UpdateAppResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAppResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAppResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdateAppResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+type SaveDraftRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	Files    []*File                `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	// entrypoint, when set, replaces the app's entrypoint.
+	Entrypoint    string `protobuf:"bytes,3,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveDraftRequest) Reset() {
+	*x = SaveDraftRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveDraftRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveDraftRequest) ProtoMessage() {}
+
+func (x *SaveDraftRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveDraftRequest.ProtoReflect.Descriptor instead.
+func (*SaveDraftRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SaveDraftRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *SaveDraftRequest) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *SaveDraftRequest) GetEntrypoint() string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return ""
+}
+
+type SaveDraftResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// problems lists what validation found; the draft is saved either way.
+	Problems      []*ValidationError `protobuf:"bytes,2,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveDraftResponse) Reset() {
+	*x = SaveDraftResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveDraftResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveDraftResponse) ProtoMessage() {}
+
+func (x *SaveDraftResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveDraftResponse.ProtoReflect.Descriptor instead.
+func (*SaveDraftResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SaveDraftResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *SaveDraftResponse) GetProblems() []*ValidationError {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// VersionInfo describes one deployed version.
+type VersionInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the content hash of the version's files.
+	Version    string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Entrypoint string                 `protobuf:"bytes,3,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Files      []*FileInfo            `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
+	// current is true for the version the app's route points at.
+	Current       bool `protobuf:"varint,5,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionInfo) Reset() {
+	*x = VersionInfo{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionInfo) ProtoMessage() {}
+
+func (x *VersionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionInfo.ProtoReflect.Descriptor instead.
+func (*VersionInfo) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VersionInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *VersionInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *VersionInfo) GetEntrypoint() string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return ""
+}
+
+func (x *VersionInfo) GetFiles() []*FileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *VersionInfo) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// FileInfo names a file and its size.
+type FileInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileInfo) Reset() {
+	*x = FileInfo{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileInfo) ProtoMessage() {}
+
+func (x *FileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
+func (*FileInfo) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *FileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type ListVersionsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// limit caps the number returned; 0 means 20.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVersionsRequest) Reset() {
+	*x = ListVersionsRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVersionsRequest) ProtoMessage() {}
+
+func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListVersionsRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *ListVersionsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*VersionInfo         `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVersionsResponse) Reset() {
+	*x = ListVersionsResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVersionsResponse) ProtoMessage() {}
+
+func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListVersionsResponse) GetVersions() []*VersionInfo {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type GetVersionRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// version is a content hash or a unique prefix of one (at least 6 hex digits).
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionRequest) Reset() {
+	*x = GetVersionRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionRequest) ProtoMessage() {}
+
+func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetVersionRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetVersionRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *GetVersionRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type GetVersionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *VersionInfo           `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	Files         []*File                `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVersionResponse) Reset() {
+	*x = GetVersionResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVersionResponse) ProtoMessage() {}
+
+func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
+func (*GetVersionResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetVersionResponse) GetInfo() *VersionInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *GetVersionResponse) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type RollbackRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// version is a content hash or a unique prefix; empty means the version
+	// deployed before the current one.
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackRequest) Reset() {
+	*x = RollbackRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackRequest) ProtoMessage() {}
+
+func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
+func (*RollbackRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RollbackRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *RollbackRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type RollbackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is now serving; previous was serving before.
+	Version       string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Previous      string `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackResponse) Reset() {
+	*x = RollbackResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackResponse) ProtoMessage() {}
+
+func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
+func (*RollbackResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RollbackResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RollbackResponse) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
+type CloneAppRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	NewName  string                 `protobuf:"bytes,2,opt,name=new_name,json=newName,proto3" json:"new_name,omitempty"`
+	Source   CloneSource            `protobuf:"varint,3,opt,name=source,proto3,enum=gofastapi.v1.CloneSource" json:"source,omitempty"`
+	// deploy deploys the clone at once.
+	Deploy        bool `protobuf:"varint,4,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneAppRequest) Reset() {
+	*x = CloneAppRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneAppRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneAppRequest) ProtoMessage() {}
+
+func (x *CloneAppRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneAppRequest.ProtoReflect.Descriptor instead.
+func (*CloneAppRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CloneAppRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *CloneAppRequest) GetNewName() string {
+	if x != nil {
+		return x.NewName
+	}
+	return ""
+}
+
+func (x *CloneAppRequest) GetSource() CloneSource {
+	if x != nil {
+		return x.Source
+	}
+	return CloneSource_CLONE_SOURCE_UNSPECIFIED
+}
+
+func (x *CloneAppRequest) GetDeploy() bool {
+	if x != nil {
+		return x.Deploy
+	}
+	return false
+}
+
+type CloneAppResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloneAppResponse) Reset() {
+	*x = CloneAppResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloneAppResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloneAppResponse) ProtoMessage() {}
+
+func (x *CloneAppResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloneAppResponse.ProtoReflect.Descriptor instead.
+func (*CloneAppResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CloneAppResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+// EnvVar is one environment variable as its owner sees it.
+type EnvVar struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// value is empty for a secret.
+	Value  string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Secret bool   `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	// set is false for a secret whose value was not copied (a clone's).
+	Set           bool `protobuf:"varint,4,opt,name=set,proto3" json:"set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVar) Reset() {
+	*x = EnvVar{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVar) ProtoMessage() {}
+
+func (x *EnvVar) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
+func (*EnvVar) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EnvVar) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvVar) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *EnvVar) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+func (x *EnvVar) GetSet() bool {
+	if x != nil {
+		return x.Set
+	}
+	return false
+}
+
+type ListEnvRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName      string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEnvRequest) Reset() {
+	*x = ListEnvRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEnvRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEnvRequest) ProtoMessage() {}
+
+func (x *ListEnvRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEnvRequest.ProtoReflect.Descriptor instead.
+func (*ListEnvRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListEnvRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+type ListEnvResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vars          []*EnvVar              `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEnvResponse) Reset() {
+	*x = ListEnvResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEnvResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEnvResponse) ProtoMessage() {}
+
+func (x *ListEnvResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEnvResponse.ProtoReflect.Descriptor instead.
+func (*ListEnvResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListEnvResponse) GetVars() []*EnvVar {
+	if x != nil {
+		return x.Vars
+	}
+	return nil
+}
+
+// EnvAssignment sets one variable.
+type EnvAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// secret stores the value encrypted and never returns it.
+	Secret        bool `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvAssignment) Reset() {
+	*x = EnvAssignment{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvAssignment) ProtoMessage() {}
+
+func (x *EnvAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvAssignment.ProtoReflect.Descriptor instead.
+func (*EnvAssignment) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *EnvAssignment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvAssignment) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *EnvAssignment) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+type SetEnvRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName      string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	Vars          []*EnvAssignment       `protobuf:"bytes,2,rep,name=vars,proto3" json:"vars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEnvRequest) Reset() {
+	*x = SetEnvRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEnvRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEnvRequest) ProtoMessage() {}
+
+func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEnvRequest.ProtoReflect.Descriptor instead.
+func (*SetEnvRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SetEnvRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *SetEnvRequest) GetVars() []*EnvAssignment {
+	if x != nil {
+		return x.Vars
+	}
+	return nil
+}
+
+type SetEnvResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vars          []*EnvVar              `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEnvResponse) Reset() {
+	*x = SetEnvResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEnvResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEnvResponse) ProtoMessage() {}
+
+func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEnvResponse.ProtoReflect.Descriptor instead.
+func (*SetEnvResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetEnvResponse) GetVars() []*EnvVar {
+	if x != nil {
+		return x.Vars
+	}
+	return nil
+}
+
+type UnsetEnvRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName      string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	Names         []string               `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsetEnvRequest) Reset() {
+	*x = UnsetEnvRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsetEnvRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsetEnvRequest) ProtoMessage() {}
+
+func (x *UnsetEnvRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsetEnvRequest.ProtoReflect.Descriptor instead.
+func (*UnsetEnvRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UnsetEnvRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *UnsetEnvRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type UnsetEnvResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vars          []*EnvVar              `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsetEnvResponse) Reset() {
+	*x = UnsetEnvResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsetEnvResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsetEnvResponse) ProtoMessage() {}
+
+func (x *UnsetEnvResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsetEnvResponse.ProtoReflect.Descriptor instead.
+func (*UnsetEnvResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UnsetEnvResponse) GetVars() []*EnvVar {
+	if x != nil {
+		return x.Vars
+	}
+	return nil
+}
+
+// Event is one lifecycle event of an app.
+type Event struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Time    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Kind    EventKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=gofastapi.v1.EventKind" json:"kind,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Version string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// cold_start holds the phase timings of a cold start.
+	ColdStart     *ColdStart `protobuf:"bytes,5,opt,name=cold_start,json=coldStart,proto3" json:"cold_start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *Event) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Event) GetKind() EventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EventKind_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *Event) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Event) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Event) GetColdStart() *ColdStart {
+	if x != nil {
+		return x.ColdStart
+	}
+	return nil
+}
+
+type WatchEventsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// limit caps the recent events sent first; 0 means 50.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Follow        bool  `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *WatchEventsRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *WatchEventsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type WatchEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *WatchEventsResponse) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+type WatchLogsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// limit caps the recent lines sent first; 0 means 200.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Follow        bool  `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchLogsRequest) Reset() {
+	*x = WatchLogsRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLogsRequest) ProtoMessage() {}
+
+func (x *WatchLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLogsRequest.ProtoReflect.Descriptor instead.
+func (*WatchLogsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WatchLogsRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *WatchLogsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *WatchLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type WatchLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Line          *LogLine               `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchLogsResponse) Reset() {
+	*x = WatchLogsResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchLogsResponse) ProtoMessage() {}
+
+func (x *WatchLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchLogsResponse.ProtoReflect.Descriptor instead.
+func (*WatchLogsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchLogsResponse) GetLine() *LogLine {
+	if x != nil {
+		return x.Line
+	}
+	return nil
+}
+
 var File_gofastapi_v1_apps_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_apps_proto_rawDesc = "" +
@@ -1265,7 +3179,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x17gofastapi/v1/apps.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x04File\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\xd7\x02\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\xcb\x04\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1279,21 +3193,45 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vdeployed_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"deployedAt\"\x9f\x01\n" +
+	"deployedAt\x12)\n" +
+	"\x04mode\x18\n" +
+	" \x01(\x0e2\x15.gofastapi.v1.AppModeR\x04mode\x12\x14\n" +
+	"\x05notes\x18\v \x01(\tR\x05notes\x12/\n" +
+	"\x06status\x18\f \x01(\x0e2\x17.gofastapi.v1.AppStatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"draft_hash\x18\r \x01(\tR\tdraftHash\x12@\n" +
+	"\x0edraft_saved_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdraftSavedAt\x12\x1f\n" +
+	"\vtemplate_id\x18\x0f \x01(\tR\n" +
+	"templateId\"\x9c\x01\n" +
+	"\x05Draft\x12(\n" +
+	"\x05files\x18\x01 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x02 \x01(\tR\n" +
+	"entrypoint\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x125\n" +
+	"\bsaved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\asavedAt\"\xab\x02\n" +
 	"\x10CreateAppRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x125\n" +
 	"\tframework\x18\x03 \x01(\x0e2\x17.gofastapi.v1.FrameworkR\tframework\x12\x1e\n" +
 	"\n" +
 	"entrypoint\x18\x04 \x01(\tR\n" +
-	"entrypoint\"8\n" +
+	"entrypoint\x12)\n" +
+	"\x04mode\x18\x05 \x01(\x0e2\x15.gofastapi.v1.AppModeR\x04mode\x12\x14\n" +
+	"\x05notes\x18\x06 \x01(\tR\x05notes\x12\x1f\n" +
+	"\vtemplate_id\x18\a \x01(\tR\n" +
+	"templateId\x12(\n" +
+	"\x05files\x18\b \x03(\v2\x12.gofastapi.v1.FileR\x05files\"c\n" +
 	"\x11CreateAppResponse\x12#\n" +
-	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\"-\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\x12)\n" +
+	"\x05draft\x18\x02 \x01(\v2\x13.gofastapi.v1.DraftR\x05draft\"-\n" +
 	"\rGetAppRequest\x12\x1c\n" +
 	"\n" +
-	"id_or_name\x18\x01 \x01(\tR\bidOrName\"5\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\"\x91\x01\n" +
 	"\x0eGetAppResponse\x12#\n" +
-	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\"\x11\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\x12)\n" +
+	"\x05draft\x18\x02 \x01(\v2\x13.gofastapi.v1.DraftR\x05draft\x12/\n" +
+	"\bdeployed\x18\x03 \x01(\v2\x13.gofastapi.v1.DraftR\bdeployed\"\x11\n" +
 	"\x0fListAppsRequest\"9\n" +
 	"\x10ListAppsResponse\x12%\n" +
 	"\x04apps\x18\x01 \x03(\v2\x11.gofastapi.v1.AppR\x04apps\"w\n" +
@@ -1349,7 +3287,133 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"loadMicros\x12*\n" +
 	"\x11first_byte_micros\x18\t \x01(\x03R\x0ffirstByteMicros\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error*U\n" +
+	" \x01(\tR\x05error\"\xe5\x02\n" +
+	"\x10UpdateAppRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x19\n" +
+	"\x05notes\x18\x04 \x01(\tH\x02R\x05notes\x88\x01\x01\x12:\n" +
+	"\tframework\x18\x05 \x01(\x0e2\x17.gofastapi.v1.FrameworkH\x03R\tframework\x88\x01\x01\x12.\n" +
+	"\x04mode\x18\x06 \x01(\x0e2\x15.gofastapi.v1.AppModeH\x04R\x04mode\x88\x01\x01\x12#\n" +
+	"\n" +
+	"entrypoint\x18\a \x01(\tH\x05R\n" +
+	"entrypoint\x88\x01\x01B\a\n" +
+	"\x05_nameB\x0e\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_notesB\f\n" +
+	"\n" +
+	"_frameworkB\a\n" +
+	"\x05_modeB\r\n" +
+	"\v_entrypoint\"8\n" +
+	"\x11UpdateAppResponse\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\"z\n" +
+	"\x10SaveDraftRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12(\n" +
+	"\x05files\x18\x02 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x03 \x01(\tR\n" +
+	"entrypoint\"s\n" +
+	"\x11SaveDraftResponse\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\x129\n" +
+	"\bproblems\x18\x02 \x03(\v2\x1d.gofastapi.v1.ValidationErrorR\bproblems\"\xca\x01\n" +
+	"\vVersionInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\x03 \x01(\tR\n" +
+	"entrypoint\x12,\n" +
+	"\x05files\x18\x04 \x03(\v2\x16.gofastapi.v1.FileInfoR\x05files\x12\x18\n" +
+	"\acurrent\x18\x05 \x01(\bR\acurrent\"2\n" +
+	"\bFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\"I\n" +
+	"\x13ListVersionsRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"M\n" +
+	"\x14ListVersionsResponse\x125\n" +
+	"\bversions\x18\x01 \x03(\v2\x19.gofastapi.v1.VersionInfoR\bversions\"K\n" +
+	"\x11GetVersionRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"m\n" +
+	"\x12GetVersionResponse\x12-\n" +
+	"\x04info\x18\x01 \x01(\v2\x19.gofastapi.v1.VersionInfoR\x04info\x12(\n" +
+	"\x05files\x18\x02 \x03(\v2\x12.gofastapi.v1.FileR\x05files\"I\n" +
+	"\x0fRollbackRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"H\n" +
+	"\x10RollbackResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
+	"\bprevious\x18\x02 \x01(\tR\bprevious\"\x95\x01\n" +
+	"\x0fCloneAppRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x19\n" +
+	"\bnew_name\x18\x02 \x01(\tR\anewName\x121\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x19.gofastapi.v1.CloneSourceR\x06source\x12\x16\n" +
+	"\x06deploy\x18\x04 \x01(\bR\x06deploy\"7\n" +
+	"\x10CloneAppResponse\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\"\\\n" +
+	"\x06EnvVar\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\bR\x06secret\x12\x10\n" +
+	"\x03set\x18\x04 \x01(\bR\x03set\".\n" +
+	"\x0eListEnvRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\";\n" +
+	"\x0fListEnvResponse\x12(\n" +
+	"\x04vars\x18\x01 \x03(\v2\x14.gofastapi.v1.EnvVarR\x04vars\"Q\n" +
+	"\rEnvAssignment\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\bR\x06secret\"^\n" +
+	"\rSetEnvRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12/\n" +
+	"\x04vars\x18\x02 \x03(\v2\x1b.gofastapi.v1.EnvAssignmentR\x04vars\":\n" +
+	"\x0eSetEnvResponse\x12(\n" +
+	"\x04vars\x18\x01 \x03(\v2\x14.gofastapi.v1.EnvVarR\x04vars\"E\n" +
+	"\x0fUnsetEnvRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"<\n" +
+	"\x10UnsetEnvResponse\x12(\n" +
+	"\x04vars\x18\x01 \x03(\v2\x14.gofastapi.v1.EnvVarR\x04vars\"\xd0\x01\n" +
+	"\x05Event\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x17.gofastapi.v1.EventKindR\x04kind\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x126\n" +
+	"\n" +
+	"cold_start\x18\x05 \x01(\v2\x17.gofastapi.v1.ColdStartR\tcoldStart\"`\n" +
+	"\x12WatchEventsRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\"@\n" +
+	"\x13WatchEventsResponse\x12)\n" +
+	"\x05event\x18\x01 \x01(\v2\x13.gofastapi.v1.EventR\x05event\"^\n" +
+	"\x10WatchLogsRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\">\n" +
+	"\x11WatchLogsResponse\x12)\n" +
+	"\x04line\x18\x01 \x01(\v2\x15.gofastapi.v1.LogLineR\x04line*L\n" +
+	"\aAppMode\x12\x18\n" +
+	"\x14APP_MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fAPP_MODE_SINGLE\x10\x01\x12\x12\n" +
+	"\x0eAPP_MODE_MULTI\x10\x02*\x84\x01\n" +
+	"\tAppStatus\x12\x1a\n" +
+	"\x16APP_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17APP_STATUS_NOT_DEPLOYED\x10\x01\x12\x19\n" +
+	"\x15APP_STATUS_UP_TO_DATE\x10\x02\x12#\n" +
+	"\x1fAPP_STATUS_CHANGES_NOT_DEPLOYED\x10\x03*U\n" +
 	"\tFramework\x12\x19\n" +
 	"\x15FRAMEWORK_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FRAMEWORK_FASTAPI\x10\x01\x12\x16\n" +
@@ -1360,7 +3424,20 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x12DEPLOY_STAGE_STORE\x10\x02\x12\x18\n" +
 	"\x14DEPLOY_STAGE_PUBLISH\x10\x03\x12\x16\n" +
 	"\x12DEPLOY_STAGE_ROUTE\x10\x04\x12\x15\n" +
-	"\x11DEPLOY_STAGE_LIVE\x10\x052\xb2\x04\n" +
+	"\x11DEPLOY_STAGE_LIVE\x10\x05*^\n" +
+	"\vCloneSource\x12\x1c\n" +
+	"\x18CLONE_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15CLONE_SOURCE_DEPLOYED\x10\x01\x12\x16\n" +
+	"\x12CLONE_SOURCE_DRAFT\x10\x02*\xe9\x01\n" +
+	"\tEventKind\x12\x1a\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EVENT_KIND_DEPLOYED\x10\x01\x12\x1b\n" +
+	"\x17EVENT_KIND_COLD_STARTED\x10\x02\x12\x1d\n" +
+	"\x19EVENT_KIND_SCALED_TO_ZERO\x10\x03\x12\x16\n" +
+	"\x12EVENT_KIND_CRASHED\x10\x04\x12\x1a\n" +
+	"\x16EVENT_KIND_ROLLED_BACK\x10\x05\x12\x1a\n" +
+	"\x16EVENT_KIND_ENV_CHANGED\x10\x06\x12\x1b\n" +
+	"\x17EVENT_KIND_START_FAILED\x10\a2\xa0\v\n" +
 	"\n" +
 	"AppService\x12N\n" +
 	"\tCreateApp\x12\x1e.gofastapi.v1.CreateAppRequest\x1a\x1f.gofastapi.v1.CreateAppResponse\"\x00\x12E\n" +
@@ -1369,7 +3446,19 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x06Deploy\x12\x1b.gofastapi.v1.DeployRequest\x1a\x1c.gofastapi.v1.DeployResponse\"\x000\x01\x12N\n" +
 	"\tDeleteApp\x12\x1e.gofastapi.v1.DeleteAppRequest\x1a\x1f.gofastapi.v1.DeleteAppResponse\"\x00\x12H\n" +
 	"\aGetLogs\x12\x1c.gofastapi.v1.GetLogsRequest\x1a\x1d.gofastapi.v1.GetLogsResponse\"\x00\x12]\n" +
-	"\x0eListColdStarts\x12#.gofastapi.v1.ListColdStartsRequest\x1a$.gofastapi.v1.ListColdStartsResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\x0eListColdStarts\x12#.gofastapi.v1.ListColdStartsRequest\x1a$.gofastapi.v1.ListColdStartsResponse\"\x00\x12N\n" +
+	"\tUpdateApp\x12\x1e.gofastapi.v1.UpdateAppRequest\x1a\x1f.gofastapi.v1.UpdateAppResponse\"\x00\x12N\n" +
+	"\tSaveDraft\x12\x1e.gofastapi.v1.SaveDraftRequest\x1a\x1f.gofastapi.v1.SaveDraftResponse\"\x00\x12W\n" +
+	"\fListVersions\x12!.gofastapi.v1.ListVersionsRequest\x1a\".gofastapi.v1.ListVersionsResponse\"\x00\x12Q\n" +
+	"\n" +
+	"GetVersion\x12\x1f.gofastapi.v1.GetVersionRequest\x1a .gofastapi.v1.GetVersionResponse\"\x00\x12K\n" +
+	"\bRollback\x12\x1d.gofastapi.v1.RollbackRequest\x1a\x1e.gofastapi.v1.RollbackResponse\"\x00\x12K\n" +
+	"\bCloneApp\x12\x1d.gofastapi.v1.CloneAppRequest\x1a\x1e.gofastapi.v1.CloneAppResponse\"\x00\x12H\n" +
+	"\aListEnv\x12\x1c.gofastapi.v1.ListEnvRequest\x1a\x1d.gofastapi.v1.ListEnvResponse\"\x00\x12E\n" +
+	"\x06SetEnv\x12\x1b.gofastapi.v1.SetEnvRequest\x1a\x1c.gofastapi.v1.SetEnvResponse\"\x00\x12K\n" +
+	"\bUnsetEnv\x12\x1d.gofastapi.v1.UnsetEnvRequest\x1a\x1e.gofastapi.v1.UnsetEnvResponse\"\x00\x12V\n" +
+	"\vWatchEvents\x12 .gofastapi.v1.WatchEventsRequest\x1a!.gofastapi.v1.WatchEventsResponse\"\x000\x01\x12P\n" +
+	"\tWatchLogs\x12\x1e.gofastapi.v1.WatchLogsRequest\x1a\x1f.gofastapi.v1.WatchLogsResponse\"\x000\x01BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_apps_proto_rawDescOnce sync.Once
@@ -1383,65 +3472,151 @@ func file_gofastapi_v1_apps_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_apps_proto_rawDescData
 }
 
-var file_gofastapi_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_gofastapi_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_gofastapi_v1_apps_proto_goTypes = []any{
-	(Framework)(0),                 // 0: gofastapi.v1.Framework
-	(DeployStage)(0),               // 1: gofastapi.v1.DeployStage
-	(*File)(nil),                   // 2: gofastapi.v1.File
-	(*App)(nil),                    // 3: gofastapi.v1.App
-	(*CreateAppRequest)(nil),       // 4: gofastapi.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),      // 5: gofastapi.v1.CreateAppResponse
-	(*GetAppRequest)(nil),          // 6: gofastapi.v1.GetAppRequest
-	(*GetAppResponse)(nil),         // 7: gofastapi.v1.GetAppResponse
-	(*ListAppsRequest)(nil),        // 8: gofastapi.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),       // 9: gofastapi.v1.ListAppsResponse
-	(*DeployRequest)(nil),          // 10: gofastapi.v1.DeployRequest
-	(*DeployResponse)(nil),         // 11: gofastapi.v1.DeployResponse
-	(*DeleteAppRequest)(nil),       // 12: gofastapi.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 13: gofastapi.v1.DeleteAppResponse
-	(*GetLogsRequest)(nil),         // 14: gofastapi.v1.GetLogsRequest
-	(*LogLine)(nil),                // 15: gofastapi.v1.LogLine
-	(*GetLogsResponse)(nil),        // 16: gofastapi.v1.GetLogsResponse
-	(*ValidationError)(nil),        // 17: gofastapi.v1.ValidationError
-	(*ListColdStartsRequest)(nil),  // 18: gofastapi.v1.ListColdStartsRequest
-	(*ListColdStartsResponse)(nil), // 19: gofastapi.v1.ListColdStartsResponse
-	(*ColdStart)(nil),              // 20: gofastapi.v1.ColdStart
-	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(AppMode)(0),                   // 0: gofastapi.v1.AppMode
+	(AppStatus)(0),                 // 1: gofastapi.v1.AppStatus
+	(Framework)(0),                 // 2: gofastapi.v1.Framework
+	(DeployStage)(0),               // 3: gofastapi.v1.DeployStage
+	(CloneSource)(0),               // 4: gofastapi.v1.CloneSource
+	(EventKind)(0),                 // 5: gofastapi.v1.EventKind
+	(*File)(nil),                   // 6: gofastapi.v1.File
+	(*App)(nil),                    // 7: gofastapi.v1.App
+	(*Draft)(nil),                  // 8: gofastapi.v1.Draft
+	(*CreateAppRequest)(nil),       // 9: gofastapi.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),      // 10: gofastapi.v1.CreateAppResponse
+	(*GetAppRequest)(nil),          // 11: gofastapi.v1.GetAppRequest
+	(*GetAppResponse)(nil),         // 12: gofastapi.v1.GetAppResponse
+	(*ListAppsRequest)(nil),        // 13: gofastapi.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),       // 14: gofastapi.v1.ListAppsResponse
+	(*DeployRequest)(nil),          // 15: gofastapi.v1.DeployRequest
+	(*DeployResponse)(nil),         // 16: gofastapi.v1.DeployResponse
+	(*DeleteAppRequest)(nil),       // 17: gofastapi.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 18: gofastapi.v1.DeleteAppResponse
+	(*GetLogsRequest)(nil),         // 19: gofastapi.v1.GetLogsRequest
+	(*LogLine)(nil),                // 20: gofastapi.v1.LogLine
+	(*GetLogsResponse)(nil),        // 21: gofastapi.v1.GetLogsResponse
+	(*ValidationError)(nil),        // 22: gofastapi.v1.ValidationError
+	(*ListColdStartsRequest)(nil),  // 23: gofastapi.v1.ListColdStartsRequest
+	(*ListColdStartsResponse)(nil), // 24: gofastapi.v1.ListColdStartsResponse
+	(*ColdStart)(nil),              // 25: gofastapi.v1.ColdStart
+	(*UpdateAppRequest)(nil),       // 26: gofastapi.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),      // 27: gofastapi.v1.UpdateAppResponse
+	(*SaveDraftRequest)(nil),       // 28: gofastapi.v1.SaveDraftRequest
+	(*SaveDraftResponse)(nil),      // 29: gofastapi.v1.SaveDraftResponse
+	(*VersionInfo)(nil),            // 30: gofastapi.v1.VersionInfo
+	(*FileInfo)(nil),               // 31: gofastapi.v1.FileInfo
+	(*ListVersionsRequest)(nil),    // 32: gofastapi.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),   // 33: gofastapi.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),      // 34: gofastapi.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 35: gofastapi.v1.GetVersionResponse
+	(*RollbackRequest)(nil),        // 36: gofastapi.v1.RollbackRequest
+	(*RollbackResponse)(nil),       // 37: gofastapi.v1.RollbackResponse
+	(*CloneAppRequest)(nil),        // 38: gofastapi.v1.CloneAppRequest
+	(*CloneAppResponse)(nil),       // 39: gofastapi.v1.CloneAppResponse
+	(*EnvVar)(nil),                 // 40: gofastapi.v1.EnvVar
+	(*ListEnvRequest)(nil),         // 41: gofastapi.v1.ListEnvRequest
+	(*ListEnvResponse)(nil),        // 42: gofastapi.v1.ListEnvResponse
+	(*EnvAssignment)(nil),          // 43: gofastapi.v1.EnvAssignment
+	(*SetEnvRequest)(nil),          // 44: gofastapi.v1.SetEnvRequest
+	(*SetEnvResponse)(nil),         // 45: gofastapi.v1.SetEnvResponse
+	(*UnsetEnvRequest)(nil),        // 46: gofastapi.v1.UnsetEnvRequest
+	(*UnsetEnvResponse)(nil),       // 47: gofastapi.v1.UnsetEnvResponse
+	(*Event)(nil),                  // 48: gofastapi.v1.Event
+	(*WatchEventsRequest)(nil),     // 49: gofastapi.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),    // 50: gofastapi.v1.WatchEventsResponse
+	(*WatchLogsRequest)(nil),       // 51: gofastapi.v1.WatchLogsRequest
+	(*WatchLogsResponse)(nil),      // 52: gofastapi.v1.WatchLogsResponse
+	(*timestamppb.Timestamp)(nil),  // 53: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_apps_proto_depIdxs = []int32{
-	0,  // 0: gofastapi.v1.App.framework:type_name -> gofastapi.v1.Framework
-	21, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	21, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: gofastapi.v1.CreateAppRequest.framework:type_name -> gofastapi.v1.Framework
-	3,  // 4: gofastapi.v1.CreateAppResponse.app:type_name -> gofastapi.v1.App
-	3,  // 5: gofastapi.v1.GetAppResponse.app:type_name -> gofastapi.v1.App
-	3,  // 6: gofastapi.v1.ListAppsResponse.apps:type_name -> gofastapi.v1.App
-	2,  // 7: gofastapi.v1.DeployRequest.files:type_name -> gofastapi.v1.File
-	1,  // 8: gofastapi.v1.DeployResponse.stage:type_name -> gofastapi.v1.DeployStage
-	21, // 9: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	15, // 10: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
-	20, // 11: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
-	21, // 12: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
-	4,  // 13: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
-	6,  // 14: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
-	8,  // 15: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
-	10, // 16: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
-	12, // 17: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
-	14, // 18: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
-	18, // 19: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
-	5,  // 20: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
-	7,  // 21: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
-	9,  // 22: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
-	11, // 23: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
-	13, // 24: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
-	16, // 25: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
-	19, // 26: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 0: gofastapi.v1.App.framework:type_name -> gofastapi.v1.Framework
+	53, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	53, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: gofastapi.v1.App.mode:type_name -> gofastapi.v1.AppMode
+	1,  // 4: gofastapi.v1.App.status:type_name -> gofastapi.v1.AppStatus
+	53, // 5: gofastapi.v1.App.draft_saved_at:type_name -> google.protobuf.Timestamp
+	6,  // 6: gofastapi.v1.Draft.files:type_name -> gofastapi.v1.File
+	53, // 7: gofastapi.v1.Draft.saved_at:type_name -> google.protobuf.Timestamp
+	2,  // 8: gofastapi.v1.CreateAppRequest.framework:type_name -> gofastapi.v1.Framework
+	0,  // 9: gofastapi.v1.CreateAppRequest.mode:type_name -> gofastapi.v1.AppMode
+	6,  // 10: gofastapi.v1.CreateAppRequest.files:type_name -> gofastapi.v1.File
+	7,  // 11: gofastapi.v1.CreateAppResponse.app:type_name -> gofastapi.v1.App
+	8,  // 12: gofastapi.v1.CreateAppResponse.draft:type_name -> gofastapi.v1.Draft
+	7,  // 13: gofastapi.v1.GetAppResponse.app:type_name -> gofastapi.v1.App
+	8,  // 14: gofastapi.v1.GetAppResponse.draft:type_name -> gofastapi.v1.Draft
+	8,  // 15: gofastapi.v1.GetAppResponse.deployed:type_name -> gofastapi.v1.Draft
+	7,  // 16: gofastapi.v1.ListAppsResponse.apps:type_name -> gofastapi.v1.App
+	6,  // 17: gofastapi.v1.DeployRequest.files:type_name -> gofastapi.v1.File
+	3,  // 18: gofastapi.v1.DeployResponse.stage:type_name -> gofastapi.v1.DeployStage
+	53, // 19: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	20, // 20: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
+	25, // 21: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
+	53, // 22: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
+	2,  // 23: gofastapi.v1.UpdateAppRequest.framework:type_name -> gofastapi.v1.Framework
+	0,  // 24: gofastapi.v1.UpdateAppRequest.mode:type_name -> gofastapi.v1.AppMode
+	7,  // 25: gofastapi.v1.UpdateAppResponse.app:type_name -> gofastapi.v1.App
+	6,  // 26: gofastapi.v1.SaveDraftRequest.files:type_name -> gofastapi.v1.File
+	7,  // 27: gofastapi.v1.SaveDraftResponse.app:type_name -> gofastapi.v1.App
+	22, // 28: gofastapi.v1.SaveDraftResponse.problems:type_name -> gofastapi.v1.ValidationError
+	53, // 29: gofastapi.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	31, // 30: gofastapi.v1.VersionInfo.files:type_name -> gofastapi.v1.FileInfo
+	30, // 31: gofastapi.v1.ListVersionsResponse.versions:type_name -> gofastapi.v1.VersionInfo
+	30, // 32: gofastapi.v1.GetVersionResponse.info:type_name -> gofastapi.v1.VersionInfo
+	6,  // 33: gofastapi.v1.GetVersionResponse.files:type_name -> gofastapi.v1.File
+	4,  // 34: gofastapi.v1.CloneAppRequest.source:type_name -> gofastapi.v1.CloneSource
+	7,  // 35: gofastapi.v1.CloneAppResponse.app:type_name -> gofastapi.v1.App
+	40, // 36: gofastapi.v1.ListEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	43, // 37: gofastapi.v1.SetEnvRequest.vars:type_name -> gofastapi.v1.EnvAssignment
+	40, // 38: gofastapi.v1.SetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	40, // 39: gofastapi.v1.UnsetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	53, // 40: gofastapi.v1.Event.time:type_name -> google.protobuf.Timestamp
+	5,  // 41: gofastapi.v1.Event.kind:type_name -> gofastapi.v1.EventKind
+	25, // 42: gofastapi.v1.Event.cold_start:type_name -> gofastapi.v1.ColdStart
+	48, // 43: gofastapi.v1.WatchEventsResponse.event:type_name -> gofastapi.v1.Event
+	20, // 44: gofastapi.v1.WatchLogsResponse.line:type_name -> gofastapi.v1.LogLine
+	9,  // 45: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
+	11, // 46: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
+	13, // 47: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
+	15, // 48: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
+	17, // 49: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
+	19, // 50: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
+	23, // 51: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
+	26, // 52: gofastapi.v1.AppService.UpdateApp:input_type -> gofastapi.v1.UpdateAppRequest
+	28, // 53: gofastapi.v1.AppService.SaveDraft:input_type -> gofastapi.v1.SaveDraftRequest
+	32, // 54: gofastapi.v1.AppService.ListVersions:input_type -> gofastapi.v1.ListVersionsRequest
+	34, // 55: gofastapi.v1.AppService.GetVersion:input_type -> gofastapi.v1.GetVersionRequest
+	36, // 56: gofastapi.v1.AppService.Rollback:input_type -> gofastapi.v1.RollbackRequest
+	38, // 57: gofastapi.v1.AppService.CloneApp:input_type -> gofastapi.v1.CloneAppRequest
+	41, // 58: gofastapi.v1.AppService.ListEnv:input_type -> gofastapi.v1.ListEnvRequest
+	44, // 59: gofastapi.v1.AppService.SetEnv:input_type -> gofastapi.v1.SetEnvRequest
+	46, // 60: gofastapi.v1.AppService.UnsetEnv:input_type -> gofastapi.v1.UnsetEnvRequest
+	49, // 61: gofastapi.v1.AppService.WatchEvents:input_type -> gofastapi.v1.WatchEventsRequest
+	51, // 62: gofastapi.v1.AppService.WatchLogs:input_type -> gofastapi.v1.WatchLogsRequest
+	10, // 63: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
+	12, // 64: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
+	14, // 65: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
+	16, // 66: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
+	18, // 67: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
+	21, // 68: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
+	24, // 69: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
+	27, // 70: gofastapi.v1.AppService.UpdateApp:output_type -> gofastapi.v1.UpdateAppResponse
+	29, // 71: gofastapi.v1.AppService.SaveDraft:output_type -> gofastapi.v1.SaveDraftResponse
+	33, // 72: gofastapi.v1.AppService.ListVersions:output_type -> gofastapi.v1.ListVersionsResponse
+	35, // 73: gofastapi.v1.AppService.GetVersion:output_type -> gofastapi.v1.GetVersionResponse
+	37, // 74: gofastapi.v1.AppService.Rollback:output_type -> gofastapi.v1.RollbackResponse
+	39, // 75: gofastapi.v1.AppService.CloneApp:output_type -> gofastapi.v1.CloneAppResponse
+	42, // 76: gofastapi.v1.AppService.ListEnv:output_type -> gofastapi.v1.ListEnvResponse
+	45, // 77: gofastapi.v1.AppService.SetEnv:output_type -> gofastapi.v1.SetEnvResponse
+	47, // 78: gofastapi.v1.AppService.UnsetEnv:output_type -> gofastapi.v1.UnsetEnvResponse
+	50, // 79: gofastapi.v1.AppService.WatchEvents:output_type -> gofastapi.v1.WatchEventsResponse
+	52, // 80: gofastapi.v1.AppService.WatchLogs:output_type -> gofastapi.v1.WatchLogsResponse
+	63, // [63:81] is the sub-list for method output_type
+	45, // [45:63] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_apps_proto_init() }
@@ -1449,13 +3624,14 @@ func file_gofastapi_v1_apps_proto_init() {
 	if File_gofastapi_v1_apps_proto != nil {
 		return
 	}
+	file_gofastapi_v1_apps_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_apps_proto_rawDesc), len(file_gofastapi_v1_apps_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   19,
+			NumEnums:      6,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

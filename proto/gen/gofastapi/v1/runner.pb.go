@@ -28,9 +28,17 @@ type Route struct {
 	AppId string                 `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	Slug  string                 `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
 	// version is the hex sha256 content hash of the bundle (see proto/bundle).
-	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Entrypoint    string `protobuf:"bytes,4,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
-	OwnerId       string `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	Version    string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Entrypoint string `protobuf:"bytes,4,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	OwnerId    string `protobuf:"bytes,5,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// env_rev changes whenever the app's environment changes (variables,
+	// secrets, database credentials) without a new version: the gateway then
+	// serves the next request from a new runner started with the new values.
+	EnvRev string `protobuf:"bytes,6,opt,name=env_rev,json=envRev,proto3" json:"env_rev,omitempty"`
+	// title and description are the app's name and description, for the
+	// OpenGraph tags the edge adds to the app's HTML pages.
+	Title         string `protobuf:"bytes,7,opt,name=title,proto3" json:"title,omitempty"`
+	Description   string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,6 +104,27 @@ func (x *Route) GetEntrypoint() string {
 func (x *Route) GetOwnerId() string {
 	if x != nil {
 		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *Route) GetEnvRev() string {
+	if x != nil {
+		return x.EnvRev
+	}
+	return ""
+}
+
+func (x *Route) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Route) GetDescription() string {
+	if x != nil {
+		return x.Description
 	}
 	return ""
 }
@@ -366,7 +395,7 @@ var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\x87\x01\n" +
+	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xd8\x01\n" +
 	"\x05Route\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -374,7 +403,10 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"entrypoint\x18\x04 \x01(\tR\n" +
 	"entrypoint\x12\x19\n" +
-	"\bowner_id\x18\x05 \x01(\tR\aownerId\"8\n" +
+	"\bowner_id\x18\x05 \x01(\tR\aownerId\x12\x17\n" +
+	"\aenv_rev\x18\x06 \x01(\tR\x06envRev\x12\x14\n" +
+	"\x05title\x18\a \x01(\tR\x05title\x12 \n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\"8\n" +
 	"\x06Bundle\x12.\n" +
 	"\x05files\x18\x01 \x03(\v2\x18.gofastapi.v1.BundleFileR\x05files\":\n" +
 	"\n" +

@@ -48,6 +48,28 @@ const (
 	// AppServiceListColdStartsProcedure is the fully-qualified name of the AppService's ListColdStarts
 	// RPC.
 	AppServiceListColdStartsProcedure = "/gofastapi.v1.AppService/ListColdStarts"
+	// AppServiceUpdateAppProcedure is the fully-qualified name of the AppService's UpdateApp RPC.
+	AppServiceUpdateAppProcedure = "/gofastapi.v1.AppService/UpdateApp"
+	// AppServiceSaveDraftProcedure is the fully-qualified name of the AppService's SaveDraft RPC.
+	AppServiceSaveDraftProcedure = "/gofastapi.v1.AppService/SaveDraft"
+	// AppServiceListVersionsProcedure is the fully-qualified name of the AppService's ListVersions RPC.
+	AppServiceListVersionsProcedure = "/gofastapi.v1.AppService/ListVersions"
+	// AppServiceGetVersionProcedure is the fully-qualified name of the AppService's GetVersion RPC.
+	AppServiceGetVersionProcedure = "/gofastapi.v1.AppService/GetVersion"
+	// AppServiceRollbackProcedure is the fully-qualified name of the AppService's Rollback RPC.
+	AppServiceRollbackProcedure = "/gofastapi.v1.AppService/Rollback"
+	// AppServiceCloneAppProcedure is the fully-qualified name of the AppService's CloneApp RPC.
+	AppServiceCloneAppProcedure = "/gofastapi.v1.AppService/CloneApp"
+	// AppServiceListEnvProcedure is the fully-qualified name of the AppService's ListEnv RPC.
+	AppServiceListEnvProcedure = "/gofastapi.v1.AppService/ListEnv"
+	// AppServiceSetEnvProcedure is the fully-qualified name of the AppService's SetEnv RPC.
+	AppServiceSetEnvProcedure = "/gofastapi.v1.AppService/SetEnv"
+	// AppServiceUnsetEnvProcedure is the fully-qualified name of the AppService's UnsetEnv RPC.
+	AppServiceUnsetEnvProcedure = "/gofastapi.v1.AppService/UnsetEnv"
+	// AppServiceWatchEventsProcedure is the fully-qualified name of the AppService's WatchEvents RPC.
+	AppServiceWatchEventsProcedure = "/gofastapi.v1.AppService/WatchEvents"
+	// AppServiceWatchLogsProcedure is the fully-qualified name of the AppService's WatchLogs RPC.
+	AppServiceWatchLogsProcedure = "/gofastapi.v1.AppService/WatchLogs"
 )
 
 // AppServiceClient is a client for the gofastapi.v1.AppService service.
@@ -68,6 +90,37 @@ type AppServiceClient interface {
 	// ListColdStarts returns the app's most recent cold starts, newest first,
 	// with the time each phase took, so a slow one can be explained.
 	ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error)
+	// UpdateApp changes an app's metadata (name, description, notes, framework,
+	// mode, entrypoint) without a deploy. A new name moves the app's URL.
+	UpdateApp(context.Context, *connect.Request[v1.UpdateAppRequest]) (*connect.Response[v1.UpdateAppResponse], error)
+	// SaveDraft stores files as the app's draft without deploying them, and
+	// returns the validation result with it (a draft may be invalid).
+	SaveDraft(context.Context, *connect.Request[v1.SaveDraftRequest]) (*connect.Response[v1.SaveDraftResponse], error)
+	// ListVersions returns the app's deployed versions, newest first.
+	ListVersions(context.Context, *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error)
+	// GetVersion returns one version with its files, for preview.
+	GetVersion(context.Context, *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error)
+	// Rollback points the app's route at an earlier version, with no rebuild:
+	// the next request is served by that version.
+	Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error)
+	// CloneApp creates a new app from another app's draft or deployed version.
+	// Environment variable names and values are copied, secret values are not.
+	CloneApp(context.Context, *connect.Request[v1.CloneAppRequest]) (*connect.Response[v1.CloneAppResponse], error)
+	// ListEnv returns the app's environment variables; secret values are
+	// never returned, only whether they are set.
+	ListEnv(context.Context, *connect.Request[v1.ListEnvRequest]) (*connect.Response[v1.ListEnvResponse], error)
+	// SetEnv sets environment variables and secrets. The app restarts on its
+	// next request with the new values, without a new version.
+	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
+	// UnsetEnv removes environment variables; the app restarts likewise.
+	UnsetEnv(context.Context, *connect.Request[v1.UnsetEnvRequest]) (*connect.Response[v1.UnsetEnvResponse], error)
+	// WatchEvents streams the app's lifecycle events (deployed, cold started,
+	// scaled to zero, crashed, rolled back, env changed): the recent ones,
+	// then, when follow is set, new ones as they happen.
+	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
+	// WatchLogs streams the app's log lines like GetLogs, then, when follow is
+	// set, new lines as they are written.
+	WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest]) (*connect.ServerStreamForClient[v1.WatchLogsResponse], error)
 }
 
 // NewAppServiceClient constructs a client for the gofastapi.v1.AppService service. By default, it
@@ -123,6 +176,72 @@ func NewAppServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(appServiceMethods.ByName("ListColdStarts")),
 			connect.WithClientOptions(opts...),
 		),
+		updateApp: connect.NewClient[v1.UpdateAppRequest, v1.UpdateAppResponse](
+			httpClient,
+			baseURL+AppServiceUpdateAppProcedure,
+			connect.WithSchema(appServiceMethods.ByName("UpdateApp")),
+			connect.WithClientOptions(opts...),
+		),
+		saveDraft: connect.NewClient[v1.SaveDraftRequest, v1.SaveDraftResponse](
+			httpClient,
+			baseURL+AppServiceSaveDraftProcedure,
+			connect.WithSchema(appServiceMethods.ByName("SaveDraft")),
+			connect.WithClientOptions(opts...),
+		),
+		listVersions: connect.NewClient[v1.ListVersionsRequest, v1.ListVersionsResponse](
+			httpClient,
+			baseURL+AppServiceListVersionsProcedure,
+			connect.WithSchema(appServiceMethods.ByName("ListVersions")),
+			connect.WithClientOptions(opts...),
+		),
+		getVersion: connect.NewClient[v1.GetVersionRequest, v1.GetVersionResponse](
+			httpClient,
+			baseURL+AppServiceGetVersionProcedure,
+			connect.WithSchema(appServiceMethods.ByName("GetVersion")),
+			connect.WithClientOptions(opts...),
+		),
+		rollback: connect.NewClient[v1.RollbackRequest, v1.RollbackResponse](
+			httpClient,
+			baseURL+AppServiceRollbackProcedure,
+			connect.WithSchema(appServiceMethods.ByName("Rollback")),
+			connect.WithClientOptions(opts...),
+		),
+		cloneApp: connect.NewClient[v1.CloneAppRequest, v1.CloneAppResponse](
+			httpClient,
+			baseURL+AppServiceCloneAppProcedure,
+			connect.WithSchema(appServiceMethods.ByName("CloneApp")),
+			connect.WithClientOptions(opts...),
+		),
+		listEnv: connect.NewClient[v1.ListEnvRequest, v1.ListEnvResponse](
+			httpClient,
+			baseURL+AppServiceListEnvProcedure,
+			connect.WithSchema(appServiceMethods.ByName("ListEnv")),
+			connect.WithClientOptions(opts...),
+		),
+		setEnv: connect.NewClient[v1.SetEnvRequest, v1.SetEnvResponse](
+			httpClient,
+			baseURL+AppServiceSetEnvProcedure,
+			connect.WithSchema(appServiceMethods.ByName("SetEnv")),
+			connect.WithClientOptions(opts...),
+		),
+		unsetEnv: connect.NewClient[v1.UnsetEnvRequest, v1.UnsetEnvResponse](
+			httpClient,
+			baseURL+AppServiceUnsetEnvProcedure,
+			connect.WithSchema(appServiceMethods.ByName("UnsetEnv")),
+			connect.WithClientOptions(opts...),
+		),
+		watchEvents: connect.NewClient[v1.WatchEventsRequest, v1.WatchEventsResponse](
+			httpClient,
+			baseURL+AppServiceWatchEventsProcedure,
+			connect.WithSchema(appServiceMethods.ByName("WatchEvents")),
+			connect.WithClientOptions(opts...),
+		),
+		watchLogs: connect.NewClient[v1.WatchLogsRequest, v1.WatchLogsResponse](
+			httpClient,
+			baseURL+AppServiceWatchLogsProcedure,
+			connect.WithSchema(appServiceMethods.ByName("WatchLogs")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -135,6 +254,17 @@ type appServiceClient struct {
 	deleteApp      *connect.Client[v1.DeleteAppRequest, v1.DeleteAppResponse]
 	getLogs        *connect.Client[v1.GetLogsRequest, v1.GetLogsResponse]
 	listColdStarts *connect.Client[v1.ListColdStartsRequest, v1.ListColdStartsResponse]
+	updateApp      *connect.Client[v1.UpdateAppRequest, v1.UpdateAppResponse]
+	saveDraft      *connect.Client[v1.SaveDraftRequest, v1.SaveDraftResponse]
+	listVersions   *connect.Client[v1.ListVersionsRequest, v1.ListVersionsResponse]
+	getVersion     *connect.Client[v1.GetVersionRequest, v1.GetVersionResponse]
+	rollback       *connect.Client[v1.RollbackRequest, v1.RollbackResponse]
+	cloneApp       *connect.Client[v1.CloneAppRequest, v1.CloneAppResponse]
+	listEnv        *connect.Client[v1.ListEnvRequest, v1.ListEnvResponse]
+	setEnv         *connect.Client[v1.SetEnvRequest, v1.SetEnvResponse]
+	unsetEnv       *connect.Client[v1.UnsetEnvRequest, v1.UnsetEnvResponse]
+	watchEvents    *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
+	watchLogs      *connect.Client[v1.WatchLogsRequest, v1.WatchLogsResponse]
 }
 
 // CreateApp calls gofastapi.v1.AppService.CreateApp.
@@ -172,6 +302,61 @@ func (c *appServiceClient) ListColdStarts(ctx context.Context, req *connect.Requ
 	return c.listColdStarts.CallUnary(ctx, req)
 }
 
+// UpdateApp calls gofastapi.v1.AppService.UpdateApp.
+func (c *appServiceClient) UpdateApp(ctx context.Context, req *connect.Request[v1.UpdateAppRequest]) (*connect.Response[v1.UpdateAppResponse], error) {
+	return c.updateApp.CallUnary(ctx, req)
+}
+
+// SaveDraft calls gofastapi.v1.AppService.SaveDraft.
+func (c *appServiceClient) SaveDraft(ctx context.Context, req *connect.Request[v1.SaveDraftRequest]) (*connect.Response[v1.SaveDraftResponse], error) {
+	return c.saveDraft.CallUnary(ctx, req)
+}
+
+// ListVersions calls gofastapi.v1.AppService.ListVersions.
+func (c *appServiceClient) ListVersions(ctx context.Context, req *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error) {
+	return c.listVersions.CallUnary(ctx, req)
+}
+
+// GetVersion calls gofastapi.v1.AppService.GetVersion.
+func (c *appServiceClient) GetVersion(ctx context.Context, req *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error) {
+	return c.getVersion.CallUnary(ctx, req)
+}
+
+// Rollback calls gofastapi.v1.AppService.Rollback.
+func (c *appServiceClient) Rollback(ctx context.Context, req *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error) {
+	return c.rollback.CallUnary(ctx, req)
+}
+
+// CloneApp calls gofastapi.v1.AppService.CloneApp.
+func (c *appServiceClient) CloneApp(ctx context.Context, req *connect.Request[v1.CloneAppRequest]) (*connect.Response[v1.CloneAppResponse], error) {
+	return c.cloneApp.CallUnary(ctx, req)
+}
+
+// ListEnv calls gofastapi.v1.AppService.ListEnv.
+func (c *appServiceClient) ListEnv(ctx context.Context, req *connect.Request[v1.ListEnvRequest]) (*connect.Response[v1.ListEnvResponse], error) {
+	return c.listEnv.CallUnary(ctx, req)
+}
+
+// SetEnv calls gofastapi.v1.AppService.SetEnv.
+func (c *appServiceClient) SetEnv(ctx context.Context, req *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error) {
+	return c.setEnv.CallUnary(ctx, req)
+}
+
+// UnsetEnv calls gofastapi.v1.AppService.UnsetEnv.
+func (c *appServiceClient) UnsetEnv(ctx context.Context, req *connect.Request[v1.UnsetEnvRequest]) (*connect.Response[v1.UnsetEnvResponse], error) {
+	return c.unsetEnv.CallUnary(ctx, req)
+}
+
+// WatchEvents calls gofastapi.v1.AppService.WatchEvents.
+func (c *appServiceClient) WatchEvents(ctx context.Context, req *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error) {
+	return c.watchEvents.CallServerStream(ctx, req)
+}
+
+// WatchLogs calls gofastapi.v1.AppService.WatchLogs.
+func (c *appServiceClient) WatchLogs(ctx context.Context, req *connect.Request[v1.WatchLogsRequest]) (*connect.ServerStreamForClient[v1.WatchLogsResponse], error) {
+	return c.watchLogs.CallServerStream(ctx, req)
+}
+
 // AppServiceHandler is an implementation of the gofastapi.v1.AppService service.
 type AppServiceHandler interface {
 	// CreateApp creates an app owned by the caller; nothing is deployed yet.
@@ -190,6 +375,37 @@ type AppServiceHandler interface {
 	// ListColdStarts returns the app's most recent cold starts, newest first,
 	// with the time each phase took, so a slow one can be explained.
 	ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error)
+	// UpdateApp changes an app's metadata (name, description, notes, framework,
+	// mode, entrypoint) without a deploy. A new name moves the app's URL.
+	UpdateApp(context.Context, *connect.Request[v1.UpdateAppRequest]) (*connect.Response[v1.UpdateAppResponse], error)
+	// SaveDraft stores files as the app's draft without deploying them, and
+	// returns the validation result with it (a draft may be invalid).
+	SaveDraft(context.Context, *connect.Request[v1.SaveDraftRequest]) (*connect.Response[v1.SaveDraftResponse], error)
+	// ListVersions returns the app's deployed versions, newest first.
+	ListVersions(context.Context, *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error)
+	// GetVersion returns one version with its files, for preview.
+	GetVersion(context.Context, *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error)
+	// Rollback points the app's route at an earlier version, with no rebuild:
+	// the next request is served by that version.
+	Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error)
+	// CloneApp creates a new app from another app's draft or deployed version.
+	// Environment variable names and values are copied, secret values are not.
+	CloneApp(context.Context, *connect.Request[v1.CloneAppRequest]) (*connect.Response[v1.CloneAppResponse], error)
+	// ListEnv returns the app's environment variables; secret values are
+	// never returned, only whether they are set.
+	ListEnv(context.Context, *connect.Request[v1.ListEnvRequest]) (*connect.Response[v1.ListEnvResponse], error)
+	// SetEnv sets environment variables and secrets. The app restarts on its
+	// next request with the new values, without a new version.
+	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
+	// UnsetEnv removes environment variables; the app restarts likewise.
+	UnsetEnv(context.Context, *connect.Request[v1.UnsetEnvRequest]) (*connect.Response[v1.UnsetEnvResponse], error)
+	// WatchEvents streams the app's lifecycle events (deployed, cold started,
+	// scaled to zero, crashed, rolled back, env changed): the recent ones,
+	// then, when follow is set, new ones as they happen.
+	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
+	// WatchLogs streams the app's log lines like GetLogs, then, when follow is
+	// set, new lines as they are written.
+	WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest], *connect.ServerStream[v1.WatchLogsResponse]) error
 }
 
 // NewAppServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -241,6 +457,72 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(appServiceMethods.ByName("ListColdStarts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	appServiceUpdateAppHandler := connect.NewUnaryHandler(
+		AppServiceUpdateAppProcedure,
+		svc.UpdateApp,
+		connect.WithSchema(appServiceMethods.ByName("UpdateApp")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceSaveDraftHandler := connect.NewUnaryHandler(
+		AppServiceSaveDraftProcedure,
+		svc.SaveDraft,
+		connect.WithSchema(appServiceMethods.ByName("SaveDraft")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceListVersionsHandler := connect.NewUnaryHandler(
+		AppServiceListVersionsProcedure,
+		svc.ListVersions,
+		connect.WithSchema(appServiceMethods.ByName("ListVersions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceGetVersionHandler := connect.NewUnaryHandler(
+		AppServiceGetVersionProcedure,
+		svc.GetVersion,
+		connect.WithSchema(appServiceMethods.ByName("GetVersion")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceRollbackHandler := connect.NewUnaryHandler(
+		AppServiceRollbackProcedure,
+		svc.Rollback,
+		connect.WithSchema(appServiceMethods.ByName("Rollback")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceCloneAppHandler := connect.NewUnaryHandler(
+		AppServiceCloneAppProcedure,
+		svc.CloneApp,
+		connect.WithSchema(appServiceMethods.ByName("CloneApp")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceListEnvHandler := connect.NewUnaryHandler(
+		AppServiceListEnvProcedure,
+		svc.ListEnv,
+		connect.WithSchema(appServiceMethods.ByName("ListEnv")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceSetEnvHandler := connect.NewUnaryHandler(
+		AppServiceSetEnvProcedure,
+		svc.SetEnv,
+		connect.WithSchema(appServiceMethods.ByName("SetEnv")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceUnsetEnvHandler := connect.NewUnaryHandler(
+		AppServiceUnsetEnvProcedure,
+		svc.UnsetEnv,
+		connect.WithSchema(appServiceMethods.ByName("UnsetEnv")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceWatchEventsHandler := connect.NewServerStreamHandler(
+		AppServiceWatchEventsProcedure,
+		svc.WatchEvents,
+		connect.WithSchema(appServiceMethods.ByName("WatchEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceWatchLogsHandler := connect.NewServerStreamHandler(
+		AppServiceWatchLogsProcedure,
+		svc.WatchLogs,
+		connect.WithSchema(appServiceMethods.ByName("WatchLogs")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gofastapi.v1.AppService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AppServiceCreateAppProcedure:
@@ -257,6 +539,28 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 			appServiceGetLogsHandler.ServeHTTP(w, r)
 		case AppServiceListColdStartsProcedure:
 			appServiceListColdStartsHandler.ServeHTTP(w, r)
+		case AppServiceUpdateAppProcedure:
+			appServiceUpdateAppHandler.ServeHTTP(w, r)
+		case AppServiceSaveDraftProcedure:
+			appServiceSaveDraftHandler.ServeHTTP(w, r)
+		case AppServiceListVersionsProcedure:
+			appServiceListVersionsHandler.ServeHTTP(w, r)
+		case AppServiceGetVersionProcedure:
+			appServiceGetVersionHandler.ServeHTTP(w, r)
+		case AppServiceRollbackProcedure:
+			appServiceRollbackHandler.ServeHTTP(w, r)
+		case AppServiceCloneAppProcedure:
+			appServiceCloneAppHandler.ServeHTTP(w, r)
+		case AppServiceListEnvProcedure:
+			appServiceListEnvHandler.ServeHTTP(w, r)
+		case AppServiceSetEnvProcedure:
+			appServiceSetEnvHandler.ServeHTTP(w, r)
+		case AppServiceUnsetEnvProcedure:
+			appServiceUnsetEnvHandler.ServeHTTP(w, r)
+		case AppServiceWatchEventsProcedure:
+			appServiceWatchEventsHandler.ServeHTTP(w, r)
+		case AppServiceWatchLogsProcedure:
+			appServiceWatchLogsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -292,4 +596,48 @@ func (UnimplementedAppServiceHandler) GetLogs(context.Context, *connect.Request[
 
 func (UnimplementedAppServiceHandler) ListColdStarts(context.Context, *connect.Request[v1.ListColdStartsRequest]) (*connect.Response[v1.ListColdStartsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.ListColdStarts is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) UpdateApp(context.Context, *connect.Request[v1.UpdateAppRequest]) (*connect.Response[v1.UpdateAppResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.UpdateApp is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) SaveDraft(context.Context, *connect.Request[v1.SaveDraftRequest]) (*connect.Response[v1.SaveDraftResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.SaveDraft is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) ListVersions(context.Context, *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.ListVersions is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) GetVersion(context.Context, *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.GetVersion is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.Rollback is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) CloneApp(context.Context, *connect.Request[v1.CloneAppRequest]) (*connect.Response[v1.CloneAppResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.CloneApp is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) ListEnv(context.Context, *connect.Request[v1.ListEnvRequest]) (*connect.Response[v1.ListEnvResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.ListEnv is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.SetEnv is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) UnsetEnv(context.Context, *connect.Request[v1.UnsetEnvRequest]) (*connect.Response[v1.UnsetEnvResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.UnsetEnv is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.WatchEvents is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest], *connect.ServerStream[v1.WatchLogsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.WatchLogs is not implemented"))
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"github.com/gofastapi/gofastapi/controlplane/databases"
+	"github.com/gofastapi/gofastapi/controlplane/dbfront"
+	"github.com/gofastapi/gofastapi/controlplane/secretbox"
+	"github.com/gofastapi/gofastapi/controlplane/store"
+)
+
+// devDatabases is the platform database of the embedded default: the
+// database service and the wire front apps connect through.
+type devDatabases struct {
+	svc   *databases.Service
+	front *dbfront.Front
+	l     net.Listener
+}
+
+// startDatabases starts the wire front on a loopback port in front of the
+// store and the database service behind it.
+func startDatabases(ctx context.Context, cfg *devConfig, log *slog.Logger, st *store.Store, mc *mongo.Client, keys *secretbox.Keyring, appURL func(string) string) (*devDatabases, error) {
+	if err := st.EnsureDatabaseIndexes(ctx); err != nil {
+		return nil, fmt.Errorf("platform database: %w", err)
+	}
+	dial, err := storeDialer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", cfg.DBFrontAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--db-front-addr: %w", err)
+	}
+	d := &devDatabases{l: l}
+	sizer := dbfront.StoreSizer{Client: mc}
+	d.svc, err = databases.NewService(databases.Config{
+		Store: st, Data: mc, Sizer: sizer, Key: keys, MongoAddr: l.Addr().String(), QueryTimeout: cfg.DBQueryTimeout,
+		ViewerURL: func(username string) string { return appURL(databases.ViewerHostPrefix + username) },
+		Logger:    log.With("component", "databases"),
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	d.front, err = dbfront.New(dbfront.Config{
+		Dial: dial, Accounts: d.svc, Sizer: sizer,
+		QueryTimeout: cfg.DBQueryTimeout, MaxConnsPerUser: cfg.DBMaxConnsPerUser, MaxPending: 1024,
+		Logger: log.With("component", "dbfront"),
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	d.svc.SetFront(d.front)
+	go d.front.Serve(l)
+	return d, nil
+}
+
+// stop closes the front and its connections.
+func (d *devDatabases) stop() {
+	d.l.Close()
+	d.front.Close()
+}
+
+// withViewer serves the data viewer's hosts (mongo-{user}.{domain}, which
+// the gateway forwards here) and everything else with api.
+func (d *devDatabases) withViewer(api http.Handler) http.Handler {
+	viewer := d.svc.Viewer()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if databases.IsViewerHost(r.Host) {
+			viewer.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// storeDialer returns how the front reaches the store: the embedded
+// FerretDB's Unix socket in the private data directory, or the first host
+// of --mongo-uri.
+func storeDialer(cfg *devConfig) (func(context.Context) (net.Conn, error), error) {
+	network, addr := "unix", filepath.Join(cfg.Data, "mongo.sock")
+	if cfg.MongoURI != "" {
+		cs, err := connstring.ParseAndValidate(cfg.MongoURI)
+		if err != nil || len(cs.Hosts) == 0 {
+			return nil, fmt.Errorf("--mongo-uri: no host for the database front: %v", err)
+		}
+		network, addr = "tcp", cs.Hosts[0]
+		if strings.HasSuffix(addr, ".sock") {
+			network = "unix"
+		}
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}, nil
+}

@@ -1,0 +1,74 @@
+package launch_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/runner"
+	"github.com/gofastapi/gofastapi/runner/launch"
+)
+
+const whoamiApp = `import os
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/whoami")
+def whoami():
+    try:
+        open(os.environ["PRIVATE"]).read()
+        private = "read"
+    except PermissionError:
+        private = "denied"
+    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "private": private}
+`
+
+// TestRunAs runs a runner's Python as an unprivileged user, in both modes:
+// the app runs as that user, with no supplementary groups, and cannot read
+// a file private to the platform's user, while its own files load.
+func TestRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change users")
+	}
+	rd := startRedis(t)
+	forEachMode(t, func(t *testing.T, m mode) {
+		root := t.TempDir()
+		// The runner's user passes through to its own directory only.
+		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o711)
+		}
+		private := filepath.Join(root, "platform.key")
+		if err := os.WriteFile(private, []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		runAs := &runner.RunAs{UID: 1900065000, GID: 1900065001}
+		version := rd.putBundle(t, files("app.py", whoamiApp))
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		r, err := launch.Start(ctx, launch.Config{
+			Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
+			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL, RunAs: runAs,
+		})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		defer r.Stop(waitLimit)
+		res, err := specialize(t, r, &v1.SpecializeRequest{AppId: "a", Slug: "a", Version: version, Entrypoint: "app.py",
+			Env: map[string]string{"PRIVATE": private}})
+		if err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		status, got := get(t, res.GetAppAddr(), "/whoami")
+		want := map[string]any{"uid": float64(runAs.UID), "gid": float64(runAs.GID), "groups": []any{}, "private": "denied"}
+		if diff := cmp.Diff(want, got); status != http.StatusOK || diff != "" {
+			t.Errorf("GET /whoami: %d (-want +got):\n%s", status, diff)
+		}
+	})
+}
