@@ -250,3 +250,30 @@ func TestRunnerPodRestricted(t *testing.T) {
 		t.Fatalf("a runner pod without its security context: %v, want refused by PodSecurity", err)
 	}
 }
+
+// TestOverlayPoolArgs checks that the overlays' patches land on the pool
+// manager's flags they mean (they address arguments by position).
+func TestOverlayPoolArgs(t *testing.T) {
+	want := map[string][]string{
+		"overlays/dev":  {"--warm=2", "--max-runners=20", "--runner-image=gofastapi/runner:dev", "--backend=kube"},
+		"overlays/prod": {"--warm=20", "--max-runners=1000", "--runner-image=registry.example.com/gofastapi/runner:1.0.0", "--backend=kube"},
+	}
+	for overlay, flags := range want {
+		for _, o := range build(t, overlay) {
+			if o.GetKind() != "Deployment" || o.GetName() != "gofastapi-pool" {
+				continue
+			}
+			cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+			have := map[string]bool{}
+			for _, a := range args {
+				have[a] = true
+			}
+			for _, f := range flags {
+				if !have[f] {
+					t.Errorf("%s: pool manager args %q lack %s", overlay, args, f)
+				}
+			}
+		}
+	}
+}
