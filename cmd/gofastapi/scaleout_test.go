@@ -193,7 +193,9 @@ func TestScaleOutOnKube(t *testing.T) {
 		"--namespace", kc.ns, "--lease-namespace", kc.ns, "--identity", "pool-0",
 		"--pod-template", "../../deploy/base/runner/runner-pod.yaml", "--redis-url", rs.URL(), "--warm", "1")
 
-	shared := []string{"--mongo-uri", fe.URI(), "--redis-url", rs.URL(), "--pool-addr", poolURL}
+	// One platform key for both: a secret sealed by one is opened by the other.
+	shared := []string{"--mongo-uri", fe.URI(), "--redis-url", rs.URL(), "--pool-addr", poolURL,
+		"--secret-key-file", filepath.Join(t.TempDir(), "secret.key")}
 	home, src := t.TempDir(), t.TempDir()
 	a := startPlatform(t, t.TempDir(), home, shared...)
 	b := startPlatform(t, t.TempDir(), home, shared...)
@@ -202,7 +204,7 @@ func TestScaleOutOnKube(t *testing.T) {
 	a.mustCLI("deploy", "--name", "shared", writeFile(t, src, "main.py", fmt.Sprintf(helloApp, "v1")))
 	for _, p := range []*platform{a, b, a, b} {
 		if code, body := p.get("shared", "/"); code != 200 || !strings.Contains(body, `"v1"`) {
-			t.Fatalf("gateway :%s: GET shared = %d %s, want v1", p.port, code, body)
+			t.Fatalf("gateway :%s: GET shared = %d %s, want v1\nits log:\n%s", p.port, code, body, p.logs)
 		}
 	}
 	if pods := kc.claimedPods(t); len(pods) != 1 {
