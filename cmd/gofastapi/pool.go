@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
+	"github.com/gofastapi/gofastapi/controlplane/telemetry"
 	"github.com/gofastapi/gofastapi/gateway"
 	"github.com/gofastapi/gofastapi/pool"
 	"github.com/gofastapi/gofastapi/pool/kube"
@@ -131,11 +135,45 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
 		}
 		pc.ColdStart = func(appID string, cs *v1.ColdStart) { logs.AppendColdStart(context.Background(), appID, cs) }
+		pc.Event = func(appID string, e *v1.Event) { logs.AppendEvent(context.Background(), appID, e) }
 	}
 
 	srv := poolrpc.NewServer(log.With("component", "poolrpc"))
+	// The operators' metrics: the pool's runner gauges and cold starts, on
+	// the pool's own (internal) listener beside /healthz.
+	var current atomic.Pointer[pool.Pool]
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return err
+	}
+	cold, err := telemetry.NewPool(reg, func() telemetry.PoolCounts {
+		p := current.Load()
+		if p == nil {
+			return telemetry.PoolCounts{} // not leading, or not started yet
+		}
+		st := p.Stats()
+		return telemetry.PoolCounts{Warm: st.Warm, Claimed: st.Claimed, Starting: st.Starting, Total: st.Total}
+	})
+	if err != nil {
+		return err
+	}
+	logCold := pc.ColdStart
+	pc.ColdStart = func(appID string, cs *v1.ColdStart) {
+		if logCold != nil {
+			logCold(appID, cs)
+		}
+		cold.Observe(cs)
+	}
+	setPool := func(p *pool.Pool) {
+		current.Store(p)
+		srv.SetPool(p)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(srv.Handler(os.Getenv(poolTokenEnv)))
+	mux.Handle("GET /metrics", telemetry.Handler(reg))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/leader", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.Leading() {
@@ -180,9 +218,9 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer p.Close()
-		srv.SetPool(p)
+		setPool(p)
 		<-ctx.Done()
-		srv.SetPool(nil)
+		setPool(nil)
 		return nil
 	}
 
@@ -201,7 +239,7 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Backend: kube.Config{Client: client, Namespace: cfg.Namespace, Pool: cfg.PoolName, Template: tmpl, Logger: log.With("component", "kube")},
 		Leader:  kube.LeaderConfig{Client: client, Namespace: cfg.LeaseNamespace, Lease: cfg.Lease, Identity: cfg.Identity, Logger: log.With("component", "leader")},
 		Pool:    pc,
-		Serve:   srv.SetPool,
+		Serve:   setPool,
 	})
 }
 

@@ -210,6 +210,15 @@ func TestScaleOutOnKube(t *testing.T) {
 	if pods := kc.claimedPods(t); len(pods) != 1 {
 		t.Errorf("%d runner pods serve the app after requests through both gateways, want 1 (one cold start)", len(pods))
 	}
+	// The pool manager's own /metrics, for operators: one claimed runner,
+	// one cold start that succeeded.
+	mfs := scrape(t, strings.TrimPrefix(poolURL, "http://"))
+	if got := mfs["gofastapi_pool_runners_claimed"].GetMetric()[0].GetGauge().GetValue(); got != 1 {
+		t.Errorf("pool manager /metrics: runners_claimed = %v, want 1", got)
+	}
+	if got := value(mfs, "gofastapi_pool_cold_starts_total", "result", "ok"); got != 1 {
+		t.Errorf("pool manager /metrics: cold_starts_total{result=ok} = %v, want 1", got)
+	}
 
 	// A redeploy through either gateway reaches both.
 	b.mustCLI("login", "--username", "alice", "--password", "correct horse")
