@@ -63,8 +63,16 @@ lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
+.PHONY: testenv
+testenv: ## Build etcd and kube-apiserver from source for the kube tests, once (cached under ~/.cache/gofastapi/k8s)
+	@deploy/testenv/k8s-bin.sh >/dev/null
+
+.PHONY: images
+images: ## Build the platform and runner images (docker or podman; says so and skips without one)
+	@deploy/images/build.sh
+
 .PHONY: test
-test: deps checkgenerate lint build ## The whole test suite (what CI runs): Go tests, then the browser test
+test: deps checkgenerate lint build testenv ## The whole test suite (what CI runs): Go tests, then the browser test
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-web-only
 
@@ -77,9 +85,10 @@ test-web-only:
 	cd web && GOFASTAPI_BIN=$(CURDIR)/bin/gofastapi node --test --test-concurrency=1 --test-timeout=600000 test/*.test.mjs
 
 .PHONY: bench
-bench: deps ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead (README)
+bench: deps testenv ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead, the kube backend (README)
 	@deploy/local/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/metrics/ | grep -E '^Benchmark'
 	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost|Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
+	GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure$$' -v -timeout 15m ./pool/kube/ | grep -E '^(kube|pool manager)'

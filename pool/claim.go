@@ -21,6 +21,7 @@ type Runner struct {
 	timings  *v1.SpecializeResponse
 	lastUsed atomic.Int64 // unix nanos of the last request
 	released atomic.Bool
+	ready    atomic.Bool // specialized: serving its app
 	// stopping is closed as soon as the runner must take no new requests:
 	// at Release (or reaping), or when it exits by itself. Closing it
 	// before the process is gone keeps callers from sending requests to
@@ -93,6 +94,7 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 		return nil, connectError(err)
 	}
 	r.timings = res
+	r.ready.Store(true)
 	cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),

@@ -33,6 +33,10 @@ func New(cfg Config) (*Pool, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{cfg: cfg, claimed: map[*Runner]struct{}{}, changed: make(chan struct{}), ctx: ctx, cancel: cancel}
+	if err := p.adopt(); err != nil {
+		p.Close()
+		return nil, err
+	}
 	p.mu.Lock()
 	p.refillLocked()
 	p.mu.Unlock()

@@ -53,6 +53,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	if cfg.secretsFile != "" {
+		f, err := os.Open(cfg.secretsFile)
+		if err != nil {
+			return fmt.Errorf("--secrets-file: %w", err)
+		}
+		defer f.Close()
+		stdin = f
+	}
 	sec, err := readSecrets(stdin)
 	if err != nil {
 		return err
@@ -108,7 +116,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		sink.flushHeld(os.Stderr)
 		return err
 	}
-	appAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	appHost := "127.0.0.1"
+	if h := cfg.appHost; h != "" && !net.ParseIP(h).IsUnspecified() {
+		appHost = h // the app listens on this address only
+	}
+	appAddr := net.JoinHostPort(appHost, strconv.Itoa(port))
 
 	svc := &service{
 		appDir:       appDir,
@@ -215,6 +227,8 @@ func redisOptions(o *redis.Options) *redis.Options {
 func controlServer(svc *service, logger *log.Logger) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle(gofastapiv1connect.NewRunnerServiceHandler(svc))
+	// The server starts once Python is warm: a readiness probe's target.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

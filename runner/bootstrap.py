@@ -137,7 +137,8 @@ def bind():
     # as AF_UNIX, so asyncio would not set it and small responses could wait
     # for a delayed ACK.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
+    # A runner in a pod listens on the pod's address (the agent's --app-host).
+    sock.bind((os.environ.pop("GOFASTAPI_APP_HOST", "127.0.0.1"), 0))
     sock.listen(1024)
     return sock
 

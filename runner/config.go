@@ -25,6 +25,13 @@ type config struct {
 	// runner's Python; python is then unused.
 	zygote   string
 	redisURL string
+	// appHost is the address the app listens on; "" is 127.0.0.1. A
+	// runner in a pod listens on the pod's address (0.0.0.0) so that the
+	// gateway reaches it.
+	appHost string
+	// secretsFile, if set, holds the Secrets line instead of stdin (a
+	// mounted Kubernetes Secret: a pod has no stdin to write to).
+	secretsFile string
 	// runAs, when set, is the user Python runs as (see RunAs).
 	runAs *RunAs
 }
@@ -39,6 +46,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.workdir, "workdir", "", "private directory for the app's files (required)")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
+	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
+	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
 		if err != nil {
@@ -82,6 +91,8 @@ func (c config) validate() error {
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):
 		return fmt.Errorf("--zygote %q must be an absolute path", c.zygote)
+	case c.zygote != "" && c.appHost != "":
+		return errors.New("--app-host needs a runner that starts its own Python: leave out --zygote")
 	}
 	return nil
 }

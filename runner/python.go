@@ -94,7 +94,7 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 	if cfg.zygote != "" {
 		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, cfg.runAs, p)
 	} else {
-		proc, err = execPython(cfg.python, cfg.workdir, cfg.runAs, p)
+		proc, err = execPython(cfg.python, cfg.workdir, cfg.appHost, cfg.runAs, p)
 	}
 	// Python holds its own copies now (or failed to start); closing ours
 	// makes EOF mean "Python (and whatever inherited the fds) is gone".

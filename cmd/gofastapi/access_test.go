@@ -242,6 +242,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// The runners' control API is served by each runner agent, never
 		// by the platform API.
 		"gofastapi.v1.RunnerService.Specialize": {want: notServed, req: static(`{"appId":"x","version":"y"}`)},
+		// The pool manager's API for gateways is served by `gofastapi pool`
+		// to holders of the pool token (pool/poolrpc tests that), never by
+		// the platform API.
+		"gofastapi.v1.PoolService.Claim":   {want: notServed, req: static(`{"specialize":{"appId":"x","version":"y"}}`)},
+		"gofastapi.v1.PoolService.Touch":   {want: notServed, req: static(`{}`)},
+		"gofastapi.v1.PoolService.Release": {want: notServed, req: static(`{"runnerId":"x"}`)},
 	}
 
 	for name, rule := range databaseRules(t, m) {

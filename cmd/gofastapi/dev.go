@@ -107,10 +107,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	runnerRedis, err := embedded.RunnerUser(ctx, rdb, redisURL)
-	if err != nil {
-		log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
-		runnerRedis = redisURL
+	// Only a process with local runners creates the runners' read-only
+	// Redis user: with a shared pool manager (--pool-addr) it is the
+	// operator's, and resetting its password would lock out runners.
+	runnerRedis := redisURL
+	if cfg.PoolAddr == "" {
+		if runnerRedis, err = embedded.RunnerUser(ctx, rdb, redisURL); err != nil {
+			log.Warn("runners get the platform's Redis credentials: this Redis refused to create a read-only user", "err", err)
+			runnerRedis = redisURL
+		}
 	}
 
 	l, err := net.Listen("tcp", cfg.Addr)
@@ -154,18 +159,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		log.Info("rebuilt routes and bundles from the platform database", "apps", n)
 	}
 
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	backend, err := local.New(local.Config{
-		Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-		RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
-	})
-	if err != nil {
-		return err
-	}
-	stops = append(stops, backend.Close)
 	var p *pool.Pool
 	coldStart, event, err := obs.poolHooks(func() *pool.Pool { return p }, func(appID string, cs *v1.ColdStart) {
 		logs.AppendColdStart(context.Background(), appID, cs)
@@ -175,19 +168,44 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	p, err = pool.New(pool.Config{
-		Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
-		StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
-		Log: func(appID string, t time.Time, stream, text string) {
-			logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
-		},
-		ColdStart: coldStart, Event: event,
-		Logger: log.With("component", "pool"),
-	})
-	if err != nil {
-		return err
+	// Runners of this process's own pool, or of a shared pool manager's.
+	var gwPool gateway.Pool
+	var runnerStats admin.Runners
+	if cfg.PoolAddr != "" {
+		remote, err := newRemotePool(cfg, log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, remote.c.Close)
+		gwPool, runnerStats = remote, remote
+	} else {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		backend, err := local.New(local.Config{
+			Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
+			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, backend.Close)
+		p, err = pool.New(pool.Config{
+			Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
+			StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,
+			Log: func(appID string, t time.Time, stream, text string) {
+				logs.Append(context.Background(), appID, logstore.Line{Time: t, Stream: stream, Text: text})
+			},
+			ColdStart: coldStart, Event: event,
+			Logger: log.With("component", "pool"),
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, p.Close)
+		gwPool, runnerStats = poolAdapter{p, obs}, poolStats{p}
 	}
-	stops = append(stops, p.Close)
 	// The API: Connect, gRPC and gRPC-Web on one mux, reached through the
 	// gateway (HTTP/1.1) or directly for HTTP/2 (gRPC over h2c).
 	// The platform's own origins: the apex as the gateway serves it, and
@@ -202,7 +220,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: poolStats{p}, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls,
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -236,7 +254,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	// Every other GET on the apex is the web editor.
 	mux.Handle("/", web.Handler())
-	if cfg.Debug {
+	if cfg.Debug && p != nil {
 		mux.HandleFunc("/debug/pool", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			warm, claimed := p.Runners()
@@ -265,7 +283,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: poolAdapter{p, obs}, Env: appSvc,
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: gwPool, Env: appSvc,
 		Recorder:           obs.gatewayRecorder(),
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,

@@ -55,6 +55,9 @@ type devConfig struct {
 	AppMetrics   bool
 	MetricsFlush time.Duration
 	HealthProbe  time.Duration
+	// PoolAddr, if set, is a shared pool manager's PoolService (`gofastapi
+	// pool`) to claim runners from instead of a pool of this process's own.
+	PoolAddr string
 	// SigninRateAddr and SigninRateUser bound Login, Signup and password
 	// change attempts per client address and per username.
 	SigninRateAddr ratelimit.Rate
@@ -89,6 +92,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.DurationVar(&c.MetricsFlush, "metrics-flush", 10*time.Second, "how often the gateway writes per-app metrics to the database")
 	fs.DurationVar(&c.HealthProbe, "health-probe-interval", time.Minute, "how often each running app's GET /health is requested")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
+	fs.StringVar(&c.PoolAddr, "pool-addr", "", "URL of a shared pool manager (gofastapi pool) instead of local runners; token in "+poolTokenEnv)
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
 	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
 	if err := fs.Parse(args); err != nil {

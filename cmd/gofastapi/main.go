@@ -19,6 +19,7 @@ const usage = `gofastapi: deploy FastAPI apps in a second.
 
 Server:
   gofastapi dev [flags]        run the platform on one machine (gofastapi dev -h)
+  gofastapi pool [flags]       a pool manager shared by gateways (--backend local|kube; gofastapi pool -h)
   gofastapi keys rotate [--file F]   put a new platform key first in the key file (see README)
   gofastapi runner [flags]     a runner agent (started by the pool, not by hand)
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
+	case "pool":
+		return runPool(ctx, rest, stdout, stderr)
 	case "runner":
 		return runner.Main(ctx, rest, stdin, stdout)
 	case "signup", "login":

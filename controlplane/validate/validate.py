@@ -116,7 +116,7 @@ def not_installed(name, node, module):
     hint = ""
     if top == "fasthtml":
         hint = (" FastHTML apps need the python-fasthtml package, which the runner image installs"
-                " (deploy/runner/Dockerfile); Debian has no package for it, so on a local runtime"
+                " (deploy/images/runner.Dockerfile); Debian has no package for it, so on a local runtime"
                 " install it with pip into the interpreter given to `gofastapi dev --python`.")
     return {"file": name, "line": node.lineno, "column": node.col_offset + 1, "runtime": True,
             "message": "module %r is allowed but not installed in this platform's Python runtime, so the app"

@@ -1,0 +1,279 @@
+// Package deploy holds the Kubernetes manifests (base, overlays), the image
+// recipes and the test environment's build script; its tests build every
+// overlay with kustomize and apply the result, server-side and dry-run,
+// to a real kube-apiserver.
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/gofastapi/gofastapi/pool/kube"
+	"github.com/gofastapi/gofastapi/pool/kube/kubetest"
+)
+
+var env *kubetest.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "gofastapi-deploytest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if env, err = kubetest.Start(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer env.Stop()
+	return m.Run()
+}
+
+// build runs kustomize on an overlay.
+func build(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range rm.Resources() {
+		data, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(data); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// applier applies objects server-side through the dynamic client.
+type applier struct {
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+}
+
+func newApplier(t *testing.T) *applier {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &applier{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))}
+}
+
+// apply applies obj with strict field validation; dryRun leaves nothing behind.
+func (a *applier) apply(obj *unstructured.Unstructured, dryRun bool) error {
+	gvk := obj.GroupVersionKind()
+	mapping, err := a.mapper.RESTMapping(schema.GroupKind{Group: gvk.Group, Kind: gvk.Kind}, gvk.Version)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", gvk.Kind, obj.GetName(), err)
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{FieldManager: "gofastapi-deploy-test", FieldValidation: "Strict", Force: ptr(true)}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	var ri dynamic.ResourceInterface = a.dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == "namespace" {
+		ri = a.dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
+	}
+	if _, err := ri.Patch(context.Background(), obj.GetName(), types.ApplyPatchType, data, opts); err != nil {
+		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestOverlaysApply builds each overlay and applies it, dry-run, to the API
+// server: schema errors, unknown fields, bad references between RBAC
+// objects and what the server validates fail here. Namespaces are applied
+// for real, since namespaced objects cannot be checked without them.
+func TestOverlaysApply(t *testing.T) {
+	a := newApplier(t)
+	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
+		t.Run(overlay, func(t *testing.T) {
+			objs := build(t, overlay)
+			kinds := map[string]int{}
+			for _, o := range objs {
+				kinds[o.GetKind()]++
+				if o.GetKind() == "Secret" {
+					t.Errorf("Secret %s is inlined in the manifests; reference it and create it out of band", o.GetName())
+				}
+				if o.GetKind() == "Namespace" {
+					if err := a.apply(o, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, o := range objs {
+				if o.GetKind() != "Namespace" {
+					if err := a.apply(o, true); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			want := map[string]int{"Namespace": 2, "Deployment": 3, "StatefulSet": 2, "Service": 5,
+				"HorizontalPodAutoscaler": 1, "ServiceAccount": 1, "Role": 2, "RoleBinding": 2, "NetworkPolicy": 5, "ConfigMap": 2}
+			for k, n := range want {
+				if kinds[k] != n {
+					t.Errorf("%s has %d %s, want %d", overlay, kinds[k], k, n)
+				}
+			}
+		})
+	}
+}
+
+// TestDryRunCatchesErrors is the control for TestOverlaysApply: a manifest
+// with an unknown field and one with a bad value fail the same apply.
+func TestDryRunCatchesErrors(t *testing.T) {
+	a := newApplier(t)
+	objs := build(t, "overlays/dev")
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			if err := a.apply(o, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		bad := o.DeepCopy()
+		unstructured.SetNestedField(bad.Object, "yes", "spec", "template", "spec", "automountServiceAcountToken")
+		if err := a.apply(bad, true); err == nil || !strings.Contains(err.Error(), "automountServiceAcountToken") {
+			t.Errorf("a Deployment with a misspelt field applied: %v", err)
+		}
+		bad = o.DeepCopy()
+		unstructured.SetNestedField(bad.Object, int64(-1), "spec", "replicas")
+		if err := a.apply(bad, true); err == nil {
+			t.Error("a Deployment with replicas -1 applied")
+		}
+		break
+	}
+}
+
+// TestPoolRBAC checks that the pool manager may touch only pods in the
+// runner namespace and the Lease in its own.
+func TestPoolRBAC(t *testing.T) {
+	for _, o := range build(t, "overlays/prod") {
+		if o.GetKind() != "Role" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, r := range rules {
+			res, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+			switch o.GetNamespace() {
+			case "gofastapi-runners":
+				if strings.Join(res, ",") != "pods" {
+					t.Errorf("role %s in the runner namespace grants %v, want pods only", o.GetName(), res)
+				}
+			case "gofastapi":
+				if strings.Join(res, ",") != "leases" {
+					t.Errorf("role %s in the platform namespace grants %v, want leases only", o.GetName(), res)
+				}
+			default:
+				t.Errorf("role %s in namespace %q", o.GetName(), o.GetNamespace())
+			}
+		}
+	}
+}
+
+// TestRunnerPodRestricted creates the runner pod template (dry-run) in a
+// namespace that enforces the restricted Pod Security level, and checks
+// that a template without its security settings is refused there.
+func TestRunnerPodRestricted(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pss-restricted", Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := kube.LoadTemplate(filepath.Join("base", "runner", "runner-pod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(pod *corev1.Pod) error {
+		pod = pod.DeepCopy()
+		pod.GenerateName = "runner-"
+		_, err := env.Client.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	if err := create(tmpl); err != nil {
+		t.Fatalf("runner pod template in a restricted namespace: %v", err)
+	}
+	c := tmpl.Spec.Containers[0]
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Error("the runner container lacks CPU or memory requests and limits")
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("the runner's root filesystem is writable")
+	}
+	if a := tmpl.Spec.AutomountServiceAccountToken; a == nil || *a {
+		t.Error("the runner pod mounts a service account token")
+	}
+
+	loose := tmpl.DeepCopy()
+	loose.Spec.SecurityContext = nil
+	loose.Spec.Containers[0].SecurityContext = nil
+	err = create(loose)
+	if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
+		t.Fatalf("a runner pod without its security context: %v, want refused by PodSecurity", err)
+	}
+}
+
+// TestOverlayPoolArgs checks that the overlays' patches land on the pool
+// manager's flags they mean (they address arguments by position).
+func TestOverlayPoolArgs(t *testing.T) {
+	want := map[string][]string{
+		"overlays/dev":  {"--warm=2", "--max-runners=20", "--runner-image=gofastapi/runner:dev", "--backend=kube"},
+		"overlays/prod": {"--warm=20", "--max-runners=1000", "--runner-image=registry.example.com/gofastapi/runner:1.0.0", "--backend=kube"},
+	}
+	for overlay, flags := range want {
+		for _, o := range build(t, overlay) {
+			if o.GetKind() != "Deployment" || o.GetName() != "gofastapi-pool" {
+				continue
+			}
+			cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+			have := map[string]bool{}
+			for _, a := range args {
+				have[a] = true
+			}
+			for _, f := range flags {
+				if !have[f] {
+					t.Errorf("%s: pool manager args %q lack %s", overlay, args, f)
+				}
+			}
+		}
+	}
+}

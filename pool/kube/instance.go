@@ -1,0 +1,252 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gofastapi/gofastapi/pool"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+)
+
+// Instance is one runner pod.
+type Instance struct {
+	b    *Backend
+	name string
+
+	mu      sync.Mutex
+	pod     *corev1.Pod // the latest state the informer saw
+	appAddr string
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	done      chan struct{}
+	doneOnce  sync.Once
+	exitErr   error // set before done is closed
+	stopped   atomic.Bool
+}
+
+var _ pool.Instance = (*Instance)(nil)
+
+func newInstance(b *Backend, name string) *Instance {
+	return &Instance{b: b, name: name, ready: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Name is the pod's name.
+func (i *Instance) Name() string { return i.name }
+
+// update takes a pod's new state from the informer.
+func (i *Instance) update(pod *corev1.Pod) {
+	i.mu.Lock()
+	if i.pod != nil && i.pod.UID != pod.UID {
+		i.mu.Unlock()
+		return
+	}
+	i.pod = pod
+	i.mu.Unlock()
+	if why := terminatedReason(pod); why != "" {
+		// restartPolicy Never: a runner that ended is gone for good.
+		i.exit(fmt.Errorf("runner pod %s: %s", pod.Name, why))
+		if !i.b.isDetached() {
+			i.b.bg.Add(1)
+			go func() {
+				defer i.b.bg.Done()
+				i.b.deletePod(i.b.ctx, pod.Name, pod.UID, 0)
+			}()
+		}
+		return
+	}
+	if podReady(pod) {
+		i.readyOnce.Do(func() { close(i.ready) })
+	}
+}
+
+// exit marks the runner gone with err (nil if it was stopped).
+func (i *Instance) exit(err error) {
+	i.doneOnce.Do(func() {
+		if i.stopped.Load() {
+			err = nil
+		}
+		i.exitErr = err
+		close(i.done)
+		i.b.forget(i)
+	})
+}
+
+func (i *Instance) current() *corev1.Pod {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.pod
+}
+
+func (i *Instance) podIP() string {
+	if pod := i.current(); pod != nil {
+		return pod.Status.PodIP
+	}
+	return ""
+}
+
+// setApp records the app's port on an adopted pod.
+func (i *Instance) setApp(port string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.appAddr = net.JoinHostPort(i.pod.Status.PodIP, port)
+}
+
+// AppAddr implements pool.Instance.
+func (i *Instance) AppAddr() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.appAddr
+}
+
+// SetLog implements pool.Instance. A pod's log lines go to the cluster's
+// logging (kubectl logs), not through the pool: f is unused.
+func (i *Instance) SetLog(f func(t time.Time, stream, text string)) {}
+
+// Done implements pool.Instance: it is closed once the pod was deleted or
+// its runner ended.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// ExitErr implements pool.Instance.
+func (i *Instance) ExitErr() error {
+	<-i.done
+	return i.exitErr
+}
+
+// Stop implements pool.Instance: it deletes the pod, giving the runner
+// grace to finish requests in flight, and waits until the pod is gone. A
+// detached backend's Stop leaves the pod to the next leader.
+func (i *Instance) Stop(grace time.Duration) {
+	i.stopped.Store(true)
+	if i.b.isDetached() {
+		i.exit(nil)
+		return
+	}
+	i.delete(grace)
+	select {
+	case <-i.done:
+	case <-i.b.ctx.Done():
+	case <-time.After(grace + 30*time.Second):
+		i.b.cfg.Logger.Warn("runner pod still exists after its grace period", "pod", i.name)
+	}
+}
+
+func (i *Instance) delete(grace time.Duration) {
+	var uid types.UID
+	if pod := i.current(); pod != nil {
+		uid = pod.UID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := i.b.deletePod(ctx, i.name, uid, grace)
+	if err == nil {
+		if _, gerr := i.b.cfg.Client.CoreV1().Pods(i.b.cfg.Namespace).Get(ctx, i.name, metav1.GetOptions{}); apierrors.IsNotFound(gerr) {
+			i.exit(nil)
+		}
+	}
+}
+
+// Specialize implements pool.Instance. It records the claim on the pod
+// (guarded by the pod's resourceVersion) while the runner loads the app,
+// and fails if another pool manager recorded a claim first.
+func (i *Instance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+	ip := i.podIP()
+	if ip == "" {
+		return nil, fmt.Errorf("runner pod %s has no address", i.name)
+	}
+	claimed := make(chan error, 1)
+	go func() { claimed <- i.recordClaim(ctx, req) }()
+	client := gofastapiv1connect.NewRunnerServiceClient(i.b.http, "http://"+net.JoinHostPort(ip, strconv.Itoa(i.b.controlPort)))
+	res, err := client.Specialize(ctx, connect.NewRequest(req))
+	if cerr := <-claimed; cerr != nil {
+		if errors.Is(cerr, ErrTaken) {
+			return nil, connect.NewError(connect.CodeAborted, cerr)
+		}
+		return nil, fmt.Errorf("record the claim on pod %s: %w", i.name, cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, port, err := net.SplitHostPort(res.Msg.GetAppAddr())
+	if err != nil {
+		return nil, fmt.Errorf("runner pod %s reported app address %q: %w", i.name, res.Msg.GetAppAddr(), err)
+	}
+	i.mu.Lock()
+	i.appAddr = net.JoinHostPort(ip, port)
+	i.mu.Unlock()
+	out := res.Msg
+	out.AppAddr = i.AppAddr()
+	// The port is what a new leader needs to keep routing to this pod;
+	// nothing waits for the write.
+	i.b.bg.Add(1)
+	go func() {
+		defer i.b.bg.Done()
+		i.annotate(AnnAppPort, port)
+	}()
+	return out, nil
+}
+
+// recordClaim labels the pod claimed for req's app with a merge patch
+// carrying the resourceVersion last seen: if the pod changed meanwhile
+// the API server refuses it, and the pod is read again. A pod another
+// writer claimed is ErrTaken.
+func (i *Instance) recordClaim(ctx context.Context, req *v1.SpecializeRequest) error {
+	pod := i.current()
+	pods := i.b.cfg.Client.CoreV1().Pods(i.b.cfg.Namespace)
+	for attempt := 0; ; attempt++ {
+		if pod.Labels[LabelState] != StateWarm {
+			return ErrTaken
+		}
+		lbl := map[string]any{LabelState: StateClaimed}
+		if len(validation.IsValidLabelValue(req.GetAppId())) == 0 {
+			lbl[LabelApp] = req.GetAppId()
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": pod.ResourceVersion,
+			"labels":          lbl,
+			"annotations":     map[string]string{AnnAppID: req.GetAppId(), AnnVersion: req.GetVersion()},
+		}})
+		_, err := pods.Patch(ctx, i.name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil || !apierrors.IsConflict(err) || attempt >= 5 {
+			return err
+		}
+		if pod, err = pods.Get(ctx, i.name, metav1.GetOptions{}); err != nil {
+			return err
+		}
+	}
+}
+
+// annotate sets one annotation, retrying briefly.
+func (i *Instance) annotate(key, value string) {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		ctx, cancel := context.WithTimeout(i.b.ctx, 10*time.Second)
+		_, err = i.b.cfg.Client.CoreV1().Pods(i.b.cfg.Namespace).Patch(ctx, i.name, types.MergePatchType, patch, metav1.PatchOptions{})
+		cancel()
+		if err == nil || apierrors.IsNotFound(err) || i.b.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-i.b.ctx.Done():
+			return
+		}
+	}
+	i.b.cfg.Logger.Warn("annotate runner pod", "pod", i.name, "key", key, "err", err)
+}
