@@ -408,12 +408,15 @@ test("the editor, end to end in Chromium", async (t) => {
     await shot("17-dashboard");
   });
 
-  await step(t, "the editor at phone width has no sideways scrolling", async () => {
+  await step(t, "the dashboard and the editor at phone width have no sideways scrolling", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
+    const wider = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok((await wider()) <= 0, "the dashboard fits a phone screen");
+    await shot("19-dashboard-phone");
     await page.locator('[data-app="notes"] a.app-name').click();
     await page.locator(".cm-content").waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
+    const overflow = await wider();
+    assert.ok(overflow <= 0, `the editor is ${overflow}px wider than a phone screen`);
     await shot("18-editor-phone");
   });
 
