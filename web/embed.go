@@ -7,7 +7,7 @@
 //     before this handler, so it only sees paths nothing else claimed.
 //   - A path naming a built file gets that file; files under /assets/ have
 //     content hashes in their names and are cached for a year. The app's
-//     own routes (Routes) get index.html (never cached), and the app
+//     own routes (see routes) get index.html (never cached), and the app
 //     routes by the path. Anything else is 404, so the apex's other paths
 //     (such as /debug/) stay as they were.
 //   - Text files (scripts, styles, the page) are gzipped once, at start,
@@ -44,14 +44,14 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 	"font-src 'self'; connect-src 'self'; frame-src http: https:; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 
-// Routes are the first path segments of the editor's pages ("" is /).
-var Routes = []string{"", "login", "signup", "apps", "new", "templates", "database", "admin", "account"}
+// routes are the first path segments of the editor's pages ("" is /).
+var routes = []string{"", "login", "signup", "apps", "new", "templates", "database", "admin", "account"}
 
 // isRoute reports whether the cleaned path name (without its leading /)
 // is one of the editor's pages.
 func isRoute(name string) bool {
 	first, _, _ := strings.Cut(name, "/")
-	for _, r := range Routes {
+	for _, r := range routes {
 		if first == r {
 			return true
 		}
