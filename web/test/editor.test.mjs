@@ -46,6 +46,8 @@ before(async () => {
     // the platform answers 401, which the browser logs, and so it does for
     // the wrong password the scenario tries on purpose. Those are expected.
     if (/status of 401/.test(msg.text()) && /AuthService\/(Me|Login)$/.test(msg.location().url)) return;
+    // Likewise the reserved app name it tries first.
+    if (/status of 400/.test(msg.text()) && /AppService\/CreateApp$/.test(msg.location().url)) return;
     consoleErrors.push(`console: ${msg.text()} (${msg.location().url})`);
   });
 });
@@ -110,6 +112,10 @@ test("the editor, end to end in Chromium", async (t) => {
 
   await step(t, "create an app from a template", async () => {
     await page.getByRole("link", { name: "Create your first app" }).click();
+    // A refused name is explained next to the form, in words to act on.
+    await page.getByLabel("Name", { exact: true }).fill("www");
+    await page.getByRole("button", { name: "Create app" }).click();
+    await page.getByRole("alert").filter({ hasText: 'App name "www" is reserved by the platform: choose another' }).waitFor();
     await page.getByLabel("Name", { exact: true }).fill("notes");
     await page.getByLabel("From a template").check();
     await page.getByLabel("Template", { exact: true }).selectOption(TEMPLATE);
