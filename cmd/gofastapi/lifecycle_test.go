@@ -184,15 +184,11 @@ func TestAppLifecycle(t *testing.T) {
 	if err != nil || rb.Msg.GetVersion() != v2hash || rb.Msg.GetPrevious() != v3hash {
 		t.Fatalf("Rollback = %v, %v; want %s from %s", rb, err, v2hash, v3hash)
 	}
-	if code, body := p.get("life", "/"); code != 200 || !strings.Contains(body, `"v2"`) {
-		t.Fatalf("after rollback GET = %d %s, want v2", code, body)
-	}
+	p.waitGet("life", "/", 200, `"v2"`)
 	if _, err := c.apps.Rollback(ctx, connect.NewRequest(&v1.RollbackRequest{IdOrName: "life", Version: v1hash})); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := p.get("life", "/"); code != 200 || !strings.Contains(body, `"v1"`) {
-		t.Fatalf("after rollback to v1 GET = %d %s", code, body)
-	}
+	p.waitGet("life", "/", 200, `"v1"`)
 	_, err = c.apps.Rollback(ctx, connect.NewRequest(&v1.RollbackRequest{IdOrName: "life", Version: v1hash}))
 	wantCode(t, "rollback to the current version", err, connect.CodeFailedPrecondition, "already")
 
@@ -213,18 +209,14 @@ func TestAppLifecycle(t *testing.T) {
 			t.Errorf("secret as returned: %v; want no value, set", v)
 		}
 	}
-	if _, body := p.get("life", "/env/API_TOKEN"); !strings.Contains(body, secretValue) {
-		t.Fatalf("the app does not see its secret: %s\n%s", body, p.logs)
-	}
+	p.waitGet("life", "/env/API_TOKEN", 200, secretValue)
 	if _, body := p.get("life", "/env/GREETING"); !strings.Contains(body, `"hi"`) {
 		t.Fatalf("the app does not see GREETING: %s", body)
 	}
 	if _, err := c.apps.SetEnv(ctx, connect.NewRequest(&v1.SetEnvRequest{IdOrName: "life", Vars: []*v1.EnvAssignment{{Name: "GREETING", Value: "hello again"}}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, body := p.get("life", "/env/GREETING"); !strings.Contains(body, `"hello again"`) {
-		t.Fatalf("after changing GREETING the app still answers %s", body)
-	}
+	p.waitGet("life", "/env/GREETING", 200, `"hello again"`)
 	if vs2, _ := c.apps.ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{IdOrName: "life"})); len(vs2.Msg.GetVersions()) != 3 {
 		t.Errorf("an env change made a version: %d versions", len(vs2.Msg.GetVersions()))
 	}
@@ -257,7 +249,7 @@ func TestAppLifecycle(t *testing.T) {
 	if _, err := c.apps.UpdateApp(ctx, connect.NewRequest(&v1.UpdateAppRequest{IdOrName: "life", Description: ptr("A <lively> app")})); err != nil {
 		t.Fatal(err)
 	}
-	_, body := p.get("life", "/page")
+	body := p.waitGet("life", "/page", 200, `content="A &lt;lively&gt; app"`)
 	wantContains(t, "page", body, `<meta property="og:title" content="life">`, `<meta property="og:description" content="A &lt;lively&gt; app">`,
 		`<meta property="og:url" content="http://life.localhost:`+p.port+`/page">`)
 
@@ -265,12 +257,8 @@ func TestAppLifecycle(t *testing.T) {
 	if _, err := c.apps.UpdateApp(ctx, connect.NewRequest(&v1.UpdateAppRequest{IdOrName: "life", Name: ptr("lively")})); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := p.get("life", "/"); code != 404 {
-		t.Errorf("old name after rename: %d, want 404", code)
-	}
-	if code, body := p.get("lively", "/"); code != 200 || !strings.Contains(body, `"v1"`) {
-		t.Errorf("new name after rename: %d %s", code, body)
-	}
+	p.waitGet("life", "/", 404, "")
+	p.waitGet("lively", "/", 200, `"v1"`)
 	_, err = c.apps.UpdateApp(ctx, connect.NewRequest(&v1.UpdateAppRequest{IdOrName: "lively", Name: ptr("life-copy")}))
 	wantCode(t, "rename onto another app", err, connect.CodeAlreadyExists)
 
@@ -295,6 +283,25 @@ func TestAppLifecycle(t *testing.T) {
 		if kinds[k] == 0 {
 			t.Errorf("no %s event; got %v", k, kinds)
 		}
+	}
+}
+
+// waitGet requests path of app slug until it answers code with a body
+// containing want, and returns that body. A change made through the API
+// (rollback, env, rename, description) reaches the gateway over Redis
+// pub/sub, so the request right after the RPC may still see the old route.
+func (p *platform) waitGet(slug, path string, code int, want string) string {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, body := p.get(slug, path)
+		if got == code && strings.Contains(body, want) {
+			return body
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("GET %s%s = %d %s; want %d with %q", slug, path, got, body, code, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for a change in flight, not for readiness
 	}
 }
 
