@@ -87,7 +87,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error
 		Entrypoint: route.GetEntrypoint(),
 	}
 	if g.cfg.Env != nil {
-		env, err := g.cfg.Env.Env(ctx, route.GetAppId())
+		env, err := g.cfg.Env.Env(ctx, route)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: env: %w", errColdStart, slug, err)
 		}

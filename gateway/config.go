@@ -42,7 +42,7 @@ type Runner interface {
 // EnvSource supplies the environment (variables and decrypted secrets) an
 // app version is specialized with.
 type EnvSource interface {
-	Env(ctx context.Context, appID string) (map[string]string, error)
+	Env(ctx context.Context, route *v1.Route) (map[string]string, error)
 }
 
 // Recorder receives every app request once its response head is known:

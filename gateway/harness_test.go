@@ -69,7 +69,9 @@ func (m *mapRoutes) set(slug, appID, version string) {
 // mapEnv is an EnvSource backed by a map.
 type mapEnv map[string]map[string]string
 
-func (m mapEnv) Env(_ context.Context, appID string) (map[string]string, error) { return m[appID], nil }
+func (m mapEnv) Env(_ context.Context, r *v1.Route) (map[string]string, error) {
+	return m[r.GetAppId()], nil
+}
 
 // harness is a Gateway served on an in-memory listener (or loopback TCP),
 // with the platform API upstream a net/http server on another one.

@@ -109,7 +109,11 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
-	if err := s.cfg.Publisher.SetRoute(ctx, s.route(a)); err != nil {
+	route, err := s.route(ctx, a)
+	if err != nil {
+		return "", s.fail("route env", err)
+	}
+	if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
 		return "", s.fail("set route", err)
 	}
 	msg := "route points at " + short(hash)

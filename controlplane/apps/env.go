@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -167,7 +168,11 @@ func (s *Service) changeEnv(ctx context.Context, a *store.App, env []store.EnvVa
 	}
 	a.Env, a.EnvRev = env, rev
 	if a.DeployedVersion != "" {
-		if err := s.cfg.Publisher.SetRoute(ctx, s.route(a)); err != nil {
+		route, err := s.route(ctx, a)
+		if err != nil {
+			return s.fail("route env", err)
+		}
+		if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
 			return s.fail("set route", err)
 		}
 	}
@@ -196,7 +201,11 @@ func (s *Service) RestartApps(ctx context.Context, appIDs ...string) error {
 		}
 		a.EnvRev = rev
 		if a.DeployedVersion != "" {
-			if err := s.cfg.Publisher.SetRoute(ctx, s.route(a)); err != nil {
+			route, err := s.route(ctx, a)
+			if err == nil {
+				err = s.cfg.Publisher.SetRoute(ctx, route)
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -204,14 +213,32 @@ func (s *Service) RestartApps(ctx context.Context, appIDs ...string) error {
 	return errors.Join(errs...)
 }
 
-// Env returns the environment app appID starts with: its variables, its
-// secrets opened, and the platform's variables, which win. It implements
-// the gateway's EnvSource.
-func (s *Service) Env(ctx context.Context, appID string) (map[string]string, error) {
-	a, err := s.cfg.Store.AppByID(ctx, appID)
+// Env returns the environment the app of route starts with: its
+// variables, its secrets opened, and the platform's variables, which win.
+// It implements the gateway's EnvSource. The route normally carries it,
+// sealed when the route was written, so a cold start reads no database;
+// a route without it (written before an upgrade, or whose key is gone)
+// has it computed from the database.
+func (s *Service) Env(ctx context.Context, route *v1.Route) (map[string]string, error) {
+	if sealed := route.GetSealedEnv(); len(sealed) > 0 {
+		b, err := s.cfg.Secrets.Open(sealed, routeEnvLabel(route.GetAppId(), route.GetEnvRev()))
+		if err == nil {
+			var e v1.AppEnv
+			if err := proto.Unmarshal(b, &e); err == nil {
+				return e.GetVars(), nil
+			}
+		}
+		s.cfg.Logger.Warn("the route's sealed environment does not open: reading it from the database", "app", route.GetSlug(), "err", err)
+	}
+	a, err := s.cfg.Store.AppByID(ctx, route.GetAppId())
 	if err != nil {
 		return nil, err
 	}
+	return s.appEnv(ctx, a)
+}
+
+// appEnv computes app a's environment from its record and the platform.
+func (s *Service) appEnv(ctx context.Context, a *store.App) (map[string]string, error) {
 	env := make(map[string]string, len(a.Env)+1)
 	for _, v := range a.Env {
 		if !v.Secret {

@@ -215,7 +215,11 @@ func (s *Service) UpdateApp(ctx context.Context, req *connect.Request[v1.UpdateA
 	}
 	if updated.DeployedVersion != "" && (updated.Name != a.Name || updated.Description != a.Description) {
 		// The route carries the name (its key) and the OpenGraph text.
-		if err := s.cfg.Publisher.SetRoute(ctx, s.route(updated)); err != nil {
+		route, err := s.route(ctx, updated)
+		if err != nil {
+			return nil, s.fail("route env", err)
+		}
+		if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
 			return nil, s.fail("set route", err)
 		}
 		if updated.Name != a.Name {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -76,7 +78,10 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
 		return nil, err
 	}
-	r := s.route(a)
+	r, err := s.route(ctx, a)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
 		return nil, err
 	}
@@ -88,11 +93,28 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	return r, nil
 }
 
-// route is the route of deployed app a.
-func (s *Service) route(a *store.App) *v1.Route {
-	return &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
+// route is the route of deployed app a, with its environment sealed in
+// it (see Env).
+func (s *Service) route(ctx context.Context, a *store.App) (*v1.Route, error) {
+	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
 		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description}
+	env, err := s.appEnv(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if len(env) > 0 {
+		b, err := proto.Marshal(&v1.AppEnv{Vars: env})
+		if err != nil {
+			return nil, err
+		}
+		if r.SealedEnv, err = s.cfg.Secrets.Seal(b, routeEnvLabel(a.ID, a.EnvRev)); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
+
+func routeEnvLabel(appID, rev string) string { return "route-env:" + appID + ":" + rev }
 
 // dropBundles deletes the bundles of hashes that no version uses any more
 // and returns how many it deleted.

@@ -37,8 +37,14 @@ type Route struct {
 	EnvRev string `protobuf:"bytes,6,opt,name=env_rev,json=envRev,proto3" json:"env_rev,omitempty"`
 	// title and description are the app's name and description, for the
 	// OpenGraph tags the edge adds to the app's HTML pages.
-	Title         string `protobuf:"bytes,7,opt,name=title,proto3" json:"title,omitempty"`
-	Description   string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	Title       string `protobuf:"bytes,7,opt,name=title,proto3" json:"title,omitempty"`
+	Description string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	// sealed_env is the app's whole environment (its variables, its secrets
+	// and the platform's variables) as an AppEnv message sealed under the
+	// platform key for this app and env_rev, written with the route by the
+	// control plane, so that a cold start reads no database. Empty when
+	// the app has no environment.
+	SealedEnv     []byte `protobuf:"bytes,9,opt,name=sealed_env,json=sealedEnv,proto3" json:"sealed_env,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +135,58 @@ func (x *Route) GetDescription() string {
 	return ""
 }
 
+func (x *Route) GetSealedEnv() []byte {
+	if x != nil {
+		return x.SealedEnv
+	}
+	return nil
+}
+
+// AppEnv is the environment an app version is specialized with.
+type AppEnv struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vars          map[string]string      `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppEnv) Reset() {
+	*x = AppEnv{}
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppEnv) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppEnv) ProtoMessage() {}
+
+func (x *AppEnv) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppEnv.ProtoReflect.Descriptor instead.
+func (*AppEnv) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AppEnv) GetVars() map[string]string {
+	if x != nil {
+		return x.Vars
+	}
+	return nil
+}
+
 // Bundle is an app version's files, stored in Redis under `bundle:{version}`.
 // Its content hash is computed by proto/bundle.Hash over the files.
 type Bundle struct {
@@ -140,7 +198,7 @@ type Bundle struct {
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[1]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -152,7 +210,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[1]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -165,7 +223,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{1}
+	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Bundle) GetFiles() []*BundleFile {
@@ -186,7 +244,7 @@ type BundleFile struct {
 
 func (x *BundleFile) Reset() {
 	*x = BundleFile{}
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[2]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +256,7 @@ func (x *BundleFile) String() string {
 func (*BundleFile) ProtoMessage() {}
 
 func (x *BundleFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[2]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +269,7 @@ func (x *BundleFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleFile.ProtoReflect.Descriptor instead.
 func (*BundleFile) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{2}
+	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BundleFile) GetName() string {
@@ -242,7 +300,7 @@ type SpecializeRequest struct {
 
 func (x *SpecializeRequest) Reset() {
 	*x = SpecializeRequest{}
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[3]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +312,7 @@ func (x *SpecializeRequest) String() string {
 func (*SpecializeRequest) ProtoMessage() {}
 
 func (x *SpecializeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[3]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +325,7 @@ func (x *SpecializeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecializeRequest.ProtoReflect.Descriptor instead.
 func (*SpecializeRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{3}
+	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SpecializeRequest) GetAppId() string {
@@ -321,7 +379,7 @@ type SpecializeResponse struct {
 
 func (x *SpecializeResponse) Reset() {
 	*x = SpecializeResponse{}
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[4]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +391,7 @@ func (x *SpecializeResponse) String() string {
 func (*SpecializeResponse) ProtoMessage() {}
 
 func (x *SpecializeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_runner_proto_msgTypes[4]
+	mi := &file_gofastapi_v1_runner_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +404,7 @@ func (x *SpecializeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpecializeResponse.ProtoReflect.Descriptor instead.
 func (*SpecializeResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{4}
+	return file_gofastapi_v1_runner_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SpecializeResponse) GetAppAddr() string {
@@ -395,7 +453,7 @@ var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xd8\x01\n" +
+	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xf7\x01\n" +
 	"\x05Route\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -406,7 +464,14 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\bowner_id\x18\x05 \x01(\tR\aownerId\x12\x17\n" +
 	"\aenv_rev\x18\x06 \x01(\tR\x06envRev\x12\x14\n" +
 	"\x05title\x18\a \x01(\tR\x05title\x12 \n" +
-	"\vdescription\x18\b \x01(\tR\vdescription\"8\n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\x12\x1d\n" +
+	"\n" +
+	"sealed_env\x18\t \x01(\fR\tsealedEnv\"u\n" +
+	"\x06AppEnv\x122\n" +
+	"\x04vars\x18\x01 \x03(\v2\x1e.gofastapi.v1.AppEnv.VarsEntryR\x04vars\x1a7\n" +
+	"\tVarsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
 	"\x06Bundle\x12.\n" +
 	"\x05files\x18\x01 \x03(\v2\x18.gofastapi.v1.BundleFileR\x05files\":\n" +
 	"\n" +
@@ -448,25 +513,28 @@ func file_gofastapi_v1_runner_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_runner_proto_rawDescData
 }
 
-var file_gofastapi_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_gofastapi_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_gofastapi_v1_runner_proto_goTypes = []any{
 	(*Route)(nil),              // 0: gofastapi.v1.Route
-	(*Bundle)(nil),             // 1: gofastapi.v1.Bundle
-	(*BundleFile)(nil),         // 2: gofastapi.v1.BundleFile
-	(*SpecializeRequest)(nil),  // 3: gofastapi.v1.SpecializeRequest
-	(*SpecializeResponse)(nil), // 4: gofastapi.v1.SpecializeResponse
-	nil,                        // 5: gofastapi.v1.SpecializeRequest.EnvEntry
+	(*AppEnv)(nil),             // 1: gofastapi.v1.AppEnv
+	(*Bundle)(nil),             // 2: gofastapi.v1.Bundle
+	(*BundleFile)(nil),         // 3: gofastapi.v1.BundleFile
+	(*SpecializeRequest)(nil),  // 4: gofastapi.v1.SpecializeRequest
+	(*SpecializeResponse)(nil), // 5: gofastapi.v1.SpecializeResponse
+	nil,                        // 6: gofastapi.v1.AppEnv.VarsEntry
+	nil,                        // 7: gofastapi.v1.SpecializeRequest.EnvEntry
 }
 var file_gofastapi_v1_runner_proto_depIdxs = []int32{
-	2, // 0: gofastapi.v1.Bundle.files:type_name -> gofastapi.v1.BundleFile
-	5, // 1: gofastapi.v1.SpecializeRequest.env:type_name -> gofastapi.v1.SpecializeRequest.EnvEntry
-	3, // 2: gofastapi.v1.RunnerService.Specialize:input_type -> gofastapi.v1.SpecializeRequest
-	4, // 3: gofastapi.v1.RunnerService.Specialize:output_type -> gofastapi.v1.SpecializeResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 0: gofastapi.v1.AppEnv.vars:type_name -> gofastapi.v1.AppEnv.VarsEntry
+	3, // 1: gofastapi.v1.Bundle.files:type_name -> gofastapi.v1.BundleFile
+	7, // 2: gofastapi.v1.SpecializeRequest.env:type_name -> gofastapi.v1.SpecializeRequest.EnvEntry
+	4, // 3: gofastapi.v1.RunnerService.Specialize:input_type -> gofastapi.v1.SpecializeRequest
+	5, // 4: gofastapi.v1.RunnerService.Specialize:output_type -> gofastapi.v1.SpecializeResponse
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_runner_proto_init() }
@@ -480,7 +548,7 @@ func file_gofastapi_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_runner_proto_rawDesc), len(file_gofastapi_v1_runner_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
