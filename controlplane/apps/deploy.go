@@ -49,6 +49,7 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 // calling send (when not nil) after each, and returns the version's hash.
 // The deployed files also become the app's draft.
 func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File, entry string, send func(*v1.DeployResponse) error) (string, error) {
+	defer s.deployStarted(a.ID)()
 	start := time.Now()
 	report := func(stage v1.DeployStage, msg string, r *v1.DeployResponse) error {
 		if send == nil {

@@ -326,7 +326,7 @@ func (s *Service) appProto(a *store.App, d *store.Draft) *v1.App {
 		Framework:       v1.Framework(v1.Framework_value[a.Framework]),
 		Mode:            v1.AppMode(v1.AppMode_value[a.Mode]),
 		DeployedVersion: a.DeployedVersion, CreatedAt: timestamppb.New(a.CreatedAt),
-		Status: status(a, d), TemplateId: a.TemplateID,
+		Status: status(a, d), TemplateId: a.TemplateID, Deploying: s.isDeploying(a.ID),
 	}
 	if p.Mode == v1.AppMode_APP_MODE_UNSPECIFIED {
 		p.Mode = v1.AppMode_APP_MODE_SINGLE

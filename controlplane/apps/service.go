@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -147,7 +149,11 @@ func (c Config) Validate() error {
 }
 
 // Service implements gofastapiv1connect.AppServiceHandler.
-type Service struct{ cfg Config }
+type Service struct {
+	cfg Config
+	// deploying counts the deploys running per app id (*atomic.Int32).
+	deploying sync.Map
+}
 
 var _ gofastapiv1connect.AppServiceHandler = (*Service)(nil)
 
@@ -165,6 +171,20 @@ func caller(ctx context.Context) (*store.User, error) {
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
 	}
 	return c.User, nil
+}
+
+// deployStarted counts a deploy of appID in until the returned func.
+func (s *Service) deployStarted(appID string) func() {
+	v, _ := s.deploying.LoadOrStore(appID, new(atomic.Int32))
+	n := v.(*atomic.Int32)
+	n.Add(1)
+	return func() { n.Add(-1) }
+}
+
+// isDeploying reports whether a deploy of appID runs.
+func (s *Service) isDeploying(appID string) bool {
+	v, ok := s.deploying.Load(appID)
+	return ok && v.(*atomic.Int32).Load() > 0
 }
 
 // fail logs errors that become Internal, then maps err for the client.

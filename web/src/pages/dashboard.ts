@@ -8,6 +8,7 @@ import { appHealth, type Health } from "../metrics";
 
 /** statusOf is the app's state in one word, as the dashboard shows it. */
 export function statusOf(a: App, health?: Health): { label: string; kind: string } {
+  if (a.deploying) return { label: "deploying", kind: "deploying" };
   if (!a.deployedVersion) return { label: "not deployed", kind: "idle" };
   if (health?.status === "error") return { label: "error", kind: "error" };
   if (health?.status === "idle") return { label: "idle", kind: "idle" };

@@ -430,7 +430,9 @@ type App struct {
 	DraftHash    string                 `protobuf:"bytes,13,opt,name=draft_hash,json=draftHash,proto3" json:"draft_hash,omitempty"`
 	DraftSavedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=draft_saved_at,json=draftSavedAt,proto3" json:"draft_saved_at,omitempty"`
 	// template_id is the template the app was created from, if any.
-	TemplateId    string `protobuf:"bytes,15,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	TemplateId string `protobuf:"bytes,15,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
+	// deploying is true while a deploy of the app runs.
+	Deploying     bool `protobuf:"varint,16,opt,name=deploying,proto3" json:"deploying,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +570,13 @@ func (x *App) GetTemplateId() string {
 		return x.TemplateId
 	}
 	return ""
+}
+
+func (x *App) GetDeploying() bool {
+	if x != nil {
+		return x.Deploying
+	}
+	return false
 }
 
 // Draft is an app's saved, undeployed files.
@@ -3179,7 +3188,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x17gofastapi/v1/apps.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x04File\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\xcb\x04\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\xe9\x04\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -3202,7 +3211,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"draft_hash\x18\r \x01(\tR\tdraftHash\x12@\n" +
 	"\x0edraft_saved_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdraftSavedAt\x12\x1f\n" +
 	"\vtemplate_id\x18\x0f \x01(\tR\n" +
-	"templateId\"\x9c\x01\n" +
+	"templateId\x12\x1c\n" +
+	"\tdeploying\x18\x10 \x01(\bR\tdeploying\"\x9c\x01\n" +
 	"\x05Draft\x12(\n" +
 	"\x05files\x18\x01 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
 	"\n" +
