@@ -48,7 +48,7 @@ func (s *Service) CloneApp(ctx context.Context, req *connect.Request[v1.CloneApp
 	if err := s.checkAppLimit(ctx, u, a); err != nil {
 		return nil, s.fail("create app", err)
 	}
-	d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: storeFiles(files)}
+	d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: store.VersionFiles(files)}
 	if err := s.cfg.Store.PutDraft(ctx, d); err != nil {
 		return nil, s.fail("save draft", err)
 	}
@@ -73,7 +73,7 @@ func (s *Service) cloneFiles(ctx context.Context, src *store.App, from v1.CloneS
 	}
 	useDraft := d != nil && (from == v1.CloneSource_CLONE_SOURCE_DRAFT || src.DeployedVersion == "")
 	if useDraft {
-		return bundleFiles(d.Files), d.Entrypoint, nil
+		return store.BundleFiles(d.Files), d.Entrypoint, nil
 	}
 	if src.DeployedVersion == "" {
 		return nil, "", connect.NewError(connect.CodeFailedPrecondition, errors.New("app "+src.Name+" has no files yet: save a draft or deploy it before cloning"))
@@ -82,7 +82,7 @@ func (s *Service) cloneFiles(ctx context.Context, src *store.App, from v1.CloneS
 	if err != nil {
 		return nil, "", s.fail("get version", err)
 	}
-	return bundleFiles(v.Files), v.Entrypoint, nil
+	return store.BundleFiles(v.Files), v.Entrypoint, nil
 }
 
 // AppFiles returns the files of ownerID's app idOrName that a template is

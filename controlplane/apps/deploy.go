@@ -27,7 +27,7 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 	if e := req.Msg.GetEntrypoint(); e != "" {
 		entry = e
 	}
-	files := protoFiles(req.Msg.GetFiles())
+	files := bundle.FromProto(req.Msg.GetFiles())
 	if len(files) == 0 {
 		d, err := s.draft(ctx, a.ID)
 		if err != nil {
@@ -36,7 +36,7 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 		if d == nil {
 			return invalid("no files to deploy: send the app's files, or save a draft first")
 		}
-		files = bundleFiles(d.Files)
+		files = store.BundleFiles(d.Files)
 		if req.Msg.GetEntrypoint() == "" {
 			entry = d.Entrypoint
 		}
@@ -78,7 +78,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 
 	hash := bundle.Hash(files)
 	unchanged := hash == a.DeployedVersion && entry == a.Entrypoint
-	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry, Files: storeFiles(files)}
+	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry, Files: store.VersionFiles(files)}
 	if unchanged {
 		// Identical content: nothing to store, publish or re-point.
 		msg := "no changes: version " + short(hash) + " is already deployed"

@@ -40,7 +40,7 @@ func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateA
 	}
 	fw, mode := m.GetFramework(), m.GetMode()
 	entry := m.GetEntrypoint()
-	files := protoFiles(m.GetFiles())
+	files := bundle.FromProto(m.GetFiles())
 	tmplID := m.GetTemplateId()
 	if tmplID == "" && len(files) == 0 && s.cfg.Templates != nil {
 		tmplID = presetFor(fw, mode)
@@ -93,7 +93,7 @@ func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateA
 	}
 	out := &v1.CreateAppResponse{}
 	if len(files) > 0 {
-		d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: storeFiles(files)}
+		d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: store.VersionFiles(files)}
 		if err := s.cfg.Store.PutDraft(ctx, d); err != nil {
 			return nil, s.fail("save draft", err)
 		}
@@ -244,7 +244,7 @@ func (s *Service) SaveDraft(ctx context.Context, req *connect.Request[v1.SaveDra
 	if err != nil {
 		return nil, err
 	}
-	files := protoFiles(req.Msg.GetFiles())
+	files := bundle.FromProto(req.Msg.GetFiles())
 	if len(files) == 0 {
 		return nil, invalid("a draft needs at least one file")
 	}
@@ -268,7 +268,7 @@ func (s *Service) SaveDraft(ctx context.Context, req *connect.Request[v1.SaveDra
 			return nil, s.fail("set entrypoint", err)
 		}
 	}
-	d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: storeFiles(files)}
+	d := &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: bundle.Hash(files), Files: store.VersionFiles(files)}
 	if err := s.cfg.Store.PutDraft(ctx, d); err != nil {
 		return nil, s.fail("save draft", err)
 	}
@@ -348,30 +348,6 @@ func draftProto(d *store.Draft) *v1.Draft {
 	out := &v1.Draft{Entrypoint: d.Entrypoint, Hash: d.Hash, SavedAt: timestamppb.New(d.SavedAt)}
 	for _, f := range d.Files {
 		out.Files = append(out.Files, &v1.File{Name: f.Name, Content: f.Content})
-	}
-	return out
-}
-
-func protoFiles(fs []*v1.File) []bundle.File {
-	out := make([]bundle.File, len(fs))
-	for i, f := range fs {
-		out[i] = bundle.File{Name: f.GetName(), Content: f.GetContent()}
-	}
-	return out
-}
-
-func storeFiles(fs []bundle.File) []store.VersionFile {
-	out := make([]store.VersionFile, len(fs))
-	for i, f := range fs {
-		out[i] = store.VersionFile{Name: f.Name, Content: f.Content}
-	}
-	return out
-}
-
-func bundleFiles(fs []store.VersionFile) []bundle.File {
-	out := make([]bundle.File, len(fs))
-	for i, f := range fs {
-		out[i] = bundle.File{Name: f.Name, Content: f.Content}
 	}
 	return out
 }

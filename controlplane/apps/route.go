@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gofastapi/gofastapi/controlplane/store"
-	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -71,11 +70,7 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	if err != nil {
 		return nil, fmt.Errorf("version %s of %s: %w", a.DeployedVersion, a.Name, err)
 	}
-	files := make([]bundle.File, len(v.Files))
-	for i, f := range v.Files {
-		files[i] = bundle.File{Name: f.Name, Content: f.Content}
-	}
-	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
+	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(v.Files)); err != nil {
 		return nil, err
 	}
 	r, err := s.route(ctx, a)

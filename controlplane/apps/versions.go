@@ -70,7 +70,7 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 	if target.Hash == a.DeployedVersion && target.Entrypoint == a.Entrypoint {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("version "+short(target.Hash)+" is already the deployed version"))
 	}
-	if _, err := s.cfg.Publisher.PutBundle(ctx, bundleFiles(target.Files)); err != nil {
+	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(target.Files)); err != nil {
 		return nil, s.fail("publish bundle", err)
 	}
 	if err := s.cfg.Store.SetDeployed(ctx, a.ID, target.Hash, target.Entrypoint); err != nil {

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
 )
 
 // Version is an immutable deployed state of an app's files, addressed by the
@@ -70,4 +72,22 @@ func (s *Store) VersionHashes(ctx context.Context, appID string) ([]string, erro
 func (s *Store) HashInUse(ctx context.Context, hash string) (bool, error) {
 	n, err := s.versions.CountDocuments(ctx, bson.M{"hash": hash}, options.Count().SetLimit(1))
 	return n > 0, classify(err)
+}
+
+// VersionFiles returns bundle files as stored files.
+func VersionFiles(fs []bundle.File) []VersionFile {
+	out := make([]VersionFile, len(fs))
+	for i, f := range fs {
+		out[i] = VersionFile{Name: f.Name, Content: f.Content}
+	}
+	return out
+}
+
+// BundleFiles returns stored files as bundle files.
+func BundleFiles(fs []VersionFile) []bundle.File {
+	out := make([]bundle.File, len(fs))
+	for i, f := range fs {
+		out[i] = bundle.File{Name: f.Name, Content: f.Content}
+	}
+	return out
 }

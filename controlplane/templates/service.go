@@ -189,13 +189,10 @@ func (s *Service) CreateTemplate(ctx context.Context, req *connect.Request[v1.Cr
 			return nil, connectError(err)
 		}
 		t.Framework, t.Mode, t.Entrypoint = src.Framework, src.Mode, src.Entrypoint
-		t.Files = toStore(src.Files)
+		t.Files = store.VersionFiles(src.Files)
 	case len(m.GetFiles()) > 0:
-		files := make([]bundle.File, len(m.GetFiles()))
-		for i, f := range m.GetFiles() {
-			files[i] = bundle.File{Name: f.GetName(), Content: f.GetContent()}
-		}
-		t.Files = toStore(files)
+		files := bundle.FromProto(m.GetFiles())
+		t.Files = store.VersionFiles(files)
 		if len(files) > 1 {
 			t.Mode = v1.AppMode_APP_MODE_MULTI.String()
 		}
@@ -248,11 +245,8 @@ func (s *Service) UpdateTemplate(ctx context.Context, req *connect.Request[v1.Up
 		return nil, err
 	}
 	if len(m.GetFiles()) > 0 {
-		files := make([]bundle.File, len(m.GetFiles()))
-		for i, f := range m.GetFiles() {
-			files[i] = bundle.File{Name: f.GetName(), Content: f.GetContent()}
-		}
-		t.Files = toStore(files)
+		files := bundle.FromProto(m.GetFiles())
+		t.Files = store.VersionFiles(files)
 		if err := checkFiles(t.Files); err != nil {
 			return nil, err
 		}
@@ -288,11 +282,7 @@ func (s *Service) Lookup(ctx context.Context, userID, id string) (*apps.Template
 	if err != nil {
 		return nil, err
 	}
-	files := make([]bundle.File, len(t.Files))
-	for i, f := range t.Files {
-		files[i] = bundle.File{Name: f.Name, Content: f.Content}
-	}
-	return &apps.Template{ID: t.ID, Framework: t.Framework, Mode: t.Mode, Entrypoint: t.Entrypoint, Files: files}, nil
+	return &apps.Template{ID: t.ID, Framework: t.Framework, Mode: t.Mode, Entrypoint: t.Entrypoint, Files: store.BundleFiles(t.Files)}, nil
 }
 
 // CountTemplates counts the global templates and every user's; it
@@ -340,11 +330,7 @@ func checkText(name, description string) error {
 }
 
 func checkFiles(fs []store.VersionFile) error {
-	files := make([]bundle.File, len(fs))
-	for i, f := range fs {
-		files[i] = bundle.File{Name: f.Name, Content: f.Content}
-	}
-	if probs := validate.CheckNames(files); len(probs) > 0 {
+	if probs := validate.CheckNames(store.BundleFiles(fs)); len(probs) > 0 {
 		p := probs[0]
 		if p.File != "" {
 			return invalid("%s: %s", p.File, p.Message)
@@ -352,14 +338,6 @@ func checkFiles(fs []store.VersionFile) error {
 		return invalid("%s", p.Message)
 	}
 	return nil
-}
-
-func toStore(fs []bundle.File) []store.VersionFile {
-	out := make([]store.VersionFile, len(fs))
-	for i, f := range fs {
-		out[i] = store.VersionFile{Name: f.Name, Content: f.Content}
-	}
-	return out
 }
 
 func globalFiles(t global.Template) []bundle.File {

@@ -68,3 +68,12 @@ func Decode(data []byte, want string) ([]File, error) {
 	}
 	return files, nil
 }
+
+// FromProto returns the API's files as bundle files.
+func FromProto(fs []*v1.File) []File {
+	out := make([]File, len(fs))
+	for i, f := range fs {
+		out[i] = File{Name: f.GetName(), Content: f.GetContent()}
+	}
+	return out
+}
