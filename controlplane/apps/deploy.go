@@ -110,12 +110,8 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
-	route, err := s.route(ctx, a)
-	if err != nil {
-		return "", s.fail("route env", err)
-	}
-	if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
-		return "", s.fail("set route", err)
+	if _, err := s.publishRoute(ctx, a); err != nil {
+		return "", s.fail("publish route", err)
 	}
 	msg := "route points at " + short(hash)
 	if unchanged {

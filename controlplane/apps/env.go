@@ -168,12 +168,8 @@ func (s *Service) changeEnv(ctx context.Context, a *store.App, env []store.EnvVa
 	}
 	a.Env, a.EnvRev = env, rev
 	if a.DeployedVersion != "" {
-		route, err := s.route(ctx, a)
-		if err != nil {
-			return s.fail("route env", err)
-		}
-		if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
-			return s.fail("set route", err)
+		if _, err := s.publishRoute(ctx, a); err != nil {
+			return s.fail("publish route", err)
 		}
 	}
 	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ENV_CHANGED, a.DeployedVersion, "environment changed: %s; the app restarts on its next request", what)
@@ -201,11 +197,7 @@ func (s *Service) RestartApps(ctx context.Context, appIDs ...string) error {
 		}
 		a.EnvRev = rev
 		if a.DeployedVersion != "" {
-			route, err := s.route(ctx, a)
-			if err == nil {
-				err = s.cfg.Publisher.SetRoute(ctx, route)
-			}
-			if err != nil {
+			if _, err := s.publishRoute(ctx, a); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -215,12 +215,8 @@ func (s *Service) UpdateApp(ctx context.Context, req *connect.Request[v1.UpdateA
 	}
 	if updated.DeployedVersion != "" && (updated.Name != a.Name || updated.Description != a.Description) {
 		// The route carries the name (its key) and the OpenGraph text.
-		route, err := s.route(ctx, updated)
-		if err != nil {
-			return nil, s.fail("route env", err)
-		}
-		if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
-			return nil, s.fail("set route", err)
+		if _, err := s.publishRoute(ctx, updated); err != nil {
+			return nil, s.fail("publish route", err)
 		}
 		if updated.Name != a.Name {
 			if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {

@@ -73,11 +73,8 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(v.Files)); err != nil {
 		return nil, err
 	}
-	r, err := s.route(ctx, a)
+	r, err := s.publishRoute(ctx, a)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
 		return nil, err
 	}
 	// A delete may have removed the app between the read above and the
@@ -105,6 +102,19 @@ func (s *Service) route(ctx context.Context, a *store.App) (*v1.Route, error) {
 		if r.SealedEnv, err = s.cfg.Secrets.Seal(b, routeEnvLabel(a.ID, a.EnvRev)); err != nil {
 			return nil, err
 		}
+	}
+	return r, nil
+}
+
+// publishRoute writes deployed app a's route (see route), which tells the
+// edge of the change.
+func (s *Service) publishRoute(ctx context.Context, a *store.App) (*v1.Route, error) {
+	r, err := s.route(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Publisher.SetRoute(ctx, r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -78,12 +78,8 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 	}
 	prev := a.DeployedVersion
 	a.DeployedVersion, a.Entrypoint = target.Hash, target.Entrypoint
-	route, err := s.route(ctx, a)
-	if err != nil {
-		return nil, s.fail("route env", err)
-	}
-	if err := s.cfg.Publisher.SetRoute(ctx, route); err != nil {
-		return nil, s.fail("set route", err)
+	if _, err := s.publishRoute(ctx, a); err != nil {
+		return nil, s.fail("publish route", err)
 	}
 	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, target.Hash, "rolled back from %s to %s", short(prev), short(target.Hash))
 	if u, err := caller(ctx); err == nil {
