@@ -6,6 +6,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -16,7 +17,7 @@ import (
 // copied with their values, secrets by name only; the clone is deployed
 // when asked.
 func (s *Service) CloneApp(ctx context.Context, req *connect.Request[v1.CloneAppRequest]) (*connect.Response[v1.CloneAppResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}

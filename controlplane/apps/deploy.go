@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -122,7 +123,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	}
 	if !unchanged {
 		s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_DEPLOYED, hash, "deployed version %s", short(hash))
-		if u, err := caller(ctx); err == nil {
+		if u, err := auth.User(ctx); err == nil {
 			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+short(hash))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
@@ -27,7 +28,7 @@ const (
 // the files sent, else the template's, else its framework's starter files
 // (one file or the multi-file preset).
 func (s *Service) CreateApp(ctx context.Context, req *connect.Request[v1.CreateAppRequest]) (*connect.Response[v1.CreateAppResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func (s *Service) GetApp(ctx context.Context, req *connect.Request[v1.GetAppRequ
 
 // ListApps implements AppService.ListApps.
 func (s *Service) ListApps(ctx context.Context, req *connect.Request[v1.ListAppsRequest]) (*connect.Response[v1.ListAppsResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -165,14 +165,6 @@ func NewService(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
-func caller(ctx context.Context) (*store.User, error) {
-	c, ok := auth.CallerFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
-	}
-	return c.User, nil
-}
-
 // deployStarted counts a deploy of appID in until the returned func.
 func (s *Service) deployStarted(appID string) func() {
 	v, _ := s.deploying.LoadOrStore(appID, new(atomic.Int32))
@@ -198,7 +190,7 @@ func (s *Service) fail(op string, err error) error {
 
 // DeleteApp implements AppService.DeleteApp (see removeApp).
 func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteAppRequest]) (*connect.Response[v1.DeleteAppResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +273,7 @@ func (s *Service) ListColdStarts(ctx context.Context, req *connect.Request[v1.Li
 }
 
 func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}

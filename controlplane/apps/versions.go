@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -82,7 +83,7 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 		return nil, s.fail("publish route", err)
 	}
 	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, target.Hash, "rolled back from %s to %s", short(prev), short(target.Hash))
-	if u, err := caller(ctx); err == nil {
+	if u, err := auth.User(ctx); err == nil {
 		s.record(ctx, u, store.ActivityAppDeploy, a.Name, "rollback to "+short(target.Hash))
 	}
 	return connect.NewResponse(&v1.RollbackResponse{Version: target.Hash, Previous: prev}), nil

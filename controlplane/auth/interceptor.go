@@ -31,6 +31,16 @@ func CallerFrom(ctx context.Context) (*Caller, bool) {
 	return c, ok
 }
 
+// User returns the signed-in user of ctx, or an Unauthenticated error for
+// a call that reached a service without one.
+func User(ctx context.Context) (*store.User, error) {
+	c, ok := CallerFrom(ctx)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
+	}
+	return c.User, nil
+}
+
 func withCaller(ctx context.Context, c *Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }

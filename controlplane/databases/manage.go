@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -25,7 +26,7 @@ func (s *Service) fail(op string, err error) error {
 // owned returns the caller and their database named ref, provisioning
 // the caller on first use.
 func (s *Service) owned(ctx context.Context, ref string) (*store.User, *store.Database, error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -55,7 +56,7 @@ func (s *Service) toProto(ctx context.Context, d *store.Database, apps []*store.
 
 // ListDatabases implements DatabaseService.ListDatabases.
 func (s *Service) ListDatabases(ctx context.Context, req *connect.Request[v1.ListDatabasesRequest]) (*connect.Response[v1.ListDatabasesResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Service) ListDatabases(ctx context.Context, req *connect.Request[v1.Lis
 
 // CreateDatabase implements DatabaseService.CreateDatabase.
 func (s *Service) CreateDatabase(ctx context.Context, req *connect.Request[v1.CreateDatabaseRequest]) (*connect.Response[v1.CreateDatabaseResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +223,7 @@ func (s *Service) DeleteDatabase(ctx context.Context, req *connect.Request[v1.De
 
 // SetAppDatabase implements DatabaseService.SetAppDatabase.
 func (s *Service) SetAppDatabase(ctx context.Context, req *connect.Request[v1.SetAppDatabaseRequest]) (*connect.Response[v1.SetAppDatabaseResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +253,7 @@ func (s *Service) SetAppDatabase(ctx context.Context, req *connect.Request[v1.Se
 
 // RotateCredentials implements DatabaseService.RotateCredentials.
 func (s *Service) RotateCredentials(ctx context.Context, req *connect.Request[v1.RotateCredentialsRequest]) (*connect.Response[v1.RotateCredentialsResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (s *Service) RotateCredentials(ctx context.Context, req *connect.Request[v1
 
 // RotateViewerCredentials implements DatabaseService.RotateViewerCredentials.
 func (s *Service) RotateViewerCredentials(ctx context.Context, req *connect.Request[v1.RotateViewerCredentialsRequest]) (*connect.Response[v1.RotateViewerCredentialsResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}

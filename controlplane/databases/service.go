@@ -14,10 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/dbfront"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
@@ -147,13 +145,6 @@ func (s *Service) lock(ownerID string) func() {
 }
 
 // caller returns the signed-in user.
-func caller(ctx context.Context) (*store.User, error) {
-	c, ok := auth.CallerFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
-	}
-	return c.User, nil
-}
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 

@@ -96,14 +96,6 @@ func NewService(cfg Config) (*Service, error) {
 // save an app as a template (and which itself needs this service).
 func (s *Service) SetApps(a AppFiles) { s.apps = a }
 
-func caller(ctx context.Context) (*store.User, error) {
-	c, ok := auth.CallerFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("not logged in"))
-	}
-	return c.User, nil
-}
-
 func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
@@ -124,7 +116,7 @@ func connectError(err error) error {
 
 // ListTemplates implements TemplateService.ListTemplates.
 func (s *Service) ListTemplates(ctx context.Context, req *connect.Request[v1.ListTemplatesRequest]) (*connect.Response[v1.ListTemplatesResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +143,7 @@ func (s *Service) ListTemplates(ctx context.Context, req *connect.Request[v1.Lis
 
 // GetTemplate implements TemplateService.GetTemplate.
 func (s *Service) GetTemplate(ctx context.Context, req *connect.Request[v1.GetTemplateRequest]) (*connect.Response[v1.GetTemplateResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +159,7 @@ func (s *Service) GetTemplate(ctx context.Context, req *connect.Request[v1.GetTe
 
 // CreateTemplate implements TemplateService.CreateTemplate.
 func (s *Service) CreateTemplate(ctx context.Context, req *connect.Request[v1.CreateTemplateRequest]) (*connect.Response[v1.CreateTemplateResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +215,7 @@ func (s *Service) CreateTemplate(ctx context.Context, req *connect.Request[v1.Cr
 
 // UpdateTemplate implements TemplateService.UpdateTemplate.
 func (s *Service) UpdateTemplate(ctx context.Context, req *connect.Request[v1.UpdateTemplateRequest]) (*connect.Response[v1.UpdateTemplateResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +251,7 @@ func (s *Service) UpdateTemplate(ctx context.Context, req *connect.Request[v1.Up
 
 // DeleteTemplate implements TemplateService.DeleteTemplate.
 func (s *Service) DeleteTemplate(ctx context.Context, req *connect.Request[v1.DeleteTemplateRequest]) (*connect.Response[v1.DeleteTemplateResponse], error) {
-	u, err := caller(ctx)
+	u, err := auth.User(ctx)
 	if err != nil {
 		return nil, err
 	}
