@@ -92,6 +92,7 @@ func TestMeasure(t *testing.T) {
 	}
 	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d apps (~100 KB bundle, 10 routes)", coldN), d: cold, base: base,
 		baseName: "fresh python3 -m uvicorn", target: "p50 <= 10ms, p99 <= 50ms"})
+	phases := coldStartPhases(t, apps, coldN)
 
 	// Burst: 50 concurrent first requests for one cold app.
 	deploy("burst", "burst")
@@ -144,6 +145,8 @@ func TestMeasure(t *testing.T) {
 		r.print()
 	}
 
+	fmt.Printf("\ncold start phases (p50 of %d, as recorded by the pool): %s\n", coldN, phases)
+
 	// Throughput at concurrency 64: gateway vs nginx vs direct, same runner.
 	if _, err := exec.LookPath("wrk"); err == nil {
 		direct := wrk(t, "http://"+addr+"/", "cold0.localhost")
@@ -161,6 +164,34 @@ func TestMeasure(t *testing.T) {
 	app := p.runner(t, "cold0")
 	fmt.Printf("memory: idle warm runner %s (agent + python), specialized small app %s, gateway process after load %s\n",
 		rss(warm[0].Pids...), rss(app.Pids...), rss(p.cmd.Process.Pid))
+}
+
+// coldStartPhases is the median of each phase the pool recorded for the
+// cold starts of apps cold0..cold{n-1}, read through ListColdStarts.
+func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n int) string {
+	var total, claim, fetch, verify, write, load, first []time.Duration
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	for i := range n {
+		res, err := apps.ListColdStarts(context.Background(), connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: fmt.Sprintf("cold%d", i), Limit: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range res.Msg.GetColdStarts() {
+			total = append(total, us(cs.GetTotalMicros()))
+			claim = append(claim, us(cs.GetClaimMicros()))
+			fetch = append(fetch, us(cs.GetFetchMicros()))
+			verify = append(verify, us(cs.GetVerifyMicros()))
+			write = append(write, us(cs.GetWriteMicros()))
+			load = append(load, us(cs.GetLoadMicros()))
+			first = append(first, us(cs.GetFirstByteMicros()))
+		}
+	}
+	if len(total) == 0 {
+		return "none recorded"
+	}
+	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return pct(d, 50) }
+	return fmt.Sprintf("total %s = claim %s + fetch %s + verify %s + write %s + load %s + first byte %s (+ rest)",
+		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(first))
 }
 
 type benchRow struct {
