@@ -85,6 +85,7 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.SpecializeTimeout)
 	defer cancel()
 	res, err := inst.Specialize(sctx, req)
+	p.refill()
 	if err != nil {
 		r.Release()
 		cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),

@@ -167,7 +167,12 @@ func (p *Pool) take(ctx context.Context) (Instance, error) {
 		if len(p.warm) > 0 {
 			inst := p.warm[0]
 			p.warm = p.warm[1:]
-			p.refillLocked()
+			// Starting a replacement costs a fork and a warm-up, CPU the
+			// cold start that took inst needs now; while another runner is
+			// warm it waits until that start is over (Claim refills).
+			if len(p.warm) == 0 {
+				p.refillLocked()
+			}
 			p.mu.Unlock()
 			return inst, nil
 		}
@@ -189,6 +194,13 @@ func (p *Pool) take(ctx context.Context) (Instance, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// refill tops the warm set up; see refillLocked.
+func (p *Pool) refill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refillLocked()
 }
 
 // forget forgets a runner that has exited.
