@@ -121,18 +121,20 @@ func (p *Pool) watchClaimed(r *Runner) {
 
 func (p *Pool) record(appID string, cs *v1.ColdStart) {
 	if p.cfg.ColdStart != nil {
-		p.cfg.ColdStart(appID, cs)
+		p.rep.report(func() { p.cfg.ColdStart(appID, cs) })
 	}
 }
 
 // lifecycle reports a lifecycle event of appID both as a platform log line
-// and, when Config.Event is set, as an Event.
+// and, when Config.Event is set, as an Event, through the reporter.
 func (p *Pool) lifecycle(appID string, kind v1.EventKind, version string, cs *v1.ColdStart, format string, args ...any) {
 	now, msg := time.Now(), fmt.Sprintf(format, args...)
-	p.cfg.Log(appID, now, "platform", msg)
-	if p.cfg.Event != nil {
-		p.cfg.Event(appID, &v1.Event{Time: timestamppb.New(now), Kind: kind, Message: msg, Version: version, ColdStart: cs})
-	}
+	p.rep.report(func() {
+		p.cfg.Log(appID, now, "platform", msg)
+		if p.cfg.Event != nil {
+			p.cfg.Event(appID, &v1.Event{Time: timestamppb.New(now), Kind: kind, Message: msg, Version: version, ColdStart: cs})
+		}
+	})
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

@@ -28,7 +28,12 @@ type Config struct {
 	SpecializeTimeout time.Duration
 	// StopGrace is how long a released runner may finish requests in flight.
 	StopGrace time.Duration
-	Log       LogFunc
+	// Log receives the apps' log lines and the pool's own lines about
+	// them. The pool's records (its Log lines, ColdStart and Event) are
+	// passed on one at a time, in order, from a goroutine of the pool's,
+	// shortly after the fact: a cold start's caller does not wait for its
+	// record. Close returns after the last one.
+	Log LogFunc
 	// ColdStart, when set, receives a record of every cold start.
 	ColdStart func(appID string, cs *v1.ColdStart)
 	// Event, when set, receives the lifecycle events of apps: cold started

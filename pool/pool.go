@@ -20,6 +20,7 @@ type Pool struct {
 	total    int                  // starting + warm + claimed + stopping
 	closed   bool
 	changed  chan struct{} // closed and replaced whenever warm grows or total shrinks
+	rep      *reporter     // runs the Config hooks for the pool's records
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -32,7 +33,7 @@ func New(cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{cfg: cfg, claimed: map[*Runner]struct{}{}, changed: make(chan struct{}), ctx: ctx, cancel: cancel}
+	p := &Pool{cfg: cfg, claimed: map[*Runner]struct{}{}, changed: make(chan struct{}), rep: newReporter(), ctx: ctx, cancel: cancel}
 	if err := p.adopt(); err != nil {
 		p.Close()
 		return nil, err
@@ -255,6 +256,7 @@ func (p *Pool) Close() {
 	}
 	wg.Wait()
 	p.wg.Wait()
+	p.rep.close()
 }
 
 // RunnerInfo describes a runner, for operators and benchmarks.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +99,7 @@ func TestMeasure(t *testing.T) {
 	deploy("burst", "burst")
 	p.waitWarm(2)
 	burst := concurrentGets(t, get, 50, func(int) string { return "burst.localhost" }, gw)
+	p.waitLog("burst", "cold start")
 	specs := strings.Count(p.mustCLI("logs", "burst"), "cold start")
 	rows = append(rows, benchRow{name: fmt.Sprintf("burst: 50 concurrent first requests, 1 app (%d specialization)", specs), d: burst, target: "exactly 1 specialization"})
 
@@ -402,7 +404,9 @@ http {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// TERM, not KILL: the master stops its workers, which a killed master
+	// would leave running.
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
