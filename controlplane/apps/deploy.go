@@ -94,9 +94,13 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 			return "", err
 		}
 	}
-	if err := s.cfg.Store.PutDraft(ctx, &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: hash, Files: v.Files}); err != nil {
-		return "", s.fail("save draft", err)
-	}
+	// The files become the draft beside publishing and routing, which are
+	// what the app's first request waits for; the deploy ends once both
+	// are done.
+	drafted := make(chan error, 1)
+	go func() {
+		drafted <- s.cfg.Store.PutDraft(ctx, &store.Draft{AppID: a.ID, Entrypoint: entry, Hash: hash, Files: v.Files})
+	}()
 
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
 		return "", s.fail("publish bundle", err)
@@ -126,6 +130,9 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		if u, err := auth.User(ctx); err == nil {
 			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+short(hash))
 		}
+	}
+	if err := <-drafted; err != nil {
+		return "", s.fail("save draft", err)
 	}
 	url := s.cfg.URL(a.Name)
 	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
