@@ -60,7 +60,7 @@ func startDatabases(ctx context.Context, cfg *devConfig, log *slog.Logger, st *s
 		l.Close()
 		return nil, err
 	}
-	d.svc.SetFront(d.front)
+	d.svc.SetWatchers(d.front)
 	go d.front.Serve(l)
 	return d, nil
 }

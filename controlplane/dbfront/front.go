@@ -49,6 +49,15 @@ type Config struct {
 	// MaxConnsPerUser is the most authenticated connections one user may
 	// have open at once.
 	MaxConnsPerUser int
+	// SignInUpstream makes every store connection of an authenticated
+	// client sign in to the store as the client's account (SCRAM-SHA-256,
+	// its username and password, in the admin database) before the front
+	// forwards anything of the client's. It is for a store with users of
+	// its own that mirror the accounts (MongoDB, kept in step by package
+	// mongousers): the store's roles then check each command again, behind
+	// the front's checks. A store that refuses the user fails the client's
+	// authentication with a message that says so.
+	SignInUpstream bool
 	// MaxPending is the most connections that may be open and not yet
 	// authenticated, across all clients.
 	MaxPending int

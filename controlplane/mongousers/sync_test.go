@@ -1,0 +1,408 @@
+package mongousers
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gofastapi/gofastapi/controlplane/dbfront"
+	"github.com/gofastapi/gofastapi/controlplane/mongousers/mongotest"
+)
+
+func TestReadWrite(t *testing.T) {
+	rw := func(dbs ...string) bson.A {
+		a := bson.A{}
+		for _, d := range dbs {
+			a = append(a, bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: d}})
+		}
+		return a
+	}
+	tests := []struct {
+		name string
+		dbs  []string
+		want bson.A
+	}{
+		{"none: an empty list, not null", nil, bson.A{}},
+		{"one", []string{"alice_1a2b3c4d"}, rw("alice_1a2b3c4d")},
+		{"several, in name order", []string{"alice_b", "alice_a", "alice_c"}, rw("alice_a", "alice_b", "alice_c")},
+		{"duplicates once", []string{"alice_a", "alice_a"}, rw("alice_a")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, ReadWrite(tc.dbs)); diff != "" {
+				t.Errorf("ReadWrite(%v) (-want +got):\n%s", tc.dbs, diff)
+			}
+		})
+	}
+	in := []string{"alice_b", "alice_a"}
+	ReadWrite(in)
+	if diff := cmp.Diff([]string{"alice_b", "alice_a"}, in); diff != "" {
+		t.Errorf("ReadWrite changed its argument (-want +got):\n%s", diff)
+	}
+}
+
+func TestUserCommand(t *testing.T) {
+	a := &dbfront.Account{Username: "alice", Password: "pw", Databases: []string{"alice_a"}}
+	got := userCommand("createUser", a, ReadWrite(a.Databases))
+	want := bson.D{
+		{Key: "createUser", Value: "alice"},
+		{Key: "pwd", Value: "pw"},
+		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "alice_a"}}}},
+		{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("userCommand (-want +got):\n%s", diff)
+	}
+}
+
+// accounts is a hand-written Accounts.
+type accounts struct {
+	mu   sync.Mutex
+	m    map[string]*dbfront.Account
+	fail map[string]bool // names whose lookup fails
+}
+
+func newAccounts(list ...*dbfront.Account) *accounts {
+	a := &accounts{m: map[string]*dbfront.Account{}, fail: map[string]bool{}}
+	for _, acc := range list {
+		a.m[acc.Username] = acc
+	}
+	return a
+}
+
+func (a *accounts) Account(_ context.Context, name string) (*dbfront.Account, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail[name] {
+		return nil, errors.New("store unavailable")
+	}
+	acc, ok := a.m[name]
+	if !ok {
+		return nil, dbfront.ErrNoAccount
+	}
+	c := *acc
+	c.Databases = slices.Clone(acc.Databases)
+	return &c, nil
+}
+
+func (a *accounts) Usernames(context.Context) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := []string{}
+	for n := range a.m {
+		names = append(names, n)
+	}
+	for n := range a.fail {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+func (a *accounts) set(acc *dbfront.Account) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.m[acc.Username] = acc
+}
+
+func (a *accounts) remove(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m, name)
+}
+
+func connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	return c
+}
+
+// signIn reports whether user signs in to srv with password, by a ping on
+// a fresh client.
+func signIn(t *testing.T, srv *mongotest.Server, user, password string) error {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI(user, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return c.Ping(ctx, nil)
+}
+
+func newSync(t *testing.T, admin *mongo.Client, accts Accounts, roles func([]string) bson.A) *Sync {
+	t.Helper()
+	s, err := New(Config{Admin: admin, AdminUser: mongotest.AdminUser, Accounts: accts, Roles: roles,
+		Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSyncUsers runs the sync against a server with real users (FerretDB
+// with authentication, which has no roles: hence NoRoles; the roles are
+// TestSyncRoles's).
+func TestSyncUsers(t *testing.T) {
+	srv := mongotest.Start(t)
+	admin := connect(t, srv.AdminURI())
+	ctx := context.Background()
+	accts := newAccounts(&dbfront.Account{Username: "alice", Password: "alice-pw-1", Databases: []string{"alice_a"}})
+	s := newSync(t, admin, accts, NoRoles)
+
+	if err := signIn(t, srv, "alice", "alice-pw-1"); err == nil {
+		t.Fatal("alice signs in before any sync")
+	}
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := signIn(t, srv, "alice", "alice-pw-1"); err != nil {
+		t.Fatalf("alice after create: %v", err)
+	}
+	// A user that exists already is updated, whatever its password was.
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("second refresh: %v", err)
+	}
+	if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: "bob"}, {Key: "pwd", Value: "stale"}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	accts.set(&dbfront.Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}})
+	if err := s.Refresh(ctx, "bob"); err != nil {
+		t.Fatalf("refresh of a user with a stale password: %v", err)
+	}
+	if err := signIn(t, srv, "bob", "stale"); err == nil {
+		t.Error("bob still signs in with the stale password")
+	}
+	if err := signIn(t, srv, "bob", "bob-pw"); err != nil {
+		t.Errorf("bob with the account's password: %v", err)
+	}
+
+	// Rotation: the old password stops working, the new one works.
+	accts.set(&dbfront.Account{Username: "alice", Password: "alice-pw-2", Databases: []string{"alice_a"}})
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if err := signIn(t, srv, "alice", "alice-pw-1"); err == nil {
+		t.Error("alice signs in with the rotated-away password")
+	}
+	if err := signIn(t, srv, "alice", "alice-pw-2"); err != nil {
+		t.Errorf("alice with the new password: %v", err)
+	}
+
+	// Removal drops the user; dropping one that is gone is fine.
+	accts.remove("alice")
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	if err := signIn(t, srv, "alice", "alice-pw-2"); err == nil {
+		t.Error("alice signs in after her account was removed")
+	}
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Errorf("drop of a user that is gone: %v", err)
+	}
+
+	// The control plane's own user is never touched.
+	accts.set(&dbfront.Account{Username: mongotest.AdminUser, Password: "hijack", Databases: []string{"admin_x"}})
+	if err := s.Refresh(ctx, mongotest.AdminUser); !errors.Is(err, ErrAdminUser) {
+		t.Errorf("refresh of the admin user = %v, want ErrAdminUser", err)
+	}
+	if err := signIn(t, srv, mongotest.AdminUser, srv.AdminPassword); err != nil {
+		t.Errorf("admin after a platform account of its name: %v", err)
+	}
+	if err := signIn(t, srv, mongotest.AdminUser, "hijack"); err == nil {
+		t.Error("admin signs in with the platform account's password")
+	}
+}
+
+// TestSyncAll is the start of the mode on an installation with accounts:
+// each is created, and one that fails is counted and does not stop the
+// others.
+func TestSyncAll(t *testing.T) {
+	srv := mongotest.Start(t)
+	admin := connect(t, srv.AdminURI())
+	accts := newAccounts(
+		&dbfront.Account{Username: "carol", Password: "carol-pw", Databases: []string{"carol_c"}},
+		&dbfront.Account{Username: "dave", Password: "dave-pw", Databases: []string{"dave_d"}},
+	)
+	accts.fail["broken"] = true
+	s := newSync(t, admin, accts, NoRoles)
+	failed, err := s.SyncAll(context.Background())
+	if err != nil || failed != 1 {
+		t.Fatalf("SyncAll = %d, %v; want 1 failure (broken), nil", failed, err)
+	}
+	for _, u := range []string{"carol", "dave"} {
+		if err := signIn(t, srv, u, u+"-pw"); err != nil {
+			t.Errorf("%s after SyncAll: %v", u, err)
+		}
+	}
+}
+
+// TestSyncRoles checks the roles the sync gives with the default role list
+// as databases come and go. FerretDB refuses any role, so the commands go
+// through rolesProxy, which records each createUser's and updateUser's
+// roles and forwards it without them; everything else is the real server.
+func TestSyncRoles(t *testing.T) {
+	srv := mongotest.Start(t)
+	p := startRolesProxy(t, srv.Addr)
+	admin := connect(t, strings.Replace(srv.AdminURI(), srv.Addr, p.addr, 1))
+	ctx := context.Background()
+	accts := newAccounts(
+		&dbfront.Account{Username: "alice", Password: "alice-pw", Databases: []string{"alice_a"}},
+		&dbfront.Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}},
+	)
+	s := newSync(t, admin, accts, nil)
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	accts.set(&dbfront.Account{Username: "alice", Password: "alice-pw", Databases: []string{"alice_c", "alice_a"}})
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("after create database: %v", err)
+	}
+	accts.set(&dbfront.Account{Username: "alice", Password: "alice-pw", Databases: []string{"alice_c"}})
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("after delete database: %v", err)
+	}
+	want := []userCmd{
+		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a"}}, // not found yet
+		{Verb: "createUser", User: "alice", Roles: []string{"readWrite@alice_a"}},
+		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a", "readWrite@alice_c"}},
+		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_c"}},
+	}
+	if diff := cmp.Diff(want, p.commands()); diff != "" {
+		t.Errorf("user commands sent (-want +got):\n%s", diff)
+	}
+	if err := signIn(t, srv, "alice", "alice-pw"); err != nil {
+		t.Errorf("alice after the syncs: %v", err)
+	}
+}
+
+// userCmd is a createUser or updateUser rolesProxy saw; Roles are
+// role@db.
+type userCmd struct {
+	Verb, User string
+	Roles      []string
+}
+
+// rolesProxy relays MongoDB's wire protocol to a server, recording and
+// taking out the roles of createUser and updateUser.
+type rolesProxy struct {
+	addr string
+	mu   sync.Mutex
+	got  []userCmd
+}
+
+func (p *rolesProxy) commands() []userCmd {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got)
+}
+
+func startRolesProxy(t *testing.T, target string) *rolesProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rolesProxy{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
+			go func() { defer wg.Done(); p.relay(t, c, s); s.Close() }()
+		}
+	}()
+	return p
+}
+
+// relay copies messages from c to s, rewriting user commands.
+func (p *rolesProxy) relay(t *testing.T, c, s net.Conn) {
+	defer c.Close()
+	for {
+		var h [16]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			return
+		}
+		body := make([]byte, binary.LittleEndian.Uint32(h[0:4])-16)
+		if _, err := io.ReadFull(c, body); err != nil {
+			return
+		}
+		if binary.LittleEndian.Uint32(h[12:16]) == 2013 && body[4] == 0 { // OP_MSG, body section first
+			if nb, ok := p.rewrite(t, body); ok {
+				body = nb
+				binary.LittleEndian.PutUint32(h[0:4], uint32(16+len(body)))
+			}
+		}
+		if _, err := s.Write(append(h[:], body...)); err != nil {
+			return
+		}
+	}
+}
+
+func (p *rolesProxy) rewrite(t *testing.T, body []byte) ([]byte, bool) {
+	doc := bson.Raw(body[5:])
+	size := int(binary.LittleEndian.Uint32(body[5:9]))
+	doc, rest := doc[:size], body[5+size:]
+	var d bson.D
+	if err := bson.Unmarshal(doc, &d); err != nil || len(d) == 0 || (d[0].Key != "createUser" && d[0].Key != "updateUser") {
+		return nil, false
+	}
+	cmd := userCmd{Verb: d[0].Key, User: d[0].Value.(string)}
+	for i, e := range d {
+		if e.Key != "roles" {
+			continue
+		}
+		for _, r := range e.Value.(bson.A) {
+			var role, db string
+			for _, f := range r.(bson.D) {
+				switch f.Key {
+				case "role":
+					role = f.Value.(string)
+				case "db":
+					db = f.Value.(string)
+				}
+			}
+			cmd.Roles = append(cmd.Roles, role+"@"+db)
+		}
+		d[i].Value = bson.A{}
+	}
+	p.mu.Lock()
+	p.got = append(p.got, cmd)
+	p.mu.Unlock()
+	nd, err := bson.Marshal(d)
+	if err != nil {
+		t.Errorf("rolesProxy: %v", err)
+		return nil, false
+	}
+	return append(append(slices.Clone(body[:5]), nd...), rest...), true
+}
