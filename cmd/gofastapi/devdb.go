@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/gofastapi/gofastapi/controlplane/databases"
 	"github.com/gofastapi/gofastapi/controlplane/dbfront"
+	"github.com/gofastapi/gofastapi/controlplane/mongousers"
 	"github.com/gofastapi/gofastapi/controlplane/secretbox"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 )
@@ -54,15 +56,55 @@ func startDatabases(ctx context.Context, cfg *devConfig, log *slog.Logger, st *s
 	d.front, err = dbfront.New(dbfront.Config{
 		Dial: dial, Accounts: d.svc, Sizer: sizer,
 		QueryTimeout: cfg.DBQueryTimeout, MaxConnsPerUser: cfg.DBMaxConnsPerUser, MaxPending: 1024,
-		Logger: log.With("component", "dbfront"),
+		SignInUpstream: cfg.DBMongoUsers,
+		Logger:         log.With("component", "dbfront"),
 	})
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	d.svc.SetWatchers(d.front)
+	if !cfg.DBMongoUsers {
+		d.svc.SetWatchers(d.front)
+		go d.front.Serve(l)
+		return d, nil
+	}
+	users, err := startMongoUsers(ctx, cfg, log, mc, d.svc)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	// MongoDB's user first: a connection the front accepts with a new
+	// password signs in to MongoDB with it.
+	d.svc.SetWatchers(users, d.front)
 	go d.front.Serve(l)
 	return d, nil
+}
+
+// startMongoUsers makes MongoDB's users match every database account
+// (--db-mongo-users) before apps can connect. An account that fails is
+// logged and left for its next change or the next start; it does not stop
+// the platform, whose other users' apps work.
+func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *mongo.Client, accts mongousers.Accounts) (*mongousers.Sync, error) {
+	cs, err := connstring.ParseAndValidate(cfg.MongoURI)
+	if err != nil {
+		return nil, fmt.Errorf("--mongo-uri: %w", err)
+	}
+	roles := mongousers.ReadWrite
+	if !cfg.DBMongoUsersRoles {
+		roles = mongousers.NoRoles
+	}
+	log = log.With("component", "mongousers")
+	users, err := mongousers.New(mongousers.Config{Admin: mc, AdminUser: cs.Username, Accounts: accts, Roles: roles, Timeout: 30 * time.Second, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	failed, err := users.SyncAll(ctx)
+	if err != nil {
+		log.Error("sync MongoDB users at start: apps whose MongoDB user is missing or stale cannot sign in until their account next changes", "err", err)
+	} else {
+		log.Info("MongoDB users in step with the database accounts", "failed", failed)
+	}
+	return users, nil
 }
 
 // stop closes the front and its connections.
@@ -86,7 +128,8 @@ func (d *devDatabases) withViewer(api http.Handler) http.Handler {
 
 // storeDialer returns how the front reaches the store: the embedded
 // FerretDB's Unix socket in the private data directory, or the first host
-// of --mongo-uri.
+// of --mongo-uri (where, with --db-mongo-users, the front signs each
+// connection in as the app's owner).
 func storeDialer(cfg *devConfig) (func(context.Context) (net.Conn, error), error) {
 	network, addr := "unix", filepath.Join(cfg.Data, "mongo.sock")
 	if cfg.MongoURI != "" {
