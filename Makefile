@@ -74,7 +74,7 @@ images: ## Build the platform and runner images (docker or podman; says so and s
 
 .PHONY: test
 test: deps checkgenerate lint build testenv ## The whole test suite (what CI runs): Go tests, then the browser test
-	$(GO) test -count=1 -timeout 20m ./...
+	GOFASTAPI_REQUIRE_TESTENV=1 $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-web-only
 
 .PHONY: test-web

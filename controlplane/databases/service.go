@@ -187,6 +187,7 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 		}
 	}
 	defer s.lock(u.ID)()
+	created := false
 	if _, err := s.cfg.Store.DBAccount(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
 		a := &store.DBAccount{OwnerID: u.ID, Username: u.Username}
 		if a.Password, err = s.cfg.Key.Seal([]byte(newPassword()), sealLabel(u.ID)); err != nil {
@@ -195,10 +196,16 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 		if err := s.cfg.Store.PutDBAccount(ctx, a); err != nil {
 			return nil, fmt.Errorf("create database account: %w", err)
 		}
+		created = true
 	} else if err != nil {
 		return nil, err
 	}
 	if dbs, err = s.cfg.Store.ListDatabases(ctx, u.ID); err != nil || len(dbs) > 0 {
+		if err == nil && created {
+			// Databases without an account (its record was lost): the
+			// watchers learn of the new account here, as below.
+			s.refresh(ctx, u.Username)
+		}
 		return dbs, err
 	}
 	d := &store.Database{OwnerID: u.ID, Name: "default", StoreName: u.Username + "_" + randomHex(4), Default: true}
