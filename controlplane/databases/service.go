@@ -106,7 +106,8 @@ func (c Config) Validate() error {
 }
 
 // Service implements gofastapiv1connect.DatabaseServiceHandler,
-// dbfront.Accounts, the apps service's PlatformEnv and admin.UserData.
+// dbfront.Accounts and mongousers.Accounts, the apps service's PlatformEnv
+// and admin.UserData.
 type Service struct {
 	cfg      Config
 	apps     atomic.Pointer[AppRestarter]
@@ -217,6 +218,9 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 	return []*store.Database{d}, nil
 }
 
+// refreshTimeout bounds telling the watchers of one change.
+const refreshTimeout = 30 * time.Second
+
 // refresh tells the watchers that username's account changed. A failure is
 // logged, not returned: the change is stored, and a watcher that missed it
 // catches up at its next refresh or start.
@@ -225,6 +229,10 @@ func (s *Service) refresh(ctx context.Context, username string) {
 	if ws == nil {
 		return
 	}
+	// The change is stored: a caller that goes away must not leave a
+	// watcher (MongoDB's users) behind it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
 	for _, w := range *ws {
 		if err := w.Refresh(ctx, username); err != nil {
 			s.cfg.Logger.Warn("refresh database account", "user", username, "watcher", fmt.Sprintf("%T", w), "err", err)
