@@ -44,10 +44,8 @@ type devConfig struct {
 	DBMaxConnsPerUser int
 	// DBMongoUsers keeps a MongoDB user per database account in the
 	// --mongo-uri server (package mongousers) and has the front sign every
-	// app connection in as its owner; DBMongoUsersRoles gives those users
-	// readWrite on their databases (off only for a server without roles).
-	DBMongoUsers      bool
-	DBMongoUsersRoles bool
+	// app connection in as its owner.
+	DBMongoUsers bool
 	// RunnerUIDs are the users runners' Python processes run as, one per
 	// runner in turn; zero Count when the platform is not root.
 	RunnerUIDs local.UIDRange
@@ -97,7 +95,6 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 		return nil, err
 	}
 	fs.BoolVar(&c.DBMongoUsers, "db-mongo-users", mongoUsers, "with --mongo-uri: keep a MongoDB user per platform database user (readWrite on their databases only; created, updated and dropped by the platform) and sign every app connection in to MongoDB as its owner, so MongoDB's roles check each command behind the front; the URI's user must be allowed to manage users (userAdminAnyDatabase or root) [GOFASTAPI_DB_MONGO_USERS]")
-	fs.BoolVar(&c.DBMongoUsersRoles, "db-mongo-users-roles", true, "with --db-mongo-users: give the users readWrite on their databases; false only for a MongoDB-compatible server without roles (FerretDB 1.x), where MongoDB's users then check only passwords")
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
@@ -169,8 +166,6 @@ func (c *devConfig) Validate() error {
 		return errors.New("--max-conns-per-ip must not be negative")
 	case c.DBMongoUsers && c.MongoURI == "":
 		return errors.New("--db-mongo-users needs --mongo-uri (MONGO_URI): it keeps users in an external MongoDB; the embedded store has no users of its own, and the database front alone isolates users there")
-	case !c.DBMongoUsersRoles && !c.DBMongoUsers:
-		return errors.New("--db-mongo-users-roles=false needs --db-mongo-users")
 	case c.MetricsFlush <= 0:
 		return errors.New("--metrics-flush must be positive")
 	case c.HealthProbe <= 0:

@@ -14,18 +14,15 @@ func TestDevConfigMongoUsers(t *testing.T) {
 		env       string // GOFASTAPI_DB_MONGO_USERS
 		wantErr   string // "" for none
 		wantUsers bool
-		wantRoles bool
 	}{
-		{name: "off by default", args: nil, wantRoles: true},
-		{name: "flag with a URI", args: []string{"--mongo-uri", uri, "--db-mongo-users"}, wantUsers: true, wantRoles: true},
-		{name: "environment with a URI", args: []string{"--mongo-uri", uri}, env: "true", wantUsers: true, wantRoles: true},
-		{name: "the flag overrides the environment", args: []string{"--mongo-uri", uri, "--db-mongo-users=false"}, env: "1", wantRoles: true},
-		{name: "without roles", args: []string{"--mongo-uri", uri, "--db-mongo-users", "--db-mongo-users-roles=false"}, wantUsers: true},
+		{name: "off by default", args: nil},
+		{name: "flag with a URI", args: []string{"--mongo-uri", uri, "--db-mongo-users"}, wantUsers: true},
+		{name: "environment with a URI", args: []string{"--mongo-uri", uri}, env: "true", wantUsers: true},
+		{name: "the flag overrides the environment", args: []string{"--mongo-uri", uri, "--db-mongo-users=false"}, env: "1"},
 		{name: "without --mongo-uri", args: []string{"--db-mongo-users"}, wantErr: "--db-mongo-users needs --mongo-uri"},
 		{name: "environment without --mongo-uri", env: "true", wantErr: "--db-mongo-users needs --mongo-uri"},
 		{name: "a URI without credentials", args: []string{"--mongo-uri", "mongodb://127.0.0.1:27017/", "--db-mongo-users"}, wantErr: "credentials of a MongoDB user allowed to manage users"},
 		{name: "a bad environment value", env: "maybe", wantErr: `GOFASTAPI_DB_MONGO_USERS="maybe"`},
-		{name: "roles off without the mode", args: []string{"--db-mongo-users-roles=false"}, wantErr: "needs --db-mongo-users"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,8 +38,8 @@ func TestDevConfigMongoUsers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.DBMongoUsers != tc.wantUsers || c.DBMongoUsersRoles != tc.wantRoles {
-				t.Errorf("DBMongoUsers, DBMongoUsersRoles = %v, %v; want %v, %v", c.DBMongoUsers, c.DBMongoUsersRoles, tc.wantUsers, tc.wantRoles)
+			if c.DBMongoUsers != tc.wantUsers {
+				t.Errorf("DBMongoUsers = %v, want %v", c.DBMongoUsers, tc.wantUsers)
 			}
 		})
 	}

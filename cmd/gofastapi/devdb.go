@@ -89,12 +89,8 @@ func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *
 	if err != nil {
 		return nil, fmt.Errorf("--mongo-uri: %w", err)
 	}
-	roles := mongousers.ReadWrite
-	if !cfg.DBMongoUsersRoles {
-		roles = mongousers.NoRoles
-	}
 	log = log.With("component", "mongousers")
-	users, err := mongousers.New(mongousers.Config{Admin: mc, AdminUser: cs.Username, Accounts: accts, Roles: roles, Timeout: 30 * time.Second, Logger: log})
+	users, err := mongousers.New(mongousers.Config{Admin: mc, AdminUser: cs.Username, Accounts: accts, Timeout: 30 * time.Second, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,11 @@
 //
 // Each account (dbfront.Account, served by the databases service) is one
 // MongoDB user in the admin database, of the same name, with the account's
-// current password (SCRAM-SHA-256) and the roles of its databases: by
-// default readWrite on each of them and nothing else (ReadWrite). Sync.Refresh
-// makes MongoDB match one account whatever state MongoDB was in: a missing
-// user is created, an existing one updated (password and roles), the user
-// of an account that is gone dropped. The databases service calls Refresh
+// current password (SCRAM-SHA-256) and, as its roles, readWrite on each of
+// its databases and nothing else. Sync.Refresh makes MongoDB match one
+// account whatever state MongoDB was in: a missing user is created, an
+// existing one updated (password and roles), the user of an account that
+// is gone dropped. The databases service calls Refresh
 // on every account change (it is a databases.AccountWatcher); SyncAll
 // catches up with every account at start, so turning the mode on for an
 // existing installation creates everyone.

@@ -32,11 +32,6 @@ type Config struct {
 	// dropped.
 	AdminUser string
 	Accounts  Accounts
-	// Roles returns the roles of a user whose databases have the given
-	// store names; nil means ReadWrite. NoRoles is for a MongoDB-compatible
-	// server without roles (FerretDB 1.x), where MongoDB's users then check
-	// only the password and the front's checks are the only ones.
-	Roles func(storeNames []string) bson.A
 	// Timeout bounds the sync of one account at start (SyncAll).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -71,15 +66,12 @@ func New(cfg Config) (*Sync, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Roles == nil {
-		cfg.Roles = ReadWrite
-	}
 	return &Sync{cfg: cfg}, nil
 }
 
-// ReadWrite is the default role list: readWrite on each of the databases,
-// in name order, and nothing else.
-func ReadWrite(storeNames []string) bson.A {
+// roles is the role list of a user whose databases have the given store
+// names: readWrite on each of them, in name order, and nothing else.
+func roles(storeNames []string) bson.A {
 	names := slices.Sorted(slices.Values(storeNames))
 	roles := bson.A{}
 	for _, n := range slices.Compact(names) {
@@ -87,9 +79,6 @@ func ReadWrite(storeNames []string) bson.A {
 	}
 	return roles
 }
-
-// NoRoles is the role list of a server without roles: none.
-func NoRoles([]string) bson.A { return bson.A{} }
 
 // Refresh makes username's MongoDB user match the platform's account of
 // that name: created or updated with its password and roles, or dropped
@@ -114,13 +103,12 @@ func (s *Sync) Refresh(ctx context.Context, username string) error {
 
 // put updates a's user, or creates it if MongoDB has none.
 func (s *Sync) put(ctx context.Context, a *dbfront.Account) error {
-	roles := s.cfg.Roles(a.Databases)
-	err := s.run(ctx, userCommand("updateUser", a, roles))
+	err := s.run(ctx, userCommand("updateUser", a))
 	if hasCode(err, codeUserNotFound) {
-		err = s.run(ctx, userCommand("createUser", a, roles))
+		err = s.run(ctx, userCommand("createUser", a))
 		if hasCode(err, codeUserAlreadyExists) {
 			// Created meanwhile by another control plane: make it ours.
-			err = s.run(ctx, userCommand("updateUser", a, roles))
+			err = s.run(ctx, userCommand("updateUser", a))
 		}
 	}
 	if err != nil {
@@ -139,12 +127,12 @@ func (s *Sync) drop(ctx context.Context, username string) error {
 }
 
 // userCommand is the createUser or updateUser command that gives a's user
-// a's password and roles.
-func userCommand(verb string, a *dbfront.Account, roles bson.A) bson.D {
+// a's password and the roles of a's databases.
+func userCommand(verb string, a *dbfront.Account) bson.D {
 	return bson.D{
 		{Key: verb, Value: a.Username},
 		{Key: "pwd", Value: a.Password},
-		{Key: "roles", Value: roles},
+		{Key: "roles", Value: roles(a.Databases)},
 		{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
 	}
 }

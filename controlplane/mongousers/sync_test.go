@@ -2,13 +2,10 @@ package mongousers
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +19,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/mongousers/mongotest"
 )
 
-func TestReadWrite(t *testing.T) {
+func TestRoles(t *testing.T) {
 	rw := func(dbs ...string) bson.A {
 		a := bson.A{}
 		for _, d := range dbs {
@@ -42,21 +39,21 @@ func TestReadWrite(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, ReadWrite(tc.dbs)); diff != "" {
-				t.Errorf("ReadWrite(%v) (-want +got):\n%s", tc.dbs, diff)
+			if diff := cmp.Diff(tc.want, roles(tc.dbs)); diff != "" {
+				t.Errorf("roles(%v) (-want +got):\n%s", tc.dbs, diff)
 			}
 		})
 	}
 	in := []string{"alice_b", "alice_a"}
-	ReadWrite(in)
+	roles(in)
 	if diff := cmp.Diff([]string{"alice_b", "alice_a"}, in); diff != "" {
-		t.Errorf("ReadWrite changed its argument (-want +got):\n%s", diff)
+		t.Errorf("roles changed its argument (-want +got):\n%s", diff)
 	}
 }
 
 func TestUserCommand(t *testing.T) {
 	a := &dbfront.Account{Username: "alice", Password: "pw", Databases: []string{"alice_a"}}
-	got := userCommand("createUser", a, ReadWrite(a.Databases))
+	got := userCommand("createUser", a)
 	want := bson.D{
 		{Key: "createUser", Value: "alice"},
 		{Key: "pwd", Value: "pw"},
@@ -148,25 +145,27 @@ func signIn(t *testing.T, srv *mongotest.Server, user, password string) error {
 	return c.Ping(ctx, nil)
 }
 
-func newSync(t *testing.T, admin *mongo.Client, accts Accounts, roles func([]string) bson.A) *Sync {
+// newSync returns a Sync that manages srv's users through a RolesProxy,
+// which plays MongoDB's roles.
+func newSync(t *testing.T, srv *mongotest.Server, accts Accounts) (*Sync, *mongo.Client, *mongotest.RolesProxy) {
 	t.Helper()
-	s, err := New(Config{Admin: admin, AdminUser: mongotest.AdminUser, Accounts: accts, Roles: roles,
+	p := srv.StartRolesProxy(t)
+	admin := connect(t, p.AdminURI())
+	s, err := New(Config{Admin: admin, AdminUser: mongotest.AdminUser, Accounts: accts,
 		Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, admin, p
 }
 
 // TestSyncUsers runs the sync against a server with real users (FerretDB
-// with authentication, which has no roles: hence NoRoles; the roles are
-// TestSyncRoles's).
+// with authentication; the roles are TestSyncRoles's).
 func TestSyncUsers(t *testing.T) {
 	srv := mongotest.Start(t)
-	admin := connect(t, srv.AdminURI())
 	ctx := context.Background()
 	accts := newAccounts(&dbfront.Account{Username: "alice", Password: "alice-pw-1", Databases: []string{"alice_a"}})
-	s := newSync(t, admin, accts, NoRoles)
+	s, admin, _ := newSync(t, srv, accts)
 
 	if err := signIn(t, srv, "alice", "alice-pw-1"); err == nil {
 		t.Fatal("alice signs in before any sync")
@@ -237,13 +236,12 @@ func TestSyncUsers(t *testing.T) {
 // others.
 func TestSyncAll(t *testing.T) {
 	srv := mongotest.Start(t)
-	admin := connect(t, srv.AdminURI())
 	accts := newAccounts(
 		&dbfront.Account{Username: "carol", Password: "carol-pw", Databases: []string{"carol_c"}},
 		&dbfront.Account{Username: "dave", Password: "dave-pw", Databases: []string{"dave_d"}},
 	)
 	accts.fail["broken"] = true
-	s := newSync(t, admin, accts, NoRoles)
+	s, _, _ := newSync(t, srv, accts)
 	failed, err := s.SyncAll(context.Background())
 	if err != nil || failed != 1 {
 		t.Fatalf("SyncAll = %d, %v; want 1 failure (broken), nil", failed, err)
@@ -255,20 +253,16 @@ func TestSyncAll(t *testing.T) {
 	}
 }
 
-// TestSyncRoles checks the roles the sync gives with the default role list
-// as databases come and go. FerretDB refuses any role, so the commands go
-// through rolesProxy, which records each createUser's and updateUser's
-// roles and forwards it without them; everything else is the real server.
+// TestSyncRoles checks the roles the sync gives as databases come and go,
+// as the RolesProxy in front of FerretDB (which has no roles) saw them.
 func TestSyncRoles(t *testing.T) {
 	srv := mongotest.Start(t)
-	p := startRolesProxy(t, srv.Addr)
-	admin := connect(t, strings.Replace(srv.AdminURI(), srv.Addr, p.addr, 1))
 	ctx := context.Background()
 	accts := newAccounts(
 		&dbfront.Account{Username: "alice", Password: "alice-pw", Databases: []string{"alice_a"}},
 		&dbfront.Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}},
 	)
-	s := newSync(t, admin, accts, nil)
+	s, _, p := newSync(t, srv, accts)
 	if err := s.Refresh(ctx, "alice"); err != nil {
 		t.Fatalf("first sync: %v", err)
 	}
@@ -280,129 +274,21 @@ func TestSyncRoles(t *testing.T) {
 	if err := s.Refresh(ctx, "alice"); err != nil {
 		t.Fatalf("after delete database: %v", err)
 	}
-	want := []userCmd{
+	if err := signIn(t, srv, "alice", "alice-pw"); err != nil {
+		t.Errorf("alice after the syncs (the proxy forwarded them): %v", err)
+	}
+	accts.remove("alice")
+	if err := s.Refresh(ctx, "alice"); err != nil {
+		t.Fatalf("after removal: %v", err)
+	}
+	want := []mongotest.UserCommand{
 		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a"}}, // not found yet
 		{Verb: "createUser", User: "alice", Roles: []string{"readWrite@alice_a"}},
 		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a", "readWrite@alice_c"}},
 		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_c"}},
+		{Verb: "dropUser", User: "alice"},
 	}
-	if diff := cmp.Diff(want, p.commands()); diff != "" {
+	if diff := cmp.Diff(want, p.Commands()); diff != "" {
 		t.Errorf("user commands sent (-want +got):\n%s", diff)
 	}
-	if err := signIn(t, srv, "alice", "alice-pw"); err != nil {
-		t.Errorf("alice after the syncs: %v", err)
-	}
-}
-
-// userCmd is a createUser or updateUser rolesProxy saw; Roles are
-// role@db.
-type userCmd struct {
-	Verb, User string
-	Roles      []string
-}
-
-// rolesProxy relays MongoDB's wire protocol to a server, recording and
-// taking out the roles of createUser and updateUser.
-type rolesProxy struct {
-	addr string
-	mu   sync.Mutex
-	got  []userCmd
-}
-
-func (p *rolesProxy) commands() []userCmd {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.got)
-}
-
-func startRolesProxy(t *testing.T, target string) *rolesProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &rolesProxy{addr: l.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
-			go func() { defer wg.Done(); p.relay(t, c, s); s.Close() }()
-		}
-	}()
-	return p
-}
-
-// relay copies messages from c to s, rewriting user commands.
-func (p *rolesProxy) relay(t *testing.T, c, s net.Conn) {
-	defer c.Close()
-	for {
-		var h [16]byte
-		if _, err := io.ReadFull(c, h[:]); err != nil {
-			return
-		}
-		body := make([]byte, binary.LittleEndian.Uint32(h[0:4])-16)
-		if _, err := io.ReadFull(c, body); err != nil {
-			return
-		}
-		if binary.LittleEndian.Uint32(h[12:16]) == 2013 && body[4] == 0 { // OP_MSG, body section first
-			if nb, ok := p.rewrite(t, body); ok {
-				body = nb
-				binary.LittleEndian.PutUint32(h[0:4], uint32(16+len(body)))
-			}
-		}
-		if _, err := s.Write(append(h[:], body...)); err != nil {
-			return
-		}
-	}
-}
-
-func (p *rolesProxy) rewrite(t *testing.T, body []byte) ([]byte, bool) {
-	doc := bson.Raw(body[5:])
-	size := int(binary.LittleEndian.Uint32(body[5:9]))
-	doc, rest := doc[:size], body[5+size:]
-	var d bson.D
-	if err := bson.Unmarshal(doc, &d); err != nil || len(d) == 0 || (d[0].Key != "createUser" && d[0].Key != "updateUser") {
-		return nil, false
-	}
-	cmd := userCmd{Verb: d[0].Key, User: d[0].Value.(string)}
-	for i, e := range d {
-		if e.Key != "roles" {
-			continue
-		}
-		for _, r := range e.Value.(bson.A) {
-			var role, db string
-			for _, f := range r.(bson.D) {
-				switch f.Key {
-				case "role":
-					role = f.Value.(string)
-				case "db":
-					db = f.Value.(string)
-				}
-			}
-			cmd.Roles = append(cmd.Roles, role+"@"+db)
-		}
-		d[i].Value = bson.A{}
-	}
-	p.mu.Lock()
-	p.got = append(p.got, cmd)
-	p.mu.Unlock()
-	nd, err := bson.Marshal(d)
-	if err != nil {
-		t.Errorf("rolesProxy: %v", err)
-		return nil, false
-	}
-	return append(append(slices.Clone(body[:5]), nd...), rest...), true
 }

@@ -4,6 +4,8 @@
 // (--test-enable-new-auth) over SQLite in a temporary directory. No MongoDB
 // server can run here; this one checks passwords as MongoDB does, but has
 // no roles: its createUser and updateUser refuse a non-empty role list.
+// A RolesProxy in front of it records the roles and forwards the commands
+// without them, so the code under test runs as against MongoDB.
 //
 // Start skips the test when the binary was not built, unless
 // GOFASTAPI_REQUIRE_TESTENV is set (CI: make test runs make testenv first),
