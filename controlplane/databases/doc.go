@@ -15,7 +15,7 @@
 // the URI's default database. The front (package dbfront) and, with
 // MongoDB's own users, the user sync (package mongousers) ask the service
 // for accounts (Account) and the service tells them when an account changes
-// (AccountWatcher.Refresh). The data browser RPCs and the data viewer act on the
-// caller's own databases only, through the platform's own connection to the
-// store.
+// (AccountWatcher.Refresh). The data browser RPCs and the data viewer act
+// on the caller's own databases only, through the platform's own
+// connection to the store.
 package databases

@@ -416,7 +416,12 @@ func (c *conn) dialBackend() error {
 	if c.f.cfg.SignInUpstream && c.user != nil && !c.signedIn {
 		if err := c.signIn(); err != nil {
 			c.closeBackend()
-			c.f.cfg.Logger.Error("database front: the store refused a user the front accepted; is its MongoDB user in step (mongousers)?", "user", c.user.name, "err", err)
+			var se *signInError
+			if errors.As(err, &se) {
+				c.f.cfg.Logger.Error("database front: the store refused a user the front accepted; is its MongoDB user in step (mongousers)?", "user", c.user.name, "err", err)
+			} else {
+				c.f.cfg.Logger.Error("database front: sign in to the store", "user", c.user.name, "err", err)
+			}
 			return err
 		}
 		c.signedIn = true

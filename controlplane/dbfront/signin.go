@@ -9,7 +9,7 @@ import (
 )
 
 // signInError is a store that refused a client's account at sign-in
-// (Config.SignInUpstream). Its Error is for the operator's log and carries
+// (Config.SignInUpstream), or could not prove it knows the password. Its Error is for the operator's log and carries
 // the store's reason; the client sees clientError, which carries none.
 type signInError struct {
 	user string
@@ -64,8 +64,11 @@ func (c *conn) signIn() error {
 	// of a store that ignores skipEmptyExchange.
 	for range 3 {
 		reply, err := c.backendCommand(cmd)
-		if err != nil {
+		var se *storeError
+		if errors.As(err, &se) {
 			return &signInError{user: name, err: err}
+		} else if err != nil {
+			return err // the store's connection failed, not the user
 		}
 		_, payload, _ := reply.Lookup("payload").BinaryOK()
 		done, _ := reply.Lookup("done").BooleanOK()
