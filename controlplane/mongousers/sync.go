@@ -42,6 +42,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Admin == nil:
 		return errors.New("mongousers: Config.Admin is nil")
+	case c.AdminUser == "":
+		return errors.New("mongousers: Config.AdminUser is empty")
 	case c.Accounts == nil:
 		return errors.New("mongousers: Config.Accounts is nil")
 	case c.Timeout <= 0:
@@ -73,11 +75,11 @@ func New(cfg Config) (*Sync, error) {
 // names: readWrite on each of them, in name order, and nothing else.
 func roles(storeNames []string) bson.A {
 	names := slices.Sorted(slices.Values(storeNames))
-	roles := bson.A{}
+	list := bson.A{}
 	for _, n := range slices.Compact(names) {
-		roles = append(roles, bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: n}})
+		list = append(list, bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: n}})
 	}
-	return roles
+	return list
 }
 
 // Refresh makes username's MongoDB user match the platform's account of
