@@ -5,7 +5,7 @@
 # (--test-enable-new-auth), which stand in for an external MongoDB with auth.
 #   deploy/testenv/ferretdb-bin.sh      -> builds if missing, prints the binary's path
 #   deploy/testenv/ferretdb-bin.sh -n   -> prints the path only, builds nothing
-# The Go test helper (controlplane/mongousers/mongouserstest) starts and stops it.
+# The Go test helper (controlplane/mongousers/mongotest) starts and stops it.
 # Cache: $XDG_CACHE_HOME/gofastapi/ferretdb.
 set -euo pipefail
 GO=${GO:-go}
