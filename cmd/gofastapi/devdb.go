@@ -26,6 +26,8 @@ type devDatabases struct {
 	svc   *databases.Service
 	front *dbfront.Front
 	l     net.Listener
+	// stopUsers stops retrying failed MongoDB user syncs (--db-mongo-users).
+	stopUsers func()
 }
 
 // startDatabases starts the wire front on a loopback port in front of the
@@ -76,14 +78,22 @@ func startDatabases(ctx context.Context, cfg *devConfig, log *slog.Logger, st *s
 	// MongoDB's user first: a connection the front accepts with a new
 	// password signs in to MongoDB with it.
 	d.svc.SetWatchers(users, d.front)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); users.Run(runCtx, mongoUsersRetry) }()
+	d.stopUsers = func() { cancel(); <-done }
 	go d.front.Serve(l)
 	return d, nil
 }
 
+// mongoUsersRetry is how often MongoDB users whose sync failed are synced
+// again.
+const mongoUsersRetry = 30 * time.Second
+
 // startMongoUsers makes MongoDB's users match every database account
 // (--db-mongo-users) before apps can connect. An account that fails is
-// logged and left for its next change or the next start; it does not stop
-// the platform, whose other users' apps work.
+// logged and retried (Sync.Run); it does not stop the platform, whose
+// other users' apps work.
 func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *mongo.Client, accts mongousers.Accounts) (*mongousers.Sync, error) {
 	cs, err := connstring.ParseAndValidate(cfg.MongoURI)
 	if err != nil {
@@ -96,7 +106,7 @@ func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *
 	}
 	failed, err := users.SyncAll(ctx)
 	if err != nil {
-		log.Error("sync MongoDB users at start: apps whose MongoDB user is missing or stale cannot sign in until their account next changes", "err", err)
+		log.Error("sync MongoDB users at start: apps whose MongoDB user is missing or stale cannot sign in until it is synced (at their account's next change or the next start)", "err", err)
 	} else {
 		log.Info("MongoDB users in step with the database accounts", "failed", failed)
 	}
@@ -105,6 +115,9 @@ func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *
 
 // stop closes the front and its connections.
 func (d *devDatabases) stop() {
+	if d.stopUsers != nil {
+		d.stopUsers()
+	}
 	d.l.Close()
 	d.front.Close()
 }

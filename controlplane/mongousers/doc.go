@@ -11,7 +11,8 @@
 // is gone dropped. The databases service calls Refresh
 // on every account change (it is a databases.AccountWatcher); SyncAll
 // catches up with every account at start, so turning the mode on for an
-// existing installation creates everyone.
+// existing installation creates everyone, and Run retries the accounts
+// whose last sync failed until they succeed.
 //
 // With these users the wire front (package dbfront, Config.SignInUpstream)
 // signs every app connection in to MongoDB as the app's owner, so MongoDB's

@@ -61,6 +61,12 @@ type Sync struct {
 	// and then writes MongoDB, so without it a sync that read an older
 	// password could write it after one that read the newer.
 	userMu sync.Map // username -> *sync.Mutex
+
+	// pending are the accounts whose last sync failed: Retry syncs them
+	// again, so that MongoDB being away for a while does not leave their
+	// apps locked out until the account next changes.
+	pendingMu sync.Mutex
+	pending   map[string]bool
 }
 
 // New returns a Sync.
@@ -68,7 +74,7 @@ func New(cfg Config) (*Sync, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sync{cfg: cfg}, nil
+	return &Sync{cfg: cfg, pending: map[string]bool{}}, nil
 }
 
 // roles is the role list of a user whose databases have the given store
@@ -84,15 +90,30 @@ func roles(storeNames []string) bson.A {
 
 // Refresh makes username's MongoDB user match the platform's account of
 // that name: created or updated with its password and roles, or dropped
-// when there is no such account. It implements databases.AccountWatcher.
+// when there is no such account; an account whose sync fails is left to
+// Retry. It implements databases.AccountWatcher.
 func (s *Sync) Refresh(ctx context.Context, username string) error {
 	if username == s.cfg.AdminUser {
-		return ErrAdminUser
+		return ErrAdminUser // for good: not retried
 	}
 	m, _ := s.userMu.LoadOrStore(username, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
 	defer mu.Unlock()
+	// Marked under mu, so the last sync to finish decides.
+	err := s.sync(ctx, username)
+	s.pendingMu.Lock()
+	if err != nil {
+		s.pending[username] = true
+	} else {
+		delete(s.pending, username)
+	}
+	s.pendingMu.Unlock()
+	return err
+}
+
+// sync makes username's user match its account.
+func (s *Sync) sync(ctx context.Context, username string) error {
 	a, err := s.cfg.Accounts.Account(ctx, username)
 	if errors.Is(err, dbfront.ErrNoAccount) {
 		return s.drop(ctx, username)
@@ -162,8 +183,49 @@ func (s *Sync) SyncAll(ctx context.Context) (failed int, err error) {
 		cancel()
 		if err != nil {
 			failed++
-			s.cfg.Logger.Error("sync MongoDB user: the user's apps cannot sign in to MongoDB until it succeeds (at the account's next change or the next start)", "user", n, "err", err)
+			s.cfg.Logger.Error("sync MongoDB user: the user's apps cannot sign in to MongoDB until it succeeds (Run retries it)", "user", n, "err", err)
 		}
 	}
 	return failed, nil
+}
+
+// Retry syncs again, each within Config.Timeout, every account whose last
+// sync failed, and returns those that still fail with the first error.
+func (s *Sync) Retry(ctx context.Context) (failing []string, first error) {
+	s.pendingMu.Lock()
+	names := make([]string, 0, len(s.pending))
+	for n := range s.pending {
+		names = append(names, n)
+	}
+	s.pendingMu.Unlock()
+	slices.Sort(names)
+	for _, n := range names {
+		uctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		err := s.Refresh(uctx, n)
+		cancel()
+		if err != nil {
+			failing = append(failing, n)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return failing, first
+}
+
+// Run calls Retry every interval until ctx ends, and logs after each round
+// the accounts still out of step.
+func (s *Sync) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if failing, err := s.Retry(ctx); len(failing) > 0 && ctx.Err() == nil {
+			s.cfg.Logger.Error("MongoDB users still out of step with their accounts: their apps cannot sign in to MongoDB; retrying", "users", len(failing), "first", failing[:min(len(failing), 10)], "err", err)
+		}
+	}
 }

@@ -115,6 +115,12 @@ func (a *accounts) set(acc *dbfront.Account) {
 	a.m[acc.Username] = acc
 }
 
+func (a *accounts) setFailing(name string, fail bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fail[name] = fail
+}
+
 func (a *accounts) remove(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -240,7 +246,7 @@ func TestSyncAll(t *testing.T) {
 		&dbfront.Account{Username: "carol", Password: "carol-pw", Databases: []string{"carol_c"}},
 		&dbfront.Account{Username: "dave", Password: "dave-pw", Databases: []string{"dave_d"}},
 	)
-	accts.fail["broken"] = true
+	accts.setFailing("broken", true)
 	s, _, _ := newSync(t, srv, accts)
 	failed, err := s.SyncAll(context.Background())
 	if err != nil || failed != 1 {
@@ -290,5 +296,49 @@ func TestSyncRoles(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, p.Commands()); diff != "" {
 		t.Errorf("user commands sent (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncRetry: an account whose sync failed is synced again by Retry
+// until it succeeds, and only such accounts are.
+func TestSyncRetry(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := context.Background()
+	accts := newAccounts(
+		&dbfront.Account{Username: "erin", Password: "erin-pw", Databases: []string{"erin_e"}},
+		&dbfront.Account{Username: "frank", Password: "frank-pw", Databases: []string{"frank_f"}},
+	)
+	s, _, p := newSync(t, srv, accts)
+	if err := s.Refresh(ctx, "frank"); err != nil {
+		t.Fatal(err)
+	}
+	accts.setFailing("erin", true)
+	if err := s.Refresh(ctx, "erin"); err == nil {
+		t.Fatal("refresh of an account whose lookup fails succeeded")
+	}
+	if err := s.Refresh(ctx, mongotest.AdminUser); !errors.Is(err, ErrAdminUser) {
+		t.Fatalf("refresh of the admin user = %v", err)
+	}
+	if failing, err := s.Retry(ctx); !slices.Equal(failing, []string{"erin"}) || err == nil {
+		t.Fatalf("Retry while erin's lookup fails = %v, %v; want [erin] and its error", failing, err)
+	}
+	accts.setFailing("erin", false)
+	before := len(p.Commands())
+	if failing, err := s.Retry(ctx); len(failing) != 0 || err != nil {
+		t.Fatalf("Retry once erin's lookup works = %v, %v; want none", failing, err)
+	}
+	if err := signIn(t, srv, "erin", "erin-pw"); err != nil {
+		t.Errorf("erin after Retry: %v", err)
+	}
+	want := []mongotest.UserCommand{
+		{Verb: "updateUser", User: "erin", Roles: []string{"readWrite@erin_e"}},
+		{Verb: "createUser", User: "erin", Roles: []string{"readWrite@erin_e"}},
+	}
+	if diff := cmp.Diff(want, p.Commands()[before:]); diff != "" {
+		t.Errorf("Retry sent (-want +got), only erin's sync:\n%s", diff)
+	}
+	before = len(p.Commands())
+	if failing, err := s.Retry(ctx); len(failing) != 0 || err != nil || len(p.Commands()) != before {
+		t.Errorf("Retry with nothing pending = %v, %v and %d commands; want nothing", failing, err, len(p.Commands())-before)
 	}
 }
