@@ -1,11 +1,13 @@
 package mongousers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,8 +139,8 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	return c
 }
 
-// signIn reports whether user signs in to srv with password, by a ping on
-// a fresh client.
+// signIn returns the error, if any, of a ping as user with password on a
+// fresh client of srv.
 func signIn(t *testing.T, srv *mongotest.Server, user, password string) error {
 	t.Helper()
 	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI(user, password)))
@@ -152,13 +154,13 @@ func signIn(t *testing.T, srv *mongotest.Server, user, password string) error {
 }
 
 // newSync returns a Sync that manages srv's users through a RolesProxy,
-// which plays MongoDB's roles.
-func newSync(t *testing.T, srv *mongotest.Server, accts Accounts) (*Sync, *mongo.Client, *mongotest.RolesProxy) {
+// which plays MongoDB's roles, and logs to log.
+func newSync(t *testing.T, srv *mongotest.Server, accts Accounts, log io.Writer) (*Sync, *mongo.Client, *mongotest.RolesProxy) {
 	t.Helper()
 	p := srv.StartRolesProxy(t)
 	admin := connect(t, p.AdminURI())
 	s, err := New(Config{Admin: admin, AdminUser: mongotest.AdminUser, Accounts: accts,
-		Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestSyncUsers(t *testing.T) {
 	srv := mongotest.Start(t)
 	ctx := context.Background()
 	accts := newAccounts(&dbfront.Account{Username: "alice", Password: "alice-pw-1", Databases: []string{"alice_a"}})
-	s, admin, _ := newSync(t, srv, accts)
+	s, admin, _ := newSync(t, srv, accts, io.Discard)
 
 	if err := signIn(t, srv, "alice", "alice-pw-1"); err == nil {
 		t.Fatal("alice signs in before any sync")
@@ -247,10 +249,15 @@ func TestSyncAll(t *testing.T) {
 		&dbfront.Account{Username: "dave", Password: "dave-pw", Databases: []string{"dave_d"}},
 	)
 	accts.setFailing("broken", true)
-	s, _, _ := newSync(t, srv, accts)
+	var logs bytes.Buffer // SyncAll logs from the test's goroutine
+	s, _, _ := newSync(t, srv, accts, &logs)
 	failed, err := s.SyncAll(context.Background())
 	if err != nil || failed != 1 {
 		t.Fatalf("SyncAll = %d, %v; want 1 failure (broken), nil", failed, err)
+	}
+	if lines := strings.Split(strings.TrimSpace(logs.String()), "\n"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "user=broken") || !strings.Contains(lines[0], "store unavailable") {
+		t.Errorf("log = %q, want one error line naming broken and why", logs.String())
 	}
 	for _, u := range []string{"carol", "dave"} {
 		if err := signIn(t, srv, u, u+"-pw"); err != nil {
@@ -268,7 +275,7 @@ func TestSyncRoles(t *testing.T) {
 		&dbfront.Account{Username: "alice", Password: "alice-pw", Databases: []string{"alice_a"}},
 		&dbfront.Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}},
 	)
-	s, _, p := newSync(t, srv, accts)
+	s, _, p := newSync(t, srv, accts, io.Discard)
 	if err := s.Refresh(ctx, "alice"); err != nil {
 		t.Fatalf("first sync: %v", err)
 	}
@@ -308,7 +315,7 @@ func TestSyncRetry(t *testing.T) {
 		&dbfront.Account{Username: "erin", Password: "erin-pw", Databases: []string{"erin_e"}},
 		&dbfront.Account{Username: "frank", Password: "frank-pw", Databases: []string{"frank_f"}},
 	)
-	s, _, p := newSync(t, srv, accts)
+	s, _, p := newSync(t, srv, accts, io.Discard)
 	if err := s.Refresh(ctx, "frank"); err != nil {
 		t.Fatal(err)
 	}
