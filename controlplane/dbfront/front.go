@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/xdg-go/scram"
 )
 
 // Account is what the front knows of one user of the platform database.
@@ -107,6 +109,10 @@ type user struct {
 	quota    int64
 	conns    map[*conn]struct{}
 	usage    usage
+	// upstream signs the user's store connections in (SignInUpstream). One
+	// per user, because it keeps the keys derived from the password, which
+	// cost thousands of hash rounds per connection otherwise.
+	upstream *scram.Client
 }
 
 // New returns a Front; Serve starts it.
@@ -248,6 +254,21 @@ func (f *Front) drop(c *conn) {
 	if len(c.user.conns) == 0 && f.users[c.user.name] == c.user {
 		delete(f.users, c.user.name)
 	}
+}
+
+// upstreamClient returns the SCRAM client that signs u's store
+// connections in.
+func (f *Front) upstreamClient(u *user) (*scram.Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u.upstream == nil {
+		cl, err := scram.SHA256.NewClient(u.name, u.password, "")
+		if err != nil {
+			return nil, err
+		}
+		u.upstream = cl
+	}
+	return u.upstream, nil
 }
 
 // own reports whether db is one of u's databases now.

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/xdg-go/scram"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // signInError is a store that refused a client's account at sign-in
-// (Config.SignInUpstream), or could not prove it knows the password. Its Error is for the operator's log and carries
-// the store's reason; the client sees clientError, which carries none.
+// (Config.SignInUpstream), or could not prove it knows the password. Its
+// Error is for the operator's log and carries the store's reason; the
+// client sees clientError, which carries none.
 type signInError struct {
 	user string
 	err  error
@@ -43,8 +43,8 @@ func (e *storeError) Error() string { return fmt.Sprintf("%s (code %d)", e.msg, 
 // conversation verifies the store's signature too: a store that does not
 // know the password cannot pass itself off as one that does.
 func (c *conn) signIn() error {
-	name, password := c.user.name, c.user.password
-	cl, err := scram.SHA256.NewClient(name, password, "")
+	name := c.user.name
+	cl, err := c.f.upstreamClient(c.user)
 	if err != nil {
 		return &signInError{user: name, err: err}
 	}
