@@ -128,6 +128,10 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 	}
 	defer c.Disconnect(context.Background())
 	deadline := time.Now().Add(time.Minute)
+	// Paces the pings that fail at once (refused connections, a user not
+	// set up yet); readiness is the ping's answer, not the pace.
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err = c.Ping(ctx, nil)
@@ -135,13 +139,13 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 		if err == nil {
 			return nil
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer within a minute: %w", err)
+		}
 		select {
 		case <-exited:
 			return errors.New("the process exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer within a minute: %w", err)
+		case <-pace.C:
 		}
 	}
 }
