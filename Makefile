@@ -64,8 +64,9 @@ lint: ## go vet and gofmt
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 .PHONY: testenv
-testenv: ## Build etcd and kube-apiserver from source for the kube tests, once (cached under ~/.cache/gofastapi/k8s)
+testenv: ## Build etcd and kube-apiserver (kube tests) and FerretDB with real users (MongoDB-users tests) from source, once (cached under ~/.cache/gofastapi)
 	@deploy/testenv/k8s-bin.sh >/dev/null
+	@deploy/testenv/ferretdb-bin.sh >/dev/null
 
 .PHONY: images
 images: ## Build the platform and runner images (docker or podman; says so and skips without one)
@@ -73,7 +74,7 @@ images: ## Build the platform and runner images (docker or podman; says so and s
 
 .PHONY: test
 test: deps checkgenerate lint build testenv ## The whole test suite (what CI runs): Go tests, then the browser test
-	$(GO) test -count=1 -timeout 20m ./...
+	GOFASTAPI_REQUIRE_TESTENV=1 $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-web-only
 
 .PHONY: test-web

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/pool/local"
 )
@@ -40,6 +42,10 @@ type devConfig struct {
 	DBFrontAddr       string
 	DBQueryTimeout    time.Duration
 	DBMaxConnsPerUser int
+	// DBMongoUsers keeps a MongoDB user per database account in the
+	// --mongo-uri server (package mongousers) and has the front sign every
+	// app connection in as its owner.
+	DBMongoUsers bool
 	// RunnerUIDs are the users runners' Python processes run as, one per
 	// runner in turn; zero Count when the platform is not root.
 	RunnerUIDs local.UIDRange
@@ -84,6 +90,11 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.DBFrontAddr, "db-front-addr", "127.0.0.1:0", "loopback address of the platform database front apps connect to (PLATFORM_MONGO_URI)")
 	fs.DurationVar(&c.DBQueryTimeout, "db-query-timeout", 5*time.Second, "longest a platform database command may run before it is stopped")
 	fs.IntVar(&c.DBMaxConnsPerUser, "db-max-conns-per-user", 50, "most open platform database connections per user")
+	mongoUsers, err := envBool("GOFASTAPI_DB_MONGO_USERS")
+	if err != nil {
+		return nil, err
+	}
+	fs.BoolVar(&c.DBMongoUsers, "db-mongo-users", mongoUsers, "with --mongo-uri: keep a MongoDB user per platform database user (readWrite on their databases only; created, updated and dropped by the platform) and sign every app connection in to MongoDB as its owner, so MongoDB's roles check each command behind the front; the URI's user must be allowed to manage users (userAdminAnyDatabase or root) [GOFASTAPI_DB_MONGO_USERS]")
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
@@ -153,12 +164,37 @@ func (c *devConfig) Validate() error {
 		return errors.New("--db-max-conns-per-user must be at least 1")
 	case c.MaxConnsPerIP < 0:
 		return errors.New("--max-conns-per-ip must not be negative")
+	case c.DBMongoUsers && c.MongoURI == "":
+		return errors.New("--db-mongo-users needs --mongo-uri (MONGO_URI): it keeps users in an external MongoDB; the embedded store has no users of its own, and the database front alone isolates users there")
 	case c.MetricsFlush <= 0:
 		return errors.New("--metrics-flush must be positive")
 	case c.HealthProbe <= 0:
 		return errors.New("--health-probe-interval must be positive")
 	}
+	if c.DBMongoUsers {
+		cs, err := connstring.ParseAndValidate(c.MongoURI)
+		if err != nil {
+			return fmt.Errorf("--mongo-uri: %w", err)
+		}
+		if cs.Username == "" {
+			return errors.New("--db-mongo-users needs --mongo-uri with the credentials of a MongoDB user allowed to manage users (userAdminAnyDatabase or root)")
+		}
+	}
 	return nil
+}
+
+// envBool reads a boolean environment variable; unset or empty is false,
+// and a value strconv.ParseBool does not take is an error.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", name, v)
+	}
+	return b, nil
 }
 
 // appURL is the public URL of app slug given the gateway's listen address.

@@ -12,9 +12,10 @@
 //
 // Apps get PLATFORM_MONGO_URI (AppEnv): the front's address, the owner's
 // credentials, and the app's database (chosen, else the owner's default) as
-// the URI's default database. The front (package dbfront) asks the service
-// for accounts (Account) and the service tells it when an account changes
-// (Front.Refresh). The data browser RPCs and the data viewer act on the
-// caller's own databases only, through the platform's own connection to the
-// store.
+// the URI's default database. The front (package dbfront) and, with
+// MongoDB's own users, the user sync (package mongousers) ask the service
+// for accounts (Account) and the service tells them when an account changes
+// (AccountWatcher.Refresh). The data browser RPCs and the data viewer act
+// on the caller's own databases only, through the platform's own
+// connection to the store.
 package databases

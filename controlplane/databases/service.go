@@ -35,6 +35,7 @@ type Store interface {
 	DeleteDatabase(ctx context.Context, id string) error
 	DBAccount(ctx context.Context, ownerID string) (*store.DBAccount, error)
 	DBAccountByUsername(ctx context.Context, username string) (*store.DBAccount, error)
+	DBAccountUsernames(ctx context.Context) ([]string, error)
 	PutDBAccount(ctx context.Context, a *store.DBAccount) error
 	SetViewerHash(ctx context.Context, ownerID string, hash []byte) error
 	SetAppDatabase(ctx context.Context, ownerID, appID, dbID string) error
@@ -55,8 +56,11 @@ type AppRestarter interface {
 	RestartApps(ctx context.Context, appIDs ...string) error
 }
 
-// Front is the wire front's side of account changes (package dbfront).
-type Front interface {
+// AccountWatcher is told when a user's database account changes: its
+// password, its databases, its quota, or its removal. The wire front
+// (package dbfront) and the MongoDB user sync (package mongousers) are the
+// watchers; each looks the account up again (Account) when told.
+type AccountWatcher interface {
 	Refresh(ctx context.Context, username string) error
 }
 
@@ -102,11 +106,12 @@ func (c Config) Validate() error {
 }
 
 // Service implements gofastapiv1connect.DatabaseServiceHandler,
-// dbfront.Accounts, the apps service's PlatformEnv and admin.UserData.
+// dbfront.Accounts and mongousers.Accounts, the apps service's PlatformEnv
+// and admin.UserData.
 type Service struct {
-	cfg   Config
-	apps  atomic.Pointer[AppRestarter]
-	front atomic.Pointer[Front]
+	cfg      Config
+	apps     atomic.Pointer[AppRestarter]
+	watchers atomic.Pointer[[]AccountWatcher]
 
 	// ownerMu serializes changes to one owner's set of databases, so that
 	// two first uses at once create one default database, and a create and
@@ -133,9 +138,13 @@ func NewService(cfg Config) (*Service, error) {
 // until they restart for another reason.
 func (s *Service) SetApps(a AppRestarter) { s.apps.Store(&a) }
 
-// SetFront tells the service which front to tell of account changes; the
-// front is made after this service, which is its Accounts.
-func (s *Service) SetFront(f Front) { s.front.Store(&f) }
+// SetWatchers sets whom to tell of account changes, told in this order,
+// each whether the one before failed; the watchers are made after this
+// service, which is their Accounts. Order matters when one watcher's state
+// depends on another's: the MongoDB user sync goes before the front, so
+// that a connection the front accepts with a new password can sign in to
+// MongoDB with it.
+func (s *Service) SetWatchers(ws ...AccountWatcher) { s.watchers.Store(&ws) }
 
 func (s *Service) lock(ownerID string) func() {
 	m, _ := s.ownerMu.LoadOrStore(ownerID, &sync.Mutex{})
@@ -179,6 +188,7 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 		}
 	}
 	defer s.lock(u.ID)()
+	created := false
 	if _, err := s.cfg.Store.DBAccount(ctx, u.ID); errors.Is(err, store.ErrNotFound) {
 		a := &store.DBAccount{OwnerID: u.ID, Username: u.Username}
 		if a.Password, err = s.cfg.Key.Seal([]byte(newPassword()), sealLabel(u.ID)); err != nil {
@@ -187,10 +197,16 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 		if err := s.cfg.Store.PutDBAccount(ctx, a); err != nil {
 			return nil, fmt.Errorf("create database account: %w", err)
 		}
+		created = true
 	} else if err != nil {
 		return nil, err
 	}
 	if dbs, err = s.cfg.Store.ListDatabases(ctx, u.ID); err != nil || len(dbs) > 0 {
+		if err == nil && created {
+			// Databases without an account (its record was lost): the
+			// watchers learn of the new account here, as below.
+			s.refresh(ctx, u.Username)
+		}
 		return dbs, err
 	}
 	d := &store.Database{OwnerID: u.ID, Name: "default", StoreName: u.Username + "_" + randomHex(4), Default: true}
@@ -202,14 +218,25 @@ func (s *Service) ensure(ctx context.Context, u *store.User) ([]*store.Database,
 	return []*store.Database{d}, nil
 }
 
-// refresh tells the front that username's account changed.
+// refreshTimeout bounds telling the watchers of one change.
+const refreshTimeout = 30 * time.Second
+
+// refresh tells the watchers that username's account changed. A failure is
+// logged, not returned: the change is stored, and a watcher that missed it
+// catches up at its next refresh or start.
 func (s *Service) refresh(ctx context.Context, username string) {
-	f := s.front.Load()
-	if f == nil {
+	ws := s.watchers.Load()
+	if ws == nil {
 		return
 	}
-	if err := (*f).Refresh(ctx, username); err != nil {
-		s.cfg.Logger.Warn("refresh database account at the front", "user", username, "err", err)
+	// The change is stored: a caller that goes away must not leave a
+	// watcher (MongoDB's users) behind it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
+	for _, w := range *ws {
+		if err := w.Refresh(ctx, username); err != nil {
+			s.cfg.Logger.Warn("refresh database account", "user", username, "watcher", fmt.Sprintf("%T", w), "err", err)
+		}
 	}
 }
 
@@ -264,6 +291,12 @@ func (s *Service) Account(ctx context.Context, username string) (*dbfront.Accoun
 		acc.Databases = append(acc.Databases, d.StoreName)
 	}
 	return acc, nil
+}
+
+// Usernames returns the name of every database account, for a watcher
+// that catches up with all of them at start.
+func (s *Service) Usernames(ctx context.Context) ([]string, error) {
+	return s.cfg.Store.DBAccountUsernames(ctx)
 }
 
 // EnvMongoURI is the variable apps find their database in.

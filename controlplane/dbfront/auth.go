@@ -124,6 +124,20 @@ func (c *conn) saslContinue(body bson.Raw) bson.Raw {
 		return cerr.doc()
 	}
 	c.user = u
+	if c.f.cfg.SignInUpstream {
+		// Sign in to the store now, so that a store that refuses the user
+		// fails the client's authentication, where drivers report it,
+		// rather than its first command.
+		if err := c.dialBackend(); err != nil {
+			c.conv = nil
+			c.closeAfterReply = true
+			var se *signInError
+			if errors.As(err, &se) {
+				return se.clientError().doc()
+			}
+			return (&cmdError{code: codeHostUnreachable, name: "HostUnreachable", msg: "the platform database is unreachable: retry in a minute"}).doc()
+		}
+	}
 	if c.skipEmpty {
 		c.conv = nil
 		return saslReply(out, true)

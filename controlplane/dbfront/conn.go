@@ -18,6 +18,9 @@ type conn struct {
 	client  net.Conn
 	backend net.Conn
 	reqID   int32
+	// signedIn is whether backend signed in to the store as user
+	// (Config.SignInUpstream).
+	signedIn bool
 
 	// Authentication: user is set once the client proved its password.
 	user            *user
@@ -72,6 +75,7 @@ func (c *conn) closeBackend() {
 		c.backend.Close()
 		c.backend = nil
 	}
+	c.signedIn = false
 	// The store's cursors die with its connection.
 	clear(c.cursors)
 }
@@ -339,6 +343,10 @@ func (c *conn) forward(m *msg) (bson.Raw, error) {
 		c.closeBackend()
 		return c.timeLimitError().doc(), nil
 	}
+	var se *signInError
+	if errors.As(err, &se) {
+		return se.clientError().doc(), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -360,11 +368,18 @@ func (c *conn) timeLimitError() *cmdError {
 		"operation exceeded the platform database's time limit of %s and was stopped: add an index, narrow the filter or fetch fewer documents", c.f.cfg.QueryTimeout)}
 }
 
-// roundTrip sends one message to the store and reads its reply.
+// roundTrip sends one message to the store, on a connection signed in as
+// the client's user where it must be, and reads its reply.
 func (c *conn) roundTrip(op int32, body []byte) (header, []byte, error) {
 	if err := c.dialBackend(); err != nil {
 		return header{}, nil, err
 	}
+	return c.exchange(op, body)
+}
+
+// exchange sends one message on the open store connection and reads its
+// reply.
+func (c *conn) exchange(op int32, body []byte) (header, []byte, error) {
 	id := c.nextID()
 	if err := writeMessage(c.backend, id, 0, op, body); err != nil {
 		c.closeBackend()
@@ -383,17 +398,33 @@ func (c *conn) roundTrip(op int32, body []byte) (header, []byte, error) {
 	}
 }
 
+// dialBackend opens the store connection if there is none and, with
+// Config.SignInUpstream, signs it in as the client's user once the client
+// authenticated: before that it only carries the handshake commands, which
+// need no user.
 func (c *conn) dialBackend() error {
-	if c.backend != nil {
-		return nil
+	if c.backend == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b, err := c.f.cfg.Dial(ctx)
+		if err != nil {
+			c.f.cfg.Logger.Error("dial the store", "err", err)
+			return err
+		}
+		c.backend = b
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := c.f.cfg.Dial(ctx)
-	if err != nil {
-		c.f.cfg.Logger.Error("dial the store", "err", err)
-		return err
+	if c.f.cfg.SignInUpstream && c.user != nil && !c.signedIn {
+		if err := c.signIn(); err != nil {
+			c.closeBackend()
+			var se *signInError
+			if errors.As(err, &se) {
+				c.f.cfg.Logger.Error("database front: the store refused a user the front accepted; is its MongoDB user in step (mongousers)?", "user", c.user.name, "err", err)
+			} else {
+				c.f.cfg.Logger.Error("database front: sign in to the store", "user", c.user.name, "err", err)
+			}
+			return err
+		}
+		c.signedIn = true
 	}
-	c.backend = b
 	return nil
 }

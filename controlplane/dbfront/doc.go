@@ -30,12 +30,17 @@
 //     user.
 //
 // Each client connection has its own store connection, so a store-side
-// session, cursor or error never crosses between clients. The front never
+// session, cursor or error never crosses between clients. With a store
+// that has users of its own (an external MongoDB whose users package
+// mongousers keeps in step with the accounts), Config.SignInUpstream signs
+// that store connection in as the client's user before anything of the
+// client's is forwarded, so the store's roles check every command again. The front never
 // advertises compression, so it only sees OP_MSG and the legacy OP_QUERY
 // hello.
 //
 // Invariant: no byte reaches the store from a client connection that has
-// not passed the checks above for the user that authenticated it. Users of
+// not passed the checks above for the user that authenticated it (with
+// SignInUpstream, on a store connection signed in as that user). Users of
 // the package: the dev wiring (cmd/gofastapi) starts it on loopback and the
 // databases service (controlplane/databases) calls Refresh when a user's
 // databases, quota or credentials change.

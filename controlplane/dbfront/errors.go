@@ -19,6 +19,7 @@ const (
 	codeCommandNotFound      = 59
 	codeCursorNotFound       = 43
 	codeBadValue             = 2
+	codeHostUnreachable      = 6
 	codeExceededConnLimit    = 9001 // SocketException: the client may retry later
 	codeQuotaExceeded        = 12501
 )

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/xdg-go/scram"
 )
 
 // Account is what the front knows of one user of the platform database.
@@ -49,6 +51,15 @@ type Config struct {
 	// MaxConnsPerUser is the most authenticated connections one user may
 	// have open at once.
 	MaxConnsPerUser int
+	// SignInUpstream makes every store connection of an authenticated
+	// client sign in to the store as the client's account (SCRAM-SHA-256,
+	// its username and password, in the admin database) before the front
+	// forwards anything of the client's. It is for a store with users of
+	// its own that mirror the accounts (MongoDB, kept in step by package
+	// mongousers): the store's roles then check each command again, behind
+	// the front's checks. A store that refuses the user fails the client's
+	// authentication with a message that says so.
+	SignInUpstream bool
 	// MaxPending is the most connections that may be open and not yet
 	// authenticated, across all clients.
 	MaxPending int
@@ -98,6 +109,10 @@ type user struct {
 	quota    int64
 	conns    map[*conn]struct{}
 	usage    usage
+	// upstream signs the user's store connections in (SignInUpstream). One
+	// per user, because it keeps the keys derived from the password, which
+	// cost thousands of hash rounds per connection otherwise.
+	upstream *scram.Client
 }
 
 // New returns a Front; Serve starts it.
@@ -239,6 +254,21 @@ func (f *Front) drop(c *conn) {
 	if len(c.user.conns) == 0 && f.users[c.user.name] == c.user {
 		delete(f.users, c.user.name)
 	}
+}
+
+// upstreamClient returns the SCRAM client that signs u's store
+// connections in.
+func (f *Front) upstreamClient(u *user) (*scram.Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u.upstream == nil {
+		cl, err := scram.SHA256.NewClient(u.name, u.password, "")
+		if err != nil {
+			return nil, err
+		}
+		u.upstream = cl
+	}
+	return u.upstream, nil
 }
 
 // own reports whether db is one of u's databases now.

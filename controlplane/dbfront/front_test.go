@@ -116,7 +116,13 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 // connect returns a client through the front as user with password.
 func (h *harness) connect(t *testing.T, user, password, db string) *mongo.Client {
 	t.Helper()
-	uri := "mongodb://" + user + ":" + password + "@" + h.addr + "/" + db + "?authSource=admin&authMechanism=SCRAM-SHA-256&maxPoolSize=2&serverSelectionTimeoutMS=5000"
+	return connectTo(t, h.addr, user, password, db)
+}
+
+// connectTo returns a client of the front at addr as user with password.
+func connectTo(t *testing.T, addr, user, password, db string) *mongo.Client {
+	t.Helper()
+	uri := "mongodb://" + user + ":" + password + "@" + addr + "/" + db + "?authSource=admin&authMechanism=SCRAM-SHA-256&maxPoolSize=2&serverSelectionTimeoutMS=5000"
 	c, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		t.Fatal(err)

@@ -147,6 +147,24 @@ func (s *Store) DBAccountByUsername(ctx context.Context, username string) (*DBAc
 	return &a, nil
 }
 
+// DBAccountUsernames returns the database user names of every account,
+// sorted.
+func (s *Store) DBAccountUsernames(ctx context.Context) ([]string, error) {
+	cur, err := s.dbAccounts().Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"username": 1}).SetSort(bson.M{"username": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var list []DBAccount
+	if err := cur.All(ctx, &list); err != nil {
+		return nil, classify(err)
+	}
+	names := make([]string, len(list))
+	for i, a := range list {
+		names[i] = a.Username
+	}
+	return names, nil
+}
+
 // PutDBAccount creates or replaces a's record.
 func (s *Store) PutDBAccount(ctx context.Context, a *DBAccount) error {
 	_, err := s.dbAccounts().ReplaceOne(ctx, bson.M{"_id": a.OwnerID}, a, options.Replace().SetUpsert(true))
