@@ -277,3 +277,38 @@ func TestOverlayPoolArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformKeepsMongoDBUsers: the cluster's MongoDB has users, so every
+// platform container that reaches it (gateways and control plane, which run
+// the database front) keeps a MongoDB user per platform database user and
+// signs app connections in as their owners; without it the front's store
+// connections are refused.
+func TestPlatformKeepsMongoDBUsers(t *testing.T) {
+	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
+		seen := 0
+		for _, o := range build(t, overlay) {
+			if o.GetKind() != "Deployment" {
+				continue
+			}
+			cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range cs {
+				env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+				vars := map[string]any{}
+				for _, e := range env {
+					e := e.(map[string]any)
+					vars[e["name"].(string)] = e["value"]
+				}
+				if _, ok := vars["MONGO_URI"]; !ok {
+					continue
+				}
+				seen++
+				if v := vars["GOFASTAPI_DB_MONGO_USERS"]; v != "1" {
+					t.Errorf("%s: %s reaches MongoDB with GOFASTAPI_DB_MONGO_USERS=%v, want 1", overlay, o.GetName(), v)
+				}
+			}
+		}
+		if seen < 2 {
+			t.Errorf("%s: %d platform containers reach MongoDB, want the gateway and the control plane", overlay, seen)
+		}
+	}
+}
