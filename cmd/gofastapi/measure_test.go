@@ -428,8 +428,10 @@ func parseWrk(t *testing.T, out []byte) float64 {
 	return v
 }
 
-// startNginx runs nginx as a reverse proxy to upstream with keep-alive, the
-// way one would put it in front of a single uvicorn.
+// startNginx runs nginx as a reverse proxy to upstream with keep-alive,
+// sending the app the same headers the gateway adds (X-Forwarded-For,
+// -Proto and -Host, and a request id), so both hand the app the same work:
+// the way one would put it in front of a single uvicorn.
 func startNginx(t *testing.T, upstream string) string {
 	dir := t.TempDir()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -452,6 +454,9 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-Id $request_id;
     }
   }
 }
