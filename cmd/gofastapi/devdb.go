@@ -95,12 +95,8 @@ const mongoUsersRetry = 30 * time.Second
 // logged and retried (Sync.Run); it does not stop the platform, whose
 // other users' apps work.
 func startMongoUsers(ctx context.Context, cfg *devConfig, log *slog.Logger, mc *mongo.Client, accts mongousers.Accounts) (*mongousers.Sync, error) {
-	cs, err := connstring.ParseAndValidate(cfg.MongoURI)
-	if err != nil {
-		return nil, fmt.Errorf("--mongo-uri: %w", err)
-	}
 	log = log.With("component", "mongousers")
-	users, err := mongousers.New(mongousers.Config{Admin: mc, AdminUser: cs.Username, Accounts: accts, Timeout: 30 * time.Second, Logger: log})
+	users, err := mongousers.New(mongousers.Config{Admin: mc, Accounts: accts, Timeout: 30 * time.Second, Logger: log})
 	if err != nil {
 		return nil, err
 	}

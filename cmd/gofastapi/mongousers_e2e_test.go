@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gofastapi/gofastapi/controlplane/dbfront"
 	"github.com/gofastapi/gofastapi/controlplane/mongousers/mongotest"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -41,7 +42,7 @@ func TestDatabaseMongoUsers(t *testing.T) {
 	users := func(name string) int {
 		t.Helper()
 		var res struct{ Users []bson.M }
-		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "usersInfo", Value: name}}).Decode(&res); err != nil {
+		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "usersInfo", Value: dbfront.UpstreamUser(name)}}).Decode(&res); err != nil {
 			t.Fatalf("usersInfo %s: %v", name, err)
 		}
 		return len(res.Users)
@@ -96,8 +97,8 @@ func TestDatabaseMongoUsers(t *testing.T) {
 		t.Fatalf("MongoDB has %d users alice after a start with the mode, want 1\n%s", n, p.logs)
 	}
 	sent(t,
-		mongotest.UserCommand{Verb: "updateUser", User: "alice", Roles: readWrite(aliceDB)}, // none yet
-		mongotest.UserCommand{Verb: "createUser", User: "alice", Roles: readWrite(aliceDB)})
+		mongotest.UserCommand{Verb: "updateUser", User: "gofastapi.alice", Roles: readWrite(aliceDB)}, // none yet
+		mongotest.UserCommand{Verb: "createUser", User: "gofastapi.alice", Roles: readWrite(aliceDB)})
 	t.Run("the app reads and writes as its owner", func(t *testing.T) {
 		o := p.attempt(t, "alice-app", "/own")
 		if !o.OK {
@@ -114,18 +115,18 @@ func TestDatabaseMongoUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := cr.Msg.GetDatabase().GetStoreName()
-		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "alice", Roles: readWrite(aliceDB, second)})
+		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "gofastapi.alice", Roles: readWrite(aliceDB, second)})
 		if _, err := alice.DeleteDatabase(ctx, connect.NewRequest(&v1.DeleteDatabaseRequest{Database: "second"})); err != nil {
 			t.Fatal(err)
 		}
-		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "alice", Roles: readWrite(aliceDB)})
+		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "gofastapi.alice", Roles: readWrite(aliceDB)})
 	})
 	t.Run("rotation rewrites the password MongoDB checks", func(t *testing.T) {
 		res, err := alice.RotateCredentials(ctx, connect.NewRequest(&v1.RotateCredentialsRequest{}))
 		if err != nil || res.Msg.GetRestartedApps() != 1 {
 			t.Fatalf("rotate: %v %v", res, err)
 		}
-		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "alice", Roles: readWrite(aliceDB)})
+		sent(t, mongotest.UserCommand{Verb: "updateUser", User: "gofastapi.alice", Roles: readWrite(aliceDB)})
 		// The new runner signs in through the front with the new
 		// password, and the front signs in to MongoDB with it.
 		if body := p.eventually(t, "alice-app", "/secret", `"ok":true`); !strings.Contains(body, `"ok":true`) {
@@ -139,7 +140,7 @@ func TestDatabaseMongoUsers(t *testing.T) {
 		if _, err := p.as(rootTok).admin.DeleteUser(ctx, connect.NewRequest(&v1.DeleteUserRequest{User: "alice"})); err != nil {
 			t.Fatal(err)
 		}
-		sent(t, mongotest.UserCommand{Verb: "dropUser", User: "alice"})
+		sent(t, mongotest.UserCommand{Verb: "dropUser", User: "gofastapi.alice"})
 		if n := users("alice"); n != 0 {
 			t.Errorf("MongoDB has %d users alice after her deletion\n%s", n, p.logs)
 		}

@@ -256,13 +256,23 @@ func (f *Front) drop(c *conn) {
 	}
 }
 
+// UpstreamUser is the name, in the store, of the user that the account
+// named username signs in as (Config.SignInUpstream; package mongousers
+// keeps these users). The prefix keeps accounts out of the store's other
+// users: platform usernames have no dot, so no account can take the name
+// of an operator's user, and an operator's user is never an account's
+// unless it is named with the prefix.
+func UpstreamUser(username string) string { return upstreamPrefix + username }
+
+const upstreamPrefix = "gofastapi."
+
 // upstreamClient returns the SCRAM client that signs u's store
 // connections in.
 func (f *Front) upstreamClient(u *user) (*scram.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if u.upstream == nil {
-		cl, err := scram.SHA256.NewClient(u.name, u.password, "")
+		cl, err := scram.SHA256.NewClient(UpstreamUser(u.name), u.password, "")
 		if err != nil {
 			return nil, err
 		}

@@ -47,7 +47,7 @@ func TestSignInUpstream(t *testing.T) {
 	}
 	t.Cleanup(func() { admin.Disconnect(context.Background()) })
 	for user, pw := range map[string]string{"alice": "alice-pw", "bob": "stale-pw"} {
-		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: user}, {Key: "pwd", Value: pw}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: UpstreamUser(user)}, {Key: "pwd", Value: pw}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +122,7 @@ func TestSignInUpstream(t *testing.T) {
 		}
 	})
 	t.Run("a password changed in the store only is refused", func(t *testing.T) {
-		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "updateUser", Value: "alice"}, {Key: "pwd", Value: "rotated-elsewhere"}}).Err(); err != nil {
+		if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "updateUser", Value: UpstreamUser("alice")}, {Key: "pwd", Value: "rotated-elsewhere"}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 		c := connect(t, addr, "alice", "alice-pw")

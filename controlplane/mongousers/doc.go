@@ -3,7 +3,8 @@
 // (gofastapi dev --mongo-uri ... --db-mongo-users).
 //
 // Each account (dbfront.Account, served by the databases service) is one
-// MongoDB user in the admin database, of the same name, with the account's
+// MongoDB user in the admin database, named dbfront.UpstreamUser(username)
+// ("gofastapi.alice" for alice), with the account's
 // current password (SCRAM-SHA-256) and, as its roles, readWrite on each of
 // its databases and nothing else. Sync.Refresh makes MongoDB match one
 // account whatever state MongoDB was in: a missing user is created, an
@@ -20,9 +21,8 @@
 //
 // The sync runs over the control plane's own connection, whose user must
 // be allowed to manage users (MongoDB's userAdminAnyDatabase or root). It
-// never touches that user (Config.AdminUser), and it leaves alone MongoDB
-// users that are not accounts; an operator's user whose name is also a
-// platform username would be overwritten, so keep such users out of the
-// admin database or give them names platform usernames cannot take (for
-// example with a dot or an uppercase letter).
+// only ever creates, changes or drops users named with the prefix, which no
+// platform username can forge (usernames have no dot): whatever name a user
+// signs up with, the operator's own MongoDB users, that one included, are
+// out of reach.
 package mongousers

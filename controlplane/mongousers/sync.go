@@ -27,11 +27,8 @@ type Accounts interface {
 type Config struct {
 	// Admin is the control plane's own connection to MongoDB; its user
 	// must be allowed to create, update and drop users.
-	Admin *mongo.Client
-	// AdminUser is the user Admin signs in as: never created, changed or
-	// dropped.
-	AdminUser string
-	Accounts  Accounts
+	Admin    *mongo.Client
+	Accounts Accounts
 	// Timeout bounds the sync of one account at start (SyncAll).
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -42,8 +39,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.Admin == nil:
 		return errors.New("mongousers: Config.Admin is nil")
-	case c.AdminUser == "":
-		return errors.New("mongousers: Config.AdminUser is empty")
 	case c.Accounts == nil:
 		return errors.New("mongousers: Config.Accounts is nil")
 	case c.Timeout <= 0:
@@ -93,9 +88,6 @@ func roles(storeNames []string) bson.A {
 // when there is no such account; an account whose sync fails is left to
 // Retry. It implements databases.AccountWatcher.
 func (s *Sync) Refresh(ctx context.Context, username string) error {
-	if username == s.cfg.AdminUser {
-		return ErrAdminUser // for good: not retried
-	}
 	m, _ := s.userMu.LoadOrStore(username, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
@@ -135,16 +127,17 @@ func (s *Sync) put(ctx context.Context, a *dbfront.Account) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("mongousers: create or update user %s: %w", a.Username, err)
+		return fmt.Errorf("mongousers: create or update user %s: %w", dbfront.UpstreamUser(a.Username), err)
 	}
 	return nil
 }
 
 // drop drops username's user; one that is not there is what drop wants.
 func (s *Sync) drop(ctx context.Context, username string) error {
-	err := s.run(ctx, bson.D{{Key: "dropUser", Value: username}})
+	name := dbfront.UpstreamUser(username)
+	err := s.run(ctx, bson.D{{Key: "dropUser", Value: name}})
 	if err != nil && !hasCode(err, codeUserNotFound) {
-		return fmt.Errorf("mongousers: drop user %s: %w", username, err)
+		return fmt.Errorf("mongousers: drop user %s: %w", name, err)
 	}
 	return nil
 }
@@ -153,7 +146,7 @@ func (s *Sync) drop(ctx context.Context, username string) error {
 // a's password and the roles of a's databases.
 func userCommand(verb string, a *dbfront.Account) bson.D {
 	return bson.D{
-		{Key: verb, Value: a.Username},
+		{Key: verb, Value: dbfront.UpstreamUser(a.Username)},
 		{Key: "pwd", Value: a.Password},
 		{Key: "roles", Value: roles(a.Databases)},
 		{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},

@@ -57,7 +57,7 @@ func TestUserCommand(t *testing.T) {
 	a := &dbfront.Account{Username: "alice", Password: "pw", Databases: []string{"alice_a"}}
 	got := userCommand("createUser", a)
 	want := bson.D{
-		{Key: "createUser", Value: "alice"},
+		{Key: "createUser", Value: "gofastapi.alice"},
 		{Key: "pwd", Value: "pw"},
 		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: "alice_a"}}}},
 		{Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
@@ -141,7 +141,14 @@ func connect(t *testing.T, uri string) *mongo.Client {
 
 // signIn returns the error, if any, of a ping as user with password on a
 // fresh client of srv.
-func signIn(t *testing.T, srv *mongotest.Server, user, password string) error {
+// signIn pings srv as the MongoDB user of the account named account.
+func signIn(t *testing.T, srv *mongotest.Server, account, password string) error {
+	t.Helper()
+	return signInAs(t, srv, dbfront.UpstreamUser(account), password)
+}
+
+// signInAs pings srv as the MongoDB user named user.
+func signInAs(t *testing.T, srv *mongotest.Server, user, password string) error {
 	t.Helper()
 	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI(user, password)))
 	if err != nil {
@@ -159,7 +166,7 @@ func newSync(t *testing.T, srv *mongotest.Server, accts Accounts, log io.Writer)
 	t.Helper()
 	p := srv.StartRolesProxy(t)
 	admin := connect(t, p.AdminURI())
-	s, err := New(Config{Admin: admin, AdminUser: mongotest.AdminUser, Accounts: accts,
+	s, err := New(Config{Admin: admin, Accounts: accts,
 		Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +195,7 @@ func TestSyncUsers(t *testing.T) {
 	if err := s.Refresh(ctx, "alice"); err != nil {
 		t.Fatalf("second refresh: %v", err)
 	}
-	if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: "bob"}, {Key: "pwd", Value: "stale"}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+	if err := admin.Database("admin").RunCommand(ctx, bson.D{{Key: "createUser", Value: dbfront.UpstreamUser("bob")}, {Key: "pwd", Value: "stale"}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	accts.set(&dbfront.Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}})
@@ -226,16 +233,21 @@ func TestSyncUsers(t *testing.T) {
 		t.Errorf("drop of a user that is gone: %v", err)
 	}
 
-	// The control plane's own user is never touched.
+	// An account named like the control plane's own user (or any other
+	// user of the operator's) gets a user of its own: the operator's is
+	// never touched.
 	accts.set(&dbfront.Account{Username: mongotest.AdminUser, Password: "hijack", Databases: []string{"admin_x"}})
-	if err := s.Refresh(ctx, mongotest.AdminUser); !errors.Is(err, ErrAdminUser) {
-		t.Errorf("refresh of the admin user = %v, want ErrAdminUser", err)
+	if err := s.Refresh(ctx, mongotest.AdminUser); err != nil {
+		t.Errorf("refresh of an account named like the admin user: %v", err)
 	}
-	if err := signIn(t, srv, mongotest.AdminUser, srv.AdminPassword); err != nil {
+	if err := signInAs(t, srv, mongotest.AdminUser, srv.AdminPassword); err != nil {
 		t.Errorf("admin after a platform account of its name: %v", err)
 	}
-	if err := signIn(t, srv, mongotest.AdminUser, "hijack"); err == nil {
+	if err := signInAs(t, srv, mongotest.AdminUser, "hijack"); err == nil {
 		t.Error("admin signs in with the platform account's password")
+	}
+	if err := signIn(t, srv, mongotest.AdminUser, "hijack"); err != nil {
+		t.Errorf("the account named like the admin user: %v", err)
 	}
 }
 
@@ -295,11 +307,11 @@ func TestSyncRoles(t *testing.T) {
 		t.Fatalf("after removal: %v", err)
 	}
 	want := []mongotest.UserCommand{
-		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a"}}, // not found yet
-		{Verb: "createUser", User: "alice", Roles: []string{"readWrite@alice_a"}},
-		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_a", "readWrite@alice_c"}},
-		{Verb: "updateUser", User: "alice", Roles: []string{"readWrite@alice_c"}},
-		{Verb: "dropUser", User: "alice"},
+		{Verb: "updateUser", User: "gofastapi.alice", Roles: []string{"readWrite@alice_a"}}, // not found yet
+		{Verb: "createUser", User: "gofastapi.alice", Roles: []string{"readWrite@alice_a"}},
+		{Verb: "updateUser", User: "gofastapi.alice", Roles: []string{"readWrite@alice_a", "readWrite@alice_c"}},
+		{Verb: "updateUser", User: "gofastapi.alice", Roles: []string{"readWrite@alice_c"}},
+		{Verb: "dropUser", User: "gofastapi.alice"},
 	}
 	if diff := cmp.Diff(want, p.Commands()); diff != "" {
 		t.Errorf("user commands sent (-want +got):\n%s", diff)
@@ -323,9 +335,6 @@ func TestSyncRetry(t *testing.T) {
 	if err := s.Refresh(ctx, "erin"); err == nil {
 		t.Fatal("refresh of an account whose lookup fails succeeded")
 	}
-	if err := s.Refresh(ctx, mongotest.AdminUser); !errors.Is(err, ErrAdminUser) {
-		t.Fatalf("refresh of the admin user = %v", err)
-	}
 	if failing, err := s.Retry(ctx); !slices.Equal(failing, []string{"erin"}) || err == nil {
 		t.Fatalf("Retry while erin's lookup fails = %v, %v; want [erin] and its error", failing, err)
 	}
@@ -338,8 +347,8 @@ func TestSyncRetry(t *testing.T) {
 		t.Errorf("erin after Retry: %v", err)
 	}
 	want := []mongotest.UserCommand{
-		{Verb: "updateUser", User: "erin", Roles: []string{"readWrite@erin_e"}},
-		{Verb: "createUser", User: "erin", Roles: []string{"readWrite@erin_e"}},
+		{Verb: "updateUser", User: "gofastapi.erin", Roles: []string{"readWrite@erin_e"}},
+		{Verb: "createUser", User: "gofastapi.erin", Roles: []string{"readWrite@erin_e"}},
 	}
 	if diff := cmp.Diff(want, p.Commands()[before:]); diff != "" {
 		t.Errorf("Retry sent (-want +got), only erin's sync:\n%s", diff)
