@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -263,6 +264,12 @@ func (f *Front) drop(c *conn) {
 // of an operator's user, and an operator's user is never an account's
 // unless it is named with the prefix.
 func UpstreamUser(username string) string { return upstreamPrefix + username }
+
+// UpstreamAccount is the inverse of UpstreamUser: the account name of the
+// store user named user, and whether user is an account's at all.
+func UpstreamAccount(user string) (username string, ok bool) {
+	return strings.CutPrefix(user, upstreamPrefix)
+}
 
 const upstreamPrefix = "gofastapi."
 

@@ -12,7 +12,8 @@
 // is gone dropped. The databases service calls Refresh
 // on every account change (it is a databases.AccountWatcher); SyncAll
 // catches up with every account at start, so turning the mode on for an
-// existing installation creates everyone, and Run retries the accounts
+// existing installation creates everyone (and drops the users of accounts
+// deleted while it was off), and Run retries the accounts
 // whose last sync failed until they succeed.
 //
 // With these users the wire front (package dbfront, Config.SignInUpstream)

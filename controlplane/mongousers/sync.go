@@ -162,15 +162,20 @@ func hasCode(err error, code int) bool {
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
-// SyncAll refreshes every account, each within Config.Timeout, and logs
-// each one that fails; it returns how many failed, or an error if the
-// accounts could not be listed.
+// SyncAll refreshes every account, and drops the users of accounts that
+// are gone (deleted while the mode was off), each within Config.Timeout,
+// and logs each one that fails; it returns how many failed, or an error if
+// the accounts or the users could not be listed.
 func (s *Sync) SyncAll(ctx context.Context) (failed int, err error) {
 	names, err := s.cfg.Accounts.Usernames(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("mongousers: list accounts: %w", err)
 	}
-	for _, n := range names {
+	stale, err := s.staleUsers(ctx, names)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range append(names, stale...) {
 		uctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		err := s.Refresh(uctx, n)
 		cancel()
@@ -180,6 +185,26 @@ func (s *Sync) SyncAll(ctx context.Context) (failed int, err error) {
 		}
 	}
 	return failed, nil
+}
+
+// staleUsers returns the account names of the MongoDB users named with
+// dbfront's prefix whose account is not among accounts.
+func (s *Sync) staleUsers(ctx context.Context, accounts []string) ([]string, error) {
+	var res struct {
+		Users []struct {
+			User string `bson:"user"`
+		} `bson:"users"`
+	}
+	if err := s.cfg.Admin.Database("admin").RunCommand(ctx, bson.D{{Key: "usersInfo", Value: 1}}).Decode(&res); err != nil {
+		return nil, fmt.Errorf("mongousers: list MongoDB users: %w", err)
+	}
+	var stale []string
+	for _, u := range res.Users {
+		if n, ok := dbfront.UpstreamAccount(u.User); ok && !slices.Contains(accounts, n) {
+			stale = append(stale, n)
+		}
+	}
+	return stale, nil
 }
 
 // Retry syncs again, each within Config.Timeout, every account whose last

@@ -262,7 +262,14 @@ func TestSyncAll(t *testing.T) {
 	)
 	accts.setFailing("broken", true)
 	var logs bytes.Buffer // SyncAll logs from the test's goroutine
-	s, _, _ := newSync(t, srv, accts, &logs)
+	s, admin, _ := newSync(t, srv, accts, &logs)
+	// The user of an account deleted while the mode was off goes; an
+	// operator's user, whatever its name, stays.
+	for _, u := range []string{dbfront.UpstreamUser("ghost"), "operator"} {
+		if err := admin.Database("admin").RunCommand(context.Background(), bson.D{{Key: "createUser", Value: u}, {Key: "pwd", Value: "pw"}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	failed, err := s.SyncAll(context.Background())
 	if err != nil || failed != 1 {
 		t.Fatalf("SyncAll = %d, %v; want 1 failure (broken), nil", failed, err)
@@ -275,6 +282,12 @@ func TestSyncAll(t *testing.T) {
 		if err := signIn(t, srv, u, u+"-pw"); err != nil {
 			t.Errorf("%s after SyncAll: %v", u, err)
 		}
+	}
+	if err := signIn(t, srv, "ghost", "pw"); err == nil {
+		t.Error("the user of a deleted account still signs in after SyncAll")
+	}
+	if err := signInAs(t, srv, "operator", "pw"); err != nil {
+		t.Errorf("the operator's user after SyncAll: %v", err)
 	}
 }
 
