@@ -18,33 +18,53 @@ const ProbeHeader = "X-Gofastapi-Probe"
 // (a GET / could have side effects the user did not ask for).
 const ProbePath = "/.well-known/gofastapi/ready"
 
-// probe sends GET ProbePath to the app at addr and waits for the response
-// head. Any HTTP response, whatever its status (usually 404), proves the app
-// answers. ctx bounds the whole exchange.
-func probe(ctx context.Context, addr string) error {
+// probe is the readiness probe of one start: GET ProbePath sent to the
+// app's listener before the app is loaded. The listener has been listening
+// since the runner warmed up, so the kernel queues the connection and the
+// request until uvicorn serves, which then answers it first thing: the
+// agent does not have to wake, dial and write once the app is ready, and
+// Python does not wait for it to.
+type probe struct {
+	conn net.Conn
+	stop func() bool
+}
+
+// sendProbe dials addr and writes the probe request. ctx bounds the whole
+// exchange, reading the answer included.
+func sendProbe(ctx context.Context, addr string) (*probe, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
+	p := &probe{conn: conn, stop: context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })}
 	req := "GET " + ProbePath + " HTTP/1.1\r\nHost: " + addr + "\r\n" + ProbeHeader + ": 1\r\nConnection: close\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
-		return err
+		p.close()
+		return nil, err
 	}
-	// The head is enough; the body is left unread (closing conn drops it), as
-	// draining a large page would only delay the cold start.
-	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+	return p, nil
+}
+
+// answered waits for the response head. Any HTTP response, whatever its
+// status (usually 404), proves the app answers. The body is left unread
+// (closing the connection drops it), as draining a large page would only
+// delay the cold start.
+func (p *probe) answered(ctx context.Context) error {
+	defer p.close()
+	if _, err := http.ReadResponse(bufio.NewReader(p.conn), nil); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("read response: %w", err)
 	}
 	return nil
+}
+
+func (p *probe) close() {
+	p.stop()
+	p.conn.Close()
 }

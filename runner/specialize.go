@@ -94,6 +94,10 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v
 	// One deadline covers loading and the first answer.
 	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
+	pr, probeErr := sendProbe(loadCtx, s.appAddr)
+	if probeErr == nil {
+		defer pr.close()
+	}
 	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: entry, Env: req.GetEnv()}); err != nil {
 		// Python is gone or going; awaitReady reports why.
 		s.logf("send load command: %v", err)
@@ -104,7 +108,10 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v
 	ready := time.Now()
 	res.LoadMicros = ready.Sub(written).Microseconds()
 
-	if err := probe(loadCtx, s.appAddr); err != nil {
+	if probeErr == nil {
+		probeErr = pr.answered(loadCtx)
+	}
+	if err := probeErr; err != nil {
 		select {
 		case <-s.py.exited:
 			return nil, failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
