@@ -357,7 +357,13 @@ async def warm_up():
         port = sock.getsockname()[1]
         for path in ("/warm/1?q=x", PROBE_PATH):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            # With the headers the gateway adds, which uvicorn's proxy
+            # headers middleware and with_request_id act on.
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: warm.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n"
+                "X-Forwarded-Proto: http\r\nX-Forwarded-Host: warm.localhost\r\n"
+                "X-Request-Id: 0000000000000000\r\nConnection: close\r\n\r\n".encode()
+            )
             await writer.drain()
             await reader.read()
             writer.close()
