@@ -170,7 +170,8 @@ func (p *Pool) take(ctx context.Context) (Instance, error) {
 			p.warm = p.warm[1:]
 			// Starting a replacement costs a fork and a warm-up, CPU the
 			// cold start that took inst needs now; while another runner is
-			// warm it waits until that start is over (Claim refills).
+			// warm it waits until that start is over (Claim refills, see
+			// refillDelay).
 			if len(p.warm) == 0 {
 				p.refillLocked()
 			}
