@@ -42,10 +42,13 @@ func TestMeasure(t *testing.T) {
 	// stages collects, per deploy stage, when each deploy reached it.
 	stages := map[v1.DeployStage][]time.Duration{}
 	data := []byte(benchData())
+	var deployFiles func(name string, files []*v1.File) time.Duration
 	// deploy creates app name if needed, then deploys it and returns how
 	// long the Deploy RPC took.
 	deploy := func(name, greeting string) time.Duration {
-		files := []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: data}}
+		return deployFiles(name, []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: data}})
+	}
+	deployFiles = func(name string, files []*v1.File) time.Duration {
 		if _, err := apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: name})); err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
 			t.Fatal(err)
 		}
@@ -101,6 +104,25 @@ func TestMeasure(t *testing.T) {
 	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d apps (~100 KB bundle, 10 routes)", coldN), d: cold, base: base,
 		baseName: "fresh python3 -m uvicorn", target: "p50 <= 10ms, p99 <= 50ms"})
 	phases := coldStartPhases(t, apps, coldN)
+
+	// The same for the smallest app: what the platform itself costs.
+	helloN := max(coldN/2, 1)
+	for i := range helloN {
+		deployFiles(fmt.Sprintf("hello%d", i), []*v1.File{{Name: "app.py", Content: []byte(benchHello)}})
+	}
+	var hello []time.Duration
+	for i := range helloN {
+		p.waitWarm(2)
+		d, _ := get(fmt.Sprintf("hello%d.localhost", i), gw, "/")
+		hello = append(hello, d)
+	}
+	var helloBase []time.Duration
+	writeFile(t, src, "hello.py", benchHello)
+	for range 7 {
+		helloBase = append(helloBase, uvicornColdStart(t, src, "hello"))
+	}
+	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d hello apps (1 route)", helloN), d: hello, base: helloBase,
+		baseName: "fresh python3 -m uvicorn", target: "(the platform's own floor)"})
 
 	// Burst: 50 concurrent first requests for one cold app.
 	deploy("burst", "burst")
@@ -303,6 +325,9 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// benchHello is the smallest FastAPI app.
+const benchHello = "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\ndef root():\n    return {'message': 'hello'}\n"
 
 // benchApp is a small app: 10 routes and a ~100 KB data file read at import.
 func benchApp(greeting string) string {
