@@ -51,8 +51,9 @@ web: $(WEB_MODULES) ## Build the web editor into web/dist (type-checked, then bu
 	cd web && npm run --silent build
 
 .PHONY: build
-build: web ## Build the web editor, then bin/gofastapi with the editor embedded
+build: web ## Build the web editor, then bin/gofastapi with the editor embedded, and the runner agent alone (bin/gofastapi-runner)
 	$(GO) build -o bin/gofastapi ./cmd/gofastapi
+	$(GO) build -o bin/gofastapi-runner ./cmd/gofastapi-runner
 
 .PHONY: run
 run: deps build ## Build, install what is missing, start the embedded default (ARGS=... for flags)

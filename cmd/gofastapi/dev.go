@@ -179,12 +179,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		stops = append(stops, remote.c.Close)
 		gwPool, runnerStats = remote, remote
 	} else {
-		self, err := os.Executable()
+		agent, err := runnerCommand()
 		if err != nil {
 			return err
 		}
 		backend, err := local.New(local.Config{
-			Command: []string{self, "runner"}, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
+			Command: agent, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
 			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
 		})
 		if err != nil {

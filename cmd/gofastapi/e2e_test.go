@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "gofastapi")
 	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err == nil {
+		// The agent alone, beside it, as make build does: the platform
+		// starts runners with it (runnerCommand).
+		out, err = exec.Command("go", "build", "-o", filepath.Join(dir, "gofastapi-runner"), "../gofastapi-runner").CombinedOutput()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
@@ -383,4 +388,26 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRunnersStartFromTheAgentBinary: with gofastapi-runner beside the
+// platform's binary (as make build and TestMain put it), the pool starts
+// runner agents from it, not from the whole platform binary.
+func TestRunnersStartFromTheAgentBinary(t *testing.T) {
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--debug-endpoints")
+	p.waitWarm(1)
+	warm, _ := p.runners(t)
+	agent := filepath.Join(filepath.Dir(binary), "gofastapi-runner")
+	var exes []string
+	for _, pid := range warm[0].Pids {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exe == agent {
+			return
+		}
+		exes = append(exes, exe)
+	}
+	t.Errorf("a warm runner's processes run %q, none %s", exes, agent)
 }

@@ -1,5 +1,7 @@
-// Command gofastapi is the platform's one binary: `gofastapi dev` runs the
-// embedded default, `gofastapi runner` is the runner agent, and the other
+// Command gofastapi is the platform's binary: `gofastapi dev` runs the
+// embedded default, `gofastapi pool` a shared pool manager, `gofastapi
+// runner` is the runner agent (cmd/gofastapi-runner builds it alone, and
+// the local backend prefers that; see runnerCommand), and the other
 // subcommands are the command-line client of the Connect API.
 package main
 

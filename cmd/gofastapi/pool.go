@@ -192,7 +192,7 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "gofastapi pool: %s backend, PoolService at http://%s\n", cfg.Backend, l.Addr())
 
 	if cfg.Backend == "local" {
-		self, err := os.Executable()
+		agent, err := runnerCommand()
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		b, err := local.New(local.Config{Command: []string{self, "runner"}, Python: cfg.Python,
+		b, err := local.New(local.Config{Command: agent, Python: cfg.Python,
 			Dir: filepath.Join(data, "runners"), RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout})
 		if err != nil {
 			return err
@@ -307,4 +307,22 @@ func newRemotePool(cfg *devConfig, log *slog.Logger) (remotePool, error) {
 		return remotePool{}, fmt.Errorf("--pool-addr needs the pool token in %s", poolTokenEnv)
 	}
 	return remotePool{poolrpc.NewClient(cfg.PoolAddr, token, log.With("component", "poolrpc"))}, nil
+}
+
+// runnerCommand is how the local backend starts a runner agent: the
+// gofastapi-runner binary beside this executable when there is one (it
+// starts in a millisecond with ~10 MB resident, against ~25 ms and ~50 MB
+// for this binary; `make build` puts both in bin/), else this executable's
+// `runner` subcommand, which is the same agent. Build the two together: an
+// agent from another build may not speak the same protocol.
+func runnerCommand() ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	agent := filepath.Join(filepath.Dir(self), "gofastapi-runner")
+	if fi, err := os.Stat(agent); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return []string{agent}, nil
+	}
+	return []string{self, "runner"}, nil
 }
