@@ -16,8 +16,14 @@ import (
 )
 
 func main() {
+	args := os.Args[1:]
+	// "runner" first is allowed, so a command written for `gofastapi
+	// runner` (the runner pod template) works with either binary.
+	if len(args) > 0 && args[0] == "runner" {
+		args = args[1:]
+	}
 	// Main handles SIGTERM and SIGINT itself (a graceful stop).
-	if err := runner.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout); err != nil {
+	if err := runner.Main(context.Background(), args, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gofastapi-runner:", err)
 		os.Exit(1)
 	}

@@ -47,7 +47,8 @@ func startKube(t *testing.T, runnerRedisURL string) *kubeCluster {
 	t.Cleanup(env.Stop)
 	node, err := kubetest.StartNode(kubetest.NodeConfig{
 		Client: env.Client, Name: "test-node", Dir: filepath.Join(dir, "node"),
-		Paths:  map[string]string{"/usr/local/bin/gofastapi": binary, "/usr/local/bin/python3": "/usr/bin/python3"},
+		Paths: map[string]string{"/usr/local/bin/gofastapi-runner": filepath.Join(filepath.Dir(binary), "gofastapi-runner"),
+			"/usr/local/bin/python3": "/usr/bin/python3"},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

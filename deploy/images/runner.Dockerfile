@@ -7,11 +7,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/gofastapi ./cmd/gofastapi
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/gofastapi-runner ./cmd/gofastapi-runner
 
 FROM python:3.12-slim-bookworm
 COPY deploy/images/runner-requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
-COPY --from=build /out/gofastapi /usr/local/bin/gofastapi
+COPY --from=build /out/gofastapi-runner /usr/local/bin/gofastapi-runner
 USER 10001:10001
-ENTRYPOINT ["/usr/local/bin/gofastapi", "runner"]
+ENTRYPOINT ["/usr/local/bin/gofastapi-runner"]

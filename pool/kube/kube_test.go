@@ -63,7 +63,8 @@ func runTests(m *testing.M) int {
 	node, err = kubetest.StartNode(kubetest.NodeConfig{
 		Client: env.Client, Name: "test-node", Dir: filepath.Join(dir, "node"),
 		// The runner image's files, on this machine.
-		Paths:  map[string]string{"/usr/local/bin/gofastapi": os.Args[0], "/usr/local/bin/python3": "/usr/bin/python3"},
+		Paths: map[string]string{"/usr/local/bin/gofastapi-runner": os.Args[0], "/usr/local/bin/gofastapi": os.Args[0],
+			"/usr/local/bin/python3": "/usr/bin/python3"},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
