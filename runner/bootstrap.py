@@ -189,14 +189,15 @@ class StartupErrors:
         return self.texts[-1] if self.texts else "application startup failed"
 
 
-def new_config(sock):
-    """The uvicorn config, made before any app exists: creating it sets up
-    logging, which would otherwise cost the cold start about a millisecond.
-    load() fills in the app."""
+def new_config(sock, app=None):
+    """The uvicorn config serving app on sock. The runner's own is made
+    before any app exists (app None): creating it sets up logging, which
+    would otherwise cost the cold start about a millisecond; load() fills in
+    the app. warm_up makes one for its throwaway app the same way."""
     import uvicorn
 
     return uvicorn.Config(
-        None,
+        app,
         fd=sock.fileno(),
         log_level="warning",
         access_log=False,
@@ -337,15 +338,7 @@ async def warm_up():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
-        config = uvicorn.Config(
-            with_request_id(app),
-            fd=sock.fileno(),
-            log_level="warning",
-            access_log=False,
-            lifespan="auto",
-            loop="asyncio",
-            http="h11",
-        )
+        config = new_config(sock, with_request_id(app))
         # What Server.serve does, less its signal handlers (SIGTERM must
         # still end this process at once until an app is loaded) and its
         # shutdown's pauses.

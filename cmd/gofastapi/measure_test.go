@@ -33,22 +33,18 @@ func TestMeasure(t *testing.T) {
 		t.Skip("set GOFASTAPI_MEASURE=1 (make bench)")
 	}
 	coldN := envInt("BENCH_COLD", 60)
+	data := []byte(benchData())
 	src := t.TempDir()
-	writeFile(t, src, "data.json", benchData())
+	writeFile(t, src, "data.json", string(data))
 	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "120", "--debug-endpoints", "--log-level", "warn")
 	p.mustCLI("signup", "--username", "bench", "--password", "benchmark")
 	token := p.token(t)
 	apps := gofastapiv1connect.NewAppServiceClient(http.DefaultClient, "http://127.0.0.1:"+p.port, connect.WithInterceptors(bearer(token)))
 	// stages collects, per deploy stage, when each deploy reached it.
 	stages := map[v1.DeployStage][]time.Duration{}
-	data := []byte(benchData())
-	var deployFiles func(name string, files []*v1.File) time.Duration
-	// deploy creates app name if needed, then deploys it and returns how
-	// long the Deploy RPC took.
-	deploy := func(name, greeting string) time.Duration {
-		return deployFiles(name, []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: data}})
-	}
-	deployFiles = func(name string, files []*v1.File) time.Duration {
+	// deployFiles creates app name if needed, then deploys files as it and
+	// returns how long the Deploy RPC took.
+	deployFiles := func(name string, files []*v1.File) time.Duration {
 		if _, err := apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: name})); err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
 			t.Fatal(err)
 		}
@@ -66,6 +62,11 @@ func TestMeasure(t *testing.T) {
 		}
 		return time.Since(t0)
 	}
+	// benchFiles are the bench app's files; deploy deploys them as app name.
+	benchFiles := func(greeting string) []*v1.File {
+		return []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: data}}
+	}
+	deploy := func(name, greeting string) time.Duration { return deployFiles(name, benchFiles(greeting)) }
 	gw := "127.0.0.1:" + p.port
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	get := func(host, addr, path string) (time.Duration, string) {
@@ -86,41 +87,32 @@ func TestMeasure(t *testing.T) {
 	}
 	var rows []benchRow
 
-	// Cold starts, each with a warm runner available.
-	for i := range coldN {
-		deploy(fmt.Sprintf("cold%d", i), "cold")
+	// coldStarts deploys n apps prefix0..prefix{n-1} of the same files and
+	// requests each once, with a warm runner available each time; the
+	// baseline is the same app (module, source) under a fresh uvicorn.
+	coldStarts := func(prefix string, n int, files []*v1.File, module, source string) (d, base []time.Duration) {
+		for i := range n {
+			deployFiles(fmt.Sprintf("%s%d", prefix, i), files)
+		}
+		for i := range n {
+			p.waitWarm(2)
+			took, _ := get(fmt.Sprintf("%s%d.localhost", prefix, i), gw, "/")
+			d = append(d, took)
+		}
+		writeFile(t, src, module+".py", source)
+		for range 7 {
+			base = append(base, uvicornColdStart(t, src, module))
+		}
+		return d, base
 	}
-	var cold []time.Duration
-	for i := range coldN {
-		p.waitWarm(2)
-		d, _ := get(fmt.Sprintf("cold%d.localhost", i), gw, "/")
-		cold = append(cold, d)
-	}
-	var base []time.Duration
-	writeFile(t, src, "app.py", benchApp("cold"))
-	for range 7 {
-		base = append(base, uvicornColdStart(t, src, "app"))
-	}
+	cold, base := coldStarts("cold", coldN, benchFiles("cold"), "app", benchApp("cold"))
 	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d apps (~100 KB bundle, 10 routes)", coldN), d: cold, base: base,
 		baseName: "fresh python3 -m uvicorn", target: "p50 <= 10ms, p99 <= 50ms"})
 	phases := coldStartPhases(t, apps, coldN)
 
 	// The same for the smallest app: what the platform itself costs.
 	helloN := max(coldN/2, 1)
-	for i := range helloN {
-		deployFiles(fmt.Sprintf("hello%d", i), []*v1.File{{Name: "app.py", Content: []byte(benchHello)}})
-	}
-	var hello []time.Duration
-	for i := range helloN {
-		p.waitWarm(2)
-		d, _ := get(fmt.Sprintf("hello%d.localhost", i), gw, "/")
-		hello = append(hello, d)
-	}
-	var helloBase []time.Duration
-	writeFile(t, src, "hello.py", benchHello)
-	for range 7 {
-		helloBase = append(helloBase, uvicornColdStart(t, src, "hello"))
-	}
+	hello, helloBase := coldStarts("hello", helloN, []*v1.File{{Name: "app.py", Content: []byte(benchHello)}}, "hello", benchHello)
 	rows = append(rows, benchRow{name: fmt.Sprintf("cold start, %d hello apps (1 route)", helloN), d: hello, base: helloBase,
 		baseName: "fresh python3 -m uvicorn", target: "(the platform's own floor)"})
 
