@@ -21,13 +21,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gofastapi/gofastapi/deploy/testenv"
 )
 
 // AdminUser is the user every Server starts with, allowed everything.
@@ -57,15 +58,10 @@ func (s *Server) AdminURI() string { return s.URI(AdminUser, s.AdminPassword) }
 // was not built.
 func Binary(t testing.TB) string {
 	t.Helper()
-	root, err := repoRoot()
+	bin, err := testenv.Run("ferretdb-bin.sh", "-n")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("mongotest: %v", err)
 	}
-	out, err := exec.Command(filepath.Join(root, "deploy", "testenv", "ferretdb-bin.sh"), "-n").Output()
-	if err != nil {
-		t.Fatalf("mongotest: deploy/testenv/ferretdb-bin.sh -n: %v", err)
-	}
-	bin := strings.TrimSpace(string(out))
 	if _, err := os.Stat(bin); err != nil {
 		if os.Getenv("GOFASTAPI_REQUIRE_TESTENV") != "" {
 			t.Fatalf("mongotest: FerretDB binary %s missing and GOFASTAPI_REQUIRE_TESTENV is set: run make testenv", bin)
@@ -158,21 +154,4 @@ func freePort() (string, error) {
 	defer l.Close()
 	_, port, err := net.SplitHostPort(l.Addr().String())
 	return port, err
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("mongotest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

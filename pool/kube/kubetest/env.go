@@ -11,14 +11,12 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +25,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/gofastapi/gofastapi/deploy/testenv"
 )
 
 // Env is a running etcd and kube-apiserver.
@@ -49,34 +49,11 @@ type proc struct {
 // Binaries builds etcd and kube-apiserver if they are not cached yet and
 // returns their directory (deploy/testenv/k8s-bin.sh prints it).
 func Binaries() (string, error) {
-	root, err := repoRoot()
+	dir, err := testenv.Run("k8s-bin.sh")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("kubetest: build etcd and kube-apiserver: %w", err)
 	}
-	cmd := exec.Command(filepath.Join(root, "deploy", "testenv", "k8s-bin.sh"))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("kubetest: build etcd and kube-apiserver (deploy/testenv/k8s-bin.sh): %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("kubetest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return dir, nil
 }
 
 // Start starts etcd and kube-apiserver with their data in dir and waits
