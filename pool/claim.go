@@ -109,11 +109,11 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 	cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
-		LoadMicros: res.GetLoadMicros(), FirstByteMicros: res.GetFirstByteMicros()}
+		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros(), FirstByteMicros: res.GetFirstByteMicros()}
 	p.record(appID, cs)
-	p.lifecycle(appID, v1.EventKind_EVENT_KIND_COLD_STARTED, req.GetVersion(), cs, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s, first byte %s",
+	p.lifecycle(appID, v1.EventKind_EVENT_KIND_COLD_STARTED, req.GetVersion(), cs, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s (import %s), first byte %s",
 		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
-		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetFirstByteMicros()))
+		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetImportMicros()), us(res.GetFirstByteMicros()))
 	return r, nil
 }
 

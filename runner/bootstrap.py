@@ -19,7 +19,8 @@ be in one of two ways:
    {"event": "listening", "port": P, "pid": PID} and wait for exactly one
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...}}.
 3. Import M from D, take its `app`, serve it with uvicorn on the pre-bound
-   socket and report {"event": "ready"} once uvicorn's startup completed.
+   socket and report {"event": "ready", "import_us": N} once uvicorn's
+   startup completed, N being how long the import took in microseconds.
    On failure print the traceback to stderr, report
    {"event": "error", "message": LAST_TRACEBACK_LINE, "file": F, "line": N}
    (file and line of the innermost frame inside D, if any) and exit 1.
@@ -47,6 +48,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import traceback
 
 CMD_FD = 3
@@ -394,7 +396,9 @@ async def load_and_serve(config, port):
     # of its sight (as the zygote does with the framework), so later
     # collections do not walk it either.
     gc.disable()
+    started = time.perf_counter()
     config.app = with_request_id(import_app(cmd))
+    import_us = int((time.perf_counter() - started) * 1e6)
     log_request_ids()
 
     errors = StartupErrors()
@@ -406,7 +410,7 @@ async def load_and_serve(config, port):
             gc.freeze()
             gc.enable()
             if not self.should_exit:
-                emit(event="ready")
+                emit(event="ready", import_us=import_us)
 
     server = Server(config)
     try:

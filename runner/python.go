@@ -30,6 +30,8 @@ type event struct {
 	Message string `json:"message,omitempty"`
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
+	// ImportMicros, in "ready", is how long importing the app's module took.
+	ImportMicros int64 `json:"import_us,omitempty"`
 }
 
 // loadCommand is the one command the agent writes on fd 3.

@@ -102,11 +102,13 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v
 		// Python is gone or going; awaitReady reports why.
 		s.logf("send load command: %v", err)
 	}
-	if err := s.awaitReady(loadCtx); err != nil {
+	importMicros, err := s.awaitReady(loadCtx)
+	if err != nil {
 		return nil, s.loadFailure(ctx, err)
 	}
 	ready := time.Now()
 	res.LoadMicros = ready.Sub(written).Microseconds()
+	res.ImportMicros = importMicros
 
 	if probeErr == nil {
 		probeErr = pr.answered(loadCtx)
@@ -127,27 +129,28 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v
 	return res, nil
 }
 
-// awaitReady waits for Python's answer to the load command.
-func (s *service) awaitReady(ctx context.Context) error {
+// awaitReady waits for Python's answer to the load command and returns
+// how long the app's import took, as Python measured it.
+func (s *service) awaitReady(ctx context.Context) (importMicros int64, err error) {
 	for {
 		select {
 		case ev, ok := <-s.py.events:
 			if !ok {
 				select {
 				case <-s.py.exited:
-					return failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
+					return 0, failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
 				case <-ctx.Done():
-					return ctx.Err()
+					return 0, ctx.Err()
 				}
 			}
 			switch ev.Event {
 			case "ready":
-				return nil
+				return ev.ImportMicros, nil
 			case "error":
-				return failure(errAppStart, "app failed to start: %s", describe(ev))
+				return 0, failure(errAppStart, "app failed to start: %s", describe(ev))
 			}
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }

@@ -253,15 +253,15 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 		return explain(err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TIME\tVERSION\tTOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tFIRST BYTE\t ERROR")
+	fmt.Fprintln(tw, "TIME\tVERSION\tTOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tFIRST BYTE\t ERROR")
 	for _, c := range res.Msg.GetColdStarts() {
 		v := c.GetVersion()
 		if len(v) > 12 {
 			v = v[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s\n", c.GetTime().AsTime().Local().Format("15:04:05.000"), v,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s\n", c.GetTime().AsTime().Local().Format("15:04:05.000"), v,
 			micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
-			micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetFirstByteMicros()), c.GetError())
+			micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), micros(c.GetFirstByteMicros()), c.GetError())
 	}
 	return tw.Flush()
 }

@@ -288,7 +288,7 @@ func TestEndToEnd(t *testing.T) {
 	// log line): once the logs show the second, both records are there.
 	p.waitLogCount("hello", "cold start", 2)
 	out = p.mustCLI("coldstarts", "hello")
-	if n := strings.Count(out, "ms"); n < 2*7 || !strings.Contains(out, "FIRST BYTE") {
+	if n := strings.Count(out, "ms"); n < 2*8 || !strings.Contains(out, "IMPORT") || !strings.Contains(out, "FIRST BYTE") {
 		t.Errorf("want at least 2 cold starts with their phases:\n%s", out)
 	}
 

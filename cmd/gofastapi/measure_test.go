@@ -251,7 +251,7 @@ func p50(d []time.Duration) time.Duration {
 // coldStartPhases is the median of each phase the pool recorded for the
 // cold starts of apps cold0..cold{n-1}, read through ListColdStarts.
 func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n int) string {
-	var total, claim, fetch, verify, write, load, first []time.Duration
+	var total, claim, fetch, verify, write, load, imp, first []time.Duration
 	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 	for i := range n {
 		res, err := apps.ListColdStarts(context.Background(), connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: fmt.Sprintf("cold%d", i), Limit: 1}))
@@ -265,14 +265,15 @@ func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n i
 			verify = append(verify, us(cs.GetVerifyMicros()))
 			write = append(write, us(cs.GetWriteMicros()))
 			load = append(load, us(cs.GetLoadMicros()))
+			imp = append(imp, us(cs.GetImportMicros()))
 			first = append(first, us(cs.GetFirstByteMicros()))
 		}
 	}
 	if len(total) == 0 {
 		return "none recorded"
 	}
-	return fmt.Sprintf("total %s = claim %s + fetch %s + verify %s + write %s + load %s + first byte %s (+ rest)",
-		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(first))
+	return fmt.Sprintf("total %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) + first byte %s (+ rest)",
+		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(imp), p50(first))
 }
 
 type benchRow struct {

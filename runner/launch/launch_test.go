@@ -149,9 +149,9 @@ func specialize(t *testing.T, r *launch.Runner, req *v1.SpecializeRequest) (*v1.
 	start := time.Now()
 	res, err := r.Specialize(ctx, req)
 	if err == nil {
-		t.Logf("Specialize: %v total; fetch %dus verify %dus write %dus load %dus first byte %dus",
+		t.Logf("Specialize: %v total; fetch %dus verify %dus write %dus load %dus (import %dus) first byte %dus",
 			time.Since(start), res.GetFetchMicros(), res.GetVerifyMicros(), res.GetWriteMicros(),
-			res.GetLoadMicros(), res.GetFirstByteMicros())
+			res.GetLoadMicros(), res.GetImportMicros(), res.GetFirstByteMicros())
 	}
 	return res, err
 }
@@ -274,6 +274,27 @@ func TestSpecializeServesApp(t *testing.T) {
 					t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
 				}
 			})
+		}
+	})
+}
+
+// TestImportTimeIsReported checks that the load phase reports the app's
+// import apart: an app whose import sleeps reports at least that long, and
+// the load it is part of is longer still.
+func TestImportTimeIsReported(t *testing.T) {
+	rd := startRedis(t)
+	const nap = 50 * time.Millisecond
+	app := fmt.Sprintf("import time\nfrom fastapi import FastAPI\n\ntime.sleep(%g)\napp = FastAPI()\n", nap.Seconds())
+	forEachMode(t, func(t *testing.T, m mode) {
+		version := rd.putBundle(t, files("app.py", app))
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		res, err := specialize(t, r, &v1.SpecializeRequest{AppId: "app-1", Slug: "demo", Version: version, Entrypoint: "app.py"})
+		if err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		imp, load := time.Duration(res.GetImportMicros())*time.Microsecond, time.Duration(res.GetLoadMicros())*time.Microsecond
+		if imp < nap || load <= imp {
+			t.Errorf("import %v, load %v: want import >= %v (the app sleeps that long at import) and load > import", imp, load, nap)
 		}
 	})
 }

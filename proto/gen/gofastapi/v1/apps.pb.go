@@ -1567,6 +1567,10 @@ type ColdStart struct {
 	WriteMicros int64 `protobuf:"varint,7,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
 	// load_micros is importing the app and starting its server.
 	LoadMicros int64 `protobuf:"varint,8,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
+	// import_micros is the part of load_micros spent importing the app's
+	// module (its own code: reading data, declaring routes); the rest of
+	// load is the platform starting the app's server.
+	ImportMicros int64 `protobuf:"varint,11,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
 	// first_byte_micros is the app's first answer to the readiness probe.
 	FirstByteMicros int64 `protobuf:"varint,9,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
 	// error is set when the start failed, with the reason.
@@ -1657,6 +1661,13 @@ func (x *ColdStart) GetWriteMicros() int64 {
 func (x *ColdStart) GetLoadMicros() int64 {
 	if x != nil {
 		return x.LoadMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetImportMicros() int64 {
+	if x != nil {
+		return x.ImportMicros
 	}
 	return 0
 }
@@ -3284,7 +3295,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
 	"\x16ListColdStartsResponse\x128\n" +
 	"\vcold_starts\x18\x01 \x03(\v2\x17.gofastapi.v1.ColdStartR\n" +
-	"coldStarts\"\xe9\x02\n" +
+	"coldStarts\"\x8e\x03\n" +
 	"\tColdStart\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
@@ -3294,7 +3305,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\rverify_micros\x18\x06 \x01(\x03R\fverifyMicros\x12!\n" +
 	"\fwrite_micros\x18\a \x01(\x03R\vwriteMicros\x12\x1f\n" +
 	"\vload_micros\x18\b \x01(\x03R\n" +
-	"loadMicros\x12*\n" +
+	"loadMicros\x12#\n" +
+	"\rimport_micros\x18\v \x01(\x03R\fimportMicros\x12*\n" +
 	"\x11first_byte_micros\x18\t \x01(\x03R\x0ffirstByteMicros\x12\x14\n" +
 	"\x05error\x18\n" +
 	" \x01(\tR\x05error\"\xe5\x02\n" +

@@ -373,8 +373,10 @@ type SpecializeResponse struct {
 	WriteMicros     int64  `protobuf:"varint,4,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
 	LoadMicros      int64  `protobuf:"varint,5,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
 	FirstByteMicros int64  `protobuf:"varint,6,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// import_micros is the part of load_micros the app's import took.
+	ImportMicros  int64 `protobuf:"varint,7,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SpecializeResponse) Reset() {
@@ -449,6 +451,13 @@ func (x *SpecializeResponse) GetFirstByteMicros() int64 {
 	return 0
 }
 
+func (x *SpecializeResponse) GetImportMicros() int64 {
+	if x != nil {
+		return x.ImportMicros
+	}
+	return 0
+}
+
 var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
@@ -488,7 +497,7 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
 	"\x12SpecializeResponse\x12\x19\n" +
 	"\bapp_addr\x18\x01 \x01(\tR\aappAddr\x12!\n" +
 	"\ffetch_micros\x18\x02 \x01(\x03R\vfetchMicros\x12#\n" +
@@ -496,7 +505,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\fwrite_micros\x18\x04 \x01(\x03R\vwriteMicros\x12\x1f\n" +
 	"\vload_micros\x18\x05 \x01(\x03R\n" +
 	"loadMicros\x12*\n" +
-	"\x11first_byte_micros\x18\x06 \x01(\x03R\x0ffirstByteMicros2b\n" +
+	"\x11first_byte_micros\x18\x06 \x01(\x03R\x0ffirstByteMicros\x12#\n" +
+	"\rimport_micros\x18\a \x01(\x03R\fimportMicros2b\n" +
 	"\rRunnerService\x12Q\n" +
 	"\n" +
 	"Specialize\x12\x1f.gofastapi.v1.SpecializeRequest\x1a .gofastapi.v1.SpecializeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
