@@ -404,6 +404,16 @@ async def load_and_serve(config, port):
     errors = StartupErrors()
 
     class Server(uvicorn.Server):
+        def install_signal_handlers(self):
+            # What uvicorn's does, but not through the event loop's
+            # add_signal_handler, whose check of the signal number lists
+            # every valid signal as an enum each time: 0.6 ms of the cold
+            # start for two signals. handle_exit only sets the flag that
+            # main_loop looks at every tick, and the tick notices it as
+            # soon either way.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+
         async def startup(self, sockets=None):
             await super().startup(sockets=sockets)
             errors.close()

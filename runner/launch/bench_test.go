@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
@@ -69,23 +71,52 @@ func BenchmarkStart(b *testing.B) {
 }
 
 // BenchmarkColdStart measures, per runner: Start until the handshake
-// (start-ms), then Specialize of a small app (specialize-ms, as the caller
-// sees it) plus its first GET /hello (first-get-ms), which together are the
-// timed part. It also reports the agent's phase timings. All are averages.
+// (start-ms), then Specialize of an app (specialize-ms, as the caller sees
+// it) plus its first GET /hello (first-get-ms), which together are the
+// timed part. It also reports the agent's phase timings, the app's import
+// among them. All are averages. The apps: helloApp (one route) and
+// smallApp (ten routes, 100 KB of JSON read at import).
 // Set GOFASTAPI_BENCH_WORKDIR to put work dirs elsewhere (e.g. /dev/shm).
 //
 //	go test ./runner/launch -run '^$' -bench ColdStart -benchtime 20x
 func BenchmarkColdStart(b *testing.B) {
 	rd := startRedis(b)
-	version := rd.putBundle(b, files("app.py", helloApp))
-	benchModes(b, func(b *testing.B, m mode) { benchColdStart(b, m, rd, version) })
+	apps := []struct{ name, version string }{
+		{"hello", rd.putBundle(b, files("app.py", helloApp))},
+		{"small", rd.putBundle(b, smallApp())},
+	}
+	for _, app := range apps {
+		b.Run("app="+app.name, func(b *testing.B) {
+			benchModes(b, func(b *testing.B, m mode) { benchColdStart(b, m, rd, app.version) })
+		})
+	}
+}
+
+// smallApp is the shape of the small app of make bench: ten routes and a
+// 100 KB JSON file read at import. It serves /hello like helloApp.
+func smallApp() []bundle.File {
+	var data strings.Builder
+	data.WriteString("[")
+	for i := range 1600 {
+		if i > 0 {
+			data.WriteString(", ")
+		}
+		fmt.Fprintf(&data, `{"id": %d, "name": "item %d", "tags": ["a", "b"], "v": %g}`, i, i, float64(i)*1.5)
+	}
+	data.WriteString("]")
+	var src strings.Builder
+	src.WriteString("import json\nfrom fastapi import FastAPI\n\napp = FastAPI()\nDATA = json.load(open('data.json'))\n\n\n@app.get('/hello')\ndef hello():\n    return {'message': 'hello', 'items': len(DATA)}\n")
+	for i := range 9 {
+		fmt.Fprintf(&src, "\n\n@app.get('/r%d/{item}')\ndef r%d(item: int, q: str = ''):\n    return {'route': %d, 'item': item, 'q': q}\n", i, i, i)
+	}
+	return files("app.py", src.String(), "data.json", data.String())
 }
 
 func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
 	socket := m.zygoteSocket(b)
 	base := benchWorkDir(b)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	var start, spec, firstGet, fetch, verify, write, load, firstByte time.Duration
+	var start, spec, firstGet, fetch, verify, write, load, imp, firstByte time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -121,6 +152,7 @@ func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
 		verify += time.Duration(res.GetVerifyMicros()) * time.Microsecond
 		write += time.Duration(res.GetWriteMicros()) * time.Microsecond
 		load += time.Duration(res.GetLoadMicros()) * time.Microsecond
+		imp += time.Duration(res.GetImportMicros()) * time.Microsecond
 		firstByte += time.Duration(res.GetFirstByteMicros()) * time.Microsecond
 		r.Stop(10 * time.Second)
 		b.StartTimer()
@@ -134,6 +166,7 @@ func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
 	b.ReportMetric(ms(verify), "verify-ms")
 	b.ReportMetric(ms(write), "write-ms")
 	b.ReportMetric(ms(load), "load-ms")
+	b.ReportMetric(ms(imp), "import-ms")
 	b.ReportMetric(ms(firstByte), "firstbyte-ms")
 }
 

@@ -473,6 +473,62 @@ def hello():
 	})
 }
 
+// TestStopIsGraceful checks what Stop promises a specialized app: a
+// request in flight when it is called completes, and the app's shutdown
+// handlers run (uvicorn's handling of SIGTERM).
+func TestStopIsGraceful(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", `import time
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/slow")
+def slow():
+    print("slow started", flush=True)
+    time.sleep(1)
+    return {"message": "finished"}
+
+
+@app.on_event("shutdown")
+def bye():
+    print("shutdown ran", flush=True)
+`))
+	forEachMode(t, func(t *testing.T, m mode) {
+		lines := make(chan logLine, 100)
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		r.SetLog(func(_ time.Time, stream, text string) { lines <- logLine{stream, text} })
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		answered := make(chan string, 1)
+		go func() {
+			client := &http.Client{Timeout: waitLimit}
+			resp, err := client.Get("http://" + r.AppAddr() + "/slow")
+			if err != nil {
+				answered <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			answered <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+		}()
+		waitForLines(t, lines, []logLine{{"stdout", "slow started"}})
+		stopped := make(chan struct{})
+		go func() {
+			r.Stop(10 * time.Second)
+			close(stopped)
+		}()
+		if got, want := <-answered, `200 {"message":"finished"}`; got != want {
+			t.Errorf("request in flight during Stop: %s, want %s", got, want)
+		}
+		<-stopped
+		// The log is read to its end before Stop returns.
+		waitForLines(t, lines, []logLine{{"stdout", "shutdown ran"}})
+	})
+}
+
 // waitForLines reads lines until every line of want has arrived.
 func waitForLines(t *testing.T, lines <-chan logLine, want []logLine) {
 	t.Helper()
