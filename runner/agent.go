@@ -93,15 +93,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 
 	rdb := redis.NewClient(redisOptions(ropts))
 	defer rdb.Close()
-	// Dial Redis while Python starts, so Specialize does not pay for the
-	// connection. A user allowed only GET gets NOPERM for the PING, but the
-	// connection is made and pooled all the same. Failure is not fatal here:
-	// Specialize reports the store's state when it matters.
+	// While Python starts: dial Redis and run Specialize's own steps once,
+	// so that the cold start pays for neither.
 	warmCtx, cancelWarm := context.WithTimeout(ctx, 2*time.Second)
 	warmed := make(chan struct{})
 	go func() {
 		defer close(warmed)
-		_ = rdb.Ping(warmCtx).Err()
+		warmUp(warmCtx, rdb, cfg.workdir, cfg.runAs)
 	}()
 	defer func() {
 		cancelWarm()

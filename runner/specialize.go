@@ -34,25 +34,33 @@ var _ gofastapiv1connect.RunnerServiceHandler = (*service)(nil)
 
 // Specialize loads one app version into this runner; see RunnerService.
 func (s *service) Specialize(ctx context.Context, req *connect.Request[v1.SpecializeRequest]) (*connect.Response[v1.SpecializeResponse], error) {
+	// A request refused before anything is fetched leaves the runner
+	// unspecialized (the launcher's warm-up sends one on purpose).
+	module, err := checkRequest(req.Msg)
+	if err != nil {
+		return nil, toConnect(err, s.logf)
+	}
 	if !s.specialized.CompareAndSwap(false, true) {
 		return nil, toConnect(failure(errAlreadySpecialized, "runner already specialized"), s.logf)
 	}
-	res, err := s.specialize(ctx, req.Msg)
+	res, err := s.specialize(ctx, req.Msg, module)
 	if err != nil {
 		return nil, toConnect(err, s.logf)
 	}
 	return connect.NewResponse(res), nil
 }
 
-func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
+// checkRequest validates req and returns the module its entrypoint is
+// imported as.
+func checkRequest(req *v1.SpecializeRequest) (module string, err error) {
+	if req.GetVersion() == "" {
+		return "", failure(errInvalidRequest, "version is required")
+	}
+	return moduleName(req.GetEntrypoint())
+}
+
+func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, module string) (*v1.SpecializeResponse, error) {
 	version, entry := req.GetVersion(), req.GetEntrypoint()
-	if version == "" {
-		return nil, failure(errInvalidRequest, "version is required")
-	}
-	module, err := moduleName(entry)
-	if err != nil {
-		return nil, err
-	}
 	res := &v1.SpecializeResponse{AppAddr: s.appAddr}
 
 	start := time.Now()

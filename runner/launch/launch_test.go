@@ -436,6 +436,28 @@ func TestSecondSpecializeIsRefused(t *testing.T) {
 	})
 }
 
+// TestRefusedRequestLeavesRunnerWarm checks that a request refused before
+// anything is fetched (the launcher's warm-up sends one) does not use up
+// the runner.
+func TestRefusedRequestLeavesRunnerWarm(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", helloApp))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		for _, bad := range []*v1.SpecializeRequest{{Entrypoint: "app.py"}, {Version: version, Entrypoint: "app.txt"}} {
+			if _, err := specialize(t, r, bad); connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Errorf("Specialize(%v): %v, want InvalidArgument", bad, err)
+			}
+		}
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize after refused requests: %v", err)
+		}
+		if status, _ := get(t, r.AppAddr(), "/hello"); status != http.StatusOK {
+			t.Errorf("GET /hello: status %d, want 200", status)
+		}
+	})
+}
+
 type logLine struct{ stream, text string }
 
 func TestAppOutputReachesLog(t *testing.T) {

@@ -60,7 +60,7 @@ func startRedis(t testing.TB) *testRedis {
 		}
 	}
 	// The runner's user may read bundles and nothing else: the agent needs
-	// nothing more (its warm-up PING is refused, but connects all the same).
+	// nothing more (its warm-up reads a bundle key too).
 	err := admin.Do(ctx, "ACL", "SETUSER", redisRunnerUser, "reset", "on", ">"+redisRunnerPass,
 		"~bundle:*", "+get").Err()
 	if err != nil {
