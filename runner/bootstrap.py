@@ -381,27 +381,10 @@ async def load_and_serve(config, port):
     import uvicorn
 
     await warm_up()
-    emit(event="listening", port=port, pid=os.getpid())
-    cmd = await read_command()
-    if cmd is None:
-        return  # the agent went away before loading anything
-    watch_agent()
-    if cmd.get("cmd") != "load":
-        fail(f"unknown command {cmd.get('cmd')!r}")
-    app_dir = cmd["dir"]
-    # Importing an app allocates tens of thousands of objects, nearly all
-    # of which live as long as the process: collecting while they are made
-    # costs the cold start 10-15% and frees next to nothing. The collector
-    # is back on once the app serves, with what the start made moved out
-    # of its sight (as the zygote does with the framework), so later
-    # collections do not walk it either.
-    gc.disable()
-    started = time.perf_counter()
-    config.app = with_request_id(import_app(cmd))
-    import_us = int((time.perf_counter() - started) * 1e6)
+    # Everything that does not need the app is made before it is asked for.
     log_request_ids()
-
     errors = StartupErrors()
+    import_us = 0
 
     class Server(uvicorn.Server):
         def install_signal_handlers(self):
@@ -423,6 +406,25 @@ async def load_and_serve(config, port):
                 emit(event="ready", import_us=import_us)
 
     server = Server(config)
+    emit(event="listening", port=port, pid=os.getpid())
+    cmd = await read_command()
+    if cmd is None:
+        return  # the agent went away before loading anything
+    watch_agent()
+    if cmd.get("cmd") != "load":
+        fail(f"unknown command {cmd.get('cmd')!r}")
+    app_dir = cmd["dir"]
+    # Importing an app allocates tens of thousands of objects, nearly all
+    # of which live as long as the process: collecting while they are made
+    # costs the cold start 10-15% and frees next to nothing. The collector
+    # is back on once the app serves, with what the start made moved out
+    # of its sight (as the zygote does with the framework), so later
+    # collections do not walk it either.
+    gc.disable()
+    started = time.perf_counter()
+    config.app = with_request_id(import_app(cmd))
+    import_us = int((time.perf_counter() - started) * 1e6)
+
     try:
         await server.serve()
     except BaseException as exc:
