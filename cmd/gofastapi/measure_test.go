@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -136,9 +137,9 @@ func TestMeasure(t *testing.T) {
 	// same hop done by a proxy people trust) and straight to the runner,
 	// interleaved so that all three see the same machine.
 	addr := p.runner(t, "cold0").Addr
-	ngx := ""
+	ngx, ngxPid := "", 0
 	if _, err := exec.LookPath("nginx"); err == nil {
-		ngx = startNginx(t, addr)
+		ngx, ngxPid = startNginx(t, addr)
 	}
 	hop := func(viaGW, viaNginx, direct *[]time.Duration) {
 		d, _ := get("cold0.localhost", gw, "/")
@@ -203,11 +204,24 @@ func TestMeasure(t *testing.T) {
 	// last; the figure of each is its median round.
 	if _, err := exec.LookPath("wrk"); err == nil {
 		var direct, viaGW, viaNginx []float64
+		// CPU each proxy spent per request, in its median round: on 2
+		// cores the proxy's CPU is taken from the app's.
+		var cpuGW, cpuNginx []time.Duration
+		round := func(url string, pids func() []int) (float64, time.Duration) {
+			before := cpuTime(pids()...)
+			rps, n := wrk(t, url, "cold0.localhost")
+			return rps, (cpuTime(pids()...) - before) / time.Duration(max(n, 1))
+		}
+		gwPid := func() []int { return []int{p.cmd.Process.Pid} }
+		nginxPids := func() []int { return childPids(ngxPid) }
 		for range 3 {
-			direct = append(direct, wrk(t, "http://"+addr+"/", "cold0.localhost"))
-			viaGW = append(viaGW, wrk(t, "http://"+gw+"/", "cold0.localhost"))
+			rps, _ := wrk(t, "http://"+addr+"/", "cold0.localhost")
+			direct = append(direct, rps)
+			rps, cpu := round("http://"+gw+"/", gwPid)
+			viaGW, cpuGW = append(viaGW, rps), append(cpuGW, cpu)
 			if ngx != "" {
-				viaNginx = append(viaNginx, wrk(t, "http://"+ngx+"/", "cold0.localhost"))
+				rps, cpu := round("http://"+ngx+"/", nginxPids)
+				viaNginx, cpuNginx = append(viaNginx, rps), append(cpuNginx, cpu)
 			}
 		}
 		rounds := fmt.Sprintf("  rounds, req/s: gateway %.0f, nginx %.0f, direct %.0f", viaGW, viaNginx, direct)
@@ -221,6 +235,9 @@ func TestMeasure(t *testing.T) {
 		fmt.Printf("\nthroughput, wrk -t2 -c64 -d3s, 3 alternating rounds, same runner (median round): gateway %.0f req/s, nginx %.0f req/s (gateway/nginx %.2f), direct %.0f req/s\n",
 			med(viaGW), med(viaNginx), med(viaGW)/med(viaNginx), med(direct))
 		fmt.Println(rounds)
+		if ngx != "" {
+			fmt.Printf("  CPU per request (median round): gateway process %s, nginx workers %s\n", p50(cpuGW), p50(cpuNginx))
+		}
 	} else {
 		fmt.Println("\nthroughput: wrk not installed (make bench installs it)")
 	}
@@ -437,13 +454,60 @@ func uvicornColdStart(t *testing.T, dir, module string) time.Duration {
 	return 0
 }
 
-// wrk runs wrk against url with a Host header and returns requests/second.
-func wrk(t *testing.T, url, host string) float64 {
+// wrk runs wrk against url with a Host header for 3 s and returns the
+// requests per second and how many requests it made.
+func wrk(t *testing.T, url, host string) (float64, int) {
 	out, err := exec.Command("wrk", "-t2", "-c64", "-d3s", "-H", "Host: "+host, url).CombinedOutput()
 	if err != nil {
 		t.Fatalf("wrk: %v\n%s", err, out)
 	}
-	return parseWrk(t, out)
+	n := 0
+	if m := regexp.MustCompile(`(\d+) requests in`).FindSubmatch(out); m != nil {
+		n, _ = strconv.Atoi(string(m[1]))
+	}
+	return parseWrk(t, out), n
+}
+
+// cpuTime sums the CPU time (user and system, all threads) pids have
+// used.
+func cpuTime(pids ...int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		// utime and stime, in USER_HZ (100 on Linux).
+		if f := procStat(pid); len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100
+}
+
+// childPids lists the processes whose parent is pid (nginx's workers).
+func childPids(pid int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// procStat returns the fields of /proc/PID/stat after the command's
+// closing parenthesis, from the state (field 3 of proc(5)) on; nil if pid
+// is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 }
 
 // parseWrk returns the requests/second of wrk's output, failing on errors.
@@ -463,10 +527,10 @@ func parseWrk(t *testing.T, out []byte) float64 {
 // sending the app the same headers the gateway adds (X-Forwarded-For,
 // -Proto and -Host, and a request id), so both hand the app the same work:
 // the way one would put it in front of a single uvicorn.
-func startNginx(t *testing.T, upstream string) string {
+func startNginx(t *testing.T, upstream string) (addr string, pid int) {
 	dir := t.TempDir()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
 	conf := fmt.Sprintf(`daemon off;
 worker_processes 2;
@@ -503,11 +567,11 @@ http {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr
+			return addr, cmd.Process.Pid
 		}
 	}
 	t.Fatal("nginx did not start")
-	return ""
+	return "", 0
 }
 
 // rss sums the resident set size of pids, from /proc.
