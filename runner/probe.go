@@ -9,13 +9,15 @@ import (
 	"time"
 )
 
-// ProbeHeader marks the one request the agent sends to confirm an app
-// answers. Apps see it like any other request and may ignore it.
+// ProbeHeader marks the platform's own requests to an app: the readiness
+// probe below, and the gateway's health checks of an app's GET /health.
 const ProbeHeader = "X-Gofastapi-Probe"
 
-// ProbePath is the path of the probe: one no app is expected to define, so
-// the probe runs the app's middleware and router but none of its handlers
-// (a GET / could have side effects the user did not ask for).
+// ProbePath is the path of the readiness probe. The runner's bootstrap
+// answers a GET of it with ProbeHeader itself (204), in front of the app:
+// the answer proves uvicorn serves the app, and none of the app's code
+// runs for it (a GET / could have side effects the user did not ask for,
+// and the app's middleware would see a request nobody sent).
 const ProbePath = "/.well-known/gofastapi/ready"
 
 // probe is the readiness probe of one start: GET ProbePath sent to the
@@ -50,7 +52,7 @@ func sendProbe(ctx context.Context, addr string) (*probe, error) {
 }
 
 // answered waits for the response head. Any HTTP response, whatever its
-// status (usually 404), proves the app answers. The body is left unread
+// status (204 from the bootstrap), proves the app is served. The body is left unread
 // (closing the connection drops it), as draining a large page would only
 // delay the cold start.
 func (p *probe) answered(ctx context.Context) error {

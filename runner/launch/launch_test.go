@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -492,6 +493,48 @@ def hello():
 
 		// stdout and stderr are separate pipes: order holds within a stream only.
 		waitForLines(t, lines, []logLine{{"stdout", "loading app"}, {"stdout", "handling hello"}, {"stderr", "warned"}})
+	})
+}
+
+// TestAppNeverSeesTheProbe checks that the readiness probe is answered by
+// the runner in front of the app: none of the app's code (here a
+// middleware that prints every path) runs for it.
+func TestAppNeverSeesTheProbe(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", `from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+
+@app.middleware("http")
+async def show(request: Request, call_next):
+    print("path", request.url.path, flush=True)
+    return await call_next(request)
+
+
+@app.get("/hello")
+def hello():
+    return {"message": "hello"}
+`))
+	forEachMode(t, func(t *testing.T, m mode) {
+		lines := make(chan logLine, 100)
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		r.SetLog(func(_ time.Time, stream, text string) { lines <- logLine{stream, text} })
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		get(t, r.AppAddr(), "/hello")
+		r.Stop(10 * time.Second) // the log is read to its end
+		close(lines)
+		var paths []string
+		for l := range lines {
+			if p, ok := strings.CutPrefix(l.text, "path "); ok {
+				paths = append(paths, p)
+			}
+		}
+		if !slices.Equal(paths, []string{"/hello"}) {
+			t.Errorf("the app's middleware saw %q, want only /hello", paths)
+		}
 	})
 }
 
