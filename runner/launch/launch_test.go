@@ -477,23 +477,31 @@ def hello():
     return {"message": "hello"}
 `))
 	forEachMode(t, func(t *testing.T, m mode) {
-		lines := make(chan logLine, 100)
-		r, _ := startRunner(t, m, rd.runnerURL, 0)
-		// As the pool does at claim time.
-		r.SetLog(func(ts time.Time, stream, text string) {
-			if ts.IsZero() {
-				t.Errorf("log line %q has no time", text)
-			}
-			lines <- logLine{stream, text}
-		})
-		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-			t.Fatalf("Specialize: %v", err)
-		}
+		r, lines := specializeLogged(t, m, rd, version)
 		get(t, r.AppAddr(), "/hello")
 
 		// stdout and stderr are separate pipes: order holds within a stream only.
 		waitForLines(t, lines, []logLine{{"stdout", "loading app"}, {"stdout", "handling hello"}, {"stderr", "warned"}})
 	})
+}
+
+// specializeLogged starts a runner, sends its app's log lines to the
+// returned channel (as the pool does at claim time) and specializes it
+// with version's app.py.
+func specializeLogged(t *testing.T, m mode, rd *testRedis, version string) (*launch.Runner, chan logLine) {
+	t.Helper()
+	lines := make(chan logLine, 100)
+	r, _ := startRunner(t, m, rd.runnerURL, 0)
+	r.SetLog(func(ts time.Time, stream, text string) {
+		if ts.IsZero() {
+			t.Errorf("log line %q has no time", text)
+		}
+		lines <- logLine{stream, text}
+	})
+	if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+		t.Fatalf("Specialize: %v", err)
+	}
+	return r, lines
 }
 
 // TestAppNeverSeesTheProbe checks that the readiness probe is answered by
@@ -517,12 +525,7 @@ def hello():
     return {"message": "hello"}
 `))
 	forEachMode(t, func(t *testing.T, m mode) {
-		lines := make(chan logLine, 100)
-		r, _ := startRunner(t, m, rd.runnerURL, 0)
-		r.SetLog(func(_ time.Time, stream, text string) { lines <- logLine{stream, text} })
-		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-			t.Fatalf("Specialize: %v", err)
-		}
+		r, lines := specializeLogged(t, m, rd, version)
 		get(t, r.AppAddr(), "/hello")
 		r.Stop(10 * time.Second) // the log is read to its end
 		close(lines)
@@ -561,12 +564,7 @@ def bye():
     print("shutdown ran", flush=True)
 `))
 	forEachMode(t, func(t *testing.T, m mode) {
-		lines := make(chan logLine, 100)
-		r, _ := startRunner(t, m, rd.runnerURL, 0)
-		r.SetLog(func(_ time.Time, stream, text string) { lines <- logLine{stream, text} })
-		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
-			t.Fatalf("Specialize: %v", err)
-		}
+		r, lines := specializeLogged(t, m, rd, version)
 		answered := make(chan string, 1)
 		go func() {
 			client := &http.Client{Timeout: waitLimit}
