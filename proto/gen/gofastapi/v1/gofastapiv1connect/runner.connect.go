@@ -41,7 +41,9 @@ const (
 // RunnerServiceClient is a client for the gofastapi.v1.RunnerService service.
 type RunnerServiceClient interface {
 	// Specialize fetches the bundle, verifies its hash, loads the app and
-	// answers once the app answers HTTP requests.
+	// answers once the app answers HTTP requests. A runner is specialized at
+	// most once; a request refused as invalid (InvalidArgument: no version,
+	// an entrypoint that is not a module) does not count.
 	Specialize(context.Context, *connect.Request[v1.SpecializeRequest]) (*connect.Response[v1.SpecializeResponse], error)
 }
 
@@ -78,7 +80,9 @@ func (c *runnerServiceClient) Specialize(ctx context.Context, req *connect.Reque
 // RunnerServiceHandler is an implementation of the gofastapi.v1.RunnerService service.
 type RunnerServiceHandler interface {
 	// Specialize fetches the bundle, verifies its hash, loads the app and
-	// answers once the app answers HTTP requests.
+	// answers once the app answers HTTP requests. A runner is specialized at
+	// most once; a request refused as invalid (InvalidArgument: no version,
+	// an entrypoint that is not a module) does not count.
 	Specialize(context.Context, *connect.Request[v1.SpecializeRequest]) (*connect.Response[v1.SpecializeResponse], error)
 }
 
