@@ -26,6 +26,7 @@ func (g *Gateway) runnerFor(slug string, route *v1.Route) (*runnerEntry, error) 
 			return nil, err
 		}
 		if e.acquire() {
+			e.waitedFor()
 			return e, nil
 		}
 	}
@@ -98,11 +99,12 @@ func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error
 		return nil, fmt.Errorf("%w: %s@%s: %w", errColdStart, slug, route.GetVersion(), err)
 	}
 	e := &runnerEntry{
-		runner: r,
-		client: g.runnerClient(r.Addr()),
-		slug:   slug,
-		appID:  route.GetAppId(),
-		ver:    serveKey(route),
+		runner:  r,
+		client:  g.runnerClient(r.Addr()),
+		slug:    slug,
+		appID:   route.GetAppId(),
+		ver:     serveKey(route),
+		readyAt: time.Now(),
 	}
 	old, err := g.runners.install(e)
 	if err != nil {

@@ -37,6 +37,11 @@ type Runner interface {
 	// Release starts a graceful stop (requests in flight complete) and
 	// returns without waiting for it. It is idempotent.
 	Release()
+	// Answered reports the first byte of a cold start: how long after the
+	// Claim returned the app's answer to a request that waited for the
+	// start began. The gateway calls it at most once per runner, and not
+	// for a start no request waited for.
+	Answered(firstByte time.Duration)
 }
 
 // EnvSource supplies the environment (variables and decrypted secrets) an

@@ -143,6 +143,10 @@ func TestConcurrentFirstRequestsShareOneColdStart(t *testing.T) {
 	if got := pool.claimCount(); got != 1 {
 		t.Errorf("%d claims, want 1", got)
 	}
+	// The start's first byte is reported once, whichever request got it.
+	if got := pool.runner(0).answers.get(); len(got) != 1 || got[0] <= 0 {
+		t.Errorf("first bytes reported: %v, want one", got)
+	}
 	h.routes.mu.Lock()
 	reads := h.routes.reads
 	h.routes.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +249,25 @@ type fakeRunner struct {
 	released chan struct{}
 	once     sync.Once
 	touches  atomic.Int64
+	answers  firstBytes
+}
+
+// firstBytes keeps what a fake runner was told by Answered.
+type firstBytes struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (f *firstBytes) add(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.d = append(f.d, d)
+}
+
+func (f *firstBytes) get() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.d)
 }
 
 var _ Runner = (*fakeRunner)(nil)
@@ -260,6 +280,8 @@ func (f *fakeRunner) Addr() string          { return f.addr }
 func (f *fakeRunner) Touch()                { f.touches.Add(1) }
 func (f *fakeRunner) Done() <-chan struct{} { return f.done }
 func (f *fakeRunner) Release()              { f.once.Do(func() { close(f.released) }) }
+
+func (f *fakeRunner) Answered(firstByte time.Duration) { f.answers.add(firstByte) }
 
 // fakePool is a Pool whose Claim returns err, or else a fakeRunner for
 // addr at once.

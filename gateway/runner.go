@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -17,12 +19,39 @@ type runnerEntry struct {
 	appID  string
 	ver    string
 
+	// readyAt is when the runner's Claim returned. firstByte is where its
+	// start's first byte stands: the first response head on e after a
+	// request that waited for the start got it is reported to the pool
+	// (Runner.Answered), once.
+	readyAt   time.Time
+	firstByte atomic.Int32
+
 	// mu guards inflight and retired. Retiring waits for inflight to reach
 	// zero before calling Release, so a request that picked this runner
 	// never finds it released before its request reached the app.
 	mu       sync.Mutex
 	inflight int
 	retired  bool
+}
+
+// firstByte states of a runnerEntry.
+const (
+	firstByteUnwanted int32 = iota // no request has waited for the start (yet)
+	firstByteWanted                // one has: report the next response head
+	firstByteReported
+)
+
+// waitedFor marks that a request waited for e's start.
+func (e *runnerEntry) waitedFor() {
+	e.firstByte.CompareAndSwap(firstByteUnwanted, firstByteWanted)
+}
+
+// answered reports the start's first byte if a request waited for it and
+// this is the first response head since.
+func (e *runnerEntry) answered() {
+	if e.firstByte.CompareAndSwap(firstByteWanted, firstByteReported) {
+		e.runner.Answered(time.Since(e.readyAt))
+	}
 }
 
 // stopped reports whether the runner has stopped.

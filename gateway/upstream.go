@@ -124,6 +124,7 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 		return false, retry, err
 	}
 
+	e.answered()
 	h := &ctx.Response.Header
 	closeConn := h.ConnectionClose()
 	stripResponse(h)

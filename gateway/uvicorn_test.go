@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -114,13 +115,15 @@ type uvicornRunner struct {
 	touches     atomic.Int64
 	released    chan struct{}
 	releaseOnce sync.Once
+	answers     firstBytes
 }
 
 var _ Runner = (*uvicornRunner)(nil)
 
-func (u *uvicornRunner) Addr() string          { return u.addr }
-func (u *uvicornRunner) Touch()                { u.touches.Add(1) }
-func (u *uvicornRunner) Done() <-chan struct{} { return u.done }
+func (u *uvicornRunner) Addr() string                     { return u.addr }
+func (u *uvicornRunner) Touch()                           { u.touches.Add(1) }
+func (u *uvicornRunner) Done() <-chan struct{}            { return u.done }
+func (u *uvicornRunner) Answered(firstByte time.Duration) { u.answers.add(firstByte) }
 
 // Release stops uvicorn with SIGTERM, on which it finishes requests in
 // flight and exits.

@@ -28,6 +28,13 @@ type Runner struct {
 	// a runner that is shutting down.
 	stopping chan struct{}
 	stopOnce sync.Once
+
+	// start is this runner's cold start until finishStart records it, once
+	// the first byte of the app's first answer is known (or will not be);
+	// startWait records it without one after firstByteWait.
+	startMu   sync.Mutex
+	start     *v1.ColdStart
+	startWait *time.Timer
 }
 
 // Addr is host:port of the app's HTTP listener.
@@ -46,9 +53,44 @@ func (r *Runner) markStopping() { r.stopOnce.Do(func() { close(r.stopping) }) }
 // Timings are the phase timings the runner reported when it was specialized.
 func (r *Runner) Timings() *v1.SpecializeResponse { return r.timings }
 
+// Answered reports the first byte of the app's answer to the first request
+// that waited for this runner's start: how long after Claim returned the
+// response head arrived. The pool then records the cold start with it. A
+// start nobody reports for (no request waited, as for a start ahead of
+// requests after a redeploy) is recorded without one after firstByteWait,
+// or when the runner stops, whichever comes first. Only the first call
+// counts.
+func (r *Runner) Answered(firstByte time.Duration) { r.finishStart(firstByte) }
+
+// firstByteWait is how long a cold start's record waits for Answered.
+const firstByteWait = 10 * time.Second
+
+// finishStart records r's cold start, once, with firstByte (0: none).
+func (r *Runner) finishStart(firstByte time.Duration) {
+	r.startMu.Lock()
+	cs, wait := r.start, r.startWait
+	r.start = nil
+	r.startMu.Unlock()
+	if cs == nil {
+		return // recorded already, or not a successful start
+	}
+	wait.Stop()
+	cs.FirstByteMicros = firstByte.Microseconds()
+	first := "none (no request waited)"
+	if firstByte > 0 {
+		first = ms(firstByte)
+	}
+	r.p.record(r.appID, cs)
+	r.p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_COLD_STARTED, r.version, cs,
+		"cold start %s: claim %s, fetch %s, verify %s, write %s, load %s (import %s), first byte %s",
+		us(cs.GetTotalMicros()), us(cs.GetClaimMicros()), us(cs.GetFetchMicros()), us(cs.GetVerifyMicros()),
+		us(cs.GetWriteMicros()), us(cs.GetLoadMicros()), us(cs.GetImportMicros()), first)
+}
+
 // Release stops the runner, letting requests in flight finish within
 // Config.StopGrace. It is idempotent.
 func (r *Runner) Release() {
+	r.finishStart(0)
 	if r.released.CompareAndSwap(false, true) {
 		r.markStopping()
 		go r.inst.Stop(r.p.cfg.StopGrace)
@@ -106,14 +148,13 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 	r.timings = res
 	r.ready.Store(true)
 	time.AfterFunc(refillDelay, p.refill)
-	cs := &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
+	r.startMu.Lock()
+	r.start = &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
-		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros(), FirstByteMicros: res.GetFirstByteMicros()}
-	p.record(appID, cs)
-	p.lifecycle(appID, v1.EventKind_EVENT_KIND_COLD_STARTED, req.GetVersion(), cs, "cold start %s: claim %s, fetch %s, verify %s, write %s, load %s (import %s), first byte %s",
-		ms(time.Since(t0)), ms(claimed), us(res.GetFetchMicros()), us(res.GetVerifyMicros()),
-		us(res.GetWriteMicros()), us(res.GetLoadMicros()), us(res.GetImportMicros()), us(res.GetFirstByteMicros()))
+		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros()}
+	r.startWait = time.AfterFunc(firstByteWait, func() { r.finishStart(0) })
+	r.startMu.Unlock()
 	return r, nil
 }
 
@@ -122,6 +163,7 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 func (p *Pool) watchClaimed(r *Runner) {
 	defer p.wg.Done()
 	<-r.inst.Done()
+	r.finishStart(0)
 	r.markStopping()
 	if !r.released.Load() {
 		p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_CRASHED, r.version, nil, "crashed: %v", r.inst.ExitErr())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,12 @@ func (l *logRecorder) wait(t *testing.T, sub string) {
 	}
 }
 
+func (l *logRecorder) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
 func (l *logRecorder) has(sub string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,11 +162,40 @@ func TestClaimTakesWarmAndRefills(t *testing.T) {
 	if s := p.Stats(); s.Claimed != 1 || s.Total != 3 {
 		t.Errorf("Stats = %+v, want 1 claimed of 3", s)
 	}
-	// Records are reported in order, after the claim: the record comes
-	// before the line.
+	// The record waits for the first byte of the app's first answer, which
+	// the caller reports; only the first report counts. Records are
+	// reported in order: the record comes before the line.
+	r.Answered(3 * time.Millisecond)
+	r.Answered(time.Second)
 	logs.wait(t, "a1 platform cold start")
-	if cs := logs.coldStarts("a1"); len(cs) != 1 || cs[0].GetError() != "" || cs[0].GetTotalMicros() <= 0 {
-		t.Errorf("cold start records = %v, want one successful record", cs)
+	if cs := logs.coldStarts("a1"); len(cs) != 1 || cs[0].GetError() != "" || cs[0].GetTotalMicros() <= 0 || cs[0].GetFirstByteMicros() != 3000 {
+		t.Errorf("cold start records = %v, want one successful record with first byte 3000 us", cs)
+	}
+	if !logs.has("first byte 3.0ms") {
+		t.Errorf("log lines %q: want the cold start's with first byte 3.0ms", logs.snapshot())
+	}
+}
+
+// TestColdStartWithoutRequest checks that a start nobody reports a first
+// byte for (a start ahead of requests) is recorded when its runner stops,
+// before the runner's own events.
+func TestColdStartWithoutRequest(t *testing.T) {
+	p, _, logs := newPool(t, 1, 5, time.Hour)
+	r, err := p.Claim(context.Background(), &v1.SpecializeRequest{AppId: "a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Release()
+	logs.wait(t, "a1 platform cold start")
+	if cs := logs.coldStarts("a1"); len(cs) != 1 || cs[0].GetFirstByteMicros() != 0 {
+		t.Errorf("cold start records = %v, want one without a first byte", cs)
+	}
+	if !logs.has("first byte none") {
+		t.Errorf("log lines %q: want the cold start's without a first byte", logs.snapshot())
+	}
+	r.Answered(time.Millisecond) // too late: recorded already
+	if cs := logs.coldStarts("a1"); len(cs) != 1 {
+		t.Errorf("cold start records after a late Answered = %v, want still one", cs)
 	}
 }
 

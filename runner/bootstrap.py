@@ -54,10 +54,6 @@ import traceback
 CMD_FD = 3
 EVENT_FD = 4
 
-# The path and header of the agent's readiness probe (runner/probe.go,
-# ProbePath and ProbeHeader).
-PROBE_PATH = "/.well-known/gofastapi/ready"
-PROBE_HEADER = (b"x-gofastapi-probe", b"1")
 
 # A fork request carries the child's fds 3, 4, 1 and 2, in that order.
 FORK_FDS = 4
@@ -272,24 +268,12 @@ def import_app(cmd):
     return app
 
 
-async def answer_probe(send):
-    await send({"type": "http.response.start", "status": 204, "headers": [(b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": b""})
-
-
 def with_request_id(app):
     """Wraps the app so the request's X-Request-Id is known to logging
-    while the request is served. The app itself reads the header as usual.
-
-    It also answers the agent's readiness probe itself (204), so no code of
-    the app runs for it: the answer proves uvicorn serves the app (accepts,
-    parses, runs the ASGI stack) and costs the cold start a fraction of a
-    request through the app's middleware and router."""
+    while the request is served. The app itself reads the header as usual."""
 
     async def asgi(scope, receive, send):
         if scope["type"] == "http":
-            if scope["path"] == PROBE_PATH and PROBE_HEADER in scope["headers"]:
-                return await answer_probe(send)
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     request_id.set(value.decode("latin-1"))
@@ -328,13 +312,13 @@ async def warm_up():
     its first requests run: creating FastAPI, declaring a route, starting
     uvicorn's server with its lifespan, and, over real connections, h11
     parsing, the middleware stack, validating parameters, rendering JSON
-    and answering the readiness probe. In a runner forked from the
-    zygote, this is when the memory pages those touch get copied (the first
-    write to a page shared with the zygote, if only to a reference count,
-    costs a page fault and a copy), so the cold start does not pay for them:
-    measured on the bench app, going through the server rather than calling
-    the app directly took 2-4 ms off the load and the probe. In exec mode it
-    pays first-use costs the same way. It runs no user code, leaves no
+    and answering a 404. In a runner forked from the zygote, this is when
+    the memory pages those touch get copied (the first write to a page
+    shared with the zygote, if only to a reference count, costs a page
+    fault and a copy), so the cold start does not pay for them: measured on
+    the bench app, going through the server rather than calling the app
+    directly took 2-4 ms off the load and the first request. In exec mode
+    it pays first-use costs the same way. It runs no user code, leaves no
     signal handler, socket or task behind, and a failure only costs the
     warmth."""
     import uvicorn
@@ -364,14 +348,16 @@ async def warm_up():
         await server.startup()
         await server.on_tick(0)
         port = sock.getsockname()[1]
-        for path, extra in (("/warm/1?q=x", ""), (PROBE_PATH, "X-Gofastapi-Probe: 1\r\n")):
+        # A route found, then one not (a browser's first visit asks for
+        # /favicon.ico, which few apps define).
+        for path in ("/warm/1?q=x", "/favicon.ico"):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             # With the headers the gateway adds, which uvicorn's proxy
             # headers middleware and with_request_id act on.
             writer.write(
                 f"GET {path} HTTP/1.1\r\nHost: warm.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n"
                 "X-Forwarded-Proto: http\r\nX-Forwarded-Host: warm.localhost\r\n"
-                f"X-Request-Id: 0000000000000000\r\n{extra}Connection: close\r\n\r\n".encode()
+                "X-Request-Id: 0000000000000000\r\nConnection: close\r\n\r\n".encode()
             )
             await writer.drain()
             await reader.read()

@@ -99,13 +99,11 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	written := time.Now()
 	res.WriteMicros = written.Sub(verified).Microseconds()
 
-	// One deadline covers loading and the first answer.
+	// The app serves once uvicorn's startup has completed: its socket has
+	// been listening since the warm-up, and the caller's request, queued by
+	// the kernel until then if need be, is the first it answers.
 	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
-	pr, probeErr := sendProbe(loadCtx, s.appAddr)
-	if probeErr == nil {
-		defer pr.close()
-	}
 	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: entry, Env: req.GetEnv()}); err != nil {
 		// Python is gone or going; awaitReady reports why.
 		s.logf("send load command: %v", err)
@@ -114,26 +112,8 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	if err != nil {
 		return nil, s.loadFailure(ctx, err)
 	}
-	ready := time.Now()
-	res.LoadMicros = ready.Sub(written).Microseconds()
+	res.LoadMicros = time.Since(written).Microseconds()
 	res.ImportMicros = importMicros
-
-	if probeErr == nil {
-		probeErr = pr.answered(loadCtx)
-	}
-	if err := probeErr; err != nil {
-		select {
-		case <-s.py.exited:
-			return nil, failure(errAppExited, "app process exited before answering: %s", s.py.exitReason())
-		default:
-		}
-		if loadCtx.Err() != nil {
-			return nil, s.loadFailure(ctx, loadCtx.Err())
-		}
-		s.logf("probe %s: %v", s.appAddr, err)
-		return nil, failure(errAppStart, "app closed the connection without answering")
-	}
-	res.FirstByteMicros = time.Since(ready).Microseconds()
 	return res, nil
 }
 

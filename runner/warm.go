@@ -39,5 +39,5 @@ func warmUp(ctx context.Context, rdb *redis.Client, workdir string, runAs *RunAs
 	}
 	_ = os.RemoveAll(dir)
 	_, _ = proto.Marshal(&v1.SpecializeResponse{AppAddr: "127.0.0.1:1", FetchMicros: 1, VerifyMicros: 1,
-		WriteMicros: 1, LoadMicros: 1, ImportMicros: 1, FirstByteMicros: 1})
+		WriteMicros: 1, LoadMicros: 1, ImportMicros: 1})
 }

@@ -62,5 +62,5 @@ func (c *ColdStarts) Observe(cs *v1.ColdStart) {
 		return
 	}
 	c.started.WithLabelValues("ok").Inc()
-	c.duration.Observe((time.Duration(cs.GetTotalMicros()) * time.Microsecond).Seconds())
+	c.duration.Observe((time.Duration(cs.GetTotalMicros()+cs.GetFirstByteMicros()) * time.Microsecond).Seconds())
 }

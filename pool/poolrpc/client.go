@@ -59,12 +59,24 @@ type Runner struct {
 	addr    string
 	Cold    bool
 	touched atomic.Bool
+	// firstByte is the start's first byte in microseconds, once reported
+	// and until the next Touch carries it; -1 after that.
+	firstByte atomic.Int64
 	done    chan struct{}
 	once    sync.Once
 }
 
 func (r *Runner) Addr() string          { return r.addr }
 func (r *Runner) Touch()                { r.touched.Store(true) }
+
+// Answered reports the first byte of the runner's start to the pool
+// manager with the next Touch, if this client's Claim started it; see
+// pool.Runner.Answered.
+func (r *Runner) Answered(firstByte time.Duration) {
+	if r.Cold {
+		r.firstByte.CompareAndSwap(0, max(firstByte.Microseconds(), 1))
+	}
+}
 func (r *Runner) Done() <-chan struct{} { return r.done }
 func (r *Runner) AppID() string         { return r.appID }
 func (r *Runner) gone()                 { r.once.Do(func() { close(r.done) }) }
@@ -137,6 +149,12 @@ func (c *Client) sync() {
 		req.Watched = append(req.Watched, id)
 		if r.touched.Swap(false) {
 			req.Touched = append(req.Touched, id)
+		}
+		if us := r.firstByte.Load(); us > 0 && r.firstByte.CompareAndSwap(us, -1) {
+			if req.FirstByteMicros == nil {
+				req.FirstByteMicros = map[string]int64{}
+			}
+			req.FirstByteMicros[id] = us
 		}
 	}
 	c.mu.Unlock()

@@ -45,12 +45,16 @@ func (i *inst) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.S
 	return &v1.SpecializeResponse{AppAddr: "127.0.0.1:9"}, nil
 }
 
-func newService(t *testing.T) (*countingBackend, *Server, string) {
+func newService(t *testing.T, configure ...func(*pool.Config)) (*countingBackend, *Server, string) {
 	t.Helper()
 	b := &countingBackend{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := pool.New(pool.Config{Backend: b, Warm: 1, Max: 4, IdleTimeout: time.Hour, StartTimeout: time.Second,
-		SpecializeTimeout: time.Second, StopGrace: time.Second, Log: func(string, time.Time, string, string) {}, Logger: log})
+	cfg := pool.Config{Backend: b, Warm: 1, Max: 4, IdleTimeout: time.Hour, StartTimeout: time.Second,
+		SpecializeTimeout: time.Second, StopGrace: time.Second, Log: func(string, time.Time, string, string) {}, Logger: log}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	p, err := pool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +108,42 @@ func TestClaimSharedAcrossGateways(t *testing.T) {
 	}
 	if n := b.specialized.Load(); n != 2 || !r.Cold {
 		t.Errorf("claim after release: %d specializations, cold %v; want a second cold start", n, r.Cold)
+	}
+}
+
+// TestFirstByteReachesThePool checks that the first byte a gateway reports
+// for a start its Claim made reaches the pool manager's cold-start record
+// (with the next Touch); a gateway that shares the runner reports nothing.
+func TestFirstByteReachesThePool(t *testing.T) {
+	records := make(chan *v1.ColdStart, 1)
+	_, _, url := newService(t, func(c *pool.Config) {
+		c.ColdStart = func(_ string, cs *v1.ColdStart) { records <- cs }
+	})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g1, g2 := NewClient(url, "secret", log), NewClient(url, "secret", log)
+	defer g1.Close()
+	defer g2.Close()
+	req := &v1.SpecializeRequest{AppId: "a", Version: "v1"}
+	cold, err := g1.Claim(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := g2.Claim(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cold.Cold || shared.Cold {
+		t.Fatalf("cold %v, shared %v: want only the first claim cold", cold.Cold, shared.Cold)
+	}
+	shared.Answered(time.Second)
+	cold.Answered(5 * time.Millisecond)
+	select {
+	case cs := <-records:
+		if cs.GetFirstByteMicros() != 5000 {
+			t.Errorf("recorded first byte %d us, want 5000", cs.GetFirstByteMicros())
+		}
+	case <-time.After(30 * time.Second): // only keeps a broken test from hanging
+		t.Fatal("no cold start recorded")
 	}
 }
 

@@ -153,6 +153,11 @@ func (s *Server) Touch(ctx context.Context, req *connect.Request[v1.PoolServiceT
 			r.Touch()
 		}
 	}
+	for id, us := range req.Msg.GetFirstByteMicros() {
+		if r := s.byID[id]; r != nil {
+			r.Answered(time.Duration(us) * time.Microsecond)
+		}
+	}
 	out := &v1.PoolServiceTouchResponse{}
 	for _, id := range req.Msg.GetWatched() {
 		r := s.byID[id]

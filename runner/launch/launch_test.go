@@ -150,9 +150,9 @@ func specialize(t *testing.T, r *launch.Runner, req *v1.SpecializeRequest) (*v1.
 	start := time.Now()
 	res, err := r.Specialize(ctx, req)
 	if err == nil {
-		t.Logf("Specialize: %v total; fetch %dus verify %dus write %dus load %dus (import %dus) first byte %dus",
+		t.Logf("Specialize: %v total; fetch %dus verify %dus write %dus load %dus (import %dus)",
 			time.Since(start), res.GetFetchMicros(), res.GetVerifyMicros(), res.GetWriteMicros(),
-			res.GetLoadMicros(), res.GetImportMicros(), res.GetFirstByteMicros())
+			res.GetLoadMicros(), res.GetImportMicros())
 	}
 	return res, err
 }
@@ -504,10 +504,10 @@ func specializeLogged(t *testing.T, m mode, rd *testRedis, version string) (*lau
 	return r, lines
 }
 
-// TestAppNeverSeesTheProbe checks that the readiness probe is answered by
-// the runner in front of the app: none of the app's code (here a
-// middleware that prints every path) runs for it.
-func TestAppNeverSeesTheProbe(t *testing.T) {
+// TestAppSeesOnlyItsRequests checks that loading an app sends it no
+// request of the platform's own (no readiness probe): its middleware,
+// which prints every path, sees only the request made to it.
+func TestAppSeesOnlyItsRequests(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", `from fastapi import FastAPI, Request
 

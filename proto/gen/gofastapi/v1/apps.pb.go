@@ -1571,7 +1571,10 @@ type ColdStart struct {
 	// module (its own code: reading data, declaring routes); the rest of
 	// load is the platform starting the app's server.
 	ImportMicros int64 `protobuf:"varint,11,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
-	// first_byte_micros is the app's first answer to the readiness probe.
+	// first_byte_micros runs from the app being ready to the head of its
+	// answer to the first request that waited for this start, as the
+	// gateway saw it; 0 when no request waited (a start ahead of requests,
+	// such as after a redeploy) or it got no answer.
 	FirstByteMicros int64 `protobuf:"varint,9,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
 	// error is set when the start failed, with the reason.
 	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`

@@ -133,9 +133,13 @@ type PoolServiceTouchRequest struct {
 	// touched are runners that served requests since the last Touch.
 	Touched []string `protobuf:"bytes,1,rep,name=touched,proto3" json:"touched,omitempty"`
 	// watched are runners the caller holds; the answer names those gone.
-	Watched       []string `protobuf:"bytes,2,rep,name=watched,proto3" json:"watched,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Watched []string `protobuf:"bytes,2,rep,name=watched,proto3" json:"watched,omitempty"`
+	// first_byte_micros reports, per runner this caller's Claim started
+	// (cold), the first byte of the app's answer to the first request that
+	// waited for the start: ColdStart.first_byte_micros.
+	FirstByteMicros map[string]int64 `protobuf:"bytes,3,rep,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PoolServiceTouchRequest) Reset() {
@@ -178,6 +182,13 @@ func (x *PoolServiceTouchRequest) GetTouched() []string {
 func (x *PoolServiceTouchRequest) GetWatched() []string {
 	if x != nil {
 		return x.Watched
+	}
+	return nil
+}
+
+func (x *PoolServiceTouchRequest) GetFirstByteMicros() map[string]int64 {
+	if x != nil {
+		return x.FirstByteMicros
 	}
 	return nil
 }
@@ -318,10 +329,14 @@ const file_gofastapi_v1_pool_proto_rawDesc = "" +
 	"\x18PoolServiceClaimResponse\x12\x1b\n" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12\x19\n" +
 	"\bapp_addr\x18\x02 \x01(\tR\aappAddr\x12\x12\n" +
-	"\x04cold\x18\x03 \x01(\bR\x04cold\"M\n" +
+	"\x04cold\x18\x03 \x01(\bR\x04cold\"\xf9\x01\n" +
 	"\x17PoolServiceTouchRequest\x12\x18\n" +
 	"\atouched\x18\x01 \x03(\tR\atouched\x12\x18\n" +
-	"\awatched\x18\x02 \x03(\tR\awatched\".\n" +
+	"\awatched\x18\x02 \x03(\tR\awatched\x12f\n" +
+	"\x11first_byte_micros\x18\x03 \x03(\v2:.gofastapi.v1.PoolServiceTouchRequest.FirstByteMicrosEntryR\x0ffirstByteMicros\x1aB\n" +
+	"\x14FirstByteMicrosEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\".\n" +
 	"\x18PoolServiceTouchResponse\x12\x12\n" +
 	"\x04gone\x18\x01 \x03(\tR\x04gone\"8\n" +
 	"\x19PoolServiceReleaseRequest\x12\x1b\n" +
@@ -344,7 +359,7 @@ func file_gofastapi_v1_pool_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_pool_proto_rawDescData
 }
 
-var file_gofastapi_v1_pool_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_gofastapi_v1_pool_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_gofastapi_v1_pool_proto_goTypes = []any{
 	(*PoolServiceClaimRequest)(nil),    // 0: gofastapi.v1.PoolServiceClaimRequest
 	(*PoolServiceClaimResponse)(nil),   // 1: gofastapi.v1.PoolServiceClaimResponse
@@ -352,21 +367,23 @@ var file_gofastapi_v1_pool_proto_goTypes = []any{
 	(*PoolServiceTouchResponse)(nil),   // 3: gofastapi.v1.PoolServiceTouchResponse
 	(*PoolServiceReleaseRequest)(nil),  // 4: gofastapi.v1.PoolServiceReleaseRequest
 	(*PoolServiceReleaseResponse)(nil), // 5: gofastapi.v1.PoolServiceReleaseResponse
-	(*SpecializeRequest)(nil),          // 6: gofastapi.v1.SpecializeRequest
+	nil,                                // 6: gofastapi.v1.PoolServiceTouchRequest.FirstByteMicrosEntry
+	(*SpecializeRequest)(nil),          // 7: gofastapi.v1.SpecializeRequest
 }
 var file_gofastapi_v1_pool_proto_depIdxs = []int32{
-	6, // 0: gofastapi.v1.PoolServiceClaimRequest.specialize:type_name -> gofastapi.v1.SpecializeRequest
-	0, // 1: gofastapi.v1.PoolService.Claim:input_type -> gofastapi.v1.PoolServiceClaimRequest
-	2, // 2: gofastapi.v1.PoolService.Touch:input_type -> gofastapi.v1.PoolServiceTouchRequest
-	4, // 3: gofastapi.v1.PoolService.Release:input_type -> gofastapi.v1.PoolServiceReleaseRequest
-	1, // 4: gofastapi.v1.PoolService.Claim:output_type -> gofastapi.v1.PoolServiceClaimResponse
-	3, // 5: gofastapi.v1.PoolService.Touch:output_type -> gofastapi.v1.PoolServiceTouchResponse
-	5, // 6: gofastapi.v1.PoolService.Release:output_type -> gofastapi.v1.PoolServiceReleaseResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7, // 0: gofastapi.v1.PoolServiceClaimRequest.specialize:type_name -> gofastapi.v1.SpecializeRequest
+	6, // 1: gofastapi.v1.PoolServiceTouchRequest.first_byte_micros:type_name -> gofastapi.v1.PoolServiceTouchRequest.FirstByteMicrosEntry
+	0, // 2: gofastapi.v1.PoolService.Claim:input_type -> gofastapi.v1.PoolServiceClaimRequest
+	2, // 3: gofastapi.v1.PoolService.Touch:input_type -> gofastapi.v1.PoolServiceTouchRequest
+	4, // 4: gofastapi.v1.PoolService.Release:input_type -> gofastapi.v1.PoolServiceReleaseRequest
+	1, // 5: gofastapi.v1.PoolService.Claim:output_type -> gofastapi.v1.PoolServiceClaimResponse
+	3, // 6: gofastapi.v1.PoolService.Touch:output_type -> gofastapi.v1.PoolServiceTouchResponse
+	5, // 7: gofastapi.v1.PoolService.Release:output_type -> gofastapi.v1.PoolServiceReleaseResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_pool_proto_init() }
@@ -381,7 +398,7 @@ func file_gofastapi_v1_pool_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_pool_proto_rawDesc), len(file_gofastapi_v1_pool_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -367,12 +367,14 @@ func (x *SpecializeRequest) GetEnv() map[string]string {
 type SpecializeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// app_addr is host:port of the app's HTTP listener.
-	AppAddr         string `protobuf:"bytes,1,opt,name=app_addr,json=appAddr,proto3" json:"app_addr,omitempty"`
-	FetchMicros     int64  `protobuf:"varint,2,opt,name=fetch_micros,json=fetchMicros,proto3" json:"fetch_micros,omitempty"`
-	VerifyMicros    int64  `protobuf:"varint,3,opt,name=verify_micros,json=verifyMicros,proto3" json:"verify_micros,omitempty"`
-	WriteMicros     int64  `protobuf:"varint,4,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
-	LoadMicros      int64  `protobuf:"varint,5,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
-	FirstByteMicros int64  `protobuf:"varint,6,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
+	AppAddr      string `protobuf:"bytes,1,opt,name=app_addr,json=appAddr,proto3" json:"app_addr,omitempty"`
+	FetchMicros  int64  `protobuf:"varint,2,opt,name=fetch_micros,json=fetchMicros,proto3" json:"fetch_micros,omitempty"`
+	VerifyMicros int64  `protobuf:"varint,3,opt,name=verify_micros,json=verifyMicros,proto3" json:"verify_micros,omitempty"`
+	WriteMicros  int64  `protobuf:"varint,4,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
+	LoadMicros   int64  `protobuf:"varint,5,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
+	// first_byte_micros is not set any more: the runner answers once the app
+	// serves, and the first byte is measured by the gateway (ColdStart).
+	FirstByteMicros int64 `protobuf:"varint,6,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
 	// import_micros is the part of load_micros the app's import took.
 	ImportMicros  int64 `protobuf:"varint,7,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -670,7 +670,10 @@ export type ColdStart = Message<"gofastapi.v1.ColdStart"> & {
   importMicros: bigint;
 
   /**
-   * first_byte_micros is the app's first answer to the readiness probe.
+   * first_byte_micros runs from the app being ready to the head of its
+   * answer to the first request that waited for this start, as the
+   * gateway saw it; 0 when no request waited (a start ahead of requests,
+   * such as after a redeploy) or it got no answer.
    *
    * @generated from field: int64 first_byte_micros = 9;
    */
