@@ -62,12 +62,12 @@ type Runner struct {
 	// firstByte is the start's first byte in microseconds, once reported
 	// and until the next Touch carries it; -1 after that.
 	firstByte atomic.Int64
-	done    chan struct{}
-	once    sync.Once
+	done      chan struct{}
+	once      sync.Once
 }
 
-func (r *Runner) Addr() string          { return r.addr }
-func (r *Runner) Touch()                { r.touched.Store(true) }
+func (r *Runner) Addr() string { return r.addr }
+func (r *Runner) Touch()       { r.touched.Store(true) }
 
 // Answered reports the first byte of the runner's start to the pool
 // manager with the next Touch, if this client's Claim started it; see
