@@ -66,8 +66,11 @@ type Runner struct {
 	once      sync.Once
 }
 
-func (r *Runner) Addr() string { return r.addr }
-func (r *Runner) Touch()       { r.touched.Store(true) }
+func (r *Runner) Addr() string          { return r.addr }
+func (r *Runner) Touch()                { r.touched.Store(true) }
+func (r *Runner) Done() <-chan struct{} { return r.done }
+func (r *Runner) AppID() string         { return r.appID }
+func (r *Runner) gone()                 { r.once.Do(func() { close(r.done) }) }
 
 // Answered reports the first byte of the runner's start to the pool
 // manager with the next Touch, if this client's Claim started it; see
@@ -77,9 +80,6 @@ func (r *Runner) Answered(firstByte time.Duration) {
 		r.firstByte.CompareAndSwap(0, max(firstByte.Microseconds(), 1))
 	}
 }
-func (r *Runner) Done() <-chan struct{} { return r.done }
-func (r *Runner) AppID() string         { return r.appID }
-func (r *Runner) gone()                 { r.once.Do(func() { close(r.done) }) }
 
 // Release asks the service to stop the runner and forgets it.
 func (r *Runner) Release() {
