@@ -289,7 +289,7 @@ func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n i
 	if len(total) == 0 {
 		return "none recorded"
 	}
-	return fmt.Sprintf("total %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) + first byte %s (+ rest)",
+	return fmt.Sprintf("claim to ready %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) (+ rest), then first byte %s (the head of the app's answer, at the gateway)",
 		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(imp), p50(first))
 }
 
