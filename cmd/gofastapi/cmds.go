@@ -253,17 +253,25 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 		return explain(err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TIME\tVERSION\tTOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tFIRST BYTE\t ERROR")
+	fmt.Fprintln(tw, "TIME\tVERSION\t"+coldStartHeader)
 	for _, c := range res.Msg.GetColdStarts() {
 		v := c.GetVersion()
 		if len(v) > 12 {
 			v = v[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s\n", c.GetTime().AsTime().Local().Format("15:04:05.000"), v,
-			micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
-			micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), micros(c.GetFirstByteMicros()), c.GetError())
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.GetTime().AsTime().Local().Format("15:04:05.000"), v, coldStartCells(c))
 	}
 	return tw.Flush()
+}
+
+// coldStartHeader and coldStartCells are the columns of a cold start's
+// phases (and its error) in the CLI's tables, tab-separated.
+const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tFIRST BYTE\t ERROR"
+
+func coldStartCells(c *v1.ColdStart) string {
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s",
+		micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
+		micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), micros(c.GetFirstByteMicros()), c.GetError())
 }
 
 func micros(n int64) string { return fmt.Sprintf("%.1fms", float64(n)/1000) }

@@ -68,11 +68,9 @@ func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
 	if cs := stats.Msg.GetRecentColdStarts(); len(cs) > 0 {
 		fmt.Fprintln(stdout)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "COLD START\tTOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tFIRST BYTE\t ERROR")
+		fmt.Fprintln(tw, "COLD START\t"+coldStartHeader)
 		for _, c := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s\n", c.GetTime().AsTime().Local().Format("15:04:05"),
-				micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
-				micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), micros(c.GetFirstByteMicros()), c.GetError())
+			fmt.Fprintf(tw, "%s\t%s\n", c.GetTime().AsTime().Local().Format("15:04:05"), coldStartCells(c))
 		}
 		return tw.Flush()
 	}

@@ -100,6 +100,14 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
+	f, addr := serveFront(t, cfg)
+	return &harness{front: f, addr: addr, store: store, accts: accts, direct: uri}
+}
+
+// serveFront starts a front with cfg on a loopback port, stopped when the
+// test ends, and returns it and its address.
+func serveFront(t *testing.T, cfg Config) (*Front, string) {
+	t.Helper()
 	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +118,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	}
 	go f.Serve(l)
 	t.Cleanup(func() { l.Close(); f.Close() })
-	return &harness{front: f, addr: l.Addr().String(), store: store, accts: accts, direct: uri}
+	return f, l.Addr().String()
 }
 
 // connect returns a client through the front as user with password.

@@ -56,7 +56,7 @@ func TestSignInUpstream(t *testing.T) {
 	accts.set(&Account{Username: "bob", Password: "bob-pw", Databases: []string{"bob_b"}})
 	start := func(t *testing.T, signIn bool) (string, *lockedBuffer) {
 		logs := &lockedBuffer{}
-		f, err := New(Config{
+		_, addr := serveFront(t, Config{
 			Dial: func(ctx context.Context) (net.Conn, error) {
 				var d net.Dialer
 				return d.DialContext(ctx, "tcp", srv.Addr)
@@ -65,16 +65,7 @@ func TestSignInUpstream(t *testing.T) {
 			QueryTimeout: 5 * time.Second, MaxConnsPerUser: 20, MaxPending: 100,
 			Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go f.Serve(l)
-		t.Cleanup(func() { l.Close(); f.Close() })
-		return l.Addr().String(), logs
+		return addr, logs
 	}
 	connect := func(t *testing.T, addr, user, pw string) *mongo.Client {
 		return connectTo(t, addr, user, pw, user+"_x")
