@@ -372,9 +372,6 @@ type SpecializeResponse struct {
 	VerifyMicros int64  `protobuf:"varint,3,opt,name=verify_micros,json=verifyMicros,proto3" json:"verify_micros,omitempty"`
 	WriteMicros  int64  `protobuf:"varint,4,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
 	LoadMicros   int64  `protobuf:"varint,5,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
-	// first_byte_micros is not set any more: the runner answers once the app
-	// serves, and the first byte is measured by the gateway (ColdStart).
-	FirstByteMicros int64 `protobuf:"varint,6,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
 	// import_micros is the part of load_micros the app's import took.
 	ImportMicros  int64 `protobuf:"varint,7,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -446,13 +443,6 @@ func (x *SpecializeResponse) GetLoadMicros() int64 {
 	return 0
 }
 
-func (x *SpecializeResponse) GetFirstByteMicros() int64 {
-	if x != nil {
-		return x.FirstByteMicros
-	}
-	return 0
-}
-
 func (x *SpecializeResponse) GetImportMicros() int64 {
 	if x != nil {
 		return x.ImportMicros
@@ -499,16 +489,15 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x01\n" +
 	"\x12SpecializeResponse\x12\x19\n" +
 	"\bapp_addr\x18\x01 \x01(\tR\aappAddr\x12!\n" +
 	"\ffetch_micros\x18\x02 \x01(\x03R\vfetchMicros\x12#\n" +
 	"\rverify_micros\x18\x03 \x01(\x03R\fverifyMicros\x12!\n" +
 	"\fwrite_micros\x18\x04 \x01(\x03R\vwriteMicros\x12\x1f\n" +
 	"\vload_micros\x18\x05 \x01(\x03R\n" +
-	"loadMicros\x12*\n" +
-	"\x11first_byte_micros\x18\x06 \x01(\x03R\x0ffirstByteMicros\x12#\n" +
-	"\rimport_micros\x18\a \x01(\x03R\fimportMicros2b\n" +
+	"loadMicros\x12#\n" +
+	"\rimport_micros\x18\a \x01(\x03R\fimportMicrosJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
 	"\rRunnerService\x12Q\n" +
 	"\n" +
 	"Specialize\x12\x1f.gofastapi.v1.SpecializeRequest\x1a .gofastapi.v1.SpecializeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
