@@ -54,7 +54,6 @@ import traceback
 CMD_FD = 3
 EVENT_FD = 4
 
-
 # A fork request carries the child's fds 3, 4, 1 and 2, in that order.
 FORK_FDS = 4
 # Bounds one fork request's JSON; it holds a directory and a few variables.
