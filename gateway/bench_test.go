@@ -155,7 +155,7 @@ func BenchmarkColdStartPath(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := g.runnerFor("demo", route)
+		e, _, err := g.runnerFor("demo", route, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -14,46 +15,111 @@ import (
 // is replaced once, then the request fails.
 const maxColdStarts = 2
 
-// runnerFor returns a runner serving route's version, counted in for one
-// request (the caller must call release), cold starting one if needed.
-func (g *Gateway) runnerFor(slug string, route *v1.Route) (*runnerEntry, error) {
-	for range maxColdStarts {
-		if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil && e.acquire() {
-			return e, nil
-		}
-		e, err := g.coldStart(slug, route)
-		if err != nil {
-			return nil, err
-		}
-		if e.acquire() {
-			e.waitedFor()
-			return e, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %s@%s", errRunnerGone, slug, route.GetVersion())
+// start is one cold start of an app version, shared by every request that
+// waits for it. Its entry is made as soon as the pool has picked the
+// runner (see Pool.Claim's picked), before the runner serves: one waiting
+// request may then be sent ahead on it.
+type start struct {
+	done chan struct{} // closed once e and err are final
+	e    *runnerEntry
+	err  error
+
+	picked chan struct{} // closed once ahead is set
+	ahead  *runnerEntry
+	taken  atomic.Bool // a request is being sent ahead
 }
 
-// coldStart waits for the one cold start of route's app version, starting
+// runnerFor returns a runner serving route's version, counted in for one
+// request (the caller must call release), cold starting one if needed.
+//
+// If ahead is set (the request may be sent before its runner serves; see
+// sendsAhead) and the request waits for a start, runnerFor may return
+// sooner, with the start's entry and a wait function instead: the caller
+// sends the request, then calls wait, which returns once the start is
+// over, having counted the request in on success (the entry's runner is
+// set only then).
+func (g *Gateway) runnerFor(slug string, route *v1.Route, ahead bool) (e *runnerEntry, wait func() error, err error) {
+	for range maxColdStarts {
+		if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil && e.acquire() {
+			return e, nil, nil
+		}
+		s := g.coldStart(slug, route)
+		if ahead && g.awaitPicked(s) {
+			return s.ahead, func() error { return g.useStarted(s, slug, route) }, nil
+		}
+		if err := g.awaitStart(s, slug, route); err != nil {
+			return nil, nil, err
+		}
+		if s.e.acquire() {
+			s.e.waitedFor()
+			return s.e, nil, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: %s@%s", errRunnerGone, slug, route.GetVersion())
+}
+
+// coldStart returns the one cold start of route's app version, starting
 // it if no request has. The start runs on its own clock, not the caller's:
 // waiters that arrive later share it, and it outlives a waiter that gives
 // up.
-func (g *Gateway) coldStart(slug string, route *v1.Route) (*runnerEntry, error) {
+func (g *Gateway) coldStart(slug string, route *v1.Route) *start {
 	key := route.GetAppId() + "\x00" + serveKey(route)
-	ch := g.starts.DoChan(key, func() (any, error) { return g.startRunner(slug, route) })
-	// The start itself is bounded by ColdStartTimeout through its context;
-	// this timer keeps a Pool that ignores its context from holding
-	// requests forever.
+	g.startsMu.Lock()
+	defer g.startsMu.Unlock()
+	if s := g.starts[key]; s != nil {
+		return s
+	}
+	s := &start{done: make(chan struct{}), picked: make(chan struct{})}
+	g.starts[key] = s
+	go func() {
+		s.e, s.err = g.startRunner(slug, route, s)
+		g.startsMu.Lock()
+		delete(g.starts, key)
+		g.startsMu.Unlock()
+		close(s.done)
+	}()
+	return s
+}
+
+// awaitPicked waits until s has picked its runner or is over, and reports
+// whether the caller is the one request to send ahead on it.
+func (g *Gateway) awaitPicked(s *start) bool {
+	select {
+	case <-s.picked:
+		return s.taken.CompareAndSwap(false, true)
+	case <-s.done:
+		return false
+	}
+}
+
+// awaitStart waits for s to be over and returns its error. The start itself
+// is bounded by ColdStartTimeout through its context; this timer keeps a
+// Pool that ignores its context from holding requests forever.
+func (g *Gateway) awaitStart(s *start, slug string, route *v1.Route) error {
 	timer := time.NewTimer(g.cfg.ColdStartTimeout)
 	defer timer.Stop()
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*runnerEntry), nil
+	case <-s.done:
+		return s.err
 	case <-timer.C:
-		return nil, fmt.Errorf("%w: %s@%s: %w", errColdStart, slug, route.GetVersion(), context.DeadlineExceeded)
+		return fmt.Errorf("%w: %s@%s: %w", errColdStart, slug, route.GetVersion(), context.DeadlineExceeded)
 	}
+}
+
+// useStarted is the wait of a request sent ahead on s's runner: once s is
+// over, it counts the request in on the runner s started, which is the one
+// it was sent to. A start that failed, or a runner gone already, ends the
+// request with that error: it was never answered, and the caller closes
+// its connection.
+func (g *Gateway) useStarted(s *start, slug string, route *v1.Route) error {
+	if err := g.awaitStart(s, slug, route); err != nil {
+		return err
+	}
+	if s.e != s.ahead || !s.e.acquire() {
+		return fmt.Errorf("%w: %s@%s", errRunnerGone, slug, route.GetVersion())
+	}
+	s.e.waitedFor()
+	return nil
 }
 
 // serveKey identifies what a runner serves: the route's version and, when
@@ -69,7 +135,9 @@ func serveKey(route *v1.Route) string {
 
 // startRunner claims a runner for route's version, puts it in service in
 // place of the app's previous runner (which is retired), and watches it.
-func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error) {
+// As soon as the pool has picked the runner, s.ahead is its entry (without
+// its runner yet), for a request to be sent ahead on.
+func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEntry, error) {
 	// A start that finished just before this one began has done the work.
 	if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil {
 		return e, nil
@@ -94,18 +162,25 @@ func (g *Gateway) startRunner(slug string, route *v1.Route) (*runnerEntry, error
 		}
 		req.Env = env
 	}
-	r, err := g.cfg.Pool.Claim(ctx, req)
+	newEntry := func(addr string) *runnerEntry {
+		return &runnerEntry{client: g.runnerClient(addr), slug: slug, appID: route.GetAppId(), ver: serveKey(route)}
+	}
+	r, err := g.cfg.Pool.Claim(ctx, req, func(addr string) {
+		if s.ahead == nil {
+			s.ahead = newEntry(addr)
+			close(s.picked)
+		}
+	})
 	if err != nil {
+		// A request sent ahead is never answered: its handler closes its
+		// connection on this error.
 		return nil, fmt.Errorf("%w: %s@%s: %w", errColdStart, slug, route.GetVersion(), err)
 	}
-	e := &runnerEntry{
-		runner:  r,
-		client:  g.runnerClient(r.Addr()),
-		slug:    slug,
-		appID:   route.GetAppId(),
-		ver:     serveKey(route),
-		readyAt: time.Now(),
+	e := s.ahead
+	if e == nil || e.client.Addr != r.Addr() {
+		e = newEntry(r.Addr())
 	}
+	e.runner, e.readyAt = r, time.Now()
 	old, err := g.runners.install(e)
 	if err != nil {
 		e.stop()
@@ -157,7 +232,7 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 		// Installing the new version's runner retires the old one. If the
 		// start fails, removeStale below still retires the old version, so
 		// requests see the new version's error rather than old code.
-		if _, err := g.coldStart(slug, route); err != nil {
+		if err := g.awaitStart(g.coldStart(slug, route), slug, route); err != nil {
 			g.log.Info("pre-warm after redeploy failed", "slug", slug, "err", err)
 		}
 	}

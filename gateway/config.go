@@ -22,8 +22,15 @@ type RouteSource interface {
 // are Connect errors: ResourceExhausted or Unavailable when no runner can
 // be had now, FailedPrecondition (with a message for the user) when the app
 // failed to start, DeadlineExceeded, NotFound when the bundle is missing.
+//
+// A pool that knows the runner's address before the runner serves calls
+// picked with it, once, before Claim returns: the runner's listener must
+// then accept connections already, holding what is sent until the app
+// serves, and Claim returns that runner if it returns one. The gateway
+// sends the request that waits for the start ahead of it that way (see
+// sendsAhead). A pool may also never call picked.
 type Pool interface {
-	Claim(ctx context.Context, req *v1.SpecializeRequest) (Runner, error)
+	Claim(ctx context.Context, req *v1.SpecializeRequest, picked func(addr string)) (Runner, error)
 }
 
 // Runner is a runner serving one app version.

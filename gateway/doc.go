@@ -21,6 +21,15 @@
 //   - An app has at most one runner in service, for its current version.
 //     However many requests arrive for a cold app version, one Pool.Claim
 //     serves them all.
+//   - One request waiting for a cold start may be sent to the runner as
+//     soon as the pool has picked it, before the app serves (a pool that
+//     knows the address early calls Claim's picked); the kernel holds it
+//     until the app's server accepts, so the app answers it without
+//     waiting for the gateway to hear that the start is over. Only a
+//     request without a body that may be repeated (GET, HEAD, OPTIONS)
+//     goes ahead, and its answer is read only once the start has
+//     succeeded: if the start fails, the client sees the start's error
+//     and the app never answered it (coldstart.go).
 //   - A runner taken out of service (replaced by a new version, its app
 //     deleted, or Shutdown) is released only after the gateway's requests
 //     in flight on it have completed; a streamed response counts until its

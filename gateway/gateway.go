@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"golang.org/x/sync/singleflight"
 )
 
 // Gateway is the platform's HTTP/1.1 edge: the apex host reaches the
@@ -24,9 +24,12 @@ type Gateway struct {
 	api     *fasthttp.HostClient
 	routes  *routeCache
 	runners *runnerTable
-	starts  singleflight.Group // one cold start per app version at a time
-	live    liveSet            // streamed responses and WebSocket sessions, for Shutdown
-	conns   *ipLimit           // client connections per IP, across listeners
+	// starts holds the cold start under way for each app version (app id
+	// and serve key): one at a time.
+	startsMu sync.Mutex
+	starts   map[string]*start
+	live     liveSet  // streamed responses and WebSocket sessions, for Shutdown
+	conns    *ipLimit // client connections per IP, across listeners
 
 	// touching starts touchBusy with the first runner.
 	touching sync.Once
@@ -63,6 +66,7 @@ func New(cfg Config) (*Gateway, error) {
 		log:        cfg.Logger,
 		routes:     newRouteCache(cfg.Routes, cfg.ColdStartTimeout),
 		runners:    newRunnerTable(),
+		starts:     map[string]*start{},
 		watchAfter: watchAfter,
 		conns:      newIPLimit(cfg.MaxConnsPerIP),
 		base:       base,
@@ -195,24 +199,53 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	if g.cfg.Recorder != nil {
 		defer g.record(ctx, route.GetAppId(), id[:])
 	}
-	e, err := g.runnerFor(slug, route)
+	e, wait, err := g.runnerFor(slug, route, sendsAhead(ctx))
 	if err != nil {
 		g.fail(ctx, slug, err)
 		return
 	}
-	e.runner.Touch()
+	if wait == nil {
+		e.runner.Touch()
+	}
 	// Both take over the hold on e: a streamed body or a WebSocket session
 	// keeps the runner in use after this handler returns.
 	if isWebSocket(&ctx.Request.Header) {
 		g.serveWebSocket(ctx, slug, e)
 		return
 	}
-	addr := e.runner.Addr()
-	if err := g.proxyApp(ctx, e); err != nil {
-		g.fail(ctx, slug, fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, addr, err))
+	err = g.proxyApp(ctx, e, wait)
+	if wait != nil && errors.Is(err, errRunnerGone) {
+		// The runner it was sent ahead to stopped before the request could
+		// be counted in (a crash right after its start): like any other
+		// request, it gets one more runner, the app having answered
+		// nothing.
+		if e, _, err = g.runnerFor(slug, route, false); err == nil {
+			e.runner.Touch()
+			err = g.proxyApp(ctx, e, nil)
+		}
+	}
+	if err != nil {
+		var sf startFailed
+		if errors.As(err, &sf) {
+			err = sf.err
+		} else if e != nil {
+			err = fmt.Errorf("%w: %s at %s: %w", errUpstream, slug, e.client.Addr, err)
+		}
+		g.fail(ctx, slug, err)
 		return
 	}
 	addOpenGraph(ctx, route)
+}
+
+// sendsAhead reports whether a request for an app that is cold starting
+// may be sent to its runner before the runner serves: one that can be
+// repeated and has no body. Its answer is read only once the start
+// succeeded; if the start fails, the app never saw it.
+func sendsAhead(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	// No body: no Content-Length (-2) or zero; -1 is chunked.
+	n := h.ContentLength()
+	return (h.IsGet() || h.IsHead() || h.IsOptions()) && (n == 0 || n == -2) && !isWebSocket(h)
 }
 
 // handleError answers a request fasthttp could not read.

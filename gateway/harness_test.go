@@ -296,7 +296,7 @@ type fakePool struct {
 
 var _ Pool = (*fakePool)(nil)
 
-func (p *fakePool) Claim(context.Context, *v1.SpecializeRequest) (Runner, error) {
+func (p *fakePool) Claim(context.Context, *v1.SpecializeRequest, func(string)) (Runner, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.claims++

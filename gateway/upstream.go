@@ -44,7 +44,12 @@ var errUnaskedSwitch = errors.New("switched protocols unasked")
 // proxyApp takes over the caller's hold on e (see runnerEntry.acquire): it
 // releases it once the runner is no longer needed, which for a streamed
 // response is after its last byte (or the client leaving).
-func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
+//
+// With wait (see runnerFor), e's runner is still starting and the caller
+// has no hold on it yet: the request is sent first, then wait is called,
+// and the answer is read only if it succeeds. If it fails, proxyApp
+// returns its error as a startFailed.
+func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry, wait func() error) error {
 	prepareRequest(ctx)
 	// Forward the path as the client wrote it (a%2Fb stays a%2Fb) and the
 	// Host header as the client sent it, port and case included.
@@ -52,7 +57,11 @@ func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
 	ctx.Request.UseHostHeader = true
 	client, _ := ctx.Conn().(*edgeConn)
 	for attempt := 1; ; attempt++ {
-		streamed, retry, err := g.exchange(ctx, e, client)
+		streamed, retry, err := g.exchange(ctx, e, client, wait)
+		if errors.As(err, new(startFailed)) {
+			return err
+		}
+		wait = nil
 		if !streamed {
 			if err == nil || !retry || attempt == maxUpstreamAttempts {
 				e.release()
@@ -64,39 +73,62 @@ func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry) error {
 	}
 }
 
+// startFailed is the error of the start a request was sent ahead of (see
+// proxyApp): the app never answered it.
+type startFailed struct{ err error }
+
+func (s startFailed) Error() string { return s.err.Error() }
+func (s startFailed) Unwrap() error { return s.err }
+
 // exchange is one attempt of proxyApp on one pooled connection. streamed
 // reports that the response body streams and will release e when done;
 // retry, that err happened before the runner can have seen the request.
-func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edgeConn) (streamed, retry bool, err error) {
+// With wait, the request is sent ahead of the runner's start: wait is
+// called once it is written, and its error ends the attempt as a
+// startFailed.
+func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edgeConn, wait func() error) (streamed, retry bool, err error) {
 	hc := e.client
+	timeout := g.cfg.UpstreamTimeout
+	start := time.Now()
 	cc, err := hc.AcquireConn(0, false)
-	if err != nil {
-		return false, false, err
-	}
 	// A connection that has served before may have been closed by the
 	// runner while idle; a new one failing means the runner is down.
-	reused := !cc.LastUseTime().IsZero()
-	conn := cc.Conn()
-	timeout := g.cfg.UpstreamTimeout
-
-	start := time.Now()
-	if err := conn.SetWriteDeadline(start.Add(timeout)); err != nil {
-		hc.CloseConn(cc)
-		return false, reused, err
-	}
-	bw := hc.AcquireWriter(conn)
-	err = ctx.Request.Write(bw)
+	reused := false
 	if err == nil {
-		err = bw.Flush()
+		reused = !cc.LastUseTime().IsZero()
+		err = writeRequest(ctx, hc, cc.Conn(), start.Add(timeout))
 	}
-	hc.ReleaseWriter(bw)
+	if wait != nil {
+		// Sent ahead: the answer comes once the app serves, and only if
+		// its start succeeded.
+		if werr := wait(); werr != nil {
+			if cc != nil {
+				hc.CloseConn(cc)
+			}
+			return false, false, startFailed{werr}
+		}
+		e.runner.Touch()
+		start = time.Now()
+		if err != nil {
+			// It did not go out ahead; it may be repeated (see
+			// sendsAhead), now that the runner serves.
+			if cc != nil {
+				hc.CloseConn(cc)
+			}
+			return false, true, err
+		}
+	}
 	if err != nil {
+		if cc == nil {
+			return false, false, err
+		}
 		hc.CloseConn(cc)
 		// A write fails only if the runner stopped reading: it cannot have
 		// received the whole request, so any method may be retried.
 		return false, reused && !isTimeout(err), err
 	}
 
+	conn := cc.Conn()
 	br := hc.AcquireReader(conn)
 	gone, err := awaitHead(conn, br, client, g.watchAfter, start.Add(timeout))
 	if err == nil {
@@ -152,6 +184,20 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 		hc.ReleaseConn(cc)
 	}
 	return false, false, err
+}
+
+// writeRequest writes ctx's request to a runner's connection.
+func writeRequest(ctx *fasthttp.RequestCtx, hc *fasthttp.HostClient, conn net.Conn, deadline time.Time) error {
+	if err := conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	bw := hc.AcquireWriter(conn)
+	err := ctx.Request.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	return err
 }
 
 // awaitHead waits until the first byte of the response is in br or the

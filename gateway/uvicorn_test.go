@@ -153,8 +153,9 @@ func (u *uvicornRunner) wasReleased() bool {
 // environment, and returns once the app has answered GET /healthz. The
 // socket is listening before Python starts, so the readiness request waits
 // in the accept queue until the app serves it, or fails when Python exits
-// and the socket closes; no polling is needed. ctx bounds the wait.
-func startUvicorn(ctx context.Context, dir string, env map[string]string) (*uvicornRunner, error) {
+// and the socket closes; no polling is needed. ctx bounds the wait. picked,
+// if not nil, is called with the app's address once Python has started.
+func startUvicorn(ctx context.Context, dir string, env map[string]string, picked func(string)) (*uvicornRunner, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -189,6 +190,9 @@ func startUvicorn(ctx context.Context, dir string, env map[string]string) (*uvic
 		_ = u.cmd.Wait()
 		close(u.done)
 	}()
+	if picked != nil {
+		picked(addr)
+	}
 
 	// Stop waiting as soon as Python exits.
 	ctx, cancel := context.WithCancel(ctx)
@@ -262,7 +266,9 @@ func newPythonPool(t testing.TB, overrides map[string]string) *pythonPool {
 	return p
 }
 
-func (p *pythonPool) Claim(ctx context.Context, req *v1.SpecializeRequest) (Runner, error) {
+// Claim calls picked as soon as the app's socket listens, before Python
+// starts, as the platform's pool does with a warm runner.
+func (p *pythonPool) Claim(ctx context.Context, req *v1.SpecializeRequest, picked func(string)) (Runner, error) {
 	p.mu.Lock()
 	p.claims++
 	p.reqs = append(p.reqs, req)
@@ -275,7 +281,7 @@ func (p *pythonPool) Claim(ctx context.Context, req *v1.SpecializeRequest) (Runn
 	for k, v := range req.GetEnv() {
 		env[k] = v
 	}
-	u, err := startUvicorn(ctx, dir, env)
+	u, err := startUvicorn(ctx, dir, env, picked)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, connect.NewError(connect.CodeDeadlineExceeded, err)

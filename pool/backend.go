@@ -16,7 +16,8 @@ type Backend interface {
 
 // Instance is one runner made by a Backend.
 type Instance interface {
-	// AppAddr is host:port of the app listener, valid once specialized.
+	// AppAddr is host:port of the app listener: valid once specialized,
+	// and before that when the backend knows it (else empty).
 	AppAddr() string
 	// Specialize loads one app version; it may be called once.
 	Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error)

@@ -111,6 +111,18 @@ const refillDelay = 25 * time.Millisecond
 // ResourceExhausted, an app that fails to load is FailedPrecondition with
 // the reason.
 func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, error) {
+	return p.ClaimAhead(ctx, req, nil)
+}
+
+// ClaimAhead is Claim, which also calls picked (when not nil), on Claim's
+// goroutine, with the address the app will serve on as soon as a runner is
+// chosen, before it is specialized. A warm runner's listener accepts
+// connections already and the kernel holds what is sent on them until the
+// app serves, so a caller may send the request that waits for the start
+// ahead of it. If a runner is returned, it is the one at that address; if
+// Claim fails, that runner is stopped, and what was sent to it is never
+// answered (the caller closes its connections).
+func (p *Pool) ClaimAhead(ctx context.Context, req *v1.SpecializeRequest, picked func(addr string)) (*Runner, error) {
 	t0 := time.Now()
 	inst, err := p.take(ctx)
 	if err != nil {
@@ -123,6 +135,9 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 		}
 	}
 	claimed := time.Since(t0)
+	if addr := inst.AppAddr(); picked != nil && addr != "" {
+		picked(addr)
+	}
 	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion(), stopping: make(chan struct{})}
 	r.Touch()
 	p.mu.Lock()

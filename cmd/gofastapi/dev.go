@@ -344,8 +344,8 @@ type poolAdapter struct {
 	obs *observability
 }
 
-func (a poolAdapter) Claim(ctx context.Context, req *v1.SpecializeRequest) (gateway.Runner, error) {
-	r, err := a.p.Claim(ctx, req)
+func (a poolAdapter) Claim(ctx context.Context, req *v1.SpecializeRequest, picked func(addr string)) (gateway.Runner, error) {
+	r, err := a.p.ClaimAhead(ctx, req, picked)
 	if err != nil {
 		return nil, err
 	}

@@ -278,7 +278,9 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 // remotePool gives the gateway a pool manager's runners through PoolService.
 type remotePool struct{ c *poolrpc.Client }
 
-func (a remotePool) Claim(ctx context.Context, req *v1.SpecializeRequest) (gateway.Runner, error) {
+// Claim does not call picked: the pool manager answers once the runner
+// serves.
+func (a remotePool) Claim(ctx context.Context, req *v1.SpecializeRequest, _ func(addr string)) (gateway.Runner, error) {
 	r, err := a.c.Claim(ctx, req)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(b.Close)
 			return b
 		},
+		KnowsAddrEarly: true,
 		Crash: func(t *testing.T, r pool.RunnerInfo) {
 			if len(r.Pids) < 2 {
 				t.Fatalf("runner %+v has no app pid", r)

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +47,11 @@ type Harness struct {
 	Adopts bool
 	// Crash kills the runner of a claimed app as a crash would.
 	Crash func(t *testing.T, r pool.RunnerInfo)
+	// KnowsAddrEarly says whether a warm runner's app address is known
+	// before it is specialized (local processes), so that ClaimAhead calls
+	// picked; otherwise (pods, whose address comes with Specialize's
+	// answer) it need not.
+	KnowsAddrEarly bool
 }
 
 // StartRedis starts a redis-server for the suite and returns an admin
@@ -186,6 +193,54 @@ func Claim(t *testing.T, p *pool.Pool, a App) *pool.Runner {
 	return r
 }
 
+// claimAhead claims a runner for a with ClaimAhead, or fails the test.
+func claimAhead(t *testing.T, p *pool.Pool, a App, picked func(addr string)) *pool.Runner {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
+	defer cancel()
+	r, err := p.ClaimAhead(ctx, a.Request(), picked)
+	if err != nil {
+		t.Fatalf("ClaimAhead(%s): %v", a.ID, err)
+	}
+	return r
+}
+
+// aheadRequest is a GET / written to an app's address before the app
+// served.
+type aheadRequest struct {
+	addr string
+	conn net.Conn
+}
+
+// sendGet connects to addr and writes GET / on the connection, without
+// waiting for an answer.
+func sendGet(t *testing.T, addr string) *aheadRequest {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("connect to the picked runner at %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("send to the picked runner at %s: %v", addr, err)
+	}
+	return &aheadRequest{addr: addr, conn: conn}
+}
+
+// answer reads everything the app sent back until it closed the
+// connection; "" when it closed it (or reset it) without a byte.
+func (r *aheadRequest) answer(t *testing.T) string {
+	t.Helper()
+	if err := r.conn.SetReadDeadline(time.Now().Add(WaitLimit)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r.conn)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read the answer from %s: %v", r.addr, err)
+	}
+	return string(b)
+}
+
 // Get fetches / from the app at addr and checks that app id answers.
 func Get(t *testing.T, addr, id string) {
 	t.Helper()
@@ -270,6 +325,41 @@ func Run(t *testing.T, h Harness) {
 		waitWarm(t, p, 1)
 		ok := Deploy(t, h.Redis, "fine", "")
 		Get(t, Claim(t, p, ok).Addr(), "fine")
+	})
+
+	t.Run("SendAhead", func(t *testing.T) {
+		p, _ := NewPool(t, h.NewBackend(t), Options{Warm: 1, Max: 3})
+		waitWarm(t, p, 1)
+		// A request sent as soon as the runner is picked, before it
+		// serves, is answered by the app once it does.
+		a := Deploy(t, h.Redis, "early", "")
+		var sent *aheadRequest
+		r := claimAhead(t, p, a, func(addr string) { sent = sendGet(t, addr) })
+		if sent == nil {
+			if h.KnowsAddrEarly {
+				t.Fatal("ClaimAhead never called picked")
+			}
+			return
+		}
+		if sent.addr != r.Addr() {
+			t.Errorf("picked %s, but the claimed runner is at %s", sent.addr, r.Addr())
+		}
+		if got, want := sent.answer(t), fmt.Sprintf(`{"app":%q}`, a.ID); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.HasSuffix(got, want) {
+			t.Errorf("answer to the request sent ahead:\n%s\nwant 200 and %s", got, want)
+		}
+
+		// Sent ahead of a start that fails, it is never answered.
+		waitWarm(t, p, 1)
+		broken := Deploy(t, h.Redis, "early-broken", "import nosuchmodule_xyz\n")
+		ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
+		defer cancel()
+		sent = nil
+		if _, err := p.ClaimAhead(ctx, broken.Request(), func(addr string) { sent = sendGet(t, addr) }); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			t.Fatalf("Claim of a broken app: %v, want FailedPrecondition", err)
+		}
+		if got := sent.answer(t); got != "" {
+			t.Errorf("a request sent ahead of a failed start was answered:\n%s", got)
+		}
 	})
 
 	t.Run("IdleReap", func(t *testing.T) {
