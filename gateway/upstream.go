@@ -58,10 +58,12 @@ func (g *Gateway) proxyApp(ctx *fasthttp.RequestCtx, e *runnerEntry, wait func()
 	client, _ := ctx.Conn().(*edgeConn)
 	for attempt := 1; ; attempt++ {
 		streamed, retry, err := g.exchange(ctx, e, client, wait)
-		if errors.As(err, new(startFailed)) {
-			return err
+		if wait != nil {
+			if errors.As(err, new(startFailed)) {
+				return err
+			}
+			wait = nil
 		}
-		wait = nil
 		if !streamed {
 			if err == nil || !retry || attempt == maxUpstreamAttempts {
 				e.release()
