@@ -104,30 +104,30 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 		// Sent ahead: the answer comes once the app serves, and only if
 		// its start succeeded.
 		if werr := wait(); werr != nil {
-			if cc != nil {
-				hc.CloseConn(cc)
-			}
-			return false, false, startFailed{werr}
-		}
-		e.runner.Touch()
-		start = time.Now()
-		if err != nil {
-			// It did not go out ahead; it may be repeated (see
-			// sendsAhead), now that the runner serves.
-			if cc != nil {
-				hc.CloseConn(cc)
-			}
-			return false, true, err
+			err = startFailed{werr}
+		} else {
+			e.runner.Touch()
+			start = time.Now()
 		}
 	}
 	if err != nil {
-		if cc == nil {
-			return false, false, err
+		if cc != nil {
+			hc.CloseConn(cc)
 		}
-		hc.CloseConn(cc)
-		// A write fails only if the runner stopped reading: it cannot have
-		// received the whole request, so any method may be retried.
-		return false, reused && !isTimeout(err), err
+		switch _, failed := err.(startFailed); {
+		case wait != nil:
+			// A request that did not go out ahead may be repeated (see
+			// sendsAhead) once its runner serves; one whose start failed
+			// may not.
+			return false, !failed, err
+		case cc == nil:
+			return false, false, err
+		default:
+			// A write fails only if the runner stopped reading: it cannot
+			// have received the whole request, so any method may be
+			// retried.
+			return false, reused && !isTimeout(err), err
+		}
 	}
 
 	conn := cc.Conn()
