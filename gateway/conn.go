@@ -83,6 +83,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		c = rawClient(c)
 		if l.limit.max <= 0 {
 			return &edgeConn{Conn: c}, nil
 		}
@@ -95,6 +96,16 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		}
 		reject(c, l.limit.max)
 	}
+}
+
+// rawClient gives a client's TCP connection raw reads and writes (see
+// rawIO), under the replay of a sorting listener (SplitHTTP2) if any.
+func rawClient(c net.Conn) net.Conn {
+	if p, ok := c.(*peekedConn); ok {
+		p.Conn = rawIO(p.Conn)
+		return p
+	}
+	return rawIO(c)
 }
 
 // remoteIP is the IP address c comes from, if it has one.

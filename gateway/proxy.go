@@ -48,11 +48,26 @@ var hopByHop = []string{
 func (g *Gateway) runnerClient(addr string) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                addr,
-		Dial:                g.dialRunner,
+		Dial:                g.runnerDial(),
 		MaxConns:            runnerMaxConns,
 		MaxConnWaitTimeout:  g.cfg.UpstreamTimeout,
 		MaxIdleConnDuration: runnerIdleConn,
 		ReadBufferSize:      runnerReadBuffer,
+	}
+}
+
+// runnerDial is how runnerClient connects: dialRunner if set, else TCP
+// (fasthttp's default dial) with raw reads and writes (see rawIO).
+func (g *Gateway) runnerDial() fasthttp.DialFunc {
+	if g.dialRunner != nil {
+		return g.dialRunner
+	}
+	return func(addr string) (net.Conn, error) {
+		c, err := fasthttp.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawIO(c), nil
 	}
 }
 

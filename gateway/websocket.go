@@ -135,7 +135,11 @@ func (g *Gateway) dialUpstream(addr string) (net.Conn, error) {
 	if g.dialRunner != nil {
 		return g.dialRunner(addr)
 	}
-	return fasthttp.DialTimeout(addr, g.cfg.UpstreamTimeout)
+	c, err := fasthttp.DialTimeout(addr, g.cfg.UpstreamTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return rawIO(c), nil
 }
 
 // readRawHead reads a response head, through the blank line, and returns
