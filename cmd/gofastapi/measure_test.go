@@ -142,23 +142,33 @@ func TestMeasure(t *testing.T) {
 	if _, err := exec.LookPath("nginx"); err == nil {
 		ngx, ngxPid = startNginx(t, addr)
 	}
-	hop := func(viaGW, viaNginx, direct *[]time.Duration) {
+	// socat copies bytes and does nothing else: what any proxy's extra
+	// connection costs on this machine.
+	relay := ""
+	if _, err := exec.LookPath("socat"); err == nil {
+		relay = startSocat(t, addr)
+	}
+	hop := func(viaGW, viaNginx, viaRelay, direct *[]time.Duration) {
 		d, _ := get("cold0.localhost", gw, "/")
 		*viaGW = append(*viaGW, d)
 		if ngx != "" {
 			d, _ = get("cold0.localhost", ngx, "/")
 			*viaNginx = append(*viaNginx, d)
 		}
+		if relay != "" {
+			d, _ = get("cold0.localhost", relay, "/")
+			*viaRelay = append(*viaRelay, d)
+		}
 		d, _ = get("cold0.localhost", addr, "/")
 		*direct = append(*direct, d)
 	}
-	var viaGW, viaNginx, direct []time.Duration
+	var viaGW, viaNginx, viaRelay, direct []time.Duration
 	for range 300 {
-		hop(&viaGW, &viaNginx, &direct)
+		hop(&viaGW, &viaNginx, &viaRelay, &direct)
 	}
-	viaGW, viaNginx, direct = nil, nil, nil
+	viaGW, viaNginx, viaRelay, direct = nil, nil, nil, nil
 	for range 3000 {
-		hop(&viaGW, &viaNginx, &direct)
+		hop(&viaGW, &viaNginx, &viaRelay, &direct)
 	}
 	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: viaGW, base: direct, baseName: "direct to the runner",
 		target: "adds <= 100us p50, <= 300us p99"})
@@ -172,6 +182,11 @@ func TestMeasure(t *testing.T) {
 		rows = append(rows, benchRow{name: "warm GET via nginx, concurrency 1", d: viaNginx, base: direct, baseName: "direct to the runner",
 			target: "(baseline for the gateway's hop)"})
 		hopLine += ", nginx " + hopAdded(viaNginx)
+	}
+	if relay != "" {
+		rows = append(rows, benchRow{name: "warm GET via socat (a byte relay), concurrency 1", d: viaRelay, base: direct, baseName: "direct to the runner",
+			target: "(the floor of any proxy's hop)"})
+		hopLine += ", socat " + hopAdded(viaRelay)
 	}
 
 	// Deploy RPC -> new version serving.
@@ -580,6 +595,28 @@ http {
 	}
 	t.Fatal("nginx did not start")
 	return "", 0
+}
+
+// startSocat runs socat as a byte relay to upstream, a child process per
+// connection, and returns its address.
+func startSocat(t *testing.T, upstream string) string {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	cmd := exec.Command("socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,nodelay", addr.Port),
+		"TCP:"+upstream+",nodelay")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr.String()); err == nil {
+			c.Close()
+			return addr.String()
+		}
+	}
+	t.Fatal("socat did not start")
+	return ""
 }
 
 // rss sums the resident set size of pids, from /proc.
