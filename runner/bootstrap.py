@@ -204,8 +204,9 @@ class StartupErrors:
 def new_config(sock, app=None):
     """The uvicorn config serving app on sock. The runner's own is made
     before any app exists (app None): creating it sets up logging, which
-    would otherwise cost the cold start about a millisecond; load() fills in
-    the app. warm_up makes one for its throwaway app the same way."""
+    would otherwise cost the cold start about a millisecond; load_and_serve
+    then gives it the wrapper the app will be put in. warm_up makes one for
+    its throwaway app the same way."""
     import uvicorn
 
     return uvicorn.Config(
@@ -280,9 +281,11 @@ def import_app(cmd):
     return app
 
 
-def with_request_id(app):
-    """Wraps the app so the request's X-Request-Id is known to logging
-    while the request is served. The app itself reads the header as usual."""
+def with_request_id(slot):
+    """Wraps the app in slot["app"] so the request's X-Request-Id is known
+    to logging while the request is served. The app itself reads the header
+    as usual. The app is looked up per call, so the server can be set up
+    with the wrapper before the app is imported."""
 
     async def asgi(scope, receive, send):
         if scope["type"] == "http":
@@ -290,7 +293,7 @@ def with_request_id(app):
                 if name == b"x-request-id":
                     request_id.set(value.decode("latin-1"))
                     break
-        return await app(scope, receive, send)
+        return await slot["app"](scope, receive, send)
 
     return asgi
 
@@ -350,7 +353,7 @@ async def warm_up():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
-        config = new_config(sock, with_request_id(app))
+        config = new_config(sock, with_request_id({"app": app}))
         # What Server.serve does, less its signal handlers (SIGTERM must
         # still end this process at once until an app is loaded) and its
         # shutdown's pauses.
@@ -433,15 +436,32 @@ async def load_and_serve(config, port):
     import_us = 0
 
     class Server(uvicorn.Server):
-        def install_signal_handlers(self):
-            # What uvicorn's does, but not through the event loop's
-            # add_signal_handler, whose check of the signal number lists
-            # every valid signal as an enum each time: 0.6 ms of the cold
-            # start for two signals. handle_exit only sets the flag that
-            # main_loop looks at every tick, and the tick notices it as
-            # soon either way.
+        def install_early_signal_handlers(self, slot):
+            # What uvicorn's install_signal_handlers does, but not through
+            # the event loop's add_signal_handler, whose check of the signal
+            # number lists every valid signal as an enum each time (0.6 ms
+            # for two signals), and before the app is asked for. Until the
+            # app is imported a signal does what it did before (SIGTERM
+            # ends a warm runner at once); from then on it is uvicorn's.
+            # handle_exit only sets the flag that main_loop looks at every
+            # tick, and the tick notices it as soon either way.
+            def handler(prev):
+                def handle(sig, frame):
+                    if "app" in slot:
+                        return self.handle_exit(sig, frame)
+                    if prev == signal.SIG_DFL:
+                        signal.signal(sig, signal.SIG_DFL)
+                        os.kill(os.getpid(), sig)
+                    elif callable(prev):
+                        return prev(sig, frame)
+
+                return handle
+
             for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self.handle_exit)
+                signal.signal(sig, handler(signal.getsignal(sig)))
+
+        def install_signal_handlers(self):
+            pass  # done before the load command (install_early_signal_handlers)
 
         async def startup(self, sockets=None):
             await super().startup(sockets=sockets)
@@ -451,7 +471,15 @@ async def load_and_serve(config, port):
             if not self.should_exit:
                 emit(event="ready", import_us=import_us)
 
+    # What serving needs besides the app is set up while the runner waits:
+    # the config, loaded with the wrapper that will hold the app, and the
+    # signal handlers (0.15 and 0.25 ms of the load otherwise, the first
+    # signal.signal of a forked process being slow).
+    slot = {}
+    config.app = with_request_id(slot)
+    config.load()
     server = Server(config)
+    server.install_early_signal_handlers(slot)
     emit(event="listening", port=port, pid=os.getpid())
     growing = asyncio.get_running_loop().create_task(grow_heap())
     cmd = await read_command()
@@ -470,7 +498,7 @@ async def load_and_serve(config, port):
     # collections do not walk it either.
     gc.disable()
     started = time.perf_counter()
-    config.app = with_request_id(import_app(cmd))
+    slot["app"] = import_app(cmd)
     import_us = int((time.perf_counter() - started) * 1e6)
 
     try:
