@@ -1,11 +1,13 @@
 package launch_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -275,6 +277,97 @@ func TestSpecializeServesApp(t *testing.T) {
 					t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
 				}
 			})
+		}
+	})
+}
+
+// TestRequestBeforeLoadWaitsForStartup checks what a request sent to a warm
+// runner before its app exists gets: a runner reads it at once (the gateway
+// writes one as soon as the pool picks the runner) and holds it until the
+// app is imported and its startup handlers have run, and then the app
+// answers it. A WebSocket is held the same way.
+func TestRequestBeforeLoadWaitsForStartup(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", `import asyncio
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+STARTED = False
+
+
+@app.on_event("startup")
+async def start():
+    global STARTED
+    await asyncio.sleep(0.2)
+    STARTED = True
+
+
+@app.get("/started")
+def started():
+    return {"started": STARTED}
+
+
+@app.websocket("/ws")
+async def ws(socket: WebSocket):
+    await socket.accept()
+    await socket.send_text("started" if STARTED else "not started")
+    await socket.close()
+`))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		early, err := net.Dial("tcp", r.AppAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer early.Close()
+		if _, err := early.Write([]byte("GET /started HTTP/1.1\r\nHost: app\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		ws, err := net.Dial("tcp", r.AppAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		if _, err := ws.Write([]byte("GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing answers before the app exists.
+		early.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := early.Read(make([]byte, 1)); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("before Specialize the runner answered (%d bytes, %v)", n, err)
+		}
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+
+		early.SetReadDeadline(time.Now().Add(waitLimit))
+		res, err := http.ReadResponse(bufio.NewReader(early), nil)
+		if err != nil {
+			t.Fatalf("the request sent before the load: %v", err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK || string(body) != `{"started":true}` {
+			t.Errorf("the request sent before the load got %d %s, want 200 {\"started\":true}", res.StatusCode, body)
+		}
+
+		ws.SetReadDeadline(time.Now().Add(waitLimit))
+		br := bufio.NewReader(ws)
+		res, err = http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("the WebSocket opened before the load: %v, %v", res, err)
+		}
+		// One unmasked text frame from the server: 0x81, length, payload.
+		head := make([]byte, 2)
+		if _, err := io.ReadFull(br, head); err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, head[1]&0x7f)
+		if _, err := io.ReadFull(br, msg); err != nil {
+			t.Fatal(err)
+		}
+		if string(msg) != "started" {
+			t.Errorf("the WebSocket opened before the load got %q, want %q", msg, "started")
 		}
 	})
 }
