@@ -87,7 +87,7 @@ test-web-only:
 	cd web && GOFASTAPI_BIN=$(CURDIR)/bin/gofastapi node --test --test-concurrency=1 --test-timeout=600000 test/*.test.mjs
 
 .PHONY: bench
-bench: deps testenv ## Measure cold start, bursts, the gateway hop, throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead, the kube backend (README)
+bench: deps testenv ## Measure cold start, bursts, the gateway hop (beside nginx's and a byte relay's), throughput vs nginx and with metrics on/off, deploy latency, memory, platform database front overhead, the kube backend (README)
 	@deploy/local/bench-deps.sh
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
