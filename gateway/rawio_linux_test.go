@@ -100,16 +100,7 @@ func TestRawConnHonoursDeadlines(t *testing.T) {
 	// A deadline moved into the past wakes a Read already waiting, which is
 	// how a watch on a client connection is ended (edgeConn.unwatch).
 	raw.SetReadDeadline(time.Time{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := raw.Read(make([]byte, 10))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Read returned %v with nothing to read", err)
-	case <-time.After(20 * time.Millisecond):
-	}
+	done := waitingRead(t, raw)
 	raw.SetReadDeadline(aLongTimeAgo)
 	if err := <-done; !isTimeout(err) {
 		t.Fatalf("woken Read: %v, want a timeout", err)
@@ -117,8 +108,21 @@ func TestRawConnHonoursDeadlines(t *testing.T) {
 
 	// Close wakes a waiting Read too.
 	raw.SetReadDeadline(time.Time{})
+	done = waitingRead(t, raw)
+	raw.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read woken by Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// waitingRead starts a Read of c, which has nothing to read, checks that it
+// is still waiting 20 ms later, and returns the channel its error will come
+// on.
+func waitingRead(t *testing.T, c net.Conn) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
 	go func() {
-		_, err := raw.Read(make([]byte, 10))
+		_, err := c.Read(make([]byte, 10))
 		done <- err
 	}()
 	select {
@@ -126,10 +130,7 @@ func TestRawConnHonoursDeadlines(t *testing.T) {
 		t.Fatalf("Read returned %v with nothing to read", err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	raw.Close()
-	if err := <-done; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Read woken by Close: %v, want net.ErrClosed", err)
-	}
+	return done
 }
 
 func TestRawConnReportsAResetAsNetConnDoes(t *testing.T) {
