@@ -1,3 +1,5 @@
+//go:build linux && !race
+
 package gateway
 
 import (
@@ -25,7 +27,10 @@ import (
 // alternating rounds each, same runner).
 //
 // Only plain reads and writes change; everything else (deadlines, Close,
-// addresses, socket options) is the wrapped connection's.
+// addresses, socket options) is the wrapped connection's. Race-detector
+// builds keep net.Conn's reads and writes (rawio_other.go): those tell the
+// detector that what one goroutine wrote to a socket happens before what
+// another reads from it, which raw system calls would not.
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn
