@@ -23,8 +23,8 @@
 //     serves them all.
 //   - One request waiting for a cold start may be sent to the runner as
 //     soon as the pool has picked it, before the app serves (a pool that
-//     knows the address early calls Claim's picked); the kernel holds it
-//     until the app's server accepts, so the app answers it without
+//     knows the address early calls Claim's picked); the runner reads it
+//     and holds it until the app has started, so the app answers it without
 //     waiting for the gateway to hear that the start is over. Only a
 //     request without a body that may be repeated (GET, HEAD, OPTIONS)
 //     goes ahead, and its answer is read only once the start has

@@ -100,8 +100,8 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	res.WriteMicros = written.Sub(verified).Microseconds()
 
 	// The app serves once uvicorn's startup has completed: its socket has
-	// been listening since the warm-up, and the caller's request, queued by
-	// the kernel until then if need be, is the first it answers.
+	// been served since the warm-up, and the caller's request, read and held
+	// by the runner until then if it came early, is the first it answers.
 	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
 	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: entry, Env: req.GetEnv()}); err != nil {
