@@ -118,9 +118,10 @@ func (p *Pool) Claim(ctx context.Context, req *v1.SpecializeRequest) (*Runner, e
 // goroutine, with the address the app will serve on as soon as a runner is
 // chosen, before it is specialized. A warm runner accepts connections
 // already and holds what is sent on them until its app has started, so a
-// caller may send the request that waits for the start ahead of it. If a runner is returned, it is the one at that address; if
-// Claim fails, that runner is stopped, and what was sent to it is never
-// answered (the caller closes its connections).
+// caller may send the request that waits for the start ahead of it. If a
+// runner is returned, it is the one at that address; if Claim fails, that
+// runner is stopped, and what was sent to it is never answered (the caller
+// closes its connections).
 func (p *Pool) ClaimAhead(ctx context.Context, req *v1.SpecializeRequest, picked func(addr string)) (*Runner, error) {
 	t0 := time.Now()
 	inst, err := p.take(ctx)

@@ -454,9 +454,7 @@ func (p *platform) waitWarm(n int) {
 // uvicornColdStart starts the app with a fresh `python3 -m uvicorn` and
 // returns the time until its first full response.
 func uvicornColdStart(t *testing.T, dir, module string) time.Duration {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort()
 	t0 := time.Now()
 	cmd := exec.Command("/usr/bin/python3", "-m", "uvicorn", "--port", fmt.Sprint(port), "--log-level", "warning", module+":app")
 	cmd.Dir = dir
@@ -552,9 +550,7 @@ func parseWrk(t *testing.T, out []byte) float64 {
 // the way one would put it in front of a single uvicorn.
 func startNginx(t *testing.T, upstream string) (addr string, pid int) {
 	dir := t.TempDir()
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr = l.Addr().String()
-	l.Close()
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	conf := fmt.Sprintf(`daemon off;
 worker_processes 2;
 pid %[1]s/nginx.pid;
@@ -587,36 +583,44 @@ http {
 	// TERM, not KILL: the master stops its workers, which a killed master
 	// would leave running.
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, cmd.Process.Pid
-		}
-	}
-	t.Fatal("nginx did not start")
-	return "", 0
+	awaitListening(t, addr, "nginx")
+	return addr, cmd.Process.Pid
 }
 
 // startSocat runs socat as a byte relay to upstream, a child process per
 // connection, and returns its address.
 func startSocat(t *testing.T, upstream string) string {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().(*net.TCPAddr)
-	l.Close()
-	cmd := exec.Command("socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,nodelay", addr.Port),
+	port := freePort()
+	cmd := exec.Command("socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,nodelay", port),
 		"TCP:"+upstream+",nodelay")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	awaitListening(t, addr, "socat")
+	return addr
+}
+
+// freePort returns a loopback TCP port that was free just now, for a
+// server the bench starts.
+func freePort() int {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// awaitListening waits, for up to 10 s, until addr accepts a connection;
+// name says which server did not start.
+func awaitListening(t *testing.T, addr, name string) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr.String()); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr.String()
+			return
 		}
 	}
-	t.Fatal("socat did not start")
-	return ""
+	t.Fatalf("%s did not start", name)
 }
 
 // rss sums the resident set size of pids, from /proc.
