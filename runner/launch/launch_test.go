@@ -578,6 +578,57 @@ def hello():
 	})
 }
 
+// TestBrokenRouteFailsAlone checks what a route FastAPI cannot set up
+// does to its app now that routes are set up on first use (lazy_routes in
+// bootstrap.py): the app starts and its other routes answer, the broken
+// one answers 500, and the app's logs say which route it is, where it was
+// declared and what FastAPI raised, within a moment of the start.
+func TestBrokenRouteFailsAlone(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", `from fastapi import FastAPI
+
+app = FastAPI()
+
+
+class NotAModel:
+    pass
+
+
+@app.get("/ok")
+def ok():
+    return {"ok": True}
+
+
+@app.get("/bad")
+def bad(x: NotAModel):
+    return {}
+`))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, lines := specializeLogged(t, m, rd, version)
+		if status, body := get(t, r.AppAddr(), "/ok"); status != http.StatusOK {
+			t.Errorf("GET /ok: %d %v, want 200", status, body)
+		}
+		res, err := http.Get("http://" + r.AppAddr() + "/bad")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusInternalServerError {
+			t.Errorf("GET /bad: %d, want 500", res.StatusCode)
+		}
+		want := "gofastapi: route GET /bad (bad in app.py, line 15) could not be set up, so requests to it answer 500. FastAPI raised:"
+		limit := time.After(waitLimit)
+		for found := false; !found; {
+			select {
+			case l := <-lines:
+				found = l == logLine{"stderr", want}
+			case <-limit:
+				t.Fatalf("log line %q never arrived", want)
+			}
+		}
+	})
+}
+
 // specializeLogged starts a runner, sends its app's log lines to the
 // returned channel (as the pool does at claim time) and specializes it
 // with version's app.py.
