@@ -14,7 +14,8 @@ be in one of two ways:
   zygote never runs user code and never creates an event loop.
 
 1. Bind the app's listening socket on 127.0.0.1:0 and pre-import the
-   framework, so that loading an app later costs only the app's own imports.
+   framework, so that loading an app later costs only the app's own imports,
+   with FastAPI setting each route up when it is first used (lazy_routes).
 2. Start the asyncio event loop, warm up (see warm_up), report
    {"event": "listening", "port": P, "pid": PID} and wait for exactly one
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...}}.
