@@ -154,6 +154,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 		Slug:       slug,
 		Version:    route.GetVersion(),
 		Entrypoint: route.GetEntrypoint(),
+		Compiled:   route.GetCompiled(),
 	}
 	if g.cfg.Env != nil {
 		env, err := g.cfg.Env.Env(ctx, route)

@@ -266,12 +266,13 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 
 // coldStartHeader and coldStartCells are the columns of a cold start's
 // phases (and its error) in the CLI's tables, tab-separated.
-const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tFIRST BYTE\t ERROR"
+const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tCOMPILED\tFIRST BYTE\t ERROR"
 
 func coldStartCells(c *v1.ColdStart) string {
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t %s",
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t %s",
 		micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
-		micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), micros(c.GetFirstByteMicros()), c.GetError())
+		micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), c.GetCompiledModules(),
+		micros(c.GetFirstByteMicros()), c.GetError())
 }
 
 func micros(n int64) string { return fmt.Sprintf("%.1fms", float64(n)/1000) }

@@ -357,6 +357,23 @@ func TestMultiFileApps(t *testing.T) {
 	if code, body := p.get("multi", "/price"); code != 200 || !strings.Contains(body, `"price":10`) || !strings.Contains(body, "EUR") {
 		t.Fatalf("GET multi/price = %d %s", code, body)
 	}
+	// The deploy compiled the five modules, and the runner loaded them so.
+	for deadline := time.Now().Add(time.Minute); ; {
+		res, err := c.apps.ListColdStarts(ctx, connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: "multi", Limit: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if starts := res.Msg.GetColdStarts(); len(starts) > 0 {
+			if n := starts[0].GetCompiledModules(); n != 5 {
+				t.Errorf("the cold start loaded %d modules compiled at deploy, want 5", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("multi's cold start was never recorded")
+		}
+		time.Sleep(100 * time.Millisecond) // polling a record written after the answer, not waiting for readiness
+	}
 
 	// Every limit names the file and what to change.
 	many := []string{}

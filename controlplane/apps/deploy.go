@@ -66,7 +66,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	if err != nil {
 		return "", s.fail("validate", err)
 	}
-	problems, err := s.cfg.Validator.Check(ctx, files, entry, allowed)
+	problems, compiled, err := s.cfg.Validator.CheckCompiled(ctx, files, entry, allowed)
 	if err != nil {
 		return "", s.fail("validate", fmt.Errorf("validate: %w", err))
 	}
@@ -80,6 +80,9 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	hash := bundle.Hash(files)
 	unchanged := hash == a.DeployedVersion && entry == a.Entrypoint
 	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry, Files: store.VersionFiles(files)}
+	if len(compiled) > 0 {
+		v.Compiled = bundle.Hash(compiled)
+	}
 	if unchanged {
 		// Identical content: nothing to store, publish or re-point.
 		msg := "no changes: version " + short(hash) + " is already deployed"
@@ -105,14 +108,20 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
 		return "", s.fail("publish bundle", err)
 	}
+	if !unchanged && len(compiled) > 0 {
+		if err := s.cfg.Publisher.PutCompiled(ctx, hash, compiled); err != nil {
+			return "", s.fail("publish compiled modules", err)
+		}
+	}
 	if err := report(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "bundle published", &v1.DeployResponse{Version: hash, Unchanged: unchanged}); err != nil {
 		return "", err
 	}
 
 	if !unchanged {
-		if err := s.cfg.Store.SetDeployed(ctx, a.ID, hash, entry); err != nil {
+		if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
 			return "", s.fail("set deployed", err)
 		}
+		a.DeployedCompiled = v.Compiled
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
 	if _, err := s.publishRoute(ctx, a); err != nil {

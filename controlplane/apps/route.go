@@ -89,7 +89,7 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 // it (see Env).
 func (s *Service) route(ctx context.Context, a *store.App) (*v1.Route, error) {
 	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
-		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description}
+		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description, Compiled: a.DeployedCompiled}
 	env, err := s.appEnv(ctx, a)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ type Store interface {
 	OwnedApp(ctx context.Context, ownerID, idOrName string) (*store.App, error)
 	AppByName(ctx context.Context, name string) (*store.App, error)
 	ListApps(ctx context.Context, ownerID string) ([]*store.App, error)
-	SetDeployed(ctx context.Context, id, version, entrypoint string) error
+	SetDeployed(ctx context.Context, id string, v *store.Version) error
 	DeleteApp(ctx context.Context, id string) error
 	PutVersion(ctx context.Context, v *store.Version) error
 	Version(ctx context.Context, appID, hash string) (*store.Version, error)
@@ -55,6 +55,7 @@ type ImportSource interface {
 // Publisher writes bundles and routes for the edge.
 type Publisher interface {
 	PutBundle(ctx context.Context, files []bundle.File) (string, error)
+	PutCompiled(ctx context.Context, version string, files []bundle.File) error
 	HasBundle(ctx context.Context, hash string) (bool, error)
 	DeleteBundle(ctx context.Context, hash string) error
 	SetRoute(ctx context.Context, r *v1.Route) error
@@ -62,9 +63,10 @@ type Publisher interface {
 	Route(ctx context.Context, slug string) (*v1.Route, error)
 }
 
-// Validator checks files before they are stored.
+// Validator checks files before they are stored, and compiles those deployed.
 type Validator interface {
 	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, error)
+	CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, []bundle.File, error)
 }
 
 // Logs keeps app logs.

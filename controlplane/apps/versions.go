@@ -74,11 +74,11 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(target.Files)); err != nil {
 		return nil, s.fail("publish bundle", err)
 	}
-	if err := s.cfg.Store.SetDeployed(ctx, a.ID, target.Hash, target.Entrypoint); err != nil {
+	if err := s.cfg.Store.SetDeployed(ctx, a.ID, target); err != nil {
 		return nil, s.fail("set deployed", err)
 	}
 	prev := a.DeployedVersion
-	a.DeployedVersion, a.Entrypoint = target.Hash, target.Entrypoint
+	a.DeployedVersion, a.Entrypoint, a.DeployedCompiled = target.Hash, target.Entrypoint, target.Compiled
 	if _, err := s.publishRoute(ctx, a); err != nil {
 		return nil, s.fail("publish route", err)
 	}

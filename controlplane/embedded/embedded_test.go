@@ -70,6 +70,7 @@ func TestRedisRunnerUserIsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin.Set(ctx, "route:x", "secret", 0)
+	admin.Set(ctx, "compiled:abc", "pyc", 0)
 	ru, err := RunnerUser(ctx, admin, r.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +81,14 @@ func TestRedisRunnerUserIsReadOnly(t *testing.T) {
 	if v, err := runner.Get(ctx, "bundle:abc").Result(); err != nil || v != "data" {
 		t.Errorf("runner GET bundle = %q, %v", v, err)
 	}
+	if v, err := runner.Get(ctx, "compiled:abc").Result(); err != nil || v != "pyc" {
+		t.Errorf("runner GET compiled = %q, %v", v, err)
+	}
 	if err := runner.Set(ctx, "bundle:abc", "evil", 0).Err(); err == nil {
 		t.Error("runner could SET a bundle")
+	}
+	if err := runner.Set(ctx, "compiled:abc", "evil", 0).Err(); err == nil {
+		t.Error("runner could SET compiled modules")
 	}
 	if err := runner.Get(ctx, "route:x").Err(); err == nil {
 		t.Error("runner could read a non-bundle key")

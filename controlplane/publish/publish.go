@@ -39,6 +39,21 @@ func (p *Publisher) PutBundle(ctx context.Context, files []bundle.File) (string,
 	return hash, nil
 }
 
+// PutCompiled stores the compiled modules of bundle version (see
+// validate.CheckCompiled). Their content hash, which the version's route
+// carries so that runners can check them, is bundle.Hash(files). Compiling
+// the same files again may give other bytes: the last deploy's are kept.
+func (p *Publisher) PutCompiled(ctx context.Context, version string, files []bundle.File) error {
+	data, err := bundle.Encode(files)
+	if err != nil {
+		return err
+	}
+	if err := p.rdb.Set(ctx, bundle.CompiledKey(version), data, 0).Err(); err != nil {
+		return fmt.Errorf("put compiled modules of %s: %w", version, err)
+	}
+	return nil
+}
+
 // HasBundle reports whether the bundle hash is in Redis.
 func (p *Publisher) HasBundle(ctx context.Context, hash string) (bool, error) {
 	n, err := p.rdb.Exists(ctx, bundle.Key(hash)).Result()
@@ -106,7 +121,7 @@ func (p *Publisher) Subscribe(ctx context.Context, changed func(slug string)) er
 	return nil
 }
 
-// DeleteBundle removes the bundle hash.
+// DeleteBundle removes the bundle hash and its compiled modules.
 func (p *Publisher) DeleteBundle(ctx context.Context, hash string) error {
-	return p.rdb.Del(ctx, bundle.Key(hash)).Err()
+	return p.rdb.Del(ctx, bundle.Key(hash), bundle.CompiledKey(hash)).Err()
 }

@@ -11,15 +11,18 @@ import (
 // App is a user's app. DeployedVersion is the content hash of the version its
 // route points at, empty before the first deploy.
 type App struct {
-	ID              string    `bson:"_id"`
-	OwnerID         string    `bson:"owner_id"`
-	Name            string    `bson:"name"`
-	Description     string    `bson:"description"`
-	Framework       string    `bson:"framework"`
-	Entrypoint      string    `bson:"entrypoint"`
-	DeployedVersion string    `bson:"deployed_version"`
-	CreatedAt       time.Time `bson:"created_at"`
-	DeployedAt      time.Time `bson:"deployed_at"`
+	ID              string `bson:"_id"`
+	OwnerID         string `bson:"owner_id"`
+	Name            string `bson:"name"`
+	Description     string `bson:"description"`
+	Framework       string `bson:"framework"`
+	Entrypoint      string `bson:"entrypoint"`
+	DeployedVersion string `bson:"deployed_version"`
+	// DeployedCompiled is the content hash of the deployed version's
+	// compiled modules (Version.Compiled), which its route carries.
+	DeployedCompiled string    `bson:"deployed_compiled,omitempty"`
+	CreatedAt        time.Time `bson:"created_at"`
+	DeployedAt       time.Time `bson:"deployed_at"`
 	// Mode is "single" or "multi" (how the editor shows the files).
 	Mode       string `bson:"mode"`
 	Notes      string `bson:"notes"`
@@ -88,10 +91,11 @@ func (s *Store) ListApps(ctx context.Context, ownerID string) ([]*App, error) {
 	return apps, nil
 }
 
-// SetDeployed points app id at version, with entrypoint.
-func (s *Store) SetDeployed(ctx context.Context, id, version, entrypoint string) error {
+// SetDeployed points app id at version v (its hash, entrypoint and
+// compiled modules).
+func (s *Store) SetDeployed(ctx context.Context, id string, v *Version) error {
 	res, err := s.apps.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{
-		"deployed_version": version, "entrypoint": entrypoint, "deployed_at": now(),
+		"deployed_version": v.Hash, "entrypoint": v.Entrypoint, "deployed_compiled": v.Compiled, "deployed_at": now(),
 	}})
 	if err != nil {
 		return classify(err)

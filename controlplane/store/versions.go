@@ -18,7 +18,12 @@ type Version struct {
 	Hash       string        `bson:"hash"`
 	Entrypoint string        `bson:"entrypoint"`
 	Files      []VersionFile `bson:"files"`
-	CreatedAt  time.Time     `bson:"created_at"`
+	// Compiled is the content hash of the version's Python modules as the
+	// deploy compiled them (see publish.PutCompiled); empty if it did not.
+	// Only the hash is kept: the compiled files are in Redis, and a route
+	// whose compiled files are gone still works (Python compiles).
+	Compiled  string    `bson:"compiled,omitempty"`
+	CreatedAt time.Time `bson:"created_at"`
 	// DeployedAt is the last time this content was deployed (not rolled
 	// back to): versions are listed in this order.
 	DeployedAt time.Time `bson:"deployed_at"`
@@ -32,13 +37,18 @@ type VersionFile struct {
 
 // PutVersion stores v unless a version with the same app and hash exists;
 // versions are immutable, so an existing one is left as it is but for its
-// deploy time, which becomes now.
+// deploy time, which becomes now, and its compiled modules, which become
+// v's if v has any (compiling the same files again may give other bytes).
 func (s *Store) PutVersion(ctx context.Context, v *Version) error {
 	v.ID, v.CreatedAt = v.AppID+":"+v.Hash, now()
 	v.DeployedAt = v.CreatedAt
 	insert := bson.M{"_id": v.ID, "app_id": v.AppID, "hash": v.Hash, "entrypoint": v.Entrypoint, "files": v.Files, "created_at": v.CreatedAt}
+	set := bson.M{"deployed_at": v.DeployedAt}
+	if v.Compiled != "" {
+		set["compiled"] = v.Compiled
+	}
 	_, err := s.versions.UpdateOne(ctx, bson.M{"_id": v.ID},
-		bson.M{"$setOnInsert": insert, "$set": bson.M{"deployed_at": v.DeployedAt}}, options.UpdateOne().SetUpsert(true))
+		bson.M{"$setOnInsert": insert, "$set": set}, options.UpdateOne().SetUpsert(true))
 	return classify(err)
 }
 

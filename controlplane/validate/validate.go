@@ -108,8 +108,29 @@ func (v *Validator) Close() {
 // Check returns every problem found in files, or nil when they may be
 // deployed. An error means validation itself could not run.
 func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]Problem, error) {
+	probs, _, err := v.check(ctx, files, entrypoint, allowed, false)
+	return probs, err
+}
+
+// CheckCompiled is Check, and when files may be deployed it also returns
+// their Python modules compiled by the runners' interpreter: for each .py
+// file F, the file __pycache__/F's name.TAG.pyc beside it that Python's
+// import loads instead of compiling F (an unchecked hash-based pyc, PEP
+// 552). A file only the compiler finds wrong has none. Nothing is compiled
+// when a Python file is not UTF-8, which the validator sees only as text.
+func (v *Validator) CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]Problem, []bundle.File, error) {
+	compile := true
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, ".py") && !utf8.Valid(f.Content) {
+			compile = false
+		}
+	}
+	return v.check(ctx, files, entrypoint, allowed, compile)
+}
+
+func (v *Validator) check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, compile bool) ([]Problem, []bundle.File, error) {
 	if probs := CheckNames(files); len(probs) > 0 {
-		return probs, nil
+		return probs, nil, nil
 	}
 	type file struct {
 		Name    string `json:"name"`
@@ -120,13 +141,14 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 		Entrypoint string   `json:"entrypoint"`
 		Allowed    []string `json:"allowed"`
 		Installed  []string `json:"installed"`
-	}{Entrypoint: entrypoint, Allowed: allowed, Installed: v.installed}
+		Compile    bool     `json:"compile,omitempty"`
+	}{Entrypoint: entrypoint, Allowed: allowed, Installed: v.installed, Compile: compile}
 	for _, f := range files {
 		req.Files = append(req.Files, file{Name: f.Name, Content: string(f.Content)})
 	}
 	in, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
@@ -134,12 +156,12 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 	select {
 	case w = <-v.idle:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("validator busy: %w", ctx.Err())
+		return nil, nil, fmt.Errorf("validator busy: %w", ctx.Err())
 	}
 	if w == nil {
 		if w, err = startWorker(v.cfg.Python); err != nil {
 			v.idle <- nil
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	line, err := w.do(ctx, in)
@@ -147,23 +169,31 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 		w.kill()
 		w.close()
 		v.idle <- nil
-		return nil, err
+		return nil, nil, err
 	}
 	v.idle <- w
 	var out struct {
-		Errors []Problem `json:"errors"`
-		Fatal  string    `json:"fatal"`
+		Errors   []Problem `json:"errors"`
+		Fatal    string    `json:"fatal"`
+		Compiled []struct {
+			Name    string `json:"name"`
+			Content []byte `json:"content"` // base64 in JSON
+		} `json:"compiled"`
 	}
 	if err := json.Unmarshal(line, &out); err != nil {
-		return nil, fmt.Errorf("read validator output: %w", err)
+		return nil, nil, fmt.Errorf("read validator output: %w", err)
 	}
 	if out.Fatal != "" {
-		return nil, fmt.Errorf("validator failed: %s", out.Fatal)
+		return nil, nil, fmt.Errorf("validator failed: %s", out.Fatal)
 	}
-	if len(out.Errors) == 0 {
-		return nil, nil
+	if len(out.Errors) > 0 {
+		return out.Errors, nil, nil
 	}
-	return out.Errors, nil
+	var compiled []bundle.File
+	for _, f := range out.Compiled {
+		compiled = append(compiled, bundle.File{Name: f.Name, Content: f.Content})
+	}
+	return nil, compiled, nil
 }
 
 // installedModules lists the top-level modules python can import: its

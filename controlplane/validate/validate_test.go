@@ -3,6 +3,10 @@ package validate
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +172,76 @@ func TestCheckRecoversFromDeadWorker(t *testing.T) {
 		if i >= v.cfg.Workers && err != nil {
 			t.Fatalf("after replacing dead workers: %v", err)
 		}
+	}
+}
+
+// TestCheckCompiled checks what a deploy gets to send runners: each Python
+// file compiled, named as the import of that file looks for it, which the
+// runners' Python loads and runs as the file itself, without its source.
+func TestCheckCompiled(t *testing.T) {
+	v := newValidator(t)
+	files := []bundle.File{
+		{Name: "app.py", Content: []byte("from fastapi import FastAPI\nfrom shop.prices import total\n\napp = FastAPI()\nANSWER = total([20, 1])\n")},
+		{Name: "shop/__init__.py", Content: nil},
+		{Name: "shop/prices.py", Content: []byte("# -*- coding: utf-8 -*-\ndef total(xs):\n    return sum(xs) * 2\n")},
+		// Only the compiler refuses this one; the import reports it.
+		{Name: "shop/broken.py", Content: []byte("return 1\n")},
+		{Name: "data.json", Content: []byte("[]")},
+	}
+	probs, compiled, err := v.CheckCompiled(context.Background(), files, "app.py", DefaultAllowedImports)
+	if err != nil || len(probs) > 0 {
+		t.Fatalf("CheckCompiled: %v %v", probs, err)
+	}
+	dir := t.TempDir()
+	var names []string
+	for _, f := range compiled {
+		names = append(names, f.Name)
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f.Name)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag, err := exec.Command("/usr/bin/python3", "-c", "import sys; print(sys.implementation.cache_tag, end='')").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"__pycache__/app." + string(tag) + ".pyc",
+		"shop/__pycache__/__init__." + string(tag) + ".pyc",
+		"shop/__pycache__/prices." + string(tag) + ".pyc",
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Fatalf("compiled files (-want +got):\n%s", diff)
+	}
+	// No source beside them: the sources are empty files, so what runs is
+	// the compiled code, loaded by the import without a check of the source.
+	for _, name := range []string{"app.py", "shop/__init__.py", "shop/prices.py"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("/usr/bin/python3", "-I", "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import app; print(app.ANSWER, app.__file__.endswith('app.py'))", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("import app: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "42 True" {
+		t.Errorf("import app printed %q, want 42 True", got)
+	}
+
+	// Check compiles nothing.
+	if probs, err := v.Check(context.Background(), files, "app.py", DefaultAllowedImports); err != nil || len(probs) > 0 {
+		t.Fatalf("Check: %v %v", probs, err)
+	}
+	// Nor does CheckCompiled for files with problems, or with Python that
+	// is not UTF-8.
+	bad := append(slices.Clone(files[:1]), bundle.File{Name: "x.py", Content: []byte("def f(:\n")})
+	if probs, compiled, err := v.CheckCompiled(context.Background(), bad, "app.py", DefaultAllowedImports); err != nil || len(probs) == 0 || compiled != nil {
+		t.Errorf("CheckCompiled of a syntax error: %v, %d compiled, %v", probs, len(compiled), err)
+	}
+	latin := append(slices.Clone(files[:1]), bundle.File{Name: "x.py", Content: []byte("# -*- coding: latin-1 -*-\nS = '\xe9'\n")})
+	if _, compiled, err := v.CheckCompiled(context.Background(), latin, "app.py", DefaultAllowedImports); err != nil || compiled != nil {
+		t.Errorf("CheckCompiled of a latin-1 file: %d compiled, %v", len(compiled), err)
 	}
 }

@@ -27,6 +27,12 @@ type File struct {
 // Key is the Redis key a bundle with the given hash is stored under.
 func Key(hash string) string { return "bundle:" + hash }
 
+// CompiledKey is the Redis key under which the compiled modules of the
+// bundle with the given hash are stored: a bundle of __pycache__ files,
+// checked against the hash its route carries (Route.compiled). The last
+// deploy of the bundle writes them; they go with the bundle.
+func CompiledKey(hash string) string { return "compiled:" + hash }
+
 // Hash returns the lowercase hex sha256 content address of files. It does not
 // depend on the order of files.
 func Hash(files []File) string {

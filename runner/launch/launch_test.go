@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -279,6 +280,75 @@ func TestSpecializeServesApp(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestSpecializeUsesCompiledModules checks that a runner loads the compiled
+// modules a Specialize request names (the deploy's, see bundle.CompiledKey)
+// instead of compiling the bundle's Python, and only those that match the
+// request's hash and are the bundle's own modules; otherwise Python
+// compiles the sources. The compiled module here is of other source than
+// the bundle's, which tells which one ran.
+func TestSpecializeUsesCompiledModules(t *testing.T) {
+	rd := startRedis(t)
+	const app = "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/from')\ndef where():\n    return {'from': %q}\n"
+	fs := files("app.py", fmt.Sprintf(app, "source"))
+	version := rd.putBundle(t, fs)
+	tag, pyc := compilePython(t, fmt.Sprintf(app, "compiled"))
+	good := []bundle.File{{Name: "__pycache__/app." + tag + ".pyc", Content: pyc}}
+	tests := []struct {
+		name     string
+		compiled func() string // stores what Redis holds, returns the request's hash
+		want     string
+	}{
+		{"compiled", func() string { return rd.putCompiled(t, version, good) }, "compiled"},
+		{"hash does not match", func() string { rd.putCompiled(t, version, good); return strings.Repeat("0", 64) }, "source"},
+		{"not in redis", func() string {
+			rd.admin.Del(context.Background(), bundle.CompiledKey(version))
+			return bundle.Hash(good)
+		}, "source"},
+		{"not the bundle's module", func() string {
+			return rd.putCompiled(t, version, append(good, bundle.File{Name: "__pycache__/other." + tag + ".pyc", Content: pyc}))
+		}, "source"},
+	}
+	forEachMode(t, func(t *testing.T, m mode) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r, _ := startRunner(t, m, rd.runnerURL, 0)
+				res, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py", Compiled: tt.compiled()})
+				if err != nil {
+					t.Fatalf("Specialize: %v", err)
+				}
+				if _, got := get(t, res.GetAppAddr(), "/from"); !cmp.Equal(got, map[string]any{"from": tt.want}) {
+					t.Errorf("GET /from = %v, want the %s module's answer", got, tt.want)
+				}
+				if want := int32(map[string]int{"compiled": 1}[tt.want]); res.GetCompiledModules() != want {
+					t.Errorf("compiled modules: %d, want %d", res.GetCompiledModules(), want)
+				}
+			})
+		}
+	})
+}
+
+// compilePython compiles source as the validator does for a deploy and
+// returns the interpreter's cache tag and the pyc.
+func compilePython(t *testing.T, source string) (tag string, pyc []byte) {
+	t.Helper()
+	const compile = `import importlib.util, marshal, sys
+src = sys.stdin.buffer.read()
+code = compile(src, "app.py", "exec", dont_inherit=True)
+sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(src) + marshal.dumps(code))
+`
+	cmd := exec.Command("/usr/bin/python3", "-I", "-c", compile)
+	cmd.Stdin = strings.NewReader(source)
+	pyc, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	out, err := exec.Command("/usr/bin/python3", "-I", "-c", "import sys; print(sys.implementation.cache_tag, end='')").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), pyc
 }
 
 // TestRequestBeforeLoadWaitsForStartup checks what a request sent to a warm

@@ -62,7 +62,7 @@ func startRedis(t testing.TB) *testRedis {
 	// The runner's user may read bundles and nothing else: the agent needs
 	// nothing more (its warm-up reads a bundle key too).
 	err := admin.Do(ctx, "ACL", "SETUSER", redisRunnerUser, "reset", "on", ">"+redisRunnerPass,
-		"~bundle:*", "+get").Err()
+		"~bundle:*", "~compiled:*", "+get").Err()
 	if err != nil {
 		t.Fatalf("create read-only user: %v", err)
 	}
@@ -90,6 +90,20 @@ func (r *testRedis) putBundleAs(t testing.TB, version string, files []bundle.Fil
 	if err := r.admin.Set(context.Background(), bundle.Key(version), data, 0).Err(); err != nil {
 		t.Fatalf("store bundle: %v", err)
 	}
+}
+
+// putCompiled stores files as the compiled modules of bundle version and
+// returns their hash, as a route carries it.
+func (r *testRedis) putCompiled(t testing.TB, version string, files []bundle.File) string {
+	t.Helper()
+	data, err := bundle.Encode(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.admin.Set(context.Background(), bundle.CompiledKey(version), data, 0).Err(); err != nil {
+		t.Fatalf("store compiled modules: %v", err)
+	}
+	return bundle.Hash(files)
 }
 
 func freePort(t testing.TB) int {

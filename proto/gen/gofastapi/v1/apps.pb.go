@@ -1577,9 +1577,12 @@ type ColdStart struct {
 	// such as after a redeploy) or it got no answer.
 	FirstByteMicros int64 `protobuf:"varint,9,opt,name=first_byte_micros,json=firstByteMicros,proto3" json:"first_byte_micros,omitempty"`
 	// error is set when the start failed, with the reason.
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// compiled_modules is how many of the app's Python modules were loaded
+	// as the deploy compiled them; the others were compiled during the load.
+	CompiledModules int32 `protobuf:"varint,12,opt,name=compiled_modules,json=compiledModules,proto3" json:"compiled_modules,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ColdStart) Reset() {
@@ -1687,6 +1690,13 @@ func (x *ColdStart) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *ColdStart) GetCompiledModules() int32 {
+	if x != nil {
+		return x.CompiledModules
+	}
+	return 0
 }
 
 type UpdateAppRequest struct {
@@ -3298,7 +3308,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
 	"\x16ListColdStartsResponse\x128\n" +
 	"\vcold_starts\x18\x01 \x03(\v2\x17.gofastapi.v1.ColdStartR\n" +
-	"coldStarts\"\x8e\x03\n" +
+	"coldStarts\"\xb9\x03\n" +
 	"\tColdStart\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
@@ -3312,7 +3322,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\rimport_micros\x18\v \x01(\x03R\fimportMicros\x12*\n" +
 	"\x11first_byte_micros\x18\t \x01(\x03R\x0ffirstByteMicros\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\"\xe5\x02\n" +
+	" \x01(\tR\x05error\x12)\n" +
+	"\x10compiled_modules\x18\f \x01(\x05R\x0fcompiledModules\"\xe5\x02\n" +
 	"\x10UpdateAppRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x17\n" +

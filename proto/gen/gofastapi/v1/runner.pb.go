@@ -44,7 +44,12 @@ type Route struct {
 	// platform key for this app and env_rev, written with the route by the
 	// control plane, so that a cold start reads no database. Empty when
 	// the app has no environment.
-	SealedEnv     []byte `protobuf:"bytes,9,opt,name=sealed_env,json=sealedEnv,proto3" json:"sealed_env,omitempty"`
+	SealedEnv []byte `protobuf:"bytes,9,opt,name=sealed_env,json=sealedEnv,proto3" json:"sealed_env,omitempty"`
+	// compiled is the content hash (see proto/bundle) of the version's Python
+	// modules compiled at deploy, a Bundle of __pycache__ files stored in Redis
+	// under `compiled:{version}`, which the runner checks against it; empty
+	// when the deploy compiled nothing.
+	Compiled      string `protobuf:"bytes,10,opt,name=compiled,proto3" json:"compiled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +145,13 @@ func (x *Route) GetSealedEnv() []byte {
 		return x.SealedEnv
 	}
 	return nil
+}
+
+func (x *Route) GetCompiled() string {
+	if x != nil {
+		return x.Compiled
+	}
+	return ""
 }
 
 // AppEnv is the environment an app version is specialized with.
@@ -293,7 +305,12 @@ type SpecializeRequest struct {
 	Version    string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	Entrypoint string                 `protobuf:"bytes,4,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
 	// env holds the app's environment variables and decrypted secrets.
-	Env           map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Env map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// compiled is the route's compiled (see Route): when set, the runner writes
+	// those __pycache__ files beside the bundle's, so that Python loads the
+	// modules without compiling them. Missing or not matching its hash, it is
+	// left out and Python compiles as usual.
+	Compiled      string `protobuf:"bytes,6,opt,name=compiled,proto3" json:"compiled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -363,6 +380,13 @@ func (x *SpecializeRequest) GetEnv() map[string]string {
 	return nil
 }
 
+func (x *SpecializeRequest) GetCompiled() string {
+	if x != nil {
+		return x.Compiled
+	}
+	return ""
+}
+
 // SpecializeResponse reports where the app listens and what each phase cost.
 type SpecializeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -373,9 +397,13 @@ type SpecializeResponse struct {
 	WriteMicros  int64  `protobuf:"varint,4,opt,name=write_micros,json=writeMicros,proto3" json:"write_micros,omitempty"`
 	LoadMicros   int64  `protobuf:"varint,5,opt,name=load_micros,json=loadMicros,proto3" json:"load_micros,omitempty"`
 	// import_micros is the part of load_micros the app's import took.
-	ImportMicros  int64 `protobuf:"varint,7,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ImportMicros int64 `protobuf:"varint,7,opt,name=import_micros,json=importMicros,proto3" json:"import_micros,omitempty"`
+	// compiled_modules is how many of the app's modules the runner had
+	// compiled from the deploy (SpecializeRequest.compiled), which Python
+	// loads without compiling them.
+	CompiledModules int32 `protobuf:"varint,8,opt,name=compiled_modules,json=compiledModules,proto3" json:"compiled_modules,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SpecializeResponse) Reset() {
@@ -450,11 +478,18 @@ func (x *SpecializeResponse) GetImportMicros() int64 {
 	return 0
 }
 
+func (x *SpecializeResponse) GetCompiledModules() int32 {
+	if x != nil {
+		return x.CompiledModules
+	}
+	return 0
+}
+
 var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xf7\x01\n" +
+	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\x93\x02\n" +
 	"\x05Route\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -467,7 +502,9 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\x05title\x18\a \x01(\tR\x05title\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12\x1d\n" +
 	"\n" +
-	"sealed_env\x18\t \x01(\fR\tsealedEnv\"u\n" +
+	"sealed_env\x18\t \x01(\fR\tsealedEnv\x12\x1a\n" +
+	"\bcompiled\x18\n" +
+	" \x01(\tR\bcompiled\"u\n" +
 	"\x06AppEnv\x122\n" +
 	"\x04vars\x18\x01 \x03(\v2\x1e.gofastapi.v1.AppEnv.VarsEntryR\x04vars\x1a7\n" +
 	"\tVarsEntry\x12\x10\n" +
@@ -478,7 +515,7 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"BundleFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\xec\x01\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x88\x02\n" +
 	"\x11SpecializeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -486,10 +523,11 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"entrypoint\x18\x04 \x01(\tR\n" +
 	"entrypoint\x12:\n" +
-	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x1a6\n" +
+	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x12\x1a\n" +
+	"\bcompiled\x18\x06 \x01(\tR\bcompiled\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
 	"\x12SpecializeResponse\x12\x19\n" +
 	"\bapp_addr\x18\x01 \x01(\tR\aappAddr\x12!\n" +
 	"\ffetch_micros\x18\x02 \x01(\x03R\vfetchMicros\x12#\n" +
@@ -497,7 +535,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\fwrite_micros\x18\x04 \x01(\x03R\vwriteMicros\x12\x1f\n" +
 	"\vload_micros\x18\x05 \x01(\x03R\n" +
 	"loadMicros\x12#\n" +
-	"\rimport_micros\x18\a \x01(\x03R\fimportMicrosJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
+	"\rimport_micros\x18\a \x01(\x03R\fimportMicros\x12)\n" +
+	"\x10compiled_modules\x18\b \x01(\x05R\x0fcompiledModulesJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
 	"\rRunnerService\x12Q\n" +
 	"\n" +
 	"Specialize\x12\x1f.gofastapi.v1.SpecializeRequest\x1a .gofastapi.v1.SpecializeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
