@@ -66,7 +66,7 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	res := &v1.SpecializeResponse{AppAddr: s.appAddr}
 
 	start := time.Now()
-	data, compiledData, err := s.fetch(ctx, version, req.GetCompiled() != "")
+	data, compiledData, err := fetch(ctx, s.redis, version, req.GetCompiled() != "")
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, failure(errBundleNotFound, "bundle %s not found", version)
@@ -130,15 +130,15 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 
 // fetch gets bundle version from Redis and, if compiled, its compiled
 // modules, in one round trip. compiledData is nil when they are not there.
-func (s *service) fetch(ctx context.Context, version string, compiled bool) (data, compiledData []byte, err error) {
+func fetch(ctx context.Context, rdb *redis.Client, version string, compiled bool) (data, compiledData []byte, err error) {
 	if !compiled {
-		data, err = s.redis.Get(ctx, bundle.Key(version)).Bytes()
+		data, err = rdb.Get(ctx, bundle.Key(version)).Bytes()
 		return data, nil, err
 	}
 	var get, getCompiled *redis.StringCmd
 	// Each command's own error is what counts (the compiled modules may be
 	// missing: Redis is a cache).
-	_, _ = s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, bundle.Key(version))
 		getCompiled = p.Get(ctx, bundle.CompiledKey(version))
 		return nil
