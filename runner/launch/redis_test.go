@@ -83,27 +83,27 @@ func (r *testRedis) putBundle(t testing.TB, files []bundle.File) string {
 // putBundleAs stores files under version whether or not it is their hash.
 func (r *testRedis) putBundleAs(t testing.TB, version string, files []bundle.File) {
 	t.Helper()
-	data, err := bundle.Encode(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.admin.Set(context.Background(), bundle.Key(version), data, 0).Err(); err != nil {
-		t.Fatalf("store bundle: %v", err)
-	}
+	r.put(t, bundle.Key(version), files)
 }
 
 // putCompiled stores files as the compiled modules of bundle version and
 // returns their hash, as a route carries it.
 func (r *testRedis) putCompiled(t testing.TB, version string, files []bundle.File) string {
 	t.Helper()
+	r.put(t, bundle.CompiledKey(version), files)
+	return bundle.Hash(files)
+}
+
+// put stores files, encoded as a bundle, under key.
+func (r *testRedis) put(t testing.TB, key string, files []bundle.File) {
+	t.Helper()
 	data, err := bundle.Encode(files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.admin.Set(context.Background(), bundle.CompiledKey(version), data, 0).Err(); err != nil {
-		t.Fatalf("store compiled modules: %v", err)
+	if err := r.admin.Set(context.Background(), key, data, 0).Err(); err != nil {
+		t.Fatalf("store %s: %v", key, err)
 	}
-	return bundle.Hash(files)
 }
 
 func freePort(t testing.TB) int {
