@@ -276,7 +276,7 @@ def lazy_routes():
         d = self.__dict__
         if _LAZY in d and not name.startswith("__"):
             with _lazy_lock:
-                if _LAZY in d and name in DECLARED and name not in d:
+                if _LAZY in d and name in DECLARED:
                     path, endpoint, kwargs = d[_LAZY]
                     for k, v in declared(path, endpoint, kwargs).items():
                         d.setdefault(k, v)

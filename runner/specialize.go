@@ -130,23 +130,24 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 
 // fetch gets bundle version from Redis and, if compiled, its compiled
 // modules, in one round trip. compiledData is nil when they are not there.
+// Both cases take the one pipelined path, which warmUp practises.
 func fetch(ctx context.Context, rdb *redis.Client, version string, compiled bool) (data, compiledData []byte, err error) {
-	if !compiled {
-		data, err = rdb.Get(ctx, bundle.Key(version)).Bytes()
-		return data, nil, err
-	}
 	var get, getCompiled *redis.StringCmd
 	// Each command's own error is what counts (the compiled modules may be
 	// missing: Redis is a cache).
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, bundle.Key(version))
-		getCompiled = p.Get(ctx, bundle.CompiledKey(version))
+		if compiled {
+			getCompiled = p.Get(ctx, bundle.CompiledKey(version))
+		}
 		return nil
 	})
 	if data, err = get.Bytes(); err != nil {
 		return nil, nil, err
 	}
-	compiledData, _ = getCompiled.Bytes()
+	if getCompiled != nil {
+		compiledData, _ = getCompiled.Bytes()
+	}
 	return data, compiledData, nil
 }
 

@@ -16,11 +16,11 @@ import (
 // bundle, while Python starts: reading a bundle and its compiled modules
 // from Redis as Specialize does (which also makes the pooled connection;
 // the pipeline's first use cost a cold start 0.5 ms), decoding and
-// verifying a bundle,
-// writing its files into a scratch directory beside the app's (removed
-// afterwards) and encoding a response. A fresh agent otherwise pays for
-// these code paths' first use (page faults on the binary's code, the
-// runtime's first allocations of each size) inside its one cold start.
+// verifying a bundle, writing its files into a scratch directory beside
+// the app's (removed afterwards) and encoding a response. A fresh agent
+// otherwise pays for these code paths' first use (page faults on the
+// binary's code, the runtime's first allocations of each size) inside its
+// one cold start.
 // Failures are ignored: nothing depends on the practice run, and
 // Specialize reports the store's real state when it matters.
 func warmUp(ctx context.Context, rdb *redis.Client, workdir string, runAs *RunAs) {
