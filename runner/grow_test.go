@@ -48,16 +48,38 @@ for name, grow, claimed in (("plain", False, False), ("grown", True, False), ("c
 print(json.dumps(out))
 `
 
-func TestWaitingRunnerGrowsItsHeap(t *testing.T) {
+// runBootstrapCheck runs script in the runners' Python (as a runner does:
+// isolated, no bytecode files) with the bootstrap and files (name, content
+// pairs) written into a scratch directory, their paths as its arguments,
+// the bootstrap's first; it returns what script printed on stdout.
+func runBootstrapCheck(t *testing.T, script string, files ...string) []byte {
+	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "bootstrap.py")
-	if err := os.WriteFile(path, bootstrapSource, 0o600); err != nil {
-		t.Fatal(err)
+	args := []string{"-I", "-B", "-c", script}
+	write := func(name string, data []byte) {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, path)
 	}
-	out, err := exec.Command("/usr/bin/python3", "-I", "-B", "-c", growCheck, path).CombinedOutput()
+	write("bootstrap.py", bootstrapSource)
+	for i := 0; i+1 < len(files); i += 2 {
+		write(files[i], []byte(files[i+1]))
+	}
+	out, err := exec.Command("/usr/bin/python3", args...).Output()
 	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("python: %v\n%s%s", err, out, stderr)
 	}
+	return out
+}
+
+func TestWaitingRunnerGrowsItsHeap(t *testing.T) {
+	out := runBootstrapCheck(t, growCheck)
 	type result struct{ Faults, Kept int }
 	var got struct{ Plain, Grown, Claimed result }
 	if err := json.Unmarshal(out, &got); err != nil {

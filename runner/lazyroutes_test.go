@@ -2,9 +2,6 @@ package runner
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -187,24 +184,7 @@ def bad(x: NotAModel):
 `
 
 func TestRoutesAreSetUpOnFirstUse(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	out, err := exec.Command("/usr/bin/python3", "-I", "-B", "-c", lazyCheck,
-		write("bootstrap.py", bootstrapSource), write("app.py", []byte(routesApp)), write("broken.py", []byte(brokenApp)),
-	).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("python: %v\n%s%s", err, out, stderr)
-	}
+	out := runBootstrapCheck(t, lazyCheck, "app.py", routesApp, "broken.py", brokenApp)
 	var got struct {
 		Installed   bool
 		Same        bool
