@@ -80,11 +80,15 @@ func (r *Runner) finishStart(firstByte time.Duration) {
 	if firstByte > 0 {
 		first = ms(firstByte)
 	}
+	fetch, write := "fetch "+us(cs.GetFetchMicros())+", verify "+us(cs.GetVerifyMicros()), "write "+us(cs.GetWriteMicros())
+	if cs.GetCached() {
+		fetch, write = "fetch none", "link from the host's cache "+us(cs.GetWriteMicros())
+	}
 	r.p.record(r.appID, cs)
 	r.p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_COLD_STARTED, r.version, cs,
-		"cold start %s: claim %s, fetch %s, verify %s, write %s, load %s (import %s, %d modules compiled at deploy), first byte %s",
-		us(cs.GetTotalMicros()), us(cs.GetClaimMicros()), us(cs.GetFetchMicros()), us(cs.GetVerifyMicros()),
-		us(cs.GetWriteMicros()), us(cs.GetLoadMicros()), us(cs.GetImportMicros()), cs.GetCompiledModules(), first)
+		"cold start %s: claim %s, %s, %s, load %s (import %s, %d modules compiled at deploy), first byte %s",
+		us(cs.GetTotalMicros()), us(cs.GetClaimMicros()), fetch, write,
+		us(cs.GetLoadMicros()), us(cs.GetImportMicros()), cs.GetCompiledModules(), first)
 }
 
 // Release stops the runner, letting requests in flight finish within
@@ -167,7 +171,8 @@ func (p *Pool) ClaimAhead(ctx context.Context, req *v1.SpecializeRequest, picked
 	r.start = &v1.ColdStart{Time: timestamppb.New(t0), Version: req.GetVersion(),
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
-		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros(), CompiledModules: res.GetCompiledModules()}
+		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros(), CompiledModules: res.GetCompiledModules(),
+		Cached: res.GetCached()}
 	r.startWait = time.AfterFunc(firstByteWait, func() { r.finishStart(0) })
 	r.startMu.Unlock()
 	return r, nil

@@ -126,6 +126,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 
 	svc := &service{
 		appDir:       appDir,
+		bundleCache:  cfg.bundleCache,
 		runAs:        cfg.runAs,
 		appAddr:      appAddr,
 		readyTimeout: cfg.readyTimeout,

@@ -29,6 +29,9 @@ type config struct {
 	// runner in a pod listens on the pod's address (0.0.0.0) so that the
 	// gateway reaches it.
 	appHost string
+	// bundleCache, if set, is the host's bundle cache (see bundlecache),
+	// from which Specialize links an app's files when it holds them.
+	bundleCache string
 	// secretsFile, if set, holds the Secrets line instead of stdin (a
 	// mounted Kubernetes Secret: a pod has no stdin to write to).
 	secretsFile string
@@ -47,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
+	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
@@ -91,6 +95,12 @@ func (c config) validate() error {
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):
 		return fmt.Errorf("--zygote %q must be an absolute path", c.zygote)
+	case c.bundleCache != "" && !filepath.IsAbs(c.bundleCache):
+		return fmt.Errorf("--bundle-cache %q must be an absolute path", c.bundleCache)
+	case c.bundleCache != "" && c.runAs == nil:
+		// Python could change the shared files through its links if it ran
+		// as the user that owns them.
+		return errors.New("--bundle-cache needs --run-as: the app's user must not own the cached files")
 	case c.zygote != "" && c.appHost != "":
 		return errors.New("--app-host needs a runner that starts its own Python: leave out --zygote")
 	}

@@ -32,6 +32,18 @@ func ParseRunAs(s string) (RunAs, error) {
 	return RunAs{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
+// giveOne makes path (itself, not what is under it) owned by r; nil r does
+// nothing.
+func (r *RunAs) giveOne(path string) error {
+	if r == nil {
+		return nil
+	}
+	if err := os.Lchown(path, int(r.UID), int(r.GID)); err != nil {
+		return fmt.Errorf("give %s to the runner's user: %w", path, err)
+	}
+	return nil
+}
+
 // give makes path, and everything under it, owned by r; nil r does
 // nothing. Symlinks are changed themselves, never followed.
 func (r *RunAs) give(path string) error {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,11 +17,13 @@ import (
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
+	"github.com/gofastapi/gofastapi/runner/bundlecache"
 )
 
 // service implements RunnerService for one agent.
 type service struct {
 	appDir       string // where the bundle's files go
+	bundleCache  string // the host's bundle cache, if any (see bundlecache)
 	runAs        *RunAs // owner of the files Python reads, if not the agent's user
 	appAddr      string
 	readyTimeout time.Duration
@@ -62,19 +66,83 @@ func checkRequest(req *v1.SpecializeRequest) (module string, err error) {
 }
 
 func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, module string) (*v1.SpecializeResponse, error) {
-	version, entry := req.GetVersion(), req.GetEntrypoint()
 	res := &v1.SpecializeResponse{AppAddr: s.appAddr}
+	linked, err := s.linkCached(req, res)
+	if err != nil {
+		return nil, err
+	}
+	if !linked {
+		if err := s.fetchAndWrite(ctx, req, res); err != nil {
+			return nil, err
+		}
+	}
+	written := time.Now()
 
+	// The app serves once uvicorn's startup has completed: its socket has
+	// been served since the warm-up, and the caller's request, read and held
+	// by the runner until then if it came early, is the first it answers.
+	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	defer cancel()
+	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}); err != nil {
+		// Python is gone or going; awaitReady reports why.
+		s.logf("send load command: %v", err)
+	}
+	importMicros, err := s.awaitReady(loadCtx)
+	if err != nil {
+		return nil, s.loadFailure(ctx, err)
+	}
+	res.LoadMicros = time.Since(written).Microseconds()
+	res.ImportMicros = importMicros
+	return res, nil
+}
+
+// linkCached links the app's files, and its compiled modules if the
+// request names them, from the host's bundle cache into the app dir, if
+// the cache holds all of them: nothing to fetch, check or write. It
+// reports false when the runner has no cache or the cache has not got
+// them; then, as after a failed link, the app dir is empty for
+// fetchAndWrite.
+func (s *service) linkCached(req *v1.SpecializeRequest, res *v1.SpecializeResponse) (bool, error) {
+	if s.bundleCache == "" {
+		return false, nil
+	}
+	start := time.Now()
+	ok, modules, err := bundlecache.Link(s.bundleCache, req.GetVersion(), req.GetCompiled(), s.appDir, s.runAs.giveOne)
+	if err == nil && ok {
+		if _, err = os.Lstat(filepath.Join(s.appDir, filepath.FromSlash(req.GetEntrypoint()))); err != nil {
+			return false, failure(errInvalidRequest, "entrypoint %s is not in bundle %s", req.GetEntrypoint(), req.GetVersion())
+		}
+		res.Cached = true
+		res.CompiledModules = int32(modules)
+		res.WriteMicros = time.Since(start).Microseconds()
+		return true, nil
+	}
+	if err != nil {
+		// An entry removed while it was linked, say: start over from an
+		// empty app dir, the usual way.
+		s.logf("link bundle %s from the host's cache: %v", req.GetVersion(), err)
+		if err := os.RemoveAll(s.appDir); err != nil {
+			return false, fmt.Errorf("empty app dir: %w", err)
+		}
+	}
+	return false, nil
+}
+
+// fetchAndWrite fetches the app's bundle, and its compiled modules if the
+// request names them, from Redis, checks them and writes them into the app
+// dir.
+func (s *service) fetchAndWrite(ctx context.Context, req *v1.SpecializeRequest, res *v1.SpecializeResponse) error {
+	version, entry := req.GetVersion(), req.GetEntrypoint()
 	start := time.Now()
 	data, compiledData, err := fetch(ctx, s.redis, version, req.GetCompiled() != "")
 	switch {
 	case errors.Is(err, redis.Nil):
-		return nil, failure(errBundleNotFound, "bundle %s not found", version)
+		return failure(errBundleNotFound, "bundle %s not found", version)
 	case err != nil && ctx.Err() != nil:
-		return nil, ctx.Err()
+		return ctx.Err()
 	case err != nil:
 		s.logf("fetch bundle %s: %v", version, err)
-		return nil, failure(errBundleStore, "bundle store unavailable")
+		return failure(errBundleStore, "bundle store unavailable")
 	}
 	fetched := time.Now()
 	res.FetchMicros = fetched.Sub(start).Microseconds()
@@ -82,12 +150,12 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	files, err := bundle.Decode(data, version)
 	switch {
 	case errors.Is(err, bundle.ErrHashMismatch):
-		return nil, failure(errBundleCorrupt, "bundle %s does not match its hash", version)
+		return failure(errBundleCorrupt, "bundle %s does not match its hash", version)
 	case err != nil:
-		return nil, failure(errBundleCorrupt, "bundle %s is corrupt", version)
+		return failure(errBundleCorrupt, "bundle %s is corrupt", version)
 	}
 	if !hasFile(files, entry) {
-		return nil, failure(errInvalidRequest, "entrypoint %s is not in bundle %s", entry, version)
+		return failure(errInvalidRequest, "entrypoint %s is not in bundle %s", entry, version)
 	}
 	if c := req.GetCompiled(); c != "" {
 		compiled, err := compiledFiles(compiledData, c, files)
@@ -102,30 +170,13 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	res.VerifyMicros = verified.Sub(fetched).Microseconds()
 
 	if err := writeFiles(s.appDir, files); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.runAs.give(s.appDir); err != nil {
-		return nil, err
+		return err
 	}
-	written := time.Now()
-	res.WriteMicros = written.Sub(verified).Microseconds()
-
-	// The app serves once uvicorn's startup has completed: its socket has
-	// been served since the warm-up, and the caller's request, read and held
-	// by the runner until then if it came early, is the first it answers.
-	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
-	defer cancel()
-	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: entry, Env: req.GetEnv()}); err != nil {
-		// Python is gone or going; awaitReady reports why.
-		s.logf("send load command: %v", err)
-	}
-	importMicros, err := s.awaitReady(loadCtx)
-	if err != nil {
-		return nil, s.loadFailure(ctx, err)
-	}
-	res.LoadMicros = time.Since(written).Microseconds()
-	res.ImportMicros = importMicros
-	return res, nil
+	res.WriteMicros = time.Since(verified).Microseconds()
+	return nil
 }
 
 // fetch gets bundle version from Redis and, if compiled, its compiled

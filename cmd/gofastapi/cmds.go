@@ -269,8 +269,13 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tCOMPILED\tFIRST BYTE\t ERROR"
 
 func coldStartCells(c *v1.ColdStart) string {
+	fetch, verify := micros(c.GetFetchMicros()), micros(c.GetVerifyMicros())
+	if c.GetCached() {
+		// The files were linked from the host's cache (WRITE).
+		fetch, verify = "cached", "-"
+	}
 	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t %s",
-		micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), micros(c.GetFetchMicros()), micros(c.GetVerifyMicros()),
+		micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), fetch, verify,
 		micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), c.GetCompiledModules(),
 		micros(c.GetFirstByteMicros()), c.GetError())
 }

@@ -144,8 +144,29 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	stops = append(stops, dbs.stop)
+	// This process's own runners, unless a pool manager's serve its apps.
+	var backend *local.Backend
+	if cfg.PoolAddr == "" {
+		agent, err := runnerCommand()
+		if err != nil {
+			return err
+		}
+		backend, err = local.New(local.Config{
+			Command: agent, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
+			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
+			BundleCacheBytes: bundleCacheBytes, Logger: log.With("component", "runners"),
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, backend.Close)
+	}
+	var publisher apps.Publisher = pub
+	if backend != nil && backend.BundleCache() != nil {
+		publisher = cachingPublisher{Publisher: pub, cache: backend.BundleCache(), log: log.With("component", "apps")}
+	}
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: pub, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
+		Store: st, Publisher: publisher, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
 		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
@@ -179,18 +200,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		stops = append(stops, remote.c.Close)
 		gwPool, runnerStats = remote, remote
 	} else {
-		agent, err := runnerCommand()
-		if err != nil {
-			return err
-		}
-		backend, err := local.New(local.Config{
-			Command: agent, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
-		})
-		if err != nil {
-			return err
-		}
-		stops = append(stops, backend.Close)
 		p, err = pool.New(pool.Config{
 			Backend: backend, Warm: cfg.Warm, Max: cfg.MaxRunners, IdleTimeout: cfg.IdleTimeout,
 			StartTimeout: 30 * time.Second, SpecializeTimeout: cfg.ReadyTimeout + 5*time.Second, StopGrace: 10 * time.Second,

@@ -16,12 +16,14 @@ package local
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/gofastapi/gofastapi/pool"
 	"github.com/gofastapi/gofastapi/runner"
+	"github.com/gofastapi/gofastapi/runner/bundlecache"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
 
@@ -43,6 +45,16 @@ type Config struct {
 	// turn: the platform must run as root. Its working directory is then
 	// outside Dir, which stays private to the platform (see Backend).
 	RunnerUIDs UIDRange
+	// BundleCacheBytes, when not zero and RunnerUIDs is set, keeps app
+	// versions' files on this host (see bundlecache), at most this many
+	// bytes: those the platform puts in (BundleCache, at deploy) and those
+	// of each start that had to fetch them. A runner links them instead of
+	// fetching its bundle. Without RunnerUIDs there is no cache: Python
+	// would run as the user that owns the shared files.
+	BundleCacheBytes int64
+	// Logger receives background errors (filling the bundle cache); nil
+	// discards them.
+	Logger *slog.Logger
 	// NoZygote makes every runner start a Python of its own instead of
 	// forking it from the Backend's zygote: about half a second of CPU per
 	// runner instead of a few milliseconds. For comparison and debugging;
@@ -80,6 +92,8 @@ type Backend struct {
 	ctx    context.Context // ends at Close; bounds zygote starts
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // zygote starts and stops in flight
+
+	cache *bundleCache // nil: none
 
 	mu      sync.Mutex
 	nextUID uint32       // index in RunnerUIDs of the next runner's user
@@ -142,8 +156,47 @@ func New(cfg Config) (*Backend, error) {
 			return nil, err
 		}
 	}
+	if cfg.RunnerUIDs.Count > 0 && cfg.BundleCacheBytes > 0 {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		c, err := newBundleCache(b.workRoot, cfg.BundleCacheBytes, cfg.RedisURL, log)
+		if err != nil {
+			if b.ownRoot {
+				os.RemoveAll(b.workRoot)
+			}
+			return nil, err
+		}
+		b.cache = c
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b, nil
+}
+
+// BundleCache is the host's bundle cache, for the platform to put the
+// versions it deploys in; nil when there is none (see
+// Config.BundleCacheBytes).
+func (b *Backend) BundleCache() *bundlecache.Cache {
+	if b.cache == nil {
+		return nil
+	}
+	return b.cache.Cache
+}
+
+// background runs f in a goroutine that Close waits for, unless Close has
+// begun; f's context ends at Close.
+func (b *Backend) background(f func(ctx context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		f(b.ctx)
+	}()
 }
 
 // Start implements pool.Backend.
@@ -167,12 +220,23 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		RedisURL:     b.cfg.RedisURL,
 		ReadyTimeout: b.cfg.ReadyTimeout,
 		RunAs:        b.runAs(),
+		BundleCache:  b.cacheRoot(),
 	})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	if b.cache != nil {
+		return cachingRunner{Runner: r, b: b}, nil
+	}
 	return r, nil
+}
+
+func (b *Backend) cacheRoot() string {
+	if b.cache == nil {
+		return ""
+	}
+	return b.cache.Root()
 }
 
 // runAs returns the user of the next runner's Python, nil if runners run
@@ -259,6 +323,9 @@ func (b *Backend) Close() {
 	b.bg.Wait()
 	if zs != nil && zs.z != nil {
 		zs.z.Stop()
+	}
+	if b.cache != nil {
+		b.cache.rdb.Close()
 	}
 	if b.ownRoot {
 		os.RemoveAll(b.workRoot)

@@ -40,6 +40,10 @@ type Config struct {
 	// as (the agent stays as it is, which must then be root). WorkDir's
 	// parents must let that user through (mode 0711 or wider).
 	RunAs *runner.RunAs
+	// BundleCache, when set, is the host's bundle cache (see bundlecache),
+	// on WorkDir's file system: the agent links an app's files from it when
+	// it holds them. It needs RunAs.
+	BundleCache string
 	// ReadyTimeout bounds loading the app and its first answer; zero means
 	// the agent's default (10s).
 	ReadyTimeout time.Duration
@@ -65,6 +69,10 @@ func (c Config) Validate() error {
 		return errors.New("launch: ReadyTimeout must not be negative")
 	case c.Zygote != "" && !filepath.IsAbs(c.Zygote):
 		return fmt.Errorf("launch: Zygote %q must be an absolute path", c.Zygote)
+	case c.BundleCache != "" && !filepath.IsAbs(c.BundleCache):
+		return fmt.Errorf("launch: BundleCache %q must be an absolute path", c.BundleCache)
+	case c.BundleCache != "" && c.RunAs == nil:
+		return errors.New("launch: BundleCache needs RunAs: the app's user must not own the cached files")
 	}
 	for _, kv := range c.Env {
 		if !strings.Contains(kv, "=") {
@@ -89,6 +97,9 @@ func (c Config) args() []string {
 	}
 	if c.RunAs != nil {
 		args = append(args, "--run-as", c.RunAs.String())
+	}
+	if c.BundleCache != "" {
+		args = append(args, "--bundle-cache", c.BundleCache)
 	}
 	return args
 }

@@ -1581,8 +1581,13 @@ type ColdStart struct {
 	// compiled_modules is how many of the app's Python modules were loaded
 	// as the deploy compiled them; the others were compiled during the load.
 	CompiledModules int32 `protobuf:"varint,12,opt,name=compiled_modules,json=compiledModules,proto3" json:"compiled_modules,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// cached is set when the runner linked the app's files from its host's
+	// bundle cache, where the platform put them at deploy (or after an
+	// earlier start), instead of fetching them: fetch and verify are then 0
+	// and write is the linking.
+	Cached        bool `protobuf:"varint,13,opt,name=cached,proto3" json:"cached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ColdStart) Reset() {
@@ -1697,6 +1702,13 @@ func (x *ColdStart) GetCompiledModules() int32 {
 		return x.CompiledModules
 	}
 	return 0
+}
+
+func (x *ColdStart) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
 }
 
 type UpdateAppRequest struct {
@@ -3308,7 +3320,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
 	"\x16ListColdStartsResponse\x128\n" +
 	"\vcold_starts\x18\x01 \x03(\v2\x17.gofastapi.v1.ColdStartR\n" +
-	"coldStarts\"\xb9\x03\n" +
+	"coldStarts\"\xd1\x03\n" +
 	"\tColdStart\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
@@ -3323,7 +3335,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x11first_byte_micros\x18\t \x01(\x03R\x0ffirstByteMicros\x12\x14\n" +
 	"\x05error\x18\n" +
 	" \x01(\tR\x05error\x12)\n" +
-	"\x10compiled_modules\x18\f \x01(\x05R\x0fcompiledModules\"\xe5\x02\n" +
+	"\x10compiled_modules\x18\f \x01(\x05R\x0fcompiledModules\x12\x16\n" +
+	"\x06cached\x18\r \x01(\bR\x06cached\"\xe5\x02\n" +
 	"\x10UpdateAppRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x17\n" +

@@ -402,8 +402,12 @@ type SpecializeResponse struct {
 	// compiled from the deploy (SpecializeRequest.compiled), which Python
 	// loads without compiling them.
 	CompiledModules int32 `protobuf:"varint,8,opt,name=compiled_modules,json=compiledModules,proto3" json:"compiled_modules,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// cached is set when the runner linked the app's files from the host's
+	// bundle cache instead of fetching the bundle (fetch_micros and
+	// verify_micros are then 0, and write_micros is the linking).
+	Cached        bool `protobuf:"varint,9,opt,name=cached,proto3" json:"cached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SpecializeResponse) Reset() {
@@ -485,6 +489,13 @@ func (x *SpecializeResponse) GetCompiledModules() int32 {
 	return 0
 }
 
+func (x *SpecializeResponse) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
+}
+
 var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
@@ -527,7 +538,7 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\bcompiled\x18\x06 \x01(\tR\bcompiled\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x02\n" +
 	"\x12SpecializeResponse\x12\x19\n" +
 	"\bapp_addr\x18\x01 \x01(\tR\aappAddr\x12!\n" +
 	"\ffetch_micros\x18\x02 \x01(\x03R\vfetchMicros\x12#\n" +
@@ -536,7 +547,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\vload_micros\x18\x05 \x01(\x03R\n" +
 	"loadMicros\x12#\n" +
 	"\rimport_micros\x18\a \x01(\x03R\fimportMicros\x12)\n" +
-	"\x10compiled_modules\x18\b \x01(\x05R\x0fcompiledModulesJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
+	"\x10compiled_modules\x18\b \x01(\x05R\x0fcompiledModules\x12\x16\n" +
+	"\x06cached\x18\t \x01(\bR\x06cachedJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
 	"\rRunnerService\x12Q\n" +
 	"\n" +
 	"Specialize\x12\x1f.gofastapi.v1.SpecializeRequest\x1a .gofastapi.v1.SpecializeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
