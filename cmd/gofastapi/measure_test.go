@@ -292,6 +292,7 @@ func p50(d []time.Duration) time.Duration {
 // cold starts of apps cold0..cold{n-1}, read through ListColdStarts.
 func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n int) string {
 	var total, claim, fetch, verify, write, load, imp, first []time.Duration
+	cached := 0
 	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 	for i := range n {
 		res, err := apps.ListColdStarts(context.Background(), connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: fmt.Sprintf("cold%d", i), Limit: 1}))
@@ -307,13 +308,16 @@ func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n i
 			load = append(load, us(cs.GetLoadMicros()))
 			imp = append(imp, us(cs.GetImportMicros()))
 			first = append(first, us(cs.GetFirstByteMicros()))
+			if cs.GetCached() {
+				cached++
+			}
 		}
 	}
 	if len(total) == 0 {
 		return "none recorded"
 	}
-	return fmt.Sprintf("claim to ready %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) (+ rest), then first byte %s (the head of the app's answer, at the gateway)",
-		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(imp), p50(first))
+	return fmt.Sprintf("claim to ready %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) (+ rest), then first byte %s (the head of the app's answer, at the gateway); %d of %d starts linked their files from the host's bundle cache (fetch and verify 0, write is the linking)",
+		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(imp), p50(first), cached, len(total))
 }
 
 type benchRow struct {
