@@ -4,10 +4,12 @@
 // Main gets a Python bootstrap (bootstrap.py, embedded) running that binds
 // the app's listener on 127.0.0.1 with the framework imported, writes one
 // Handshake line to stdout, and serves RunnerService on its control
-// listener. Specialize fetches the bundle from Redis, verifies it against
-// its content hash, writes it under <workdir>/app, tells Python to import
-// the entrypoint and serve its app, and answers once the app has answered
-// one real HTTP request.
+// listener. Specialize hard-links the version's files from the host's bundle
+// cache (--bundle-cache; see bundlecache) into <workdir>/app when the cache
+// holds them, or else fetches the bundle from Redis, verifies it against
+// its content hash and writes it there; then it tells Python to import
+// the entrypoint and serve its app, and answers once the app's startup
+// (its lifespan) has completed and it serves.
 //
 // Python comes from one of two places:
 //   - exec mode: the agent starts a fresh interpreter, which imports the

@@ -10,7 +10,10 @@
 // /dev/shm when there is one, where writing an app is about ten times
 // faster than on disk; else under Config.Dir. Close stops the zygote and
 // removes the tmpfs directory; New removes those that Backends of processes
-// killed before Close left behind.
+// killed before Close left behind. With Config.BundleCacheBytes and
+// RunnerUIDs, the tmpfs directory also holds the host's bundle cache (see
+// bundlecache), which runners link app files from: filled by the platform
+// at deploy (BundleCache) and by the Backend after a start that fetched.
 package local
 
 import (
