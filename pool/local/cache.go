@@ -57,20 +57,20 @@ func (c *bundleCache) fill(ctx context.Context, req *v1.SpecializeRequest) {
 }
 
 func (c *bundleCache) fillErr(ctx context.Context, version, compiled string) error {
-	data, err := c.rdb.Get(ctx, bundle.Key(version)).Bytes()
-	if err != nil {
-		return fmt.Errorf("get bundle: %w", err)
+	// get reads key and checks that its files hash to hash.
+	get := func(key, hash string) ([]bundle.File, error) {
+		data, err := c.rdb.Get(ctx, key).Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		return bundle.Decode(data, hash)
 	}
-	files, err := bundle.Decode(data, version)
+	files, err := get(bundle.Key(version), version)
 	if err != nil {
 		return err
 	}
 	if compiled != "" {
-		data, err := c.rdb.Get(ctx, bundle.CompiledKey(version)).Bytes()
-		if err != nil {
-			return fmt.Errorf("get compiled modules: %w", err)
-		}
-		modules, err := bundle.Decode(data, compiled)
+		modules, err := get(bundle.CompiledKey(version), compiled)
 		if err != nil {
 			return err
 		}
