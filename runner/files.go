@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -11,33 +12,18 @@ import (
 	"github.com/gofastapi/gofastapi/proto/bundle"
 )
 
-// writeFiles writes files under dir, creating it and any subdirectories.
-// Every name must be a local path; all writes go through an os.Root, so even
-// a symlink planted by an earlier file cannot lead a write outside dir.
+// writeFiles writes files under dir, creating it and any subdirectories
+// (see bundle.WriteDir: no name, not even through a symlink planted by an
+// earlier file, leads a write outside dir).
 func writeFiles(dir string, files []bundle.File) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create app dir: %w", err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("open app dir: %w", err)
+	err := bundle.WriteDir(dir, files, 0o700, 0o600)
+	if bad := (*bundle.NameError)(nil); errors.As(err, &bad) {
+		return failure(errBundleCorrupt, "bundle file name %q is not a relative path inside the app", bad.Name)
 	}
-	defer root.Close()
-	for _, f := range files {
-		name := filepath.FromSlash(f.Name)
-		if !filepath.IsLocal(name) {
-			return failure(errBundleCorrupt, "bundle file name %q is not a relative path inside the app", f.Name)
-		}
-		if d := filepath.Dir(name); d != "." {
-			if err := root.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("write %s: %w", f.Name, err)
-			}
-		}
-		if err := root.WriteFile(name, f.Content, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", f.Name, err)
-		}
-	}
-	return nil
+	return err
 }
 
 // moduleName returns the Python module that entrypoint (a .py file relative

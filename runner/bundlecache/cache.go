@@ -23,8 +23,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gofastapi/gofastapi/proto/bundle"
 )
@@ -155,24 +155,8 @@ func write(dir string, files []bundle.File) error {
 		return err
 	}
 	defer os.RemoveAll(tmp) // left only if the rename did not happen
-	root, err := os.OpenRoot(tmp)
-	if err != nil {
+	if err := bundle.WriteDir(tmp, files, 0o755, 0o444); err != nil {
 		return err
-	}
-	defer root.Close()
-	for _, f := range files {
-		name := filepath.FromSlash(f.Name)
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("file name %q is not a relative path", f.Name)
-		}
-		if d := filepath.Dir(name); d != "." {
-			if err := root.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-		}
-		if err := root.WriteFile(name, f.Content, 0o444); err != nil {
-			return err
-		}
 	}
 	// The temporary directory is 0700 (MkdirTemp); the entry's directories
 	// must be passable for the runners' users that open linked files by
@@ -181,17 +165,12 @@ func write(dir string, files []bundle.File) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) && !isNotEmpty(err) {
+	// Renaming onto a directory that has entries fails with ENOTEMPTY,
+	// which Go does not map to fs.ErrExist.
+	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return err
 	}
 	return nil
-}
-
-// isNotEmpty reports a rename onto a directory that has entries (ENOTEMPTY,
-// which Go does not map to fs.ErrExist).
-func isNotEmpty(err error) bool {
-	var le *os.LinkError
-	return errors.As(err, &le) && strings.Contains(le.Err.Error(), "not empty")
 }
 
 // Link hard-links the cached files of bundle version and, when compiled is
