@@ -91,7 +91,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	}
 	defer ln.Close()
 
-	rdb := redis.NewClient(redisOptions(ropts))
+	rdb := redis.NewClient(RunnerRedisOptions(ropts))
 	defer rdb.Close()
 	// While Python starts: dial Redis and run Specialize's own steps once,
 	// so that the cold start pays for neither.
@@ -215,10 +215,12 @@ func awaitListening(ctx context.Context, py *python) (int, error) {
 	}
 }
 
-// redisOptions tunes the parsed URL's options for one runner: it makes one
-// GET in its life, as a read-only user that may not run CLIENT SETINFO or
-// maintenance-notification commands.
-func redisOptions(o *redis.Options) *redis.Options {
+// RunnerRedisOptions tunes the parsed URL's options for a client of the
+// runners' read-only Redis user, which may not run CLIENT SETINFO or
+// maintenance-notification commands, and which makes a GET at a time: a
+// runner's agent makes one in its life, the local pool one per version it
+// puts in the host's bundle cache.
+func RunnerRedisOptions(o *redis.Options) *redis.Options {
 	o.PoolSize = 1
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/runner"
 	"github.com/gofastapi/gofastapi/runner/bundlecache"
 	"github.com/gofastapi/gofastapi/runner/launch"
 )
@@ -23,7 +24,7 @@ const fillTimeout = 10 * time.Second
 // that had to fetch.
 type bundleCache struct {
 	*bundlecache.Cache
-	rdb *redis.Client // the runners' read-only user
+	rdb *redis.Client // as the runners' read-only user
 	log *slog.Logger
 }
 
@@ -37,9 +38,7 @@ func newBundleCache(workRoot string, maxBytes int64, redisURL string, log *slog.
 		// Its errors may quote the URL, password included.
 		return nil, errors.New("local: RedisURL is not a valid redis URL")
 	}
-	opts.PoolSize = 1
-	opts.DisableIdentity = true
-	return &bundleCache{Cache: c, rdb: redis.NewClient(opts), log: log}, nil
+	return &bundleCache{Cache: c, rdb: redis.NewClient(runner.RunnerRedisOptions(opts)), log: log}, nil
 }
 
 // fill puts req's bundle and compiled modules into the cache unless it has

@@ -40,10 +40,16 @@ func TestBackendCachesFetchedBundles(t *testing.T) {
 	if err := rdb.Set(ctx, bundle.Key(version), data, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Runners, and the backend's cache fill, read as the platform's
+	// read-only runner user.
+	runnerURL, err := embedded.RunnerUser(ctx, rdb, rd.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	b, err := New(Config{
 		Command: []string{os.Args[0], "runner"}, Python: "/usr/bin/python3", Dir: filepath.Join(t.TempDir(), "runners"),
-		RedisURL: rd.URL(), ReadyTimeout: 10 * time.Second,
+		RedisURL: runnerURL, ReadyTimeout: 10 * time.Second,
 		RunnerUIDs: UIDRange{Base: 1900066000, Count: 4}, BundleCacheBytes: 1 << 20,
 	})
 	if err != nil {
