@@ -54,9 +54,6 @@ func (r *RunAs) give(path string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.Lchown(p, int(r.UID), int(r.GID)); err != nil {
-			return fmt.Errorf("give %s to the runner's user: %w", p, err)
-		}
-		return nil
+		return r.giveOne(p)
 	})
 }
