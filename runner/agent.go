@@ -125,14 +125,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	appAddr := net.JoinHostPort(appHost, strconv.Itoa(port))
 
 	svc := &service{
-		appDir:       appDir,
-		bundleCache:  cfg.bundleCache,
-		runAs:        cfg.runAs,
-		appAddr:      appAddr,
-		readyTimeout: cfg.readyTimeout,
-		redis:        rdb,
-		py:           py,
-		logf:         logger.Printf,
+		appDir:        appDir,
+		bundleCache:   cfg.bundleCache,
+		runAs:         cfg.runAs,
+		appAddr:       appAddr,
+		readyTimeout:  cfg.readyTimeout,
+		startPriority: cfg.startPriority,
+		redis:         rdb,
+		py:            py,
+		logf:          logger.Printf,
 	}
 	srv := controlServer(svc, logger)
 	served := make(chan struct{})

@@ -495,7 +495,9 @@ def with_request_id(slot):
     as usual. The app is looked up per call, so the server can be set up
     with the wrapper before the app is imported; with slot["ready"] (an
     asyncio.Event), a request or WebSocket waits for it first, so one
-    accepted before the app was imported and started is held until then."""
+    accepted before the app was imported and started is held until then,
+    and the first request's answer ends the start's priority
+    (end_start_priority)."""
 
     async def asgi(scope, receive, send):
         ready = slot.get("ready")
@@ -506,9 +508,35 @@ def with_request_id(slot):
                 if name == b"x-request-id":
                     request_id.set(value.decode("latin-1"))
                     break
-        return await slot["app"](scope, receive, send)
+        if ready is None or scope["type"] != "http" or slot.get("answered"):
+            return await slot["app"](scope, receive, send)
+        try:
+            return await slot["app"](scope, receive, send)
+        finally:
+            slot["answered"] = True
+            end_start_priority()
 
     return asgi
+
+
+def end_start_priority():
+    """Puts this process's threads back at normal priority once the first
+    request has its answer, if the agent raised them for the start (its
+    --start-priority): its guard would otherwise do it only at the end of
+    its window. Threads started since run at normal priority already."""
+    try:
+        if os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER:
+            return
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            if os.sched_getscheduler(int(tid)) & ~os.SCHED_RESET_ON_FORK != os.SCHED_OTHER:
+                # An unprivileged process keeps the reset-on-fork flag.
+                os.sched_setscheduler(int(tid), os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def log_request_ids():

@@ -37,6 +37,9 @@ type config struct {
 	secretsFile string
 	// runAs, when set, is the user Python runs as (see RunAs).
 	runAs *RunAs
+	// startPriority is how long, at most, Python runs at real-time
+	// priority from the load command (see raiseForStart); 0: not at all.
+	startPriority time.Duration
 }
 
 // parseFlags reads the agent's flags from args.
@@ -51,6 +54,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
 	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
+	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
@@ -91,6 +95,8 @@ func (c config) validate() error {
 		return errors.New("--python is required")
 	case c.readyTimeout <= 0:
 		return errors.New("--ready-timeout must be positive")
+	case c.startPriority < 0:
+		return errors.New("--start-priority must not be negative (0 turns it off)")
 	case c.redisURL == "":
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):

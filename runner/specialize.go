@@ -27,9 +27,12 @@ type service struct {
 	runAs        *RunAs // owner of the files Python reads, if not the agent's user
 	appAddr      string
 	readyTimeout time.Duration
-	redis        *redis.Client
-	py           *python
-	logf         func(format string, args ...any) // agent diagnostics, to stderr
+	// startPriority bounds how long Python runs at real-time priority
+	// from its load command (see raiseForStart); 0: it does not.
+	startPriority time.Duration
+	redis         *redis.Client
+	py            *python
+	logf          func(format string, args ...any) // agent diagnostics, to stderr
 
 	// specialized is set by the first Specialize call, successful or not:
 	// once a bundle may have run, the runner is never offered another.
@@ -83,6 +86,9 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	// by the runner until then if it came early, is the first it answers.
 	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
+	if s.startPriority > 0 {
+		raiseForStart(s.py.pid(), s.startPriority)
+	}
 	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}); err != nil {
 		// Python is gone or going; awaitReady reports why.
 		s.logf("send load command: %v", err)

@@ -47,6 +47,11 @@ type Config struct {
 	// ReadyTimeout bounds loading the app and its first answer; zero means
 	// the agent's default (10s).
 	ReadyTimeout time.Duration
+	// StartPriority bounds how long the app runs at real-time priority
+	// from its load to its first answer, which needs an agent running as
+	// root (see the agent's --start-priority); zero means the agent's
+	// default (20ms), a negative value not at all.
+	StartPriority time.Duration
 	// Log is called for each app log line, from one goroutine, in order; it
 	// should return quickly, as the app's output waits for it. It may be nil
 	// and may be replaced later with SetLog.
@@ -100,6 +105,12 @@ func (c Config) args() []string {
 	}
 	if c.BundleCache != "" {
 		args = append(args, "--bundle-cache", c.BundleCache)
+	}
+	switch {
+	case c.StartPriority > 0:
+		args = append(args, "--start-priority", c.StartPriority.String())
+	case c.StartPriority < 0:
+		args = append(args, "--start-priority", "0")
 	}
 	return args
 }
