@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000"})
+	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000", "--start-priority", "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,11 +21,12 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock"}
+	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock",
+		startPriority: 20 * time.Millisecond}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags with --zygote (-want +got):\n%s", diff)
 	}
-	for _, args := range [][]string{{"--bogus"}, {"--workdir", "/w", "extra"}, {"--ready-timeout", "soon"}} {
+	for _, args := range [][]string{{"--bogus"}, {"--workdir", "/w", "extra"}, {"--ready-timeout", "soon"}, {"--start-priority", "soon"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}
@@ -68,6 +69,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *config) { c.readyTimeout = 0 },
 		func(c *config) { c.redisURL = "" },
 		func(c *config) { c.zygote = "zygote.sock" },
+		func(c *config) { c.startPriority = -time.Millisecond },
 	}
 	for i, mutate := range bad {
 		c := ok
