@@ -87,7 +87,8 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 	loadCtx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
 	if s.startPriority > 0 {
-		raiseForStart(s.py.pid(), s.startPriority)
+		raised := raiseForStart(s.py.pid(), s.startPriority)
+		defer raised.endAgent()
 	}
 	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}); err != nil {
 		// Python is gone or going; awaitReady reports why.

@@ -4,57 +4,87 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // The real-time priorities of a start (see raiseForStart): the app's
-// threads run under SCHED_FIFO at appPriority, the guard that ends their
-// window one above it, so the guard gets the CPU back from them.
+// threads, and the agent's until it has answered, run under SCHED_FIFO at
+// startPriority; the guard that ends the window one above them, so that it
+// gets the CPU back from them.
 const (
-	appPriority   = 1
+	startPriority = 1
 	guardPriority = 2
 )
 
-// raiseForStart gives every thread of Python (process pid) a real-time
-// priority (SCHED_FIFO) for at most window, from now: the app's load and
-// its first answer then run without being preempted by the platform's own
-// processes that they wake on their way (the agent reading the ready
-// event, the gateway reading the answer's head), which otherwise take the
-// CPU from the app in the middle of its first answer. Python ends it itself
-// once its first request has been answered; a guard thread of the agent,
-// at a priority above the app's, ends it at the end of window whatever the
-// app does. The threads are raised with SCHED_RESET_ON_FORK, so a thread or
-// process the app starts meanwhile runs at normal priority, and an
-// unprivileged process cannot clear that flag or raise a thread of its
-// own.
-//
-// It returns at once; the guard raises Python as soon as it runs, so a
-// start waits for none of it. It needs CAP_SYS_NICE (an agent running as
-// root): without it the guard cannot raise itself, and so raises nothing.
-// Under the kernel's limit on real-time CPU use (95% by default), an app
-// that never yields can keep no more than that of one CPU for window.
-func raiseForStart(pid int, window time.Duration) {
-	go guardStart(pid, window)
+// startRaise is the real-time priority of one start; see raiseForStart.
+type startRaise struct {
+	mu       sync.Mutex
+	answered bool  // endAgent was called
+	agent    []int // the agent's threads raised
 }
 
-// guardStart raises pid's threads and lowers them again after window. It locks its goroutine to its thread and never unlocks it,
-// so the thread, with its real-time priority, ends with the goroutine.
-func guardStart(pid int, window time.Duration) {
+// raiseForStart gives Python's threads (process pid), and the agent's own,
+// a real-time priority (SCHED_FIFO) for at most window from now, so that
+// the app's load and first answer run without being preempted by the
+// platform's processes they wake on their way: the gateway reading the
+// answer's head, say, which otherwise takes the CPU from the app in the
+// middle of its first answer. The agent is raised with it, or it would
+// wait for the app to give up its CPU before it reads the ready event and
+// answers Specialize; as a real-time task it takes the other CPU at once
+// instead. The agent ends its own share once it has answered (endAgent),
+// Python its own once its first request has its answer; a guard thread at
+// a priority above theirs ends what is left at the end of window, whatever
+// the app does.
+//
+// Threads are raised with SCHED_RESET_ON_FORK, so a thread or process the
+// app starts meanwhile runs at normal priority; an unprivileged process
+// can neither clear that flag nor raise a thread of its own. Under the
+// kernel's bound on real-time CPU use (95% by default) an app that never
+// yields keeps no more than that of one CPU, for window.
+//
+// It returns at once; the guard raises the threads as soon as it runs, so
+// the start waits for none of it. It needs CAP_SYS_NICE (an agent running
+// as root): without it the guard cannot raise itself, and raises nothing.
+func raiseForStart(pid int, window time.Duration) *startRaise {
+	r := &startRaise{}
+	go r.guard(pid, window)
+	return r
+}
+
+// endAgent puts the agent's threads back at normal priority.
+func (r *startRaise) endAgent() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answered = true
+	lower(r.agent)
+}
+
+// guard raises the threads and lowers them after window. It locks its
+// goroutine to its thread and never unlocks it, so the thread, with its
+// real-time priority, ends with the goroutine.
+func (r *startRaise) guard(pid int, window time.Duration) {
 	runtime.LockOSThread()
 	if unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: guardPriority}, 0) != nil {
 		return // no CAP_SYS_NICE: nothing is raised, nothing to guard
 	}
-	tids := threads(pid)
-	raised := 0
-	for _, tid := range tids {
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: appPriority, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
-		if unix.SchedSetAttr(tid, &attr, 0) == nil {
-			raised++
+	app := raise(threads(pid))
+	r.mu.Lock()
+	if !r.answered {
+		self := unix.Gettid()
+		var agent []int
+		for _, tid := range threads(os.Getpid()) {
+			if tid != self {
+				agent = append(agent, tid)
+			}
 		}
+		r.agent = raise(agent)
 	}
-	if raised == 0 {
+	r.mu.Unlock()
+	if len(app) == 0 {
+		r.endAgent()
 		return
 	}
 	// The thread itself sleeps, so the kernel wakes it at the end of the
@@ -65,13 +95,32 @@ func guardStart(pid int, window time.Duration) {
 	ts := unix.NsecToTimespec(window.Nanoseconds())
 	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
 	}
-	// Threads started since run at normal priority already (reset on
-	// fork); those that were raised and still are go back to it. A thread
-	// id whose thread has exited is left alone unless it is raised, which
-	// another process's thread that took the id would not be.
+	lower(app)
+	r.endAgent()
+}
+
+// raise puts each of tids under SCHED_FIFO at startPriority, and returns
+// those it could.
+func raise(tids []int) []int {
+	var raised []int
+	for _, tid := range tids {
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: startPriority, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+		if unix.SchedSetAttr(tid, &attr, 0) == nil {
+			raised = append(raised, tid)
+		}
+	}
+	return raised
+}
+
+// lower puts those of tids that are still at startPriority back at normal
+// priority. A thread started since runs at normal priority already (reset
+// on fork); a thread id whose thread has exited is left alone unless it is
+// at startPriority, which another process's thread that took the id would
+// not be.
+func lower(tids []int) {
 	for _, tid := range tids {
 		attr, err := unix.SchedGetAttr(tid, 0)
-		if err != nil || attr.Policy != unix.SCHED_FIFO || attr.Priority != appPriority {
+		if err != nil || attr.Policy != unix.SCHED_FIFO || attr.Priority != startPriority {
 			continue
 		}
 		_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)

@@ -4,6 +4,10 @@ package runner
 
 import "time"
 
-// raiseForStart does nothing outside Linux, whose real-time scheduling
-// policy and SCHED_RESET_ON_FORK it relies on.
-func raiseForStart(pid int, window time.Duration) {}
+// startRaise does nothing outside Linux, whose real-time scheduling policy
+// and SCHED_RESET_ON_FORK raiseForStart relies on.
+type startRaise struct{}
+
+func raiseForStart(pid int, window time.Duration) *startRaise { return &startRaise{} }
+
+func (*startRaise) endAgent() {}

@@ -53,8 +53,9 @@ const (
 // TestStartPriority runs the app's load and first answer at real-time
 // priority (an agent running as root may): its import runs under
 // SCHED_FIFO, a thread it starts does not, and the first answer ends it,
-// or else the agent's guard at the end of its window; with the priority
-// off, nothing is raised.
+// or else the agent's guard at the end of its window; the agent's own
+// threads, raised with the app's, are back at normal priority once it has
+// answered Specialize. With the priority off, nothing is raised.
 func TestStartPriority(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: an agent raises its Python's priority only with CAP_SYS_NICE")
@@ -104,8 +105,11 @@ func TestStartPriority(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Specialize: %v", err)
 				}
+				if raised := threadsRaised(t, r.Pid()); raised > 0 {
+					t.Errorf("%d of the agent's threads at the start's priority after it answered Specialize", raised)
+				}
 				if tt.guard {
-					for raised := pythonThreadsRaised(t, r.AppPid()); raised > 0; raised = pythonThreadsRaised(t, r.AppPid()) {
+					for raised := threadsRaised(t, r.AppPid()); raised > 0; raised = threadsRaised(t, r.AppPid()) {
 						if ctx.Err() != nil {
 							t.Fatalf("%d of Python's threads still at real-time priority after %v", raised, waitLimit)
 						}
@@ -120,7 +124,7 @@ func TestStartPriority(t *testing.T) {
 				if now := got.(map[string]any)["now"]; now != tt.wantAfter {
 					t.Errorf("second GET /policy: now %v, want %v", now, tt.wantAfter)
 				}
-				if raised := pythonThreadsRaised(t, r.AppPid()); raised > 0 {
+				if raised := threadsRaised(t, r.AppPid()); raised > 0 {
 					t.Errorf("%d of Python's threads at real-time priority after its first answer", raised)
 				}
 			})
@@ -128,8 +132,9 @@ func TestStartPriority(t *testing.T) {
 	})
 }
 
-// pythonThreadsRaised counts the threads of process pid under SCHED_FIFO.
-func pythonThreadsRaised(t *testing.T, pid int) int {
+// threadsRaised counts the threads of process pid under SCHED_FIFO at the
+// start's priority (1; the agent's guard thread has 2).
+func threadsRaised(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
@@ -138,7 +143,7 @@ func pythonThreadsRaised(t *testing.T, pid int) int {
 	n := 0
 	for _, e := range ents {
 		tid, _ := strconv.Atoi(e.Name())
-		if attr, err := unix.SchedGetAttr(tid, 0); err == nil && attr.Policy == unix.SCHED_FIFO {
+		if attr, err := unix.SchedGetAttr(tid, 0); err == nil && attr.Policy == unix.SCHED_FIFO && attr.Priority == 1 {
 			n++
 		}
 	}
