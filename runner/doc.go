@@ -49,6 +49,12 @@
 //     an error; on SIGTERM or when its context ends, Main stops Python
 //     gracefully (SIGTERM to what the launcher or the agent signals, then
 //     SIGKILL after a grace period) and returns nil.
+//   - With --start-priority (20ms) and CAP_SYS_NICE, Python's threads, and
+//     the agent's until it has answered Specialize, run under SCHED_FIFO from
+//     the load command (raiseForStart); Python drops it after its first
+//     answer, and a guard thread at a higher priority ends it at the end of
+//     the window whatever the app does. Threads and processes Python starts
+//     run at normal priority (SCHED_RESET_ON_FORK).
 //   - Errors a Specialize caller sees are classified once (toConnect) and
 //     name the app's file and line, never agent internals.
 //
