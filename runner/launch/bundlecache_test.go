@@ -1,7 +1,6 @@
 package launch_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,17 +80,10 @@ func TestSpecializeLinksCachedFiles(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-				defer cancel()
-				r, err := launch.Start(ctx, launch.Config{
-					Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
+				r, _ := startConfigured(t, launch.Config{
 					Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, fmt.Sprintf("runner-%s-%d", m.name, i)), RedisURL: rd.runnerURL,
 					RunAs: &runner.RunAs{UID: 1900065010, GID: 1900065010}, BundleCache: cache.Root(),
 				})
-				if err != nil {
-					t.Fatalf("Start: %v", err)
-				}
-				defer r.Stop(waitLimit)
 				res, err := specialize(t, r, &v1.SpecializeRequest{Version: tt.version, Entrypoint: "app.py", Compiled: tt.compiled})
 				if err != nil {
 					t.Fatalf("Specialize: %v", err)

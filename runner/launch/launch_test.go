@@ -125,15 +125,22 @@ func startRunner(t *testing.T, m mode, redisURL string, readyTimeout time.Durati
 // or which starts Python itself if socket is "".
 func startRunnerFrom(t *testing.T, socket, redisURL string, readyTimeout time.Duration) (*launch.Runner, launch.Config) {
 	t.Helper()
-	cfg := launch.Config{
-		Command:      []string{os.Args[0]},
-		Env:          []string{agentEnv + "=1"},
-		Python:       "/usr/bin/python3",
+	return startConfigured(t, launch.Config{
 		Zygote:       socket,
 		WorkDir:      filepath.Join(t.TempDir(), "runner"),
 		RedisURL:     redisURL,
 		ReadyTimeout: readyTimeout,
-	}
+	})
+}
+
+// startConfigured starts an agent as cfg says, with this test binary as its
+// command and /usr/bin/python3 as its Python, and stops it when the test
+// ends.
+func startConfigured(t *testing.T, cfg launch.Config) (*launch.Runner, launch.Config) {
+	t.Helper()
+	cfg.Command = []string{os.Args[0]}
+	cfg.Env = []string{agentEnv + "=1"}
+	cfg.Python = "/usr/bin/python3"
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	start := time.Now()

@@ -86,17 +86,10 @@ func TestStartPriority(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-				defer cancel()
-				r, err := launch.Start(ctx, launch.Config{
-					Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
+				r, _ := startConfigured(t, launch.Config{
 					Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, fmt.Sprintf("runner-%s-%d", m.name, i)), RedisURL: rd.runnerURL,
 					RunAs: &runner.RunAs{UID: 1900065011, GID: 1900065011}, StartPriority: tt.window,
 				})
-				if err != nil {
-					t.Fatalf("Start: %v", err)
-				}
-				defer r.Stop(waitLimit)
 				env := map[string]string{}
 				if tt.window > 0 {
 					env["WAIT_RAISED"] = "1"
@@ -109,6 +102,8 @@ func TestStartPriority(t *testing.T) {
 					t.Errorf("%d of the agent's threads at the start's priority after it answered Specialize", raised)
 				}
 				if tt.guard {
+					ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+					defer cancel()
 					for raised := threadsRaised(t, r.AppPid()); raised > 0; raised = threadsRaised(t, r.AppPid()) {
 						if ctx.Err() != nil {
 							t.Fatalf("%d of Python's threads still at real-time priority after %v", raised, waitLimit)
