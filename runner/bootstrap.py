@@ -528,8 +528,8 @@ def end_start_priority():
         if os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER:
             return
         tids = os.listdir("/proc/self/task")
-    except OSError:
-        return
+    except (AttributeError, OSError):
+        return  # not Linux, or not raised
     for tid in tids:
         try:
             if os.sched_getscheduler(int(tid)) & ~os.SCHED_RESET_ON_FORK != os.SCHED_OTHER:

@@ -90,8 +90,10 @@ func (r *startRaise) guard(pid int, window time.Duration) {
 	// The thread itself sleeps, so the kernel wakes it at the end of the
 	// window and, at its priority, runs it at once; a Go timer would need
 	// another of the agent's threads, which the app may keep off the CPU.
-	// A signal (the Go runtime's preemption, say) ends the sleep early and
-	// leaves what is left of it in ts.
+	// (Returning from the system call takes one of the agent's Ps, idle by
+	// then: the agent has answered and waits.) A signal (the Go runtime's
+	// preemption, say) ends the sleep early and leaves what is left of it
+	// in ts.
 	ts := unix.NsecToTimespec(window.Nanoseconds())
 	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
 	}
