@@ -117,10 +117,15 @@ def emit(**event):
 
 def fail(message, app_dir=None, frames=(), text=""):
     """Report a failure to the agent and exit 1. The traceback, if any, was
-    already printed to stderr so it reaches the app's logs."""
+    already printed to stderr so it reaches the app's logs. The process
+    ends at once, without unwinding: a request held for the app (the one
+    sent ahead of its start) must go unanswered, and asyncio's shutdown
+    would answer it, with a 500, as it cancelled the request's task."""
     file, line = innermost_app_frame(app_dir, frames, text)
     emit(event="error", message=message, file=file, line=line)
-    sys.exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def last_line(text):
