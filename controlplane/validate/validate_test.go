@@ -193,15 +193,12 @@ func TestCheckCompiled(t *testing.T) {
 		t.Fatalf("CheckCompiled: %v %v", probs, err)
 	}
 	dir := t.TempDir()
+	if err := bundle.WriteDir(dir, compiled, 0o700, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var names []string
 	for _, f := range compiled {
 		names = append(names, f.Name)
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(f.Name)), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Content, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	tag, err := exec.Command("/usr/bin/python3", "-c", "import sys; print(sys.implementation.cache_tag, end='')").Output()
 	if err != nil {
