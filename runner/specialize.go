@@ -141,7 +141,7 @@ func (s *service) linkCached(req *v1.SpecializeRequest, res *v1.SpecializeRespon
 func (s *service) fetchAndWrite(ctx context.Context, req *v1.SpecializeRequest, res *v1.SpecializeResponse) error {
 	version, entry := req.GetVersion(), req.GetEntrypoint()
 	start := time.Now()
-	data, compiledData, err := fetch(ctx, s.redis, version, req.GetCompiled() != "")
+	data, compiledData, err := FetchBundle(ctx, s.redis, version, req.GetCompiled() != "")
 	switch {
 	case errors.Is(err, redis.Nil):
 		return failure(errBundleNotFound, "bundle %s not found", version)
@@ -186,10 +186,12 @@ func (s *service) fetchAndWrite(ctx context.Context, req *v1.SpecializeRequest, 
 	return nil
 }
 
-// fetch gets bundle version from Redis and, if compiled, its compiled
-// modules, in one round trip. compiledData is nil when they are not there.
-// Both cases take the one pipelined path, which warmUp practises.
-func fetch(ctx context.Context, rdb *redis.Client, version string, compiled bool) (data, compiledData []byte, err error) {
+// FetchBundle gets bundle version from Redis and, if compiled, its compiled
+// modules, in one round trip; neither is decoded or checked. compiledData
+// is nil when they are not there; a missing bundle is redis.Nil. Both
+// cases take the one pipelined path, which warmUp practises. The local
+// pool reads what it puts in the host's bundle cache with it too.
+func FetchBundle(ctx context.Context, rdb *redis.Client, version string, compiled bool) (data, compiledData []byte, err error) {
 	var get, getCompiled *redis.StringCmd
 	// Each command's own error is what counts (the compiled modules may be
 	// missing: Redis is a cache).

@@ -31,7 +31,7 @@ func warmUp(ctx context.Context, rdb *redis.Client, workdir string, runAs *RunAs
 	version := bundle.Hash(files)
 	// No such bundle: the answer is redis.Nil, and the connection is made
 	// and pooled (a runner's Redis user may read bundle keys and no more).
-	_, _, _ = fetch(ctx, rdb, version, true)
+	_, _, _ = FetchBundle(ctx, rdb, version, true)
 	if data, err := bundle.Encode(files); err == nil {
 		_, _ = bundle.Decode(data, version)
 	}

@@ -56,20 +56,19 @@ func (c *bundleCache) fill(ctx context.Context, req *v1.SpecializeRequest) {
 }
 
 func (c *bundleCache) fillErr(ctx context.Context, version, compiled string) error {
-	// get reads key and checks that its files hash to hash.
-	get := func(key, hash string) ([]bundle.File, error) {
-		data, err := c.rdb.Get(ctx, key).Bytes()
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", key, err)
-		}
-		return bundle.Decode(data, hash)
+	data, compiledData, err := runner.FetchBundle(ctx, c.rdb, version, compiled != "")
+	if err != nil {
+		return fmt.Errorf("get %s: %w", bundle.Key(version), err)
 	}
-	files, err := get(bundle.Key(version), version)
+	files, err := bundle.Decode(data, version)
 	if err != nil {
 		return err
 	}
 	if compiled != "" {
-		modules, err := get(bundle.CompiledKey(version), compiled)
+		if compiledData == nil {
+			return fmt.Errorf("get %s: %w", bundle.CompiledKey(version), redis.Nil)
+		}
+		modules, err := bundle.Decode(compiledData, compiled)
 		if err != nil {
 			return err
 		}
