@@ -165,7 +165,7 @@ func (s *service) fetchAndWrite(ctx context.Context, req *v1.SpecializeRequest, 
 		return failure(errInvalidRequest, "entrypoint %s is not in bundle %s", entry, version)
 	}
 	if c := req.GetCompiled(); c != "" {
-		compiled, err := compiledFiles(compiledData, c, files)
+		compiled, err := CompiledFiles(compiledData, c, files)
 		if err != nil {
 			// Python compiles the modules itself: slower, the same app.
 			s.logf("compiled modules of bundle %s left out: %v", version, err)
@@ -211,11 +211,12 @@ func FetchBundle(ctx context.Context, rdb *redis.Client, version string, compile
 	return data, compiledData, nil
 }
 
-// compiledFiles decodes a bundle's compiled modules (see
+// CompiledFiles decodes a bundle's compiled modules (see
 // bundle.CompiledKey), checks them against hash (the route's, from the
 // Specialize request) and checks that each is the __pycache__ file of one
-// of files' Python files: D/__pycache__/M.TAG.pyc for D/M.py.
-func compiledFiles(data []byte, hash string, files []bundle.File) ([]bundle.File, error) {
+// of files' Python files: D/__pycache__/M.TAG.pyc for D/M.py. data is nil
+// when they are not in the bundle store (see FetchBundle).
+func CompiledFiles(data []byte, hash string, files []bundle.File) ([]bundle.File, error) {
 	if data == nil {
 		return nil, errors.New("not in the bundle store")
 	}

@@ -65,12 +65,11 @@ func (c *bundleCache) fillErr(ctx context.Context, version, compiled string) err
 		return err
 	}
 	if compiled != "" {
-		if compiledData == nil {
-			return fmt.Errorf("get %s: %w", bundle.CompiledKey(version), redis.Nil)
-		}
-		modules, err := bundle.Decode(compiledData, compiled)
+		// Checked as a runner checks what it fetches: every name the
+		// compiled module of one of the bundle's files.
+		modules, err := runner.CompiledFiles(compiledData, compiled, files)
 		if err != nil {
-			return err
+			return fmt.Errorf("compiled modules %s of bundle %s: %w", compiled, version, err)
 		}
 		if err := c.PutCompiled(compiled, modules); err != nil {
 			return err

@@ -2,8 +2,10 @@ package local
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,76 @@ func TestBackendCachesFetchedBundles(t *testing.T) {
 	}
 	if res := specialize(); !res.GetCached() || res.GetFetchMicros() != 0 {
 		t.Errorf("second start: cached %v, fetch %d us; want linked from the cache", res.GetCached(), res.GetFetchMicros())
+	}
+}
+
+// TestCacheFillChecksCompiledNames fills the cache from Redis the way the
+// backend does after a start, with compiled modules that match their hash:
+// those named for a module of the bundle are kept, and a set holding one
+// that is not is refused whole, as a runner refuses it when it fetches.
+func TestCacheFillChecksCompiledNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	rd, err := embedded.StartRedis(ctx, "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Stop()
+	opts, _ := redis.ParseURL(rd.URL())
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	set := func(key string, files []bundle.File) {
+		t.Helper()
+		data, err := bundle.Encode(files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, key, data, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := []bundle.File{
+		{Name: "app.py", Content: []byte("from fastapi import FastAPI\n\napp = FastAPI()\n")},
+		{Name: "lib/util.py", Content: []byte("X = 1\n")},
+		{Name: "data.json", Content: []byte("{}")},
+	}
+	version := bundle.Hash(files)
+	set(bundle.Key(version), files)
+
+	c, err := newBundleCache(t.TempDir(), 1<<20, rd.URL(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.rdb.Close()
+	for _, tc := range []struct {
+		name    string
+		modules []string
+		ok      bool
+	}{
+		{"modules of the bundle", []string{"__pycache__/app.cpython-311.pyc", "lib/__pycache__/util.cpython-311.pyc"}, true},
+		{"a module the bundle has not", []string{"__pycache__/app.cpython-311.pyc", "__pycache__/sitecustomize.cpython-311.pyc"}, false},
+		{"not in a __pycache__", []string{"app.cpython-311.pyc"}, false},
+		{"the compiled module of a data file", []string{"__pycache__/data.cpython-311.pyc"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var modules []bundle.File
+			for _, name := range tc.modules {
+				modules = append(modules, bundle.File{Name: name, Content: []byte("compiled " + name)})
+			}
+			compiled := bundle.Hash(modules)
+			set(bundle.CompiledKey(version), modules)
+			err := c.fillErr(ctx, version, compiled)
+			if tc.ok && (err != nil || !c.Has(version, compiled)) {
+				t.Fatalf("fill: %v, cached %v; want the modules cached", err, c.Has(version, compiled))
+			}
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), "is not the compiled module of a file of the bundle") {
+					t.Fatalf("fill: %v; want the modules refused by name", err)
+				}
+				if c.Has(version, compiled) {
+					t.Fatal("refused modules are in the cache")
+				}
+			}
+		})
 	}
 }
