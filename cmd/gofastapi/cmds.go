@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -291,4 +293,59 @@ func bundleName(p string) string {
 		return filepath.Base(p)
 	}
 	return c
+}
+
+// cmdOpen opens an app's URL (or its /docs) in a browser: $BROWSER if set,
+// else the desktop's opener. With --print, or when there is no browser to
+// run, it prints the URL instead, for scripts.
+func cmdOpen(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("open")
+	docs := fs.Bool("docs", false, "open the app's OpenAPI docs (/docs)")
+	printURL := fs.Bool("print", false, "print the URL instead of opening it")
+	mk := clientFlags(fs)
+	if err := parseInterspersed(fs, args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		return errors.New("open: name one app: gofastapi open [--docs] [--print] NAME")
+	}
+	name := fs.Arg(0)
+	res, err := mk().apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: name}))
+	if err != nil {
+		return explain(err)
+	}
+	url := res.Msg.GetApp().GetUrl()
+	if url == "" {
+		return fmt.Errorf("open: app %s is not deployed yet: deploy it first (gofastapi deploy --name %s FILE...)", name, name)
+	}
+	if *docs {
+		url = strings.TrimRight(url, "/") + "/docs"
+	}
+	browser := browserCommand()
+	if *printURL || browser == "" {
+		fmt.Fprintln(stdout, url)
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, browser, url).CombinedOutput(); err != nil {
+		return fmt.Errorf("open: %s %s: %v %s(print the URL with gofastapi open --print %s)", browser, url, err, out, name)
+	}
+	fmt.Fprintln(stdout, "opened", url)
+	return nil
+}
+
+// browserCommand is the program that opens a URL: the first of $BROWSER's
+// colon-separated commands, else xdg-open, or open on macOS, when
+// installed; "" when there is none.
+func browserCommand() string {
+	if b, _, _ := strings.Cut(os.Getenv("BROWSER"), ":"); b != "" {
+		return b
+	}
+	opener := "xdg-open"
+	if runtime.GOOS == "darwin" {
+		opener = "open"
+	}
+	if p, err := exec.LookPath(opener); err == nil {
+		return p
+	}
+	return ""
 }

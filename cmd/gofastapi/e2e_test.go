@@ -231,6 +231,25 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("GET hello/docs = %d %.100s", code, body)
 	}
 
+	// open prints the URL for scripts, and otherwise runs $BROWSER on it.
+	if out := strings.TrimSpace(p.mustCLI("open", "--print", "hello")); out != wantURL {
+		t.Errorf("open --print hello = %q, want %q", out, wantURL)
+	}
+	opened := filepath.Join(src, "opened")
+	browser := writeFile(t, src, "browser.sh", "#!/bin/sh\necho \"$1\" > "+opened+"\n")
+	if err := os.Chmod(browser, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BROWSER", browser)
+	p.mustCLI("open", "--docs", "hello")
+	if b, err := os.ReadFile(opened); err != nil || strings.TrimSpace(string(b)) != wantURL+"/docs" {
+		t.Errorf("open --docs hello ran the browser on %q (%v), want %q", b, err, wantURL+"/docs")
+	}
+	p.mustCLI("new", "draftonly", "--no-deploy")
+	if out, err := p.cli("open", "draftonly"); err == nil || !strings.Contains(out, "app draftonly is not deployed yet: deploy it first") {
+		t.Errorf("open of an app never deployed: err %v, %q", err, out)
+	}
+
 	writeFile(t, src, "hello.py", fmt.Sprintf(helloApp, "v2"))
 	p.mustCLI("deploy", hello)
 	if code, body := p.get("hello", "/"); code != 200 || !strings.Contains(body, `"message":"v2"`) {

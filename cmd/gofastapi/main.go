@@ -37,6 +37,8 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi new NAME [--template T] [--multi] [--framework fasthtml] [--no-deploy]
                                                  create an app (from a template) and deploy it
   gofastapi logs [-f] NAME                       show an app's recent logs (-f: follow)
+  gofastapi open [--docs] [--print] NAME         open the app's URL (or /docs) in a browser ($BROWSER,
+                                                 else xdg-open); --print: print the URL
   gofastapi events [-f] NAME                     show an app's lifecycle events (-f: follow)
   gofastapi versions NAME                        list an app's versions, newest first
   gofastapi rollback NAME [VERSION]              serve an earlier version (default: the one before)
@@ -96,6 +98,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdApps(ctx, rest, stdout)
 	case "logs":
 		return cmdLogs(ctx, rest, stdout)
+	case "open":
+		return cmdOpen(ctx, rest, stdout)
 	case "delete":
 		return cmdDelete(ctx, rest, stdout)
 	case "coldstarts":
