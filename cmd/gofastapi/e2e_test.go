@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
@@ -429,4 +430,34 @@ func TestRunnersStartFromTheAgentBinary(t *testing.T) {
 		exes = append(exes, exe)
 	}
 	t.Errorf("a warm runner's processes run %q, none %s", exes, agent)
+}
+
+// TestDeployFailureNamesItsStage deploys while the bundle store is down:
+// the deploy stops at the publish stage and says so, with what the app
+// serves meanwhile, instead of a bare internal error.
+func TestDeployFailureNamesItsStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	rs, err := embedded.StartRedis(context.Background(), "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	src := t.TempDir()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--redis-url", rs.URL())
+	p.mustCLI("signup", "--username", "erin", "--password", "erin's password")
+	app := writeFile(t, src, "staged.py", fmt.Sprintf(helloApp, "v1"))
+	p.mustCLI("deploy", app)
+
+	rs.Stop()
+	writeFile(t, src, "staged.py", fmt.Sprintf(helloApp, "v2"))
+	out, err := p.cli("deploy", app)
+	if err == nil || !strings.Contains(out, "deploy failed at the publish stage: an internal error (in the server's log); the app still serves what it served before; deploy again") {
+		t.Errorf("deploy with Redis down: err %v, output:\n%s", err, out)
+	}
+	if !strings.Contains(out, "validate") || !strings.Contains(out, "store") {
+		t.Errorf("the stages before publish are not shown:\n%s", out)
+	}
 }

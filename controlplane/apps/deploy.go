@@ -2,8 +2,9 @@ package apps
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -64,11 +65,11 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	}
 	allowed, err := s.cfg.Imports.AllowedImports(ctx)
 	if err != nil {
-		return "", s.fail("validate", err)
+		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_VALIDATE, "validate", err)
 	}
 	problems, compiled, err := s.cfg.Validator.CheckCompiled(ctx, files, entry, allowed)
 	if err != nil {
-		return "", s.fail("validate", fmt.Errorf("validate: %w", err))
+		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_VALIDATE, "validate", fmt.Errorf("validate: %w", err))
 	}
 	if len(problems) > 0 {
 		return "", connectError(&invalidFiles{problems: problems})
@@ -91,7 +92,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	} else {
 		if err := s.cfg.Store.PutVersion(ctx, v); err != nil {
-			return "", s.fail("store version", err)
+			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_STORE, "store version", err)
 		}
 		if err := report(v1.DeployStage_DEPLOY_STAGE_STORE, "version "+short(hash)+" stored", &v1.DeployResponse{Version: hash}); err != nil {
 			return "", err
@@ -106,11 +107,11 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	}()
 
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
-		return "", s.fail("publish bundle", err)
+		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "publish bundle", err)
 	}
 	if !unchanged && len(compiled) > 0 {
 		if err := s.cfg.Publisher.PutCompiled(ctx, hash, compiled); err != nil {
-			return "", s.fail("publish compiled modules", err)
+			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "publish compiled modules", err)
 		}
 	}
 	if err := report(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "bundle published", &v1.DeployResponse{Version: hash, Unchanged: unchanged}); err != nil {
@@ -119,13 +120,13 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 
 	if !unchanged {
 		if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
-			return "", s.fail("set deployed", err)
+			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "set deployed", err)
 		}
 		a.DeployedCompiled = v.Compiled
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
 	if _, err := s.publishRoute(ctx, a); err != nil {
-		return "", s.fail("publish route", err)
+		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "publish route", err)
 	}
 	msg := "route points at " + short(hash)
 	if unchanged {
@@ -141,8 +142,26 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	}
 	if err := <-drafted; err != nil {
-		return "", s.fail("save draft", err)
+		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_LIVE, "save draft", err)
 	}
 	url := s.cfg.URL(a.Name)
 	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
+}
+
+// stageFailed is what the caller of a deploy that failed at stage gets. An
+// error the caller can act on keeps its code and message; an internal one,
+// logged by fail, says at which stage the deploy stopped and what the app
+// serves now.
+func (s *Service) stageFailed(stage v1.DeployStage, op string, err error) error {
+	ce := s.fail(op, err)
+	if connect.CodeOf(ce) != connect.CodeInternal {
+		return ce
+	}
+	if stage == v1.DeployStage_DEPLOY_STAGE_LIVE {
+		return connect.NewError(connect.CodeInternal, errors.New(
+			"deploy failed at the live stage: the new version serves, but saving its files as the app's draft failed (an internal error, in the server's log); deploy again to save them"))
+	}
+	name := strings.ToLower(strings.TrimPrefix(stage.String(), "DEPLOY_STAGE_"))
+	return connect.NewError(connect.CodeInternal, fmt.Errorf(
+		"deploy failed at the %s stage: an internal error (in the server's log); the app still serves what it served before; deploy again", name))
 }
