@@ -7,6 +7,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -309,6 +310,49 @@ func TestPlatformKeepsMongoDBUsers(t *testing.T) {
 		}
 		if seen < 2 {
 			t.Errorf("%s: %d platform containers reach MongoDB, want the gateway and the control plane", overlay, seen)
+		}
+	}
+}
+
+// TestPublicURL: every platform container that builds app URLs (those
+// told the domain) is told how users reach it too, and each overlay's
+// public URL is on its domain: `gofastapi dev` refuses to start otherwise.
+func TestPublicURL(t *testing.T) {
+	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
+		var domain, public string
+		told := 0
+		for _, o := range build(t, overlay) {
+			switch o.GetKind() {
+			case "ConfigMap":
+				if o.GetName() == "gofastapi-config" {
+					domain, _, _ = unstructured.NestedString(o.Object, "data", "domain")
+					public, _, _ = unstructured.NestedString(o.Object, "data", "public-url")
+				}
+			case "Deployment":
+				cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				for _, c := range cs {
+					env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+					keys := map[string]string{}
+					for _, e := range env {
+						key, _, _ := unstructured.NestedString(e.(map[string]any), "valueFrom", "configMapKeyRef", "key")
+						keys[e.(map[string]any)["name"].(string)] = key
+					}
+					if keys["DOMAIN"] == "" {
+						continue
+					}
+					told++
+					if keys["PUBLIC_URL"] != "public-url" {
+						t.Errorf("%s: %s is told DOMAIN but not PUBLIC_URL from the ConfigMap's public-url", overlay, o.GetName())
+					}
+				}
+			}
+		}
+		if told < 2 {
+			t.Errorf("%s: %d containers are told the domain, want the gateway and the control plane", overlay, told)
+		}
+		u, err := url.Parse(public)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() != domain {
+			t.Errorf("%s: public-url %q is not http(s)://%s", overlay, public, domain)
 		}
 	}
 }

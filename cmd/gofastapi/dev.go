@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,6 +222,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// behind a TLS terminator on 443.
 	apex := strings.ToLower(cfg.Domain)
 	origins := []string{"http://" + apex + portSuffix(l.Addr()), "https://" + apex}
+	if scheme, port := cfg.publicBase(l.Addr()); !slices.Contains(origins, scheme+"://"+apex+port) {
+		origins = append(origins, scheme+"://"+apex+port)
+	}
 	authSvc, err := auth.NewService(auth.Config{
 		Users: st, Limiter: ratelimit.New(rdb), SessionTTL: 30 * 24 * time.Hour, Logger: log.With("component", "auth"),
 		Rates: auth.RateLimits{PerAddress: cfg.SigninRateAddr, PerUser: cfg.SigninRateUser},
@@ -314,8 +318,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stops = append(stops, stopInternal)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gw.Serve(h1) }()
-	url := "http://" + cfg.Domain + portSuffix(l.Addr())
-	fmt.Fprintf(stdout, "gofastapi dev: API and editor at %s, apps at http://NAME.%s%s (data in %s)\n", url, cfg.Domain, portSuffix(l.Addr()), cfg.Data)
+	scheme, port := cfg.publicBase(l.Addr())
+	fmt.Fprintf(stdout, "gofastapi dev: API and editor at http://%s%s, apps at %s://NAME.%s%s (data in %s)\n",
+		cfg.Domain, portSuffix(l.Addr()), scheme, cfg.Domain, port, cfg.Data)
 	if internal != nil {
 		fmt.Fprintf(stdout, "gofastapi dev: operators' /metrics, /healthz and /readyz at http://%s\n", internal)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,12 +22,16 @@ import (
 // devConfig is every setting of `gofastapi dev`, read once from flags and
 // the environment.
 type devConfig struct {
-	Addr     string
-	Domain   string
-	Data     string
-	MongoURI string
-	RedisURL string
-	Python   string
+	Addr   string
+	Domain string
+	// PublicURL is the apex as users reach it, SCHEME://DOMAIN[:PORT]
+	// (behind a TLS terminator or a load balancer, say): app URLs are
+	// SCHEME://NAME.DOMAIN[:PORT]. Empty: http and the gateway's port.
+	PublicURL string
+	Data      string
+	MongoURI  string
+	RedisURL  string
+	Python    string
 	// SecretKeyFile holds the platform key that seals secrets at rest
 	// (see controlplane/secretbox); empty means DATA/secret.key, made on
 	// first run.
@@ -76,6 +81,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address of the gateway (API, web editor and apps)")
 	fs.StringVar(&c.Domain, "domain", "localhost", "apex domain: the API at DOMAIN, app NAME at NAME.DOMAIN")
+	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("PUBLIC_URL"), "the apex as users reach it, http(s)://DOMAIN[:PORT], when that is not the gateway's own address (behind TLS or a load balancer): app URLs become SCHEME://NAME.DOMAIN[:PORT] (default: http and --addr's port) [PUBLIC_URL]")
 	fs.StringVar(&c.Data, "data", ".gofastapi", "data directory (embedded database, runner work dirs)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
 	fs.StringVar(&c.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL (default: start redis-server as a child) [REDIS_URL]")
@@ -171,6 +177,9 @@ func (c *devConfig) Validate() error {
 	case c.HealthProbe <= 0:
 		return errors.New("--health-probe-interval must be positive")
 	}
+	if err := c.checkPublicURL(); err != nil {
+		return err
+	}
 	if c.DBMongoUsers {
 		cs, err := connstring.ParseAndValidate(c.MongoURI)
 		if err != nil {
@@ -197,14 +206,48 @@ func envBool(name string) (bool, error) {
 	return b, nil
 }
 
+// checkPublicURL reports what is wrong with a --public-url that is set.
+func (c *devConfig) checkPublicURL() error {
+	if c.PublicURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--public-url %q: %w", c.PublicURL, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("--public-url %q: want http://%s or https://%s, with a port if not the scheme's own", c.PublicURL, c.Domain, c.Domain)
+	case !strings.EqualFold(u.Hostname(), c.Domain):
+		return fmt.Errorf("--public-url %q: its host must be --domain %q, under which the gateway serves the apps", c.PublicURL, c.Domain)
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("--public-url %q: want only a scheme, the domain and a port, as in https://%s", c.PublicURL, c.Domain)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("--public-url %q: port %q is not 1-65535", c.PublicURL, p)
+		}
+	}
+	return nil
+}
+
+// publicBase is the scheme and the port suffix (":N", or "" for the
+// scheme's own) users reach the gateway at: --public-url's, else http and
+// the gateway's listen port.
+func (c *devConfig) publicBase(listen net.Addr) (scheme, port string) {
+	if c.PublicURL == "" {
+		return "http", portSuffix(listen)
+	}
+	u, _ := url.Parse(c.PublicURL) // checked by Validate
+	if p := u.Port(); p != "" && !(u.Scheme == "http" && p == "80") && !(u.Scheme == "https" && p == "443") {
+		port = ":" + p
+	}
+	return u.Scheme, port
+}
+
 // appURL is the public URL of app slug given the gateway's listen address.
 func (c *devConfig) appURL(listen net.Addr) func(string) string {
-	port := listen.(*net.TCPAddr).Port
-	suffix := ""
-	if port != 80 {
-		suffix = ":" + strconv.Itoa(port)
-	}
-	return func(slug string) string { return "http://" + slug + "." + c.Domain + suffix }
+	scheme, suffix := c.publicBase(listen)
+	return func(slug string) string { return scheme + "://" + slug + "." + c.Domain + suffix }
 }
 
 // rateFlag defines a flag holding a ratelimit.Rate; a bad value fails the

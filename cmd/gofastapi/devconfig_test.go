@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,52 @@ func TestDevConfigMongoUsers(t *testing.T) {
 			}
 			if c.DBMongoUsers != tc.wantUsers {
 				t.Errorf("DBMongoUsers = %v, want %v", c.DBMongoUsers, tc.wantUsers)
+			}
+		})
+	}
+}
+
+// TestDevConfigPublicURL checks the app URLs the platform hands out, from
+// the gateway's own address or from --public-url, and what a bad
+// --public-url is told.
+func TestDevConfigPublicURL(t *testing.T) {
+	listen := func(port int) net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port} }
+	tests := []struct {
+		name    string
+		args    []string
+		env     string // PUBLIC_URL
+		port    int    // the gateway's listen port
+		want    string // app shop's URL
+		wantErr string
+	}{
+		{name: "the gateway's port", port: 8080, want: "http://shop.localhost:8080"},
+		{name: "the gateway on 80", port: 80, want: "http://shop.localhost"},
+		{name: "TLS in front", args: []string{"--domain", "apps.example.com", "--public-url", "https://apps.example.com"}, port: 8080, want: "https://shop.apps.example.com"},
+		{name: "the scheme's own port", args: []string{"--domain", "apps.example.com", "--public-url", "https://apps.example.com:443/"}, port: 8080, want: "https://shop.apps.example.com"},
+		{name: "a port of its own", args: []string{"--domain", "apps.example.com", "--public-url", "http://APPS.example.com:9000"}, port: 8080, want: "http://shop.apps.example.com:9000"},
+		{name: "from the environment", args: []string{"--domain", "apps.example.com"}, env: "https://apps.example.com", port: 8081, want: "https://shop.apps.example.com"},
+		{name: "another host", args: []string{"--domain", "apps.example.com", "--public-url", "https://example.com"}, wantErr: `its host must be --domain "apps.example.com"`},
+		{name: "another scheme", args: []string{"--public-url", "ftp://localhost"}, wantErr: "want http://localhost or https://localhost"},
+		{name: "no scheme", args: []string{"--public-url", "localhost:8080"}, wantErr: "want http://localhost or https://localhost"},
+		{name: "a path", args: []string{"--public-url", "https://localhost/apps"}, wantErr: "want only a scheme, the domain and a port"},
+		{name: "a bad port", args: []string{"--public-url", "https://localhost:99999"}, wantErr: `port "99999" is not 1-65535`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("MONGO_URI", "")
+			t.Setenv("PUBLIC_URL", tc.env)
+			c, err := parseDevConfig(append([]string{"--runner-uids", "off", "--data", t.TempDir()}, tc.args...), io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseDevConfig = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.appURL(listen(tc.port))("shop"); got != tc.want {
+				t.Errorf("app URL %q, want %q", got, tc.want)
 			}
 		})
 	}
