@@ -318,6 +318,13 @@ test("the editor, end to end in Chromium", async (t) => {
     await bob.getByRole("button", { name: "Demote" }).click();
     await bob.getByRole("button", { name: "Make admin" }).waitFor();
     assert.ok(await page.locator('tr[data-user="alice"]').getByRole("button", { name: "Demote" }).isDisabled(), "nobody demotes themselves");
+    const tier = page.getByLabel("Tier of bob");
+    assert.equal(await tier.inputValue(), "free", "a new user is on the free tier");
+    await tier.selectOption("pro");
+    await page.getByText("bob is on the pro tier: 100 apps, 10 databases, 10 GB of storage").waitFor();
+    await page.reload();
+    await bob.waitFor();
+    assert.equal(await page.getByLabel("Tier of bob").inputValue(), "pro", "the tier was saved");
     const signups = page.getByLabel(/Public signups/);
     assert.ok(await signups.isChecked());
     await signups.uncheck();

@@ -2,7 +2,7 @@
 // signups, the import allowlist, the activity feed.
 import { admin, ago, bytes, message } from "../api";
 import { busy, confirmByName, errorBox, h, replace, toast } from "../dom";
-import type { Settings } from "../gen/gofastapi/v1/admin_pb";
+import type { Limits, Settings } from "../gen/gofastapi/v1/admin_pb";
 import type { PageContext } from "../nav";
 
 export async function adminPage(ctx: PageContext): Promise<Node> {
@@ -58,7 +58,7 @@ async function usersSection(ctx: PageContext): Promise<HTMLElement> {
         h("td", null, h("strong", null, u.username), u.admin ? h("span", { class: "badge" }, "admin") : null, u.email ? h("div", { class: "muted" }, u.email) : null),
         h("td", null, String(s.appCount), s.runningApps ? h("span", { class: "muted" }, ` (${s.runningApps} running)`) : null),
         h("td", null, ago(s.lastActiveAt)),
-        h("td", null, s.limits?.tier ?? ""),
+        h("td", null, tierSelect(u.id, u.username, s.limits, err, load)),
         h("td", { class: "row" }, role, del));
     }));
   };
@@ -83,6 +83,35 @@ async function usersSection(ctx: PageContext): Promise<HTMLElement> {
     h("div", { class: "table-wrap" }, h("table", { class: "users" },
       h("thead", null, h("tr", null, h("th", null, "User"), h("th", null, "Apps"), h("th", null, "Last active"), h("th", null, "Tier"), h("th", null, ""))), rows)),
     form);
+}
+
+const tiers = ["free", "pro", "unlimited"];
+
+// limitsText spells out a user's limits (0: none).
+function limitsText(l: Limits | undefined): string {
+  if (!l) return "";
+  const cap = (n: number | bigint, what: string) => (Number(n) === 0 ? `any number of ${what}` : `${n} ${what}`);
+  return `${cap(l.apps, "apps")}, ${cap(l.databases, "databases")}, ${Number(l.storageBytes) === 0 ? "unlimited storage" : `${bytes(l.storageBytes)} of storage`}`;
+}
+
+// tierSelect puts a user on a tier (free, pro, unlimited); limits set to
+// numbers of their own (the CLI's admin limits) show as custom until then.
+function tierSelect(user: string, username: string, l: Limits | undefined, err: ReturnType<typeof errorBox>, reload: () => Promise<void>): HTMLElement {
+  const current = l?.tier ?? "free";
+  const options = (tiers.includes(current) ? tiers : [current, ...tiers]).map((t) =>
+    h("option", { value: t, selected: t === current, disabled: !tiers.includes(t) }, t));
+  const sel: HTMLSelectElement = h("select", { "aria-label": `Tier of ${username}`, title: limitsText(l), onchange: async () => {
+    err.clear();
+    sel.disabled = true;
+    try {
+      const r = await admin.setLimits({ user, tier: sel.value });
+      toast(`${username} is on the ${r.limits!.tier} tier: ${limitsText(r.limits)}`);
+    } catch (e) {
+      err.show(message(e));
+    }
+    void reload();
+  } }, ...options);
+  return sel;
 }
 
 function settingsSection(s: Settings): HTMLElement {
