@@ -371,11 +371,14 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.getByRole("link", { name: "Apps" }).click();
     await page.getByRole("link", { name: "New app" }).click();
     await page.getByLabel("Name", { exact: true }).fill("shop");
+    await page.getByLabel("Notes (optional)").fill("prices in cents");
     await page.getByLabel("Multi-file FastAPI").check();
     await page.getByRole("button", { name: "Create app" }).click();
     await page.waitForURL(/\/apps\/shop$/);
     const tabs = page.getByRole("tablist", { name: "Files" }).getByRole("tab");
     assert.deepEqual(await tabs.allInnerTexts(), ["app.py", "routes.py", "models.py", "services.py", "helpers.py"]);
+    await page.getByRole("tab", { name: "Settings" }).click();
+    assert.equal(await page.getByLabel("Notes", { exact: true }).inputValue(), "prices in cents", "the notes given at creation are the app's");
     await page.getByRole("button", { name: "+ File" }).click();
     await page.getByRole("dialog").getByLabel("File name").fill("extra.py");
     await page.keyboard.press("Enter");

@@ -98,6 +98,7 @@ export async function newAppPage(ctx: PageContext): Promise<Node> {
       const res = await busy(button, "Creating…", () => apps.createApp({
         name: name.value.trim(),
         description: String(d.get("description") ?? "").trim(),
+        notes: String(d.get("notes") ?? "").trim(),
         framework: kind === "multi-fasthtml" ? Framework.FASTHTML : Framework.FASTAPI,
         mode: kind.startsWith("multi") ? AppMode.MULTI : AppMode.SINGLE,
         templateId: kind === "template" ? select.value : "",
@@ -112,6 +113,7 @@ export async function newAppPage(ctx: PageContext): Promise<Node> {
     h("h1", null, "New app"),
     field("Name", name, "Lower-case letters, digits and dashes; it becomes the app's address."),
     field("Description (optional)", h("input", { name: "description", autocomplete: "off" })),
+    field("Notes (optional)", h("textarea", { name: "notes", rows: 3 }), "For you: what the app is for, what is left to do. Change them later in Settings."),
     h("fieldset", { class: "kinds" }, h("legend", null, "Start from"),
       kinds.map(([v, label, hint]) => h("label", { class: "kind" },
         h("input", { type: "radio", name: "kind", value: v, checked: chosen ? v === "template" : v === "single",
