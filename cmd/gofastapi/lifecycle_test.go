@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,6 +255,27 @@ func TestAppLifecycle(t *testing.T) {
 	body := p.waitGet("life", "/page", 200, `content="A &lt;lively&gt; app"`)
 	wantContains(t, "page", body, `<meta property="og:title" content="life">`, `<meta property="og:description" content="A &lt;lively&gt; app">`,
 		`<meta property="og:url" content="http://life.localhost:`+p.port+`/page">`)
+	// A link-preview crawler that gets the app's JSON gets a page of the
+	// tags instead; a browser gets the JSON.
+	preview := func(userAgent string) (string, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+"/", nil)
+		req.Host = "life.localhost:" + p.port
+		req.Header.Set("User-Agent", userAgent)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.Header.Get("Content-Type"), string(b)
+	}
+	ct, body := preview("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)")
+	wantContains(t, "the preview page", ct+" "+body, "text/html", `<meta property="og:title" content="life">`,
+		`<meta property="og:url" content="http://life.localhost:`+p.port+`/">`, "<title>life</title>")
+	if ct, body := preview("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"); ct != "application/json" || !strings.Contains(body, `"v1"`) {
+		t.Errorf("a browser got %s %s, want the app's JSON", ct, body)
+	}
 
 	// Rename: the URL moves.
 	if _, err := c.apps.UpdateApp(ctx, connect.NewRequest(&v1.UpdateAppRequest{IdOrName: "life", Name: ptr("lively")})); err != nil {
