@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -31,7 +32,7 @@ var (
 // answer is what the client is told about a failed request.
 type answer struct {
 	status     int
-	retryAfter bool   // send "Retry-After: 1"
+	retryAfter int    // seconds, sent as Retry-After; 0: none
 	reason     string // a sentence the user can act on; no Go internals
 }
 
@@ -41,53 +42,59 @@ type answer struct {
 func classify(err error, name string, cfg *Config) answer {
 	app := fmt.Sprintf("App %q", name)
 	var ce *connect.Error
+	var over *overLimit
 	switch {
+	case errors.As(err, &over):
+		secs := int(math.Ceil(over.retry.Seconds()))
+		return answer{fasthttp.StatusTooManyRequests, max(secs, 1),
+			fmt.Sprintf("%s has had as many requests as its owner's plan allows (%d a minute). Retry in %s.",
+				app, over.perMinute, plural(max(secs, 1), "second"))}
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return answer{fasthttp.StatusRequestEntityTooLarge, false,
+		return answer{fasthttp.StatusRequestEntityTooLarge, 0,
 			fmt.Sprintf("The request body is larger than %s, the most an app may receive. "+
 				"Send a smaller body, or split a large upload into several requests.", byteSize(cfg.MaxRequestBodySize))}
 	case errors.Is(err, errClientGone):
 		// Logged, not seen: the client is no longer there to read it.
-		return answer{fasthttp.StatusBadRequest, false, "The client closed the connection before the app answered."}
+		return answer{fasthttp.StatusBadRequest, 0, "The client closed the connection before the app answered."}
 	case errors.Is(err, errBadRequest):
 		var small *fasthttp.ErrSmallBuffer
 		switch {
 		case errors.As(err, &small):
-			return answer{fasthttp.StatusRequestHeaderFieldsTooLarge, false, "The request headers are too large."}
+			return answer{fasthttp.StatusRequestHeaderFieldsTooLarge, 0, "The request headers are too large."}
 		case isTimeout(err):
-			return answer{fasthttp.StatusRequestTimeout, false, "The request was not received in time."}
+			return answer{fasthttp.StatusRequestTimeout, 0, "The request was not received in time."}
 		}
-		return answer{fasthttp.StatusBadRequest, false, "The request is not valid HTTP/1.1."}
+		return answer{fasthttp.StatusBadRequest, 0, "The request is not valid HTTP/1.1."}
 	case errors.Is(err, errUnknownHost):
-		return answer{fasthttp.StatusNotFound, false, fmt.Sprintf("%q is not a host this platform serves.", name)}
+		return answer{fasthttp.StatusNotFound, 0, fmt.Sprintf("%q is not a host this platform serves.", name)}
 	case errors.Is(err, errAppNotFound):
-		return answer{fasthttp.StatusNotFound, false,
+		return answer{fasthttp.StatusNotFound, 0,
 			fmt.Sprintf("There is no app named %q. Check the address, or deploy the app first.", name)}
 	case errors.Is(err, errShuttingDown):
-		return answer{fasthttp.StatusServiceUnavailable, true, "The platform is restarting. Retry in a second."}
+		return answer{fasthttp.StatusServiceUnavailable, 1, "The platform is restarting. Retry in a second."}
 	case errors.Is(err, errRouteLookup):
-		return answer{fasthttp.StatusServiceUnavailable, true,
+		return answer{fasthttp.StatusServiceUnavailable, 1,
 			fmt.Sprintf("The platform could not look up app %q right now. Retry in a second.", name)}
 	case errors.As(err, &ce):
 		return classifyClaim(ce, app, cfg)
 	case errors.Is(err, errColdStart) && isTimeout(err):
-		return answer{fasthttp.StatusGatewayTimeout, false,
+		return answer{fasthttp.StatusGatewayTimeout, 0,
 			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
 	case errors.Is(err, errColdStart), errors.Is(err, errRunnerGone):
-		return answer{fasthttp.StatusBadGateway, false, app + " could not be started. Retry, or deploy it again."}
+		return answer{fasthttp.StatusBadGateway, 0, app + " could not be started. Retry, or deploy it again."}
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return answer{fasthttp.StatusServiceUnavailable, true,
+		return answer{fasthttp.StatusServiceUnavailable, 1,
 			app + " has too many requests in flight. Retry in a second."}
 	case errors.Is(err, errAPIUpstream):
 		if isTimeout(err) {
-			return answer{fasthttp.StatusGatewayTimeout, false, "The platform API did not answer in time. Retry."}
+			return answer{fasthttp.StatusGatewayTimeout, 0, "The platform API did not answer in time. Retry."}
 		}
-		return answer{fasthttp.StatusBadGateway, false, "The platform API is not reachable right now. Retry."}
+		return answer{fasthttp.StatusBadGateway, 0, "The platform API is not reachable right now. Retry."}
 	case isTimeout(err):
-		return answer{fasthttp.StatusGatewayTimeout, false,
+		return answer{fasthttp.StatusGatewayTimeout, 0,
 			fmt.Sprintf("%s did not answer within %s.", app, cfg.UpstreamTimeout)}
 	}
-	return answer{fasthttp.StatusBadGateway, false,
+	return answer{fasthttp.StatusBadGateway, 0,
 		app + " closed the connection without answering. It may have crashed: check its logs."}
 }
 
@@ -95,10 +102,10 @@ func classify(err error, name string, cfg *Config) answer {
 func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
 	switch ce.Code() {
 	case connect.CodeResourceExhausted:
-		return answer{fasthttp.StatusServiceUnavailable, true,
+		return answer{fasthttp.StatusServiceUnavailable, 1,
 			"Every runner is busy, so " + app + " cannot start right now. Retry in a second."}
 	case connect.CodeUnavailable:
-		return answer{fasthttp.StatusServiceUnavailable, true,
+		return answer{fasthttp.StatusServiceUnavailable, 1,
 			"The runner pool is unavailable, so " + app + " cannot start right now. Retry in a second."}
 	case connect.CodeFailedPrecondition:
 		// The pool words this message for the user: it names why the app
@@ -107,14 +114,14 @@ func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
 		if msg == "" {
 			msg = "it stopped while loading"
 		}
-		return answer{fasthttp.StatusBadGateway, false, app + " did not start: " + msg + ". Fix the error and deploy again."}
+		return answer{fasthttp.StatusBadGateway, 0, app + " did not start: " + msg + ". Fix the error and deploy again."}
 	case connect.CodeDeadlineExceeded:
-		return answer{fasthttp.StatusGatewayTimeout, false,
+		return answer{fasthttp.StatusGatewayTimeout, 0,
 			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
 	case connect.CodeNotFound:
-		return answer{fasthttp.StatusBadGateway, false, "The deployed code of " + app + " is missing. Deploy it again."}
+		return answer{fasthttp.StatusBadGateway, 0, "The deployed code of " + app + " is missing. Deploy it again."}
 	}
-	return answer{fasthttp.StatusBadGateway, false, app + " could not be started. Retry, or deploy it again."}
+	return answer{fasthttp.StatusBadGateway, 0, app + " could not be started. Retry, or deploy it again."}
 }
 
 // isTimeout reports whether err is a deadline or I/O timeout.
@@ -136,4 +143,12 @@ func byteSize(n int) string {
 		return fmt.Sprintf("%d KiB (%d bytes)", n>>10, n)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// plural writes n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -21,7 +21,7 @@ func TestClassify(t *testing.T) {
 	}
 	type result struct {
 		Status     int
-		RetryAfter bool
+		RetryAfter int
 		Contains   string
 	}
 	tests := []struct {
@@ -29,28 +29,31 @@ func TestClassify(t *testing.T) {
 		err  error
 		want result
 	}{
-		{"unknown host", errUnknownHost, result{404, false, `"demo" is not a host`}},
-		{"unknown app", fmt.Errorf("%w: demo", errAppNotFound), result{404, false, `no app named "demo"`}},
-		{"route source down", fmt.Errorf("%w: demo: %w", errRouteLookup, io.EOF), result{503, true, "Retry in a second"}},
-		{"capacity", claim(connect.CodeResourceExhausted, "pool: at capacity"), result{503, true, "Every runner is busy"}},
-		{"pool unavailable", claim(connect.CodeUnavailable, "dial"), result{503, true, "unavailable"}},
+		{"unknown host", errUnknownHost, result{404, 0, `"demo" is not a host`}},
+		{"unknown app", fmt.Errorf("%w: demo", errAppNotFound), result{404, 0, `no app named "demo"`}},
+		{"route source down", fmt.Errorf("%w: demo: %w", errRouteLookup, io.EOF), result{503, 1, "Retry in a second"}},
+		{"capacity", claim(connect.CodeResourceExhausted, "pool: at capacity"), result{503, 1, "Every runner is busy"}},
+		{"pool unavailable", claim(connect.CodeUnavailable, "dial"), result{503, 1, "unavailable"}},
 		{"app failed to start", claim(connect.CodeFailedPrecondition, "app failed to start: ZeroDivisionError: division by zero"),
-			result{502, false, `App "demo" did not start: app failed to start: ZeroDivisionError: division by zero. Fix`}},
-		{"start deadline", claim(connect.CodeDeadlineExceeded, "slow"), result{504, false, "did not start within 10s"}},
-		{"bundle missing", claim(connect.CodeNotFound, "redis: nil"), result{502, false, "deployed code"}},
-		{"other claim error", claim(connect.CodeInternal, "mongo: boom"), result{502, false, "could not be started"}},
-		{"cold start context deadline", fmt.Errorf("%w: %w", errColdStart, context.DeadlineExceeded), result{504, false, "did not start within 10s"}},
-		{"runner gone", errRunnerGone, result{502, false, "could not be started"}},
-		{"upstream refused", fmt.Errorf("%w: %w", errUpstream, io.ErrUnexpectedEOF), result{502, false, "closed the connection"}},
-		{"upstream timeout", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrTimeout), result{504, false, "did not answer within 30s"}},
-		{"upstream busy", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrNoFreeConns), result{503, true, "too many requests"}},
-		{"api down", fmt.Errorf("%w: %w", errAPIUpstream, io.EOF), result{502, false, "platform API"}},
+			result{502, 0, `App "demo" did not start: app failed to start: ZeroDivisionError: division by zero. Fix`}},
+		{"start deadline", claim(connect.CodeDeadlineExceeded, "slow"), result{504, 0, "did not start within 10s"}},
+		{"bundle missing", claim(connect.CodeNotFound, "redis: nil"), result{502, 0, "deployed code"}},
+		{"other claim error", claim(connect.CodeInternal, "mongo: boom"), result{502, 0, "could not be started"}},
+		{"cold start context deadline", fmt.Errorf("%w: %w", errColdStart, context.DeadlineExceeded), result{504, 0, "did not start within 10s"}},
+		{"runner gone", errRunnerGone, result{502, 0, "could not be started"}},
+		{"upstream refused", fmt.Errorf("%w: %w", errUpstream, io.ErrUnexpectedEOF), result{502, 0, "closed the connection"}},
+		{"upstream timeout", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrTimeout), result{504, 0, "did not answer within 30s"}},
+		{"upstream busy", fmt.Errorf("%w: %w", errUpstream, fasthttp.ErrNoFreeConns), result{503, 1, "too many requests"}},
+		{"api down", fmt.Errorf("%w: %w", errAPIUpstream, io.EOF), result{502, 0, "platform API"}},
 		{"body too large", fmt.Errorf("%w: %w", errBadRequest, fasthttp.ErrBodyTooLarge),
-			result{413, false, "larger than 1 KiB (1024 bytes), the most an app may receive. Send a smaller body"}},
-		{"client gone", fmt.Errorf("%w: %w", errUpstream, errClientGone), result{400, false, "client closed the connection"}},
-		{"headers too large", fmt.Errorf("%w: %w", errBadRequest, &fasthttp.ErrSmallBuffer{}), result{431, false, "headers"}},
-		{"garbage", fmt.Errorf("%w: %w", errBadRequest, io.EOF), result{400, false, "not valid"}},
-		{"shutting down", errShuttingDown, result{503, true, "restarting"}},
+			result{413, 0, "larger than 1 KiB (1024 bytes), the most an app may receive. Send a smaller body"}},
+		{"client gone", fmt.Errorf("%w: %w", errUpstream, errClientGone), result{400, 0, "client closed the connection"}},
+		{"headers too large", fmt.Errorf("%w: %w", errBadRequest, &fasthttp.ErrSmallBuffer{}), result{431, 0, "headers"}},
+		{"garbage", fmt.Errorf("%w: %w", errBadRequest, io.EOF), result{400, 0, "not valid"}},
+		{"shutting down", errShuttingDown, result{503, 1, "restarting"}},
+		{"owner's limit", &overLimit{perMinute: 3000, retry: 20 * time.Millisecond},
+			result{429, 1, `App "demo" has had as many requests as its owner's plan allows (3000 a minute). Retry in 1 second.`}},
+		{"owner's small limit", &overLimit{perMinute: 6, retry: 9500 * time.Millisecond}, result{429, 10, "(6 a minute). Retry in 10 seconds."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

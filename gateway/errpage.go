@@ -16,8 +16,8 @@ func writeError(ctx *fasthttp.RequestCtx, a answer) {
 	ctx.Response.Reset() // a failed upstream may have left headers behind
 	ctx.SetStatusCode(a.status)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if a.retryAfter {
-		ctx.Response.Header.Set("Retry-After", "1")
+	if a.retryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(a.retryAfter))
 	}
 	if prefersJSON(ctx.Request.Header.Peek("Accept")) {
 		body, _ := json.Marshal(struct {

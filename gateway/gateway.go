@@ -30,6 +30,7 @@ type Gateway struct {
 	starts   map[string]*start
 	live     liveSet  // streamed responses and WebSocket sessions, for Shutdown
 	conns    *ipLimit // client connections per IP, across listeners
+	owners   ownerLimits
 
 	// touching starts touchBusy with the first runner.
 	touching sync.Once
@@ -199,6 +200,10 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	if g.cfg.Recorder != nil {
 		defer g.record(ctx, route.GetAppId(), id[:])
 	}
+	if err := g.owners.take(route.GetOwnerId(), route.GetOwnerRequestsPerMinute(), time.Now()); err != nil {
+		g.fail(ctx, slug, err)
+		return
+	}
 	e, wait, err := g.runnerFor(slug, route, sendsAhead(ctx))
 	if err != nil {
 		g.fail(ctx, slug, err)
@@ -258,8 +263,11 @@ func (g *Gateway) handleError(ctx *fasthttp.RequestCtx, err error) {
 func (g *Gateway) fail(ctx *fasthttp.RequestCtx, name string, err error) {
 	a := classify(err, name, &g.cfg)
 	level := slog.LevelInfo
-	if a.status >= 500 {
+	switch {
+	case a.status >= 500:
 		level = slog.LevelWarn
+	case a.status == fasthttp.StatusTooManyRequests:
+		level = slog.LevelDebug // as many as the requests refused
 	}
 	g.log.Log(context.Background(), level, "request failed", "host", string(ctx.Host()), "path", string(ctx.Path()),
 		"status", a.status, "request_id", string(ctx.Request.Header.Peek(HeaderRequestID)), "err", err)

@@ -335,3 +335,12 @@ func newUpstream(tb testing.TB, handler fasthttp.RequestHandler) fasthttp.DialFu
 	})
 	return func(string) (net.Conn, error) { return ln.Dial() }
 }
+
+// setOwner makes slug's route an app of owner, whose apps may get
+// perMinute requests a minute (0: no limit).
+func (m *mapRoutes) setOwner(slug, owner string, perMinute int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.routes[slug]
+	r.OwnerId, r.OwnerRequestsPerMinute = owner, perMinute
+}

@@ -26,7 +26,7 @@ const adminUsage = `gofastapi admin: administer the platform (needs an admin's s
   gofastapi admin promote USER                             make USER an admin
   gofastapi admin demote USER                              take admin away from USER
   gofastapi admin delete-user [--yes] USER                 delete USER and everything they own
-  gofastapi admin limits [--tier T] [--apps N] [--databases N] [--storage SIZE] USER
+  gofastapi admin limits [--tier T] [--apps N] [--databases N] [--storage SIZE] [--requests N] USER
   gofastapi admin settings [--public-signups on|off] [--allow M,..] [--disallow M,..]
                            [--set-imports M,..|'*'] [--reset-imports]
   gofastapi admin stats                                    platform figures
@@ -201,6 +201,7 @@ func adminLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	apps := fs.Int("apps", -1, "most apps (0: no limit)")
 	dbs := fs.Int("databases", -1, "most databases (0: no limit)")
 	storage := fs.String("storage", "", "most database storage, such as 512M or 10G (0: no limit)")
+	requests := fs.Int("requests", -1, "most requests a minute to the user's apps together, at each gateway (0: no limit)")
 	user, err := oneUser(fs, args)
 	if err != nil {
 		return err
@@ -211,6 +212,9 @@ func adminLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *dbs >= 0 {
 		req.Databases = ptr(int32(*dbs))
+	}
+	if *requests >= 0 {
+		req.RequestsPerMinute = ptr(int32(*requests))
 	}
 	if *storage != "" {
 		n, err := parseSize(*storage)
@@ -333,7 +337,8 @@ func limitsText(l *v1.Limits) string {
 	if l.GetStorageBytes() > 0 {
 		storage = sizeText(l.GetStorageBytes())
 	}
-	return fmt.Sprintf("%s: apps %s, databases %s, storage %s", l.GetTier(), n(int64(l.GetApps())), n(int64(l.GetDatabases())), storage)
+	return fmt.Sprintf("%s: apps %s, databases %s, storage %s, requests a minute %s", l.GetTier(), n(int64(l.GetApps())), n(int64(l.GetDatabases())),
+		storage, n(int64(l.GetRequestsPerMinute())))
 }
 
 // parseSize reads a byte count with an optional binary unit: 512M, 10G,

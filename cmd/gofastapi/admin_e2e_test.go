@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -310,4 +314,80 @@ func redisKeys(t *testing.T, rdb *redis.Client) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// TestRequestLimit: an admin's limit on a user's requests reaches the edge
+// at once (the user's routes are written again): past it the user's app
+// answers 429 saying why and when to retry, while other users' apps serve;
+// lifting it, or making the user an admin, lets requests through again.
+func TestRequestLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	p := startPlatform(t, t.TempDir(), t.TempDir())
+	root, _ := p.signup(t, "root", "root password")
+	carol, _ := p.signup(t, "carol", "carol password")
+	p.deploy(t, carol, "quota", fmt.Sprintf(helloApp, "v1"))
+	p.deploy(t, root, "roots", fmt.Sprintf(helloApp, "root's"))
+	p.waitGet("quota", "/", 200, "v1")
+
+	setLimits := func(req *v1.SetLimitsRequest) *v1.Limits {
+		t.Helper()
+		req.User = "carol"
+		res, err := p.as(root).admin.SetLimits(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatalf("SetLimits: %v", err)
+		}
+		return res.Msg.GetLimits()
+	}
+	// waitRefused polls until the app answers 429, and returns that answer.
+	waitRefused := func() (string, string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+"/", nil)
+			req.Host = "quota.localhost:" + p.port
+			req.Header.Set("Accept", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusTooManyRequests {
+				return res.Header.Get("Retry-After"), string(b)
+			}
+			if res.StatusCode != 200 || time.Now().After(deadline) {
+				t.Fatalf("GET quota/ = %d %s; want 200 until the limit, then 429", res.StatusCode, b)
+			}
+		}
+	}
+
+	if l := setLimits(&v1.SetLimitsRequest{RequestsPerMinute: proto.Int32(3)}); l.GetRequestsPerMinute() != 3 || l.GetTier() != "custom" {
+		t.Fatalf("limits %v, want 3 requests a minute, custom", l)
+	}
+	retry, body := waitRefused()
+	if !strings.Contains(body, `App \"quota\" has had as many requests as its owner's plan allows (3 a minute). Retry in `) {
+		t.Errorf("429 body %s", body)
+	}
+	if n, err := strconv.Atoi(retry); err != nil || n < 1 || n > 20 {
+		t.Errorf("Retry-After %q, want 1-20 seconds", retry)
+	}
+	for range 5 {
+		if code, body := p.get("roots", "/"); code != 200 {
+			t.Fatalf("another user's app: %d %s", code, body)
+		}
+	}
+
+	setLimits(&v1.SetLimitsRequest{Tier: "unlimited"})
+	p.waitGet("quota", "/", 200, "v1")
+
+	setLimits(&v1.SetLimitsRequest{RequestsPerMinute: proto.Int32(1)})
+	waitRefused()
+	if _, err := p.as(root).admin.SetAdmin(ctx, connect.NewRequest(&v1.SetAdminRequest{User: "carol", Admin: true})); err != nil {
+		t.Fatal(err)
+	}
+	p.waitGet("quota", "/", 200, "v1") // admins' apps have no request limit
 }

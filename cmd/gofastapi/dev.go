@@ -233,7 +233,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls,
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls, Routes: appSvc,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {

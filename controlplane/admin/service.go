@@ -47,6 +47,13 @@ type Runners interface {
 	RunnerStats() (warm int, runningApps []string)
 }
 
+// OwnerRoutes writes a user's app routes again. Routes carry what the
+// edge enforces of their owner (the request limit), so they must be
+// rewritten when the owner's limits or role change.
+type OwnerRoutes interface {
+	RepublishOwnerRoutes(ctx context.Context, userID string) error
+}
+
 // Config configures a Service.
 type Config struct {
 	Store   Store
@@ -57,6 +64,9 @@ type Config struct {
 	// UserData are the owners of user data that DeleteUser asks to delete
 	// a user's data, in order (see UserData).
 	UserData []UserData
+	// Routes, when set, rewrites a user's routes after SetLimits and
+	// SetAdmin.
+	Routes OwnerRoutes
 	// DefaultImports is the built-in import allowlist.
 	DefaultImports []string
 	Logger         *slog.Logger

@@ -105,6 +105,11 @@ func (s *Service) SetAdmin(ctx context.Context, req *connect.Request[v1.SetAdmin
 		return nil, s.fail("set admin", err)
 	}
 	if changed {
+		// Admins' apps have no request limit: the edge learns the new
+		// role from the routes.
+		if err := s.republish(ctx, u.ID); err != nil {
+			return nil, s.fail("set admin: republish the user's routes", err)
+		}
 		kind := store.ActivityUserDemote
 		if admin {
 			kind = store.ActivityUserPromote
@@ -132,6 +137,9 @@ func (s *Service) SetLimits(ctx context.Context, req *connect.Request[v1.SetLimi
 	if err := s.cfg.Store.SetLimits(ctx, u.ID, l); err != nil {
 		return nil, s.fail("set limits", err)
 	}
+	if err := s.republish(ctx, u.ID); err != nil {
+		return nil, s.fail("set limits: republish the user's routes", err)
+	}
 	s.record(ctx, me, store.ActivityUserLimits, u.Username, describeLimits(l))
 	return connect.NewResponse(&v1.SetLimitsResponse{Limits: limitsProto(l)}), nil
 }
@@ -146,8 +154,8 @@ func newLimits(cur store.Limits, m *v1.SetLimitsRequest) (store.Limits, error) {
 		}
 		l = tl
 	}
-	if m.Tier == "" && m.Apps == nil && m.Databases == nil && m.StorageBytes == nil {
-		return l, invalid("name a tier (%s) or set apps, databases or storage_bytes", strings.Join(store.TierNames(), ", "))
+	if m.Tier == "" && m.Apps == nil && m.Databases == nil && m.StorageBytes == nil && m.RequestsPerMinute == nil {
+		return l, invalid("name a tier (%s) or set apps, databases, storage_bytes or requests_per_minute", strings.Join(store.TierNames(), ", "))
 	}
 	custom := false
 	if m.Apps != nil {
@@ -168,6 +176,12 @@ func newLimits(cur store.Limits, m *v1.SetLimitsRequest) (store.Limits, error) {
 		}
 		l.StorageBytes, custom = m.GetStorageBytes(), true
 	}
+	if m.RequestsPerMinute != nil {
+		if m.GetRequestsPerMinute() < 0 {
+			return l, invalid("requests_per_minute must not be negative (0 means no limit)")
+		}
+		l.RequestsPerMinute, custom = int(m.GetRequestsPerMinute()), true
+	}
 	if custom {
 		l.Tier = store.TierCustom
 	}
@@ -185,7 +199,7 @@ func describeLimits(l store.Limits) string {
 	if l.StorageBytes > 0 {
 		storage = sizeText(l.StorageBytes)
 	}
-	return fmt.Sprintf("tier %s: apps %s, databases %s, storage %s", l.Tier, n(int64(l.Apps)), n(int64(l.Databases)), storage)
+	return fmt.Sprintf("tier %s: apps %s, databases %s, storage %s, requests a minute %s", l.Tier, n(int64(l.Apps)), n(int64(l.Databases)), storage, n(int64(l.RequestsPerMinute)))
 }
 
 // sizeText writes n bytes in the largest binary unit that divides it
@@ -203,5 +217,15 @@ func sizeText(n int64) string {
 }
 
 func limitsProto(l store.Limits) *v1.Limits {
-	return &v1.Limits{Tier: l.Tier, Apps: int32(l.Apps), Databases: int32(l.Databases), StorageBytes: l.StorageBytes}
+	return &v1.Limits{Tier: l.Tier, Apps: int32(l.Apps), Databases: int32(l.Databases), StorageBytes: l.StorageBytes,
+		RequestsPerMinute: int32(l.RequestsPerMinute)}
+}
+
+// republish has the user's app routes written again, when the platform
+// publishes routes here (Config.Routes).
+func (s *Service) republish(ctx context.Context, userID string) error {
+	if s.cfg.Routes == nil {
+		return nil
+	}
+	return s.cfg.Routes.RepublishOwnerRoutes(ctx, userID)
 }

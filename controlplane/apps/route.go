@@ -86,10 +86,15 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 }
 
 // route is the route of deployed app a, with its environment sealed in
-// it (see Env).
+// it (see Env) and its owner's request limit.
 func (s *Service) route(ctx context.Context, a *store.App) (*v1.Route, error) {
+	owner, err := s.cfg.Store.UserByID(ctx, a.OwnerID)
+	if err != nil {
+		return nil, fmt.Errorf("owner of %s: %w", a.Name, err)
+	}
 	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
-		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description, Compiled: a.DeployedCompiled}
+		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description, Compiled: a.DeployedCompiled,
+		OwnerRequestsPerMinute: int32(owner.RequestLimit())}
 	env, err := s.appEnv(ctx, a)
 	if err != nil {
 		return nil, err
@@ -135,4 +140,49 @@ func (s *Service) dropBundles(ctx context.Context, hashes []string) int64 {
 		}
 	}
 	return n
+}
+
+// RepublishOwnerRoutes writes the routes of the deployed apps of userID
+// again, with their owner's request limit as it is now. It implements
+// admin.OwnerRoutes. A deploy, rename or delete may run meanwhile, so each
+// app is read again after its route is written, and its route written
+// again (or removed) until the two agree.
+func (s *Service) RepublishOwnerRoutes(ctx context.Context, userID string) error {
+	apps, err := s.cfg.Store.ListApps(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		for a != nil && a.DeployedVersion != "" {
+			r, err := s.publishRoute(ctx, a)
+			if err != nil {
+				return fmt.Errorf("route of %s: %w", a.Name, err)
+			}
+			now, err := s.cfg.Store.AppByID(ctx, a.ID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err != nil || now.Name != r.GetSlug() {
+				// Deleted or renamed meanwhile: the route just written
+				// under the old name must go (unless another app has
+				// taken the name since).
+				if err := s.dropRouteOf(ctx, r.GetSlug(), a.ID); err != nil {
+					return err
+				}
+			} else if now.DeployedVersion == r.GetVersion() && now.EnvRev == r.GetEnvRev() && now.Description == r.GetDescription() {
+				now = nil // in place
+			}
+			a = now
+		}
+	}
+	return nil
+}
+
+// dropRouteOf deletes the route under slug if it is app appID's.
+func (s *Service) dropRouteOf(ctx context.Context, slug, appID string) error {
+	r, err := s.cfg.Publisher.Route(ctx, slug)
+	if err != nil || r == nil || r.GetAppId() != appID {
+		return err
+	}
+	return s.cfg.Publisher.DeleteRoute(ctx, slug)
 }

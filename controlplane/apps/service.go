@@ -44,6 +44,7 @@ type Store interface {
 	SetEnvRev(ctx context.Context, id, rev string) error
 	ListVersions(ctx context.Context, appID string, limit int64) ([]*store.Version, error)
 	VersionByPrefix(ctx context.Context, appID, prefix string) (*store.Version, error)
+	UserByID(ctx context.Context, id string) (*store.User, error)
 }
 
 // ImportSource returns the import allowlist in force. It is asked at every

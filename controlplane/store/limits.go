@@ -9,6 +9,9 @@ type Limits struct {
 	Apps         int    `bson:"apps"`
 	Databases    int    `bson:"databases"`
 	StorageBytes int64  `bson:"storage_bytes"`
+	// RequestsPerMinute caps the requests all the user's apps get
+	// together, at each gateway.
+	RequestsPerMinute int `bson:"requests_per_minute"`
 }
 
 // Tier names.
@@ -22,8 +25,8 @@ const (
 )
 
 var tiers = map[string]Limits{
-	TierFree:      {Tier: TierFree, Apps: 10, Databases: 10, StorageBytes: 100 << 20},
-	TierPro:       {Tier: TierPro, Apps: 100, Databases: 10, StorageBytes: 10 << 30},
+	TierFree:      {Tier: TierFree, Apps: 10, Databases: 10, StorageBytes: 100 << 20, RequestsPerMinute: 3000},
+	TierPro:       {Tier: TierPro, Apps: 100, Databases: 10, StorageBytes: 10 << 30, RequestsPerMinute: 60000},
 	TierUnlimited: {Tier: TierUnlimited},
 }
 
@@ -43,13 +46,17 @@ func TierNames() []string {
 	return names
 }
 
-// EffectiveLimits returns the limits that apply to u: their own, else the
-// default tier's.
+// EffectiveLimits returns the limits that apply to u: those of their tier
+// as the platform defines it now, or the numbers an admin set (custom),
+// else the default tier's.
 func (u *User) EffectiveLimits() Limits {
-	if u.Limits != nil {
-		return *u.Limits
+	if u.Limits == nil {
+		return tiers[DefaultTier]
 	}
-	return tiers[DefaultTier]
+	if t, ok := tiers[u.Limits.Tier]; ok {
+		return t
+	}
+	return *u.Limits
 }
 
 // AppLimit returns how many apps u may have, 0 meaning no limit. Admins
@@ -59,4 +66,14 @@ func (u *User) AppLimit() int {
 		return 0
 	}
 	return u.EffectiveLimits().Apps
+}
+
+// RequestLimit returns how many requests a minute u's apps may get
+// together at each gateway, 0 meaning no limit. Admins are not limited,
+// as with apps.
+func (u *User) RequestLimit() int {
+	if u.Admin {
+		return 0
+	}
+	return u.EffectiveLimits().RequestsPerMinute
 }

@@ -321,7 +321,7 @@ test("the editor, end to end in Chromium", async (t) => {
     const tier = page.getByLabel("Tier of bob");
     assert.equal(await tier.inputValue(), "free", "a new user is on the free tier");
     await tier.selectOption("pro");
-    await page.getByText("bob is on the pro tier: 100 apps, 10 databases, 10 GB of storage").waitFor();
+    await page.getByText("bob is on the pro tier: 100 apps, 10 databases, 10 GB of storage, 60000 requests a minute").waitFor();
     await page.reload();
     await bob.waitFor();
     assert.equal(await page.getByLabel("Tier of bob").inputValue(), "pro", "the tier was saved");

@@ -91,7 +91,8 @@ const tiers = ["free", "pro", "unlimited"];
 function limitsText(l: Limits | undefined): string {
   if (!l) return "";
   const cap = (n: number | bigint, what: string) => (Number(n) === 0 ? `any number of ${what}` : `${n} ${what}`);
-  return `${cap(l.apps, "apps")}, ${cap(l.databases, "databases")}, ${Number(l.storageBytes) === 0 ? "unlimited storage" : `${bytes(l.storageBytes)} of storage`}`;
+  return `${cap(l.apps, "apps")}, ${cap(l.databases, "databases")}, ${Number(l.storageBytes) === 0 ? "unlimited storage" : `${bytes(l.storageBytes)} of storage`}, ` +
+    (l.requestsPerMinute === 0 ? "any number of requests" : `${l.requestsPerMinute} requests a minute`);
 }
 
 // tierSelect puts a user on a tier (free, pro, unlimited); limits set to

@@ -33,10 +33,15 @@ type Limits struct {
 	// databases caps the user's platform databases; storage_bytes caps
 	// their storage together, enforced on every write (see DatabaseService).
 	// The free tier allows 10 databases and 100 MB.
-	Databases     int32 `protobuf:"varint,3,opt,name=databases,proto3" json:"databases,omitempty"`
-	StorageBytes  int64 `protobuf:"varint,4,opt,name=storage_bytes,json=storageBytes,proto3" json:"storage_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Databases    int32 `protobuf:"varint,3,opt,name=databases,proto3" json:"databases,omitempty"`
+	StorageBytes int64 `protobuf:"varint,4,opt,name=storage_bytes,json=storageBytes,proto3" json:"storage_bytes,omitempty"`
+	// requests_per_minute caps the requests the user's apps get together,
+	// at each gateway: beyond it they are answered 429 with Retry-After.
+	// The free tier allows 3000 a minute (50 a second), a minute's worth at
+	// once.
+	RequestsPerMinute int32 `protobuf:"varint,5,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
@@ -93,6 +98,13 @@ func (x *Limits) GetDatabases() int32 {
 func (x *Limits) GetStorageBytes() int64 {
 	if x != nil {
 		return x.StorageBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetRequestsPerMinute() int32 {
+	if x != nil {
+		return x.RequestsPerMinute
 	}
 	return 0
 }
@@ -636,11 +648,12 @@ type SetLimitsRequest struct {
 	// `unlimited`. Without it the user's current limits are the start.
 	Tier string `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
 	// Each number given replaces that limit (0 = no limit).
-	Apps          *int32 `protobuf:"varint,3,opt,name=apps,proto3,oneof" json:"apps,omitempty"`
-	Databases     *int32 `protobuf:"varint,4,opt,name=databases,proto3,oneof" json:"databases,omitempty"`
-	StorageBytes  *int64 `protobuf:"varint,5,opt,name=storage_bytes,json=storageBytes,proto3,oneof" json:"storage_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Apps              *int32 `protobuf:"varint,3,opt,name=apps,proto3,oneof" json:"apps,omitempty"`
+	Databases         *int32 `protobuf:"varint,4,opt,name=databases,proto3,oneof" json:"databases,omitempty"`
+	StorageBytes      *int64 `protobuf:"varint,5,opt,name=storage_bytes,json=storageBytes,proto3,oneof" json:"storage_bytes,omitempty"`
+	RequestsPerMinute *int32 `protobuf:"varint,6,opt,name=requests_per_minute,json=requestsPerMinute,proto3,oneof" json:"requests_per_minute,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SetLimitsRequest) Reset() {
@@ -704,6 +717,13 @@ func (x *SetLimitsRequest) GetDatabases() int32 {
 func (x *SetLimitsRequest) GetStorageBytes() int64 {
 	if x != nil && x.StorageBytes != nil {
 		return *x.StorageBytes
+	}
+	return 0
+}
+
+func (x *SetLimitsRequest) GetRequestsPerMinute() int32 {
+	if x != nil && x.RequestsPerMinute != nil {
+		return *x.RequestsPerMinute
 	}
 	return 0
 }
@@ -1398,12 +1418,13 @@ var File_gofastapi_v1_admin_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18gofastapi/v1/admin.proto\x12\fgofastapi.v1\x1a\x17gofastapi/v1/auth.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n" +
+	"\x18gofastapi/v1/admin.proto\x12\fgofastapi.v1\x1a\x17gofastapi/v1/auth.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n" +
 	"\x06Limits\x12\x12\n" +
 	"\x04tier\x18\x01 \x01(\tR\x04tier\x12\x12\n" +
 	"\x04apps\x18\x02 \x01(\x05R\x04apps\x12\x1c\n" +
 	"\tdatabases\x18\x03 \x01(\x05R\tdatabases\x12#\n" +
-	"\rstorage_bytes\x18\x04 \x01(\x03R\fstorageBytes\"\xe5\x01\n" +
+	"\rstorage_bytes\x18\x04 \x01(\x03R\fstorageBytes\x12.\n" +
+	"\x13requests_per_minute\x18\x05 \x01(\x05R\x11requestsPerMinute\"\xe5\x01\n" +
 	"\vUserSummary\x12&\n" +
 	"\x04user\x18\x01 \x01(\v2\x12.gofastapi.v1.UserR\x04user\x12\x1b\n" +
 	"\tapp_count\x18\x02 \x01(\x05R\bappCount\x12!\n" +
@@ -1433,17 +1454,19 @@ const file_gofastapi_v1_admin_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"e\n" +
 	"\x12DeleteUserResponse\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x123\n" +
-	"\aremoved\x18\x02 \x03(\v2\x19.gofastapi.v1.RemovedDataR\aremoved\"\xc9\x01\n" +
+	"\aremoved\x18\x02 \x03(\v2\x19.gofastapi.v1.RemovedDataR\aremoved\"\x96\x02\n" +
 	"\x10SetLimitsRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x17\n" +
 	"\x04apps\x18\x03 \x01(\x05H\x00R\x04apps\x88\x01\x01\x12!\n" +
 	"\tdatabases\x18\x04 \x01(\x05H\x01R\tdatabases\x88\x01\x01\x12(\n" +
-	"\rstorage_bytes\x18\x05 \x01(\x03H\x02R\fstorageBytes\x88\x01\x01B\a\n" +
+	"\rstorage_bytes\x18\x05 \x01(\x03H\x02R\fstorageBytes\x88\x01\x01\x123\n" +
+	"\x13requests_per_minute\x18\x06 \x01(\x05H\x03R\x11requestsPerMinute\x88\x01\x01B\a\n" +
 	"\x05_appsB\f\n" +
 	"\n" +
 	"_databasesB\x10\n" +
-	"\x0e_storage_bytes\"A\n" +
+	"\x0e_storage_bytesB\x16\n" +
+	"\x14_requests_per_minute\"A\n" +
 	"\x11SetLimitsResponse\x12,\n" +
 	"\x06limits\x18\x01 \x01(\v2\x14.gofastapi.v1.LimitsR\x06limits\"\xd0\x01\n" +
 	"\bSettings\x12%\n" +

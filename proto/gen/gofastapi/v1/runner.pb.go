@@ -49,9 +49,12 @@ type Route struct {
 	// modules compiled at deploy, a Bundle of __pycache__ files stored in Redis
 	// under `compiled:{version}`, which the runner checks against it; empty
 	// when the deploy compiled nothing.
-	Compiled      string `protobuf:"bytes,10,opt,name=compiled,proto3" json:"compiled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Compiled string `protobuf:"bytes,10,opt,name=compiled,proto3" json:"compiled,omitempty"`
+	// owner_requests_per_minute is the owner's limit on the requests their
+	// apps get together at each gateway (see Limits); 0 means none.
+	OwnerRequestsPerMinute int32 `protobuf:"varint,11,opt,name=owner_requests_per_minute,json=ownerRequestsPerMinute,proto3" json:"owner_requests_per_minute,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -152,6 +155,13 @@ func (x *Route) GetCompiled() string {
 		return x.Compiled
 	}
 	return ""
+}
+
+func (x *Route) GetOwnerRequestsPerMinute() int32 {
+	if x != nil {
+		return x.OwnerRequestsPerMinute
+	}
+	return 0
 }
 
 // AppEnv is the environment an app version is specialized with.
@@ -500,7 +510,7 @@ var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\x93\x02\n" +
+	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xce\x02\n" +
 	"\x05Route\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -515,7 +525,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"sealed_env\x18\t \x01(\fR\tsealedEnv\x12\x1a\n" +
 	"\bcompiled\x18\n" +
-	" \x01(\tR\bcompiled\"u\n" +
+	" \x01(\tR\bcompiled\x129\n" +
+	"\x19owner_requests_per_minute\x18\v \x01(\x05R\x16ownerRequestsPerMinute\"u\n" +
 	"\x06AppEnv\x122\n" +
 	"\x04vars\x18\x01 \x03(\v2\x1e.gofastapi.v1.AppEnv.VarsEntryR\x04vars\x1a7\n" +
 	"\tVarsEntry\x12\x10\n" +
