@@ -93,3 +93,14 @@ func TestOwnerRequestLimit(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOwnerLimitTake is what a request of an app whose owner has a
+// request limit pays for it.
+func BenchmarkOwnerLimitTake(b *testing.B) {
+	var o ownerLimits
+	for b.Loop() {
+		if err := o.take("u1", 1<<30, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
