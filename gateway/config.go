@@ -18,6 +18,13 @@ type RouteSource interface {
 	Route(ctx context.Context, slug string) (*v1.Route, error)
 }
 
+// DomainSource says which app a custom domain serves: AppForDomain
+// returns its slug, or "" for a host no app has. Invalidate must be called
+// with DomainChanged(host) when that changes.
+type DomainSource interface {
+	AppForDomain(ctx context.Context, host string) (string, error)
+}
+
 // Pool hands out runners specialized for one app version. Claim's errors
 // are Connect errors: ResourceExhausted or Unavailable when no runner can
 // be had now, FailedPrecondition (with a message for the user) when the app
@@ -76,6 +83,9 @@ type Config struct {
 	API func() (net.Conn, error)
 	// Routes resolves slugs; Invalidate must be called when a route changes.
 	Routes RouteSource
+	// Domains, when set, resolves hosts outside Domain (custom domains) to
+	// the apps they serve; without it such hosts are unknown.
+	Domains DomainSource
 	// Pool claims runners on a cold start.
 	Pool Pool
 	// Env, when set, fills SpecializeRequest.Env; nil means no environment.

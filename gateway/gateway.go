@@ -23,6 +23,7 @@ type Gateway struct {
 	server  *fasthttp.Server
 	api     *fasthttp.HostClient
 	routes  *routeCache
+	domains *domainCache // nil without Config.Domains
 	runners *runnerTable
 	// starts holds the cold start under way for each app version (app id
 	// and serve key): one at a time.
@@ -72,6 +73,9 @@ func New(cfg Config) (*Gateway, error) {
 		conns:      newIPLimit(cfg.MaxConnsPerIP),
 		base:       base,
 		cancel:     cancel,
+	}
+	if cfg.Domains != nil {
+		g.domains = newDomainCache(cfg.Domains, cfg.ColdStartTimeout)
 	}
 	g.api = g.apiClient()
 	g.server = &fasthttp.Server{
@@ -145,7 +149,16 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // once. In the background the gateway re-reads the route and retires the
 // runner that no longer serves it (the app's only runner when the app is
 // gone); requests in flight on that runner complete before it is released.
+//
+// Given DomainChanged(host) instead, it forgets which app custom domain host
+// serves.
 func (g *Gateway) Invalidate(slug string) {
+	if host, ok := strings.CutPrefix(slug, domainChangedPrefix); ok {
+		if g.domains != nil {
+			g.domains.invalidate(host)
+		}
+		return
+	}
 	slug = strings.ToLower(slug)
 	gen := g.routes.invalidate(slug)
 	if !g.enter() {
@@ -183,8 +196,29 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		}
 		g.serveApp(ctx, slug)
 	default:
+		if slug := g.customDomain(ctx, host); slug != "" {
+			g.serveApp(ctx, slug)
+		}
+	}
+}
+
+// customDomain returns the slug of the app custom domain host serves, or
+// "" once it has answered the request itself (no such domain, or the
+// look-up failed).
+func (g *Gateway) customDomain(ctx *fasthttp.RequestCtx, host string) string {
+	h := strings.ToLower(strings.TrimSuffix(stripPort(host), "."))
+	if g.domains == nil || h == "" {
+		g.fail(ctx, host, errUnknownHost)
+		return ""
+	}
+	slug, err := g.domains.slug(g.base, h)
+	switch {
+	case err != nil:
+		g.fail(ctx, host, err)
+	case slug == "":
 		g.fail(ctx, host, errUnknownHost)
 	}
+	return slug
 }
 
 // serveApp proxies one request to app slug's runner, cold starting it if

@@ -168,7 +168,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	appSvc, err := apps.NewService(apps.Config{
 		Store: st, Publisher: publisher, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
-		URL: cfg.appURL(l.Addr()), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
+		URL: cfg.appURL(l.Addr()), Domain: cfg.Domain, Resolver: cfg.resolver(), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err
@@ -296,7 +296,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 
 	gw, err := gateway.New(gateway.Config{
-		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Pool: gwPool, Env: appSvc,
+		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Domains: appSvc, Pool: gwPool, Env: appSvc,
 		Recorder:           obs.gatewayRecorder(),
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,

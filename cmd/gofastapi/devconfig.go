@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/gofastapi/gofastapi/controlplane/apps"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/pool/local"
 )
@@ -24,6 +26,9 @@ import (
 type devConfig struct {
 	Addr   string
 	Domain string
+	// DNSResolver is the DNS server (host:port) that checks custom
+	// domains' CNAME records; empty means the system's resolver.
+	DNSResolver string
 	// PublicURL is the apex as users reach it, SCHEME://DOMAIN[:PORT]
 	// (behind a TLS terminator or a load balancer, say): app URLs are
 	// SCHEME://NAME.DOMAIN[:PORT]. Empty: http and the gateway's port.
@@ -81,6 +86,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address of the gateway (API, web editor and apps)")
 	fs.StringVar(&c.Domain, "domain", "localhost", "apex domain: the API at DOMAIN, app NAME at NAME.DOMAIN")
+	fs.StringVar(&c.DNSResolver, "dns-resolver", "", "DNS server, HOST:PORT, that checks custom domains' CNAME records (default: the system's resolver)")
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("PUBLIC_URL"), "the apex as users reach it, http(s)://DOMAIN[:PORT], when that is not the gateway's own address (behind TLS or a load balancer): app URLs become SCHEME://NAME.DOMAIN[:PORT] (default: http and --addr's port) [PUBLIC_URL]")
 	fs.StringVar(&c.Data, "data", ".gofastapi", "data directory (embedded database, runner work dirs)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
@@ -176,6 +182,11 @@ func (c *devConfig) Validate() error {
 		return errors.New("--metrics-flush must be positive")
 	case c.HealthProbe <= 0:
 		return errors.New("--health-probe-interval must be positive")
+	}
+	if c.DNSResolver != "" {
+		if _, _, err := net.SplitHostPort(c.DNSResolver); err != nil {
+			return fmt.Errorf("--dns-resolver %q: want HOST:PORT of a DNS server: %w", c.DNSResolver, err)
+		}
 	}
 	if err := c.checkPublicURL(); err != nil {
 		return err
@@ -289,4 +300,17 @@ func parseUIDRange(s string) (local.UIDRange, error) {
 		return local.UIDRange{}, fmt.Errorf("--runner-uids %q needs gofastapi dev to run as root", s)
 	}
 	return local.UIDRange{Base: uint32(base), Count: uint32(count)}, nil
+}
+
+// resolver is the resolver that checks custom domains: --dns-resolver's
+// server, else nil (the system's).
+func (c *devConfig) resolver() apps.CNAMEResolver {
+	if c.DNSResolver == "" {
+		return nil
+	}
+	addr := c.DNSResolver
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
 }

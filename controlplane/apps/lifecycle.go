@@ -133,6 +133,9 @@ func (s *Service) GetApp(ctx context.Context, req *connect.Request[v1.GetAppRequ
 		return nil, s.fail("get draft", err)
 	}
 	out := &v1.GetAppResponse{App: s.appProto(a, d), Draft: draftProto(d)}
+	if out.App.Domains, err = s.cfg.Store.AppDomains(ctx, a.ID); err != nil {
+		return nil, s.fail("list domains", err)
+	}
 	if a.DeployedVersion != "" {
 		v, err := s.cfg.Store.Version(ctx, a.ID, a.DeployedVersion)
 		if err != nil {
@@ -213,6 +216,11 @@ func (s *Service) UpdateApp(ctx context.Context, req *connect.Request[v1.UpdateA
 	updated, err := s.cfg.Store.UpdateApp(ctx, a.ID, up)
 	if err != nil {
 		return nil, s.fail("update app", err)
+	}
+	if updated.Name != a.Name {
+		if err := s.moveDomains(ctx, updated); err != nil {
+			return nil, s.fail("move custom domains", err)
+		}
 	}
 	if updated.DeployedVersion != "" && (updated.Name != a.Name || updated.Description != a.Description) {
 		// The route carries the name (its key) and the OpenGraph text.

@@ -45,6 +45,10 @@ type Store interface {
 	ListVersions(ctx context.Context, appID string, limit int64) ([]*store.Version, error)
 	VersionByPrefix(ctx context.Context, appID, prefix string) (*store.Version, error)
 	UserByID(ctx context.Context, id string) (*store.User, error)
+	AddDomain(ctx context.Context, host, appID, ownerID string) error
+	RemoveDomain(ctx context.Context, host, appID string) error
+	AppDomains(ctx context.Context, appID string) ([]string, error)
+	DomainApp(ctx context.Context, host string) (string, error)
 }
 
 // ImportSource returns the import allowlist in force. It is asked at every
@@ -62,6 +66,9 @@ type Publisher interface {
 	SetRoute(ctx context.Context, r *v1.Route) error
 	DeleteRoute(ctx context.Context, slug string) error
 	Route(ctx context.Context, slug string) (*v1.Route, error)
+	SetDomain(ctx context.Context, host, slug string) error
+	DeleteDomain(ctx context.Context, host string) error
+	Domain(ctx context.Context, host string) (string, error)
 }
 
 // Validator checks files before they are stored, and compiles those deployed.
@@ -115,6 +122,12 @@ type Config struct {
 	Logs      Logs
 	// URL returns the public URL of the app called slug.
 	URL func(slug string) string
+	// Domain is the platform's apex domain: app NAME is at NAME.Domain,
+	// which a custom domain's CNAME record must point at.
+	Domain string
+	// Resolver checks custom domains' CNAME records; nil means the
+	// system's resolver.
+	Resolver CNAMEResolver
 	// Imports is the import allowlist applied at validation.
 	Imports ImportSource
 	// Secrets seals app secrets.
@@ -141,6 +154,8 @@ func (c Config) Validate() error {
 		return errors.New("apps: Config.Logs is nil")
 	case c.URL == nil:
 		return errors.New("apps: Config.URL is nil")
+	case c.Domain == "":
+		return errors.New("apps: Config.Domain is empty")
 	case c.Imports == nil:
 		return errors.New("apps: Config.Imports is nil")
 	case c.Secrets == nil:
@@ -220,11 +235,20 @@ func (s *Service) removeApp(ctx context.Context, a *store.App) (removal, error) 
 	if err != nil {
 		return removal{}, err
 	}
+	domains, err := s.cfg.Store.AppDomains(ctx, a.ID)
+	if err != nil {
+		return removal{}, err
+	}
 	if err := s.cfg.Store.DeleteApp(ctx, a.ID); err != nil {
 		return removal{}, err
 	}
 	if err := s.cfg.Publisher.DeleteRoute(ctx, a.Name); err != nil {
 		return removal{}, fmt.Errorf("delete route: %w", err)
+	}
+	for _, h := range domains {
+		if err := s.cfg.Publisher.DeleteDomain(ctx, h); err != nil {
+			return removal{}, fmt.Errorf("delete domain: %w", err)
+		}
 	}
 	r := removal{versions: int64(len(hashes))}
 	if err := s.cfg.Logs.Delete(ctx, a.ID); err != nil {

@@ -13,11 +13,16 @@ import (
 )
 
 // Channel is the pub/sub channel on which the slug of a changed route is
-// published.
+// published, and the DomainKey of a changed custom domain.
 const Channel = "routes"
 
 // RouteKey is the Redis key of slug's route record.
 func RouteKey(slug string) string { return "route:" + slug }
+
+// DomainKey is the Redis key holding the slug of the app served at custom
+// domain host. A change of it is published on Channel as the key itself
+// (slugs have no colon).
+func DomainKey(host string) string { return "domain:" + host }
 
 // Publisher writes bundles and routes.
 type Publisher struct{ rdb redis.UniversalClient }
@@ -124,4 +129,33 @@ func (p *Publisher) Subscribe(ctx context.Context, changed func(slug string)) er
 // DeleteBundle removes the bundle hash and its compiled modules.
 func (p *Publisher) DeleteBundle(ctx context.Context, hash string) error {
 	return p.rdb.Del(ctx, bundle.Key(hash), bundle.CompiledKey(hash)).Err()
+}
+
+// SetDomain serves app slug at custom domain host and announces it.
+func (p *Publisher) SetDomain(ctx context.Context, host, slug string) error {
+	if err := p.rdb.Set(ctx, DomainKey(host), slug, 0).Err(); err != nil {
+		return fmt.Errorf("set domain %s: %w", host, err)
+	}
+	return p.rdb.Publish(ctx, Channel, DomainKey(host)).Err()
+}
+
+// DeleteDomain stops serving custom domain host and announces it.
+func (p *Publisher) DeleteDomain(ctx context.Context, host string) error {
+	if err := p.rdb.Del(ctx, DomainKey(host)).Err(); err != nil {
+		return fmt.Errorf("delete domain %s: %w", host, err)
+	}
+	return p.rdb.Publish(ctx, Channel, DomainKey(host)).Err()
+}
+
+// Domain returns the slug of the app served at custom domain host, or ""
+// if Redis has none.
+func (p *Publisher) Domain(ctx context.Context, host string) (string, error) {
+	slug, err := p.rdb.Get(ctx, DomainKey(host)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get domain %s: %w", host, err)
+	}
+	return slug, nil
 }

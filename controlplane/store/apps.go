@@ -121,6 +121,9 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	if _, err := s.drafts.DeleteOne(ctx, bson.M{"_id": id}); err != nil {
 		return classify(err)
 	}
+	if err := s.deleteAppDomains(ctx, id); err != nil {
+		return err
+	}
 	res, err := s.apps.DeleteOne(ctx, bson.M{"_id": id})
 	if err != nil {
 		return classify(err)

@@ -64,6 +64,7 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		{s.activity, bson.D{{Key: "actor_id", Value: 1}}, false},
 		{s.versions, bson.D{{Key: "app_id", Value: 1}, {Key: "deployed_at", Value: -1}}, false},
 		{s.tmpls, bson.D{{Key: "owner_id", Value: 1}}, false},
+		{s.domains(), bson.D{{Key: "app_id", Value: 1}}, false},
 	}
 	for _, ix := range indexes {
 		m := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.uniq)}

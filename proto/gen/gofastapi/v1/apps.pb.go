@@ -432,7 +432,10 @@ type App struct {
 	// template_id is the template the app was created from, if any.
 	TemplateId string `protobuf:"bytes,15,opt,name=template_id,json=templateId,proto3" json:"template_id,omitempty"`
 	// deploying is true while a deploy of the app runs.
-	Deploying     bool `protobuf:"varint,16,opt,name=deploying,proto3" json:"deploying,omitempty"`
+	Deploying bool `protobuf:"varint,16,opt,name=deploying,proto3" json:"deploying,omitempty"`
+	// domains are the custom domains the app is served at as well (set by
+	// GetApp and the domain RPCs).
+	Domains       []string `protobuf:"bytes,17,rep,name=domains,proto3" json:"domains,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -577,6 +580,13 @@ func (x *App) GetDeploying() bool {
 		return x.Deploying
 	}
 	return false
+}
+
+func (x *App) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
 }
 
 // Draft is an app's saved, undeployed files.
@@ -3217,6 +3227,200 @@ func (x *WatchLogsResponse) GetLine() *LogLine {
 	return nil
 }
 
+type AddDomainRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	// domain is a host name such as shop.example.com, not under the
+	// platform's own domain.
+	Domain        string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDomainRequest) Reset() {
+	*x = AddDomainRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDomainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDomainRequest) ProtoMessage() {}
+
+func (x *AddDomainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDomainRequest.ProtoReflect.Descriptor instead.
+func (*AddDomainRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AddDomainRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *AddDomainRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+type AddDomainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddDomainResponse) Reset() {
+	*x = AddDomainResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddDomainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddDomainResponse) ProtoMessage() {}
+
+func (x *AddDomainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddDomainResponse.ProtoReflect.Descriptor instead.
+func (*AddDomainResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AddDomainResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+type RemoveDomainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IdOrName      string                 `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
+	Domain        string                 `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDomainRequest) Reset() {
+	*x = RemoveDomainRequest{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDomainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDomainRequest) ProtoMessage() {}
+
+func (x *RemoveDomainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDomainRequest.ProtoReflect.Descriptor instead.
+func (*RemoveDomainRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *RemoveDomainRequest) GetIdOrName() string {
+	if x != nil {
+		return x.IdOrName
+	}
+	return ""
+}
+
+func (x *RemoveDomainRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+type RemoveDomainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveDomainResponse) Reset() {
+	*x = RemoveDomainResponse{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveDomainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveDomainResponse) ProtoMessage() {}
+
+func (x *RemoveDomainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveDomainResponse.ProtoReflect.Descriptor instead.
+func (*RemoveDomainResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RemoveDomainResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
 var File_gofastapi_v1_apps_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_apps_proto_rawDesc = "" +
@@ -3224,7 +3428,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x17gofastapi/v1/apps.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x04File\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\xe9\x04\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x83\x05\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -3248,7 +3452,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x0edraft_saved_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdraftSavedAt\x12\x1f\n" +
 	"\vtemplate_id\x18\x0f \x01(\tR\n" +
 	"templateId\x12\x1c\n" +
-	"\tdeploying\x18\x10 \x01(\bR\tdeploying\"\x9c\x01\n" +
+	"\tdeploying\x18\x10 \x01(\bR\tdeploying\x12\x18\n" +
+	"\adomains\x18\x11 \x03(\tR\adomains\"\x9c\x01\n" +
 	"\x05Draft\x12(\n" +
 	"\x05files\x18\x01 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
 	"\n" +
@@ -3453,7 +3658,19 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x16\n" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\">\n" +
 	"\x11WatchLogsResponse\x12)\n" +
-	"\x04line\x18\x01 \x01(\v2\x15.gofastapi.v1.LogLineR\x04line*L\n" +
+	"\x04line\x18\x01 \x01(\v2\x15.gofastapi.v1.LogLineR\x04line\"H\n" +
+	"\x10AddDomainRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\"8\n" +
+	"\x11AddDomainResponse\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\"K\n" +
+	"\x13RemoveDomainRequest\x12\x1c\n" +
+	"\n" +
+	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\";\n" +
+	"\x14RemoveDomainResponse\x12#\n" +
+	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app*L\n" +
 	"\aAppMode\x12\x18\n" +
 	"\x14APP_MODE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAPP_MODE_SINGLE\x10\x01\x12\x12\n" +
@@ -3486,7 +3703,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x12EVENT_KIND_CRASHED\x10\x04\x12\x1a\n" +
 	"\x16EVENT_KIND_ROLLED_BACK\x10\x05\x12\x1a\n" +
 	"\x16EVENT_KIND_ENV_CHANGED\x10\x06\x12\x1b\n" +
-	"\x17EVENT_KIND_START_FAILED\x10\a2\xa0\v\n" +
+	"\x17EVENT_KIND_START_FAILED\x10\a2\xc9\f\n" +
 	"\n" +
 	"AppService\x12N\n" +
 	"\tCreateApp\x12\x1e.gofastapi.v1.CreateAppRequest\x1a\x1f.gofastapi.v1.CreateAppResponse\"\x00\x12E\n" +
@@ -3507,7 +3724,9 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x06SetEnv\x12\x1b.gofastapi.v1.SetEnvRequest\x1a\x1c.gofastapi.v1.SetEnvResponse\"\x00\x12K\n" +
 	"\bUnsetEnv\x12\x1d.gofastapi.v1.UnsetEnvRequest\x1a\x1e.gofastapi.v1.UnsetEnvResponse\"\x00\x12V\n" +
 	"\vWatchEvents\x12 .gofastapi.v1.WatchEventsRequest\x1a!.gofastapi.v1.WatchEventsResponse\"\x000\x01\x12P\n" +
-	"\tWatchLogs\x12\x1e.gofastapi.v1.WatchLogsRequest\x1a\x1f.gofastapi.v1.WatchLogsResponse\"\x000\x01BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\tWatchLogs\x12\x1e.gofastapi.v1.WatchLogsRequest\x1a\x1f.gofastapi.v1.WatchLogsResponse\"\x000\x01\x12N\n" +
+	"\tAddDomain\x12\x1e.gofastapi.v1.AddDomainRequest\x1a\x1f.gofastapi.v1.AddDomainResponse\"\x00\x12W\n" +
+	"\fRemoveDomain\x12!.gofastapi.v1.RemoveDomainRequest\x1a\".gofastapi.v1.RemoveDomainResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_apps_proto_rawDescOnce sync.Once
@@ -3522,7 +3741,7 @@ func file_gofastapi_v1_apps_proto_rawDescGZIP() []byte {
 }
 
 var file_gofastapi_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_gofastapi_v1_apps_proto_goTypes = []any{
 	(AppMode)(0),                   // 0: gofastapi.v1.AppMode
 	(AppStatus)(0),                 // 1: gofastapi.v1.AppStatus
@@ -3577,17 +3796,21 @@ var file_gofastapi_v1_apps_proto_goTypes = []any{
 	(*WatchEventsResponse)(nil),    // 50: gofastapi.v1.WatchEventsResponse
 	(*WatchLogsRequest)(nil),       // 51: gofastapi.v1.WatchLogsRequest
 	(*WatchLogsResponse)(nil),      // 52: gofastapi.v1.WatchLogsResponse
-	(*timestamppb.Timestamp)(nil),  // 53: google.protobuf.Timestamp
+	(*AddDomainRequest)(nil),       // 53: gofastapi.v1.AddDomainRequest
+	(*AddDomainResponse)(nil),      // 54: gofastapi.v1.AddDomainResponse
+	(*RemoveDomainRequest)(nil),    // 55: gofastapi.v1.RemoveDomainRequest
+	(*RemoveDomainResponse)(nil),   // 56: gofastapi.v1.RemoveDomainResponse
+	(*timestamppb.Timestamp)(nil),  // 57: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	2,  // 0: gofastapi.v1.App.framework:type_name -> gofastapi.v1.Framework
-	53, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	53, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
+	57, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	57, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: gofastapi.v1.App.mode:type_name -> gofastapi.v1.AppMode
 	1,  // 4: gofastapi.v1.App.status:type_name -> gofastapi.v1.AppStatus
-	53, // 5: gofastapi.v1.App.draft_saved_at:type_name -> google.protobuf.Timestamp
+	57, // 5: gofastapi.v1.App.draft_saved_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: gofastapi.v1.Draft.files:type_name -> gofastapi.v1.File
-	53, // 7: gofastapi.v1.Draft.saved_at:type_name -> google.protobuf.Timestamp
+	57, // 7: gofastapi.v1.Draft.saved_at:type_name -> google.protobuf.Timestamp
 	2,  // 8: gofastapi.v1.CreateAppRequest.framework:type_name -> gofastapi.v1.Framework
 	0,  // 9: gofastapi.v1.CreateAppRequest.mode:type_name -> gofastapi.v1.AppMode
 	6,  // 10: gofastapi.v1.CreateAppRequest.files:type_name -> gofastapi.v1.File
@@ -3599,17 +3822,17 @@ var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	7,  // 16: gofastapi.v1.ListAppsResponse.apps:type_name -> gofastapi.v1.App
 	6,  // 17: gofastapi.v1.DeployRequest.files:type_name -> gofastapi.v1.File
 	3,  // 18: gofastapi.v1.DeployResponse.stage:type_name -> gofastapi.v1.DeployStage
-	53, // 19: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	57, // 19: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
 	20, // 20: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
 	25, // 21: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
-	53, // 22: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
+	57, // 22: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
 	2,  // 23: gofastapi.v1.UpdateAppRequest.framework:type_name -> gofastapi.v1.Framework
 	0,  // 24: gofastapi.v1.UpdateAppRequest.mode:type_name -> gofastapi.v1.AppMode
 	7,  // 25: gofastapi.v1.UpdateAppResponse.app:type_name -> gofastapi.v1.App
 	6,  // 26: gofastapi.v1.SaveDraftRequest.files:type_name -> gofastapi.v1.File
 	7,  // 27: gofastapi.v1.SaveDraftResponse.app:type_name -> gofastapi.v1.App
 	22, // 28: gofastapi.v1.SaveDraftResponse.problems:type_name -> gofastapi.v1.ValidationError
-	53, // 29: gofastapi.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	57, // 29: gofastapi.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
 	31, // 30: gofastapi.v1.VersionInfo.files:type_name -> gofastapi.v1.FileInfo
 	30, // 31: gofastapi.v1.ListVersionsResponse.versions:type_name -> gofastapi.v1.VersionInfo
 	30, // 32: gofastapi.v1.GetVersionResponse.info:type_name -> gofastapi.v1.VersionInfo
@@ -3620,52 +3843,58 @@ var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	43, // 37: gofastapi.v1.SetEnvRequest.vars:type_name -> gofastapi.v1.EnvAssignment
 	40, // 38: gofastapi.v1.SetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
 	40, // 39: gofastapi.v1.UnsetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
-	53, // 40: gofastapi.v1.Event.time:type_name -> google.protobuf.Timestamp
+	57, // 40: gofastapi.v1.Event.time:type_name -> google.protobuf.Timestamp
 	5,  // 41: gofastapi.v1.Event.kind:type_name -> gofastapi.v1.EventKind
 	25, // 42: gofastapi.v1.Event.cold_start:type_name -> gofastapi.v1.ColdStart
 	48, // 43: gofastapi.v1.WatchEventsResponse.event:type_name -> gofastapi.v1.Event
 	20, // 44: gofastapi.v1.WatchLogsResponse.line:type_name -> gofastapi.v1.LogLine
-	9,  // 45: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
-	11, // 46: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
-	13, // 47: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
-	15, // 48: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
-	17, // 49: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
-	19, // 50: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
-	23, // 51: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
-	26, // 52: gofastapi.v1.AppService.UpdateApp:input_type -> gofastapi.v1.UpdateAppRequest
-	28, // 53: gofastapi.v1.AppService.SaveDraft:input_type -> gofastapi.v1.SaveDraftRequest
-	32, // 54: gofastapi.v1.AppService.ListVersions:input_type -> gofastapi.v1.ListVersionsRequest
-	34, // 55: gofastapi.v1.AppService.GetVersion:input_type -> gofastapi.v1.GetVersionRequest
-	36, // 56: gofastapi.v1.AppService.Rollback:input_type -> gofastapi.v1.RollbackRequest
-	38, // 57: gofastapi.v1.AppService.CloneApp:input_type -> gofastapi.v1.CloneAppRequest
-	41, // 58: gofastapi.v1.AppService.ListEnv:input_type -> gofastapi.v1.ListEnvRequest
-	44, // 59: gofastapi.v1.AppService.SetEnv:input_type -> gofastapi.v1.SetEnvRequest
-	46, // 60: gofastapi.v1.AppService.UnsetEnv:input_type -> gofastapi.v1.UnsetEnvRequest
-	49, // 61: gofastapi.v1.AppService.WatchEvents:input_type -> gofastapi.v1.WatchEventsRequest
-	51, // 62: gofastapi.v1.AppService.WatchLogs:input_type -> gofastapi.v1.WatchLogsRequest
-	10, // 63: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
-	12, // 64: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
-	14, // 65: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
-	16, // 66: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
-	18, // 67: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
-	21, // 68: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
-	24, // 69: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
-	27, // 70: gofastapi.v1.AppService.UpdateApp:output_type -> gofastapi.v1.UpdateAppResponse
-	29, // 71: gofastapi.v1.AppService.SaveDraft:output_type -> gofastapi.v1.SaveDraftResponse
-	33, // 72: gofastapi.v1.AppService.ListVersions:output_type -> gofastapi.v1.ListVersionsResponse
-	35, // 73: gofastapi.v1.AppService.GetVersion:output_type -> gofastapi.v1.GetVersionResponse
-	37, // 74: gofastapi.v1.AppService.Rollback:output_type -> gofastapi.v1.RollbackResponse
-	39, // 75: gofastapi.v1.AppService.CloneApp:output_type -> gofastapi.v1.CloneAppResponse
-	42, // 76: gofastapi.v1.AppService.ListEnv:output_type -> gofastapi.v1.ListEnvResponse
-	45, // 77: gofastapi.v1.AppService.SetEnv:output_type -> gofastapi.v1.SetEnvResponse
-	47, // 78: gofastapi.v1.AppService.UnsetEnv:output_type -> gofastapi.v1.UnsetEnvResponse
-	50, // 79: gofastapi.v1.AppService.WatchEvents:output_type -> gofastapi.v1.WatchEventsResponse
-	52, // 80: gofastapi.v1.AppService.WatchLogs:output_type -> gofastapi.v1.WatchLogsResponse
-	63, // [63:81] is the sub-list for method output_type
-	45, // [45:63] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	7,  // 45: gofastapi.v1.AddDomainResponse.app:type_name -> gofastapi.v1.App
+	7,  // 46: gofastapi.v1.RemoveDomainResponse.app:type_name -> gofastapi.v1.App
+	9,  // 47: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
+	11, // 48: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
+	13, // 49: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
+	15, // 50: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
+	17, // 51: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
+	19, // 52: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
+	23, // 53: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
+	26, // 54: gofastapi.v1.AppService.UpdateApp:input_type -> gofastapi.v1.UpdateAppRequest
+	28, // 55: gofastapi.v1.AppService.SaveDraft:input_type -> gofastapi.v1.SaveDraftRequest
+	32, // 56: gofastapi.v1.AppService.ListVersions:input_type -> gofastapi.v1.ListVersionsRequest
+	34, // 57: gofastapi.v1.AppService.GetVersion:input_type -> gofastapi.v1.GetVersionRequest
+	36, // 58: gofastapi.v1.AppService.Rollback:input_type -> gofastapi.v1.RollbackRequest
+	38, // 59: gofastapi.v1.AppService.CloneApp:input_type -> gofastapi.v1.CloneAppRequest
+	41, // 60: gofastapi.v1.AppService.ListEnv:input_type -> gofastapi.v1.ListEnvRequest
+	44, // 61: gofastapi.v1.AppService.SetEnv:input_type -> gofastapi.v1.SetEnvRequest
+	46, // 62: gofastapi.v1.AppService.UnsetEnv:input_type -> gofastapi.v1.UnsetEnvRequest
+	49, // 63: gofastapi.v1.AppService.WatchEvents:input_type -> gofastapi.v1.WatchEventsRequest
+	51, // 64: gofastapi.v1.AppService.WatchLogs:input_type -> gofastapi.v1.WatchLogsRequest
+	53, // 65: gofastapi.v1.AppService.AddDomain:input_type -> gofastapi.v1.AddDomainRequest
+	55, // 66: gofastapi.v1.AppService.RemoveDomain:input_type -> gofastapi.v1.RemoveDomainRequest
+	10, // 67: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
+	12, // 68: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
+	14, // 69: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
+	16, // 70: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
+	18, // 71: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
+	21, // 72: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
+	24, // 73: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
+	27, // 74: gofastapi.v1.AppService.UpdateApp:output_type -> gofastapi.v1.UpdateAppResponse
+	29, // 75: gofastapi.v1.AppService.SaveDraft:output_type -> gofastapi.v1.SaveDraftResponse
+	33, // 76: gofastapi.v1.AppService.ListVersions:output_type -> gofastapi.v1.ListVersionsResponse
+	35, // 77: gofastapi.v1.AppService.GetVersion:output_type -> gofastapi.v1.GetVersionResponse
+	37, // 78: gofastapi.v1.AppService.Rollback:output_type -> gofastapi.v1.RollbackResponse
+	39, // 79: gofastapi.v1.AppService.CloneApp:output_type -> gofastapi.v1.CloneAppResponse
+	42, // 80: gofastapi.v1.AppService.ListEnv:output_type -> gofastapi.v1.ListEnvResponse
+	45, // 81: gofastapi.v1.AppService.SetEnv:output_type -> gofastapi.v1.SetEnvResponse
+	47, // 82: gofastapi.v1.AppService.UnsetEnv:output_type -> gofastapi.v1.UnsetEnvResponse
+	50, // 83: gofastapi.v1.AppService.WatchEvents:output_type -> gofastapi.v1.WatchEventsResponse
+	52, // 84: gofastapi.v1.AppService.WatchLogs:output_type -> gofastapi.v1.WatchLogsResponse
+	54, // 85: gofastapi.v1.AppService.AddDomain:output_type -> gofastapi.v1.AddDomainResponse
+	56, // 86: gofastapi.v1.AppService.RemoveDomain:output_type -> gofastapi.v1.RemoveDomainResponse
+	67, // [67:87] is the sub-list for method output_type
+	47, // [47:67] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_apps_proto_init() }
@@ -3680,7 +3909,7 @@ func file_gofastapi_v1_apps_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_apps_proto_rawDesc), len(file_gofastapi_v1_apps_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   47,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -70,6 +70,10 @@ const (
 	AppServiceWatchEventsProcedure = "/gofastapi.v1.AppService/WatchEvents"
 	// AppServiceWatchLogsProcedure is the fully-qualified name of the AppService's WatchLogs RPC.
 	AppServiceWatchLogsProcedure = "/gofastapi.v1.AppService/WatchLogs"
+	// AppServiceAddDomainProcedure is the fully-qualified name of the AppService's AddDomain RPC.
+	AppServiceAddDomainProcedure = "/gofastapi.v1.AppService/AddDomain"
+	// AppServiceRemoveDomainProcedure is the fully-qualified name of the AppService's RemoveDomain RPC.
+	AppServiceRemoveDomainProcedure = "/gofastapi.v1.AppService/RemoveDomain"
 )
 
 // AppServiceClient is a client for the gofastapi.v1.AppService service.
@@ -121,6 +125,13 @@ type AppServiceClient interface {
 	// WatchLogs streams the app's log lines like GetLogs, then, when follow is
 	// set, new lines as they are written.
 	WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest]) (*connect.ServerStreamForClient[v1.WatchLogsResponse], error)
+	// AddDomain serves the app at a custom domain of the caller's as well.
+	// The domain must have a CNAME record pointing at the app's own host
+	// ({name}.{platform domain}), which proves the caller controls it; a
+	// domain serves one app.
+	AddDomain(context.Context, *connect.Request[v1.AddDomainRequest]) (*connect.Response[v1.AddDomainResponse], error)
+	// RemoveDomain stops serving the app at a custom domain.
+	RemoveDomain(context.Context, *connect.Request[v1.RemoveDomainRequest]) (*connect.Response[v1.RemoveDomainResponse], error)
 }
 
 // NewAppServiceClient constructs a client for the gofastapi.v1.AppService service. By default, it
@@ -242,6 +253,18 @@ func NewAppServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(appServiceMethods.ByName("WatchLogs")),
 			connect.WithClientOptions(opts...),
 		),
+		addDomain: connect.NewClient[v1.AddDomainRequest, v1.AddDomainResponse](
+			httpClient,
+			baseURL+AppServiceAddDomainProcedure,
+			connect.WithSchema(appServiceMethods.ByName("AddDomain")),
+			connect.WithClientOptions(opts...),
+		),
+		removeDomain: connect.NewClient[v1.RemoveDomainRequest, v1.RemoveDomainResponse](
+			httpClient,
+			baseURL+AppServiceRemoveDomainProcedure,
+			connect.WithSchema(appServiceMethods.ByName("RemoveDomain")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -265,6 +288,8 @@ type appServiceClient struct {
 	unsetEnv       *connect.Client[v1.UnsetEnvRequest, v1.UnsetEnvResponse]
 	watchEvents    *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
 	watchLogs      *connect.Client[v1.WatchLogsRequest, v1.WatchLogsResponse]
+	addDomain      *connect.Client[v1.AddDomainRequest, v1.AddDomainResponse]
+	removeDomain   *connect.Client[v1.RemoveDomainRequest, v1.RemoveDomainResponse]
 }
 
 // CreateApp calls gofastapi.v1.AppService.CreateApp.
@@ -357,6 +382,16 @@ func (c *appServiceClient) WatchLogs(ctx context.Context, req *connect.Request[v
 	return c.watchLogs.CallServerStream(ctx, req)
 }
 
+// AddDomain calls gofastapi.v1.AppService.AddDomain.
+func (c *appServiceClient) AddDomain(ctx context.Context, req *connect.Request[v1.AddDomainRequest]) (*connect.Response[v1.AddDomainResponse], error) {
+	return c.addDomain.CallUnary(ctx, req)
+}
+
+// RemoveDomain calls gofastapi.v1.AppService.RemoveDomain.
+func (c *appServiceClient) RemoveDomain(ctx context.Context, req *connect.Request[v1.RemoveDomainRequest]) (*connect.Response[v1.RemoveDomainResponse], error) {
+	return c.removeDomain.CallUnary(ctx, req)
+}
+
 // AppServiceHandler is an implementation of the gofastapi.v1.AppService service.
 type AppServiceHandler interface {
 	// CreateApp creates an app owned by the caller; nothing is deployed yet.
@@ -406,6 +441,13 @@ type AppServiceHandler interface {
 	// WatchLogs streams the app's log lines like GetLogs, then, when follow is
 	// set, new lines as they are written.
 	WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest], *connect.ServerStream[v1.WatchLogsResponse]) error
+	// AddDomain serves the app at a custom domain of the caller's as well.
+	// The domain must have a CNAME record pointing at the app's own host
+	// ({name}.{platform domain}), which proves the caller controls it; a
+	// domain serves one app.
+	AddDomain(context.Context, *connect.Request[v1.AddDomainRequest]) (*connect.Response[v1.AddDomainResponse], error)
+	// RemoveDomain stops serving the app at a custom domain.
+	RemoveDomain(context.Context, *connect.Request[v1.RemoveDomainRequest]) (*connect.Response[v1.RemoveDomainResponse], error)
 }
 
 // NewAppServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -523,6 +565,18 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(appServiceMethods.ByName("WatchLogs")),
 		connect.WithHandlerOptions(opts...),
 	)
+	appServiceAddDomainHandler := connect.NewUnaryHandler(
+		AppServiceAddDomainProcedure,
+		svc.AddDomain,
+		connect.WithSchema(appServiceMethods.ByName("AddDomain")),
+		connect.WithHandlerOptions(opts...),
+	)
+	appServiceRemoveDomainHandler := connect.NewUnaryHandler(
+		AppServiceRemoveDomainProcedure,
+		svc.RemoveDomain,
+		connect.WithSchema(appServiceMethods.ByName("RemoveDomain")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gofastapi.v1.AppService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AppServiceCreateAppProcedure:
@@ -561,6 +615,10 @@ func NewAppServiceHandler(svc AppServiceHandler, opts ...connect.HandlerOption) 
 			appServiceWatchEventsHandler.ServeHTTP(w, r)
 		case AppServiceWatchLogsProcedure:
 			appServiceWatchLogsHandler.ServeHTTP(w, r)
+		case AppServiceAddDomainProcedure:
+			appServiceAddDomainHandler.ServeHTTP(w, r)
+		case AppServiceRemoveDomainProcedure:
+			appServiceRemoveDomainHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -640,4 +698,12 @@ func (UnimplementedAppServiceHandler) WatchEvents(context.Context, *connect.Requ
 
 func (UnimplementedAppServiceHandler) WatchLogs(context.Context, *connect.Request[v1.WatchLogsRequest], *connect.ServerStream[v1.WatchLogsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.WatchLogs is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) AddDomain(context.Context, *connect.Request[v1.AddDomainRequest]) (*connect.Response[v1.AddDomainResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.AddDomain is not implemented"))
+}
+
+func (UnimplementedAppServiceHandler) RemoveDomain(context.Context, *connect.Request[v1.RemoveDomainRequest]) (*connect.Response[v1.RemoveDomainResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AppService.RemoveDomain is not implemented"))
 }
