@@ -349,3 +349,44 @@ func browserCommand() string {
 	}
 	return ""
 }
+
+// cmdDomains lists, adds and removes an app's custom domains.
+func cmdDomains(ctx context.Context, args []string, stdout io.Writer) error {
+	const use = "domains: gofastapi domains NAME | domains add NAME DOMAIN | domains remove NAME DOMAIN"
+	fs := newFlags("domains")
+	mk := clientFlags(fs)
+	if err := parseInterspersed(fs, args); err != nil {
+		return errUsage
+	}
+	a := fs.Args()
+	var app *v1.App
+	switch {
+	case len(a) == 1:
+		res, err := mk().apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: a[0]}))
+		if err != nil {
+			return explain(err)
+		}
+		app = res.Msg.GetApp()
+	case len(a) == 3 && a[0] == "add":
+		res, err := mk().apps.AddDomain(ctx, connect.NewRequest(&v1.AddDomainRequest{IdOrName: a[1], Domain: a[2]}))
+		if err != nil {
+			return explain(err)
+		}
+		app = res.Msg.GetApp()
+	case len(a) == 3 && a[0] == "remove":
+		res, err := mk().apps.RemoveDomain(ctx, connect.NewRequest(&v1.RemoveDomainRequest{IdOrName: a[1], Domain: a[2]}))
+		if err != nil {
+			return explain(err)
+		}
+		app = res.Msg.GetApp()
+	default:
+		return errors.New(use)
+	}
+	if len(app.GetDomains()) == 0 {
+		fmt.Fprintf(stdout, "%s has no custom domains\n", app.GetName())
+	}
+	for _, d := range app.GetDomains() {
+		fmt.Fprintln(stdout, d)
+	}
+	return nil
+}

@@ -178,6 +178,9 @@ func TestCustomDomains(t *testing.T) {
 	if err != nil || strings.Join(got.Msg.GetApp().GetDomains(), ",") != host {
 		t.Errorf("GetApp domains %v (%v), want [%s]", got.Msg.GetApp().GetDomains(), err, host)
 	}
+	if out := p.mustCLIAs(alice, "domains", "shop"); strings.TrimSpace(out) != host {
+		t.Errorf("gofastapi domains shop:\n%s", out)
+	}
 	dns.set(host, "bobs.localhost")
 	_, err = add(bob, "bobs", host)
 	wantErr("a domain another app has", err, connect.CodeAlreadyExists, host+" already serves another app")
@@ -195,6 +198,9 @@ func TestCustomDomains(t *testing.T) {
 	waitHost(host, 404, "is not a host this platform serves")
 	_, err = p.as(alice).apps.RemoveDomain(ctx, connect.NewRequest(&v1.RemoveDomainRequest{IdOrName: "store", Domain: host}))
 	wantErr("removing it twice", err, connect.CodeNotFound, "is not served at")
+	if out := p.mustCLIAs(alice, "domains", "store"); !strings.Contains(out, "store has no custom domains") {
+		t.Errorf("gofastapi domains store after the removal:\n%s", out)
+	}
 
 	// Deleting the app frees its domains.
 	dns.set(host, "store.localhost")

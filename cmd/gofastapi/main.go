@@ -44,6 +44,9 @@ Client (server from --server or GOFASTAPI_SERVER, default http://localhost:8080)
   gofastapi rollback NAME [VERSION]              serve an earlier version (default: the one before)
   gofastapi clone NAME NEW [--draft] [--no-deploy]   copy an app (env names copied, secret values not)
   gofastapi env NAME                             list an app's environment (secrets show as set)
+  gofastapi domains NAME | domains add|remove NAME DOMAIN
+                                                 an app's custom domains (add: DOMAIN's CNAME must
+                                                 point at NAME.<platform domain>)
   gofastapi env set NAME KEY=VALUE... [--secret] set variables (or secrets); the app restarts
   gofastapi env unset NAME KEY...                remove variables; the app restarts
   gofastapi templates [--mine|--global]          list templates
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdLogs(ctx, rest, stdout)
 	case "open":
 		return cmdOpen(ctx, rest, stdout)
+	case "domains":
+		return cmdDomains(ctx, rest, stdout)
 	case "delete":
 		return cmdDelete(ctx, rest, stdout)
 	case "coldstarts":

@@ -208,5 +208,5 @@ func (s *Service) checkCNAME(ctx context.Context, host, slug string) error {
 		found = "points at " + cname
 	}
 	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
-		"%s %s: add a CNAME record for %s pointing at %s, wait until DNS serves it, then add the domain again", host, found, host, target))
+		"the domain %s %s: add a CNAME record for %s pointing at %s, wait until DNS serves it, then add the domain again", host, found, host, target))
 }

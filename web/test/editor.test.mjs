@@ -48,6 +48,8 @@ before(async () => {
     if (/status of 401/.test(msg.text()) && /AuthService\/(Me|Login)$/.test(msg.location().url)) return;
     // Likewise the reserved app name it tries first.
     if (/status of 400/.test(msg.text()) && /AppService\/CreateApp$/.test(msg.location().url)) return;
+    // And the custom domain that has no CNAME record yet.
+    if (/status of 400/.test(msg.text()) && /AppService\/AddDomain$/.test(msg.location().url)) return;
     consoleErrors.push(`console: ${msg.text()} (${msg.location().url})`);
   });
 });
@@ -379,6 +381,9 @@ test("the editor, end to end in Chromium", async (t) => {
     assert.deepEqual(await tabs.allInnerTexts(), ["app.py", "routes.py", "models.py", "services.py", "helpers.py"]);
     await page.getByRole("tab", { name: "Settings" }).click();
     assert.equal(await page.getByLabel("Notes", { exact: true }).inputValue(), "prices in cents", "the notes given at creation are the app's");
+    await page.getByLabel("Custom domain", { exact: true }).fill("shop.example.test");
+    await page.getByRole("button", { name: "Add domain" }).click();
+    await page.getByRole("alert").filter({ hasText: "shop.example.test has no CNAME record: add a CNAME record for shop.example.test pointing at shop.localhost" }).waitFor();
     await page.getByRole("button", { name: "+ File" }).click();
     await page.getByRole("dialog").getByLabel("File name").fill("extra.py");
     await page.keyboard.press("Enter");

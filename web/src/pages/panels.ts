@@ -229,7 +229,7 @@ function settingsPanel(ctx: PageContext, app: () => App, updated: (a: App) => vo
   const el = h("div", { class: "panel settings" });
   const render = () => {
     const a = app();
-    replace(el, metaForm(a, updated), envSection(ctx, app), databaseSetting(ctx, app), cloneForm(app), templateForm(app), dangerZone(app));
+    replace(el, metaForm(a, updated), envSection(ctx, app), domainsSection(app, updated), databaseSetting(ctx, app), cloneForm(app), templateForm(app), dangerZone(app));
   };
   return { el, open: render };
 }
@@ -310,6 +310,50 @@ function envSection(ctx: PageContext, app: () => App): HTMLElement {
     h("p", { class: "muted" }, "The app reads them with os.environ. Secrets are stored encrypted and never shown again."),
     h("table", { class: "env" }, h("thead", null, h("tr", null, h("th", null, "Name"), h("th", null, "Value"), h("th", null, ""))), table),
     form, err);
+}
+
+// domainsSection lists the app's custom domains, removes them, and adds
+// one once its CNAME record points at the app's own host.
+function domainsSection(app: () => App, updated: (a: App) => void): HTMLElement {
+  const err = errorBox();
+  const list = h("ul", { class: "domains", "aria-label": "Custom domains" });
+  const target = () => `${app().name}.${location.hostname}`;
+  const render = (domains: string[]) => {
+    replace(list, domains.length === 0 ? h("li", { class: "muted" }, "None yet.") : domains.map((d) => h("li", { "data-domain": d },
+      h("a", { href: `${location.protocol}//${d}${location.port ? `:${location.port}` : ""}/`, target: "_blank", rel: "noopener" }, d), " ",
+      h("button", { type: "button", class: "small", "aria-label": `Remove ${d}`, onclick: async () => {
+        err.clear();
+        try {
+          const res = await apps.removeDomain({ idOrName: app().id, domain: d });
+          updated(res.app!);
+          render(res.app!.domains);
+          toast(`${d} no longer serves the app`);
+        } catch (e) {
+          err.show(message(e));
+        }
+      } }, "Remove"))));
+  };
+  const domain = h("input", { name: "domain", placeholder: "www.example.com", required: true, spellcheck: "false", autocomplete: "off", "aria-label": "Custom domain" });
+  const add = h("button", { type: "submit" }, "Add domain");
+  const form: HTMLFormElement = h("form", { class: "row", "aria-label": "Add a custom domain", onsubmit: async (e: Event) => {
+    e.preventDefault();
+    err.clear();
+    try {
+      const res = await busy(add, "Checking DNS…", () => apps.addDomain({ idOrName: app().id, domain: domain.value.trim() }));
+      updated(res.app!);
+      render(res.app!.domains);
+      toast(`The app is now served at ${domain.value.trim()} as well`);
+      form.reset();
+    } catch (e2) {
+      err.show(message(e2));
+    }
+  } }, domain, add);
+  render(app().domains);
+  return h("section", { class: "stack", "aria-label": "Custom domains" },
+    h("h2", null, "Custom domains"),
+    h("p", { class: "muted" }, "Serve the app at a domain of yours as well: give the domain a CNAME record pointing at ", h("code", null, target()),
+      ", then add it here. Put TLS in front of the platform for https."),
+    list, form, err);
 }
 
 function cloneForm(app: () => App): HTMLElement {
