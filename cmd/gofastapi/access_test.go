@@ -132,7 +132,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	t.Parallel()
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "0", "--signin-rate-per-address", "0", "--signin-rate-per-user", "0")
+	dns := startDNS(t)
+	dns.set("www.owned-example.test", "owned.localhost")
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "0", "--signin-rate-per-address", "0", "--signin-rate-per-user", "0",
+		"--dns-resolver", dns.addr())
 	m := &matrix{t: t, p: p, password: "matrix password", names: [4]string{"", "other", "owner", "root"}}
 	m.tokens[roleAdmin], _ = p.signup(t, "root", m.password) // the first user: admin
 	m.tokens[roleOwner], _ = p.signup(t, "owner", m.password)
@@ -152,6 +155,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	redeploys := 0
 
 	appJSON := `{"idOrName":"owned"}`
+	domainJSON := `{"idOrName":"owned","domain":"www.owned-example.test"}`
 	deployJSON := fmt.Sprintf(`{"idOrName":"owned","files":[{"name":"app.py","content":%q}]}`,
 		base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf(helloApp, "redeployed"))))
 	var ownerSession string // set by before: a session of the owner to revoke
@@ -205,6 +209,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 			},
 			req: static(`{"idOrName":"owned","names":["GONE"]}`)},
+		"gofastapi.v1.AppService.AddDomain": {want: ownerOnly, req: static(domainJSON)},
+		"gofastapi.v1.AppService.RemoveDomain": {want: ownerOnly, req: static(domainJSON),
+			before: func(role) {
+				// What the owner's call removes.
+				if _, err := p.as(m.tokens[roleOwner]).apps.AddDomain(context.Background(), connect.NewRequest(&v1.AddDomainRequest{
+					IdOrName: "owned", Domain: "www.owned-example.test"})); err != nil {
+					t.Fatalf("add domain: %v", err)
+				}
+			}},
 		"gofastapi.v1.AppService.WatchEvents": {want: ownerOnly, req: static(appJSON)},
 		"gofastapi.v1.AppService.WatchLogs":   {want: ownerOnly, req: static(appJSON)},
 
