@@ -209,6 +209,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 			},
 			req: static(`{"idOrName":"owned","names":["GONE"]}`)},
+		"gofastapi.v1.AssistantService.GetAssistantSettings": {want: signedIn, req: static(`{}`)},
+		// No key is ever set here, so a chat goes as far as asking for one.
+		"gofastapi.v1.AssistantService.SetAssistantSettings": {want: signedIn,
+			req: static(`{"provider":"ASSISTANT_PROVIDER_ANTHROPIC","model":"claude-sonnet-4-5"}`)},
+		"gofastapi.v1.AssistantService.Chat": {want: codes{connect.CodeUnauthenticated, connect.CodeFailedPrecondition,
+			connect.CodeFailedPrecondition, connect.CodeFailedPrecondition}, req: static(`{"messages":[{"role":"user","content":"hi"}]}`)},
 		"gofastapi.v1.AppService.AddDomain": {want: ownerOnly, req: static(domainJSON)},
 		"gofastapi.v1.AppService.RemoveDomain": {want: ownerOnly, req: static(domainJSON),
 			before: func(role) {

@@ -23,6 +23,7 @@ type apiClients struct {
 	apps  gofastapiv1connect.AppServiceClient
 	admin gofastapiv1connect.AdminServiceClient
 	tmpl  gofastapiv1connect.TemplateServiceClient
+	asst  gofastapiv1connect.AssistantServiceClient
 }
 
 func (p *platform) url() string { return "http://127.0.0.1:" + p.port }
@@ -35,6 +36,7 @@ func (p *platform) as(token string) apiClients {
 		apps:  gofastapiv1connect.NewAppServiceClient(http.DefaultClient, p.url(), opt),
 		admin: gofastapiv1connect.NewAdminServiceClient(http.DefaultClient, p.url(), opt),
 		tmpl:  gofastapiv1connect.NewTemplateServiceClient(http.DefaultClient, p.url(), opt),
+		asst:  gofastapiv1connect.NewAssistantServiceClient(http.DefaultClient, p.url(), opt),
 	}
 }
 

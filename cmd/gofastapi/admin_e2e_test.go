@@ -172,6 +172,10 @@ func TestDeleteUserCascade(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.deploy(t, root, "root-app", shared) // the same files: the same bundle
+	if _, err := p.as(dave).asst.SetAssistantSettings(ctx, connect.NewRequest(&v1.SetAssistantSettingsRequest{
+		Provider: v1.AssistantProvider_ASSISTANT_PROVIDER_ANTHROPIC, Model: "claude-sonnet-4-5", ApiKey: proto.String("sk-dave")})); err != nil {
+		t.Fatal(err)
+	}
 	if code, body := p.get("dave-one", "/"); code != 200 || !strings.Contains(body, "two") {
 		t.Fatalf("GET dave-one = %d %s", code, body)
 	}
@@ -218,7 +222,7 @@ func TestDeleteUserCascade(t *testing.T) {
 	}
 	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "logs": 2,
 		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1,
-		"databases": 1 /* provisioned when dave's app first started */}
+		"databases": 1 /* provisioned when dave's app first started */, "assistant settings": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gofastapi/gofastapi/controlplane/admin"
 	"github.com/gofastapi/gofastapi/controlplane/apps"
+	"github.com/gofastapi/gofastapi/controlplane/assistant"
 	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
@@ -175,6 +176,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	tmpls.SetApps(appSvc)
 	dbs.svc.SetApps(appSvc)
+	assistantSvc, err := assistant.NewService(assistant.Config{
+		Store: st, Secrets: keys, Apps: appSvc, Databases: dbs.svc, Validator: validator,
+		Imports: admin.NewImports(st, validate.DefaultAllowedImports), Limiter: ratelimit.New(rdb), Rate: cfg.AssistantRate,
+		AnthropicURL: cfg.AssistantAnthropicURL, AllowPrivateEndpoints: cfg.AssistantPrivateEndpoints, Domain: cfg.Domain,
+		Logger: log.With("component", "assistant"),
+	})
+	if err != nil {
+		return err
+	}
 	if n, err := appSvc.Resync(ctx); err != nil {
 		return fmt.Errorf("rebuild routes: %w", err)
 	} else if n > 0 {
@@ -233,7 +243,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc}, Templates: tmpls, Routes: appSvc,
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc}, Templates: tmpls, Routes: appSvc,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -260,6 +270,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mux.Handle(gofastapiv1connect.NewAdminServiceHandler(adminSvc, interceptors))
 	mux.Handle(gofastapiv1connect.NewTemplateServiceHandler(tmpls, interceptors))
 	mux.Handle(gofastapiv1connect.NewMetricsServiceHandler(metricsSvc, interceptors))
+	mux.Handle(gofastapiv1connect.NewAssistantServiceHandler(assistantSvc, interceptors))
 	reflector := grpcreflect.NewStaticReflector(gofastapiv1connect.AuthServiceName, gofastapiv1connect.AppServiceName, gofastapiv1connect.DatabaseServiceName,
 		gofastapiv1connect.AdminServiceName, gofastapiv1connect.TemplateServiceName, gofastapiv1connect.MetricsServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -29,6 +29,13 @@ type devConfig struct {
 	// DNSResolver is the DNS server (host:port) that checks custom
 	// domains' CNAME records; empty means the system's resolver.
 	DNSResolver string
+	// AssistantRate bounds each user's chats with the AI assistant;
+	// AssistantAnthropicURL is the root of Anthropic's API;
+	// AssistantPrivateEndpoints lets users' OpenAI-compatible endpoints be
+	// on private networks and plain http.
+	AssistantRate             ratelimit.Rate
+	AssistantAnthropicURL     string
+	AssistantPrivateEndpoints bool
 	// PublicURL is the apex as users reach it, SCHEME://DOMAIN[:PORT]
 	// (behind a TLS terminator or a load balancer, say): app URLs are
 	// SCHEME://NAME.DOMAIN[:PORT]. Empty: http and the gateway's port.
@@ -116,6 +123,9 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.DurationVar(&c.HealthProbe, "health-probe-interval", time.Minute, "how often each running app's GET /health is requested")
 	fs.BoolVar(&c.Debug, "debug-endpoints", false, "serve /debug/pool on the API host (pool size and runner addresses; for benchmarks)")
 	fs.StringVar(&c.PoolAddr, "pool-addr", "", "URL of a shared pool manager (gofastapi pool) instead of local runners; token in "+poolTokenEnv)
+	rateFlag(fs, &c.AssistantRate, "assistant-rate", "20/1m", "most messages to the AI assistant per user, N/DURATION (0: no limit)")
+	fs.StringVar(&c.AssistantAnthropicURL, "assistant-anthropic-url", "https://api.anthropic.com", "root of Anthropic's API, for the AI assistant")
+	fs.BoolVar(&c.AssistantPrivateEndpoints, "assistant-private-endpoints", false, "let users' OpenAI-compatible endpoints be on private networks or loopback, over plain http (a self-hosted model; tests); off, the platform calls only public https endpoints")
 	rateFlag(fs, &c.SigninRateAddr, "signin-rate-per-address", "30/1m", "most Login, Signup and password change attempts from one client address, N/DURATION (0: no limit)")
 	rateFlag(fs, &c.SigninRateUser, "signin-rate-per-user", "10/5m", "most Login, Signup and password change attempts for one username, N/DURATION (0: no limit)")
 	if err := fs.Parse(args); err != nil {
