@@ -18,12 +18,14 @@ import (
 //
 // Implementations today: the apps service (apps and, through them,
 // versions, drafts, env vars and secrets, bundles, routes, which releases
-// their runners, logs, events and cold start records) and the templates
-// service (templates the user saved). The admin service itself removes sessions and the user's
-// own activity entries. Every future owner of user data must implement
-// UserData and be added to Config.UserData in the wiring, or DeleteUser
-// leaves that data behind: per-user databases and their credentials,
-// assistant conversations, metrics and error records kept per app.
+// their runners, custom domains, logs, events, cold start records and
+// metrics), the templates service (templates the user saved), the
+// databases service (per-user databases and their credentials) and the
+// assistant (the user's provider settings and sealed key; conversations
+// are not stored). The admin service itself removes sessions and the
+// user's own activity entries. Every future owner of user data must
+// implement UserData and be added to Config.UserData in the wiring, or
+// DeleteUser leaves that data behind.
 type UserData interface {
 	// DeleteUserData removes everything userID owns of this component's
 	// kinds, wherever it is kept (platform database, Redis, running
