@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -351,20 +350,12 @@ func TestRequestLimit(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+"/", nil)
-			req.Host = "quota.localhost:" + p.port
-			req.Header.Set("Accept", "application/json")
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			code, hdr, body := p.request("quota.localhost", "/", http.Header{"Accept": {"application/json"}})
+			if code == http.StatusTooManyRequests {
+				return hdr.Get("Retry-After"), body
 			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusTooManyRequests {
-				return res.Header.Get("Retry-After"), string(b)
-			}
-			if res.StatusCode != 200 || time.Now().After(deadline) {
-				t.Fatalf("GET quota/ = %d %s; want 200 until the limit, then 429", res.StatusCode, b)
+			if code != 200 || time.Now().After(deadline) {
+				t.Fatalf("GET quota/ = %d %s; want 200 until the limit, then 429", code, body)
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -116,15 +115,8 @@ func TestCustomDomains(t *testing.T) {
 	}
 	// getHost requests / of whatever app host serves.
 	getHost := func(h string) (int, string) {
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+"/", nil)
-		req.Host = h + ":" + p.port
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		code, _, body := p.request(h, "/", nil)
+		return code, body
 	}
 	waitHost := func(h string, code int, want string) {
 		t.Helper()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,15 +148,24 @@ func (p *platform) mustCLI(args ...string) string {
 // get requests path from app slug through the gateway.
 func (p *platform) get(slug, path string) (int, string) {
 	p.t.Helper()
+	code, _, body := p.request(slug+".localhost", path, nil)
+	return code, body
+}
+
+// request sends a GET of path with header through the gateway to host (an
+// app's NAME.localhost, or any other host) and returns the answer.
+func (p *platform) request(host, path string, header http.Header) (int, http.Header, string) {
+	p.t.Helper()
 	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+path, nil)
-	req.Host = slug + ".localhost:" + p.port
+	req.Host = host + ":" + p.port
+	maps.Copy(req.Header, header)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		p.t.Fatalf("GET %s%s: %v", slug, path, err)
+		p.t.Fatalf("GET %s%s: %v", host, path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return res.StatusCode, res.Header, string(b)
 }
 
 // waitLog polls the app's logs until a line contains want.

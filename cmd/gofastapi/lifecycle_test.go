@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -259,16 +258,8 @@ func TestAppLifecycle(t *testing.T) {
 	// tags instead; a browser gets the JSON.
 	preview := func(userAgent string) (string, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p.port+"/", nil)
-		req.Host = "life.localhost:" + p.port
-		req.Header.Set("User-Agent", userAgent)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.Header.Get("Content-Type"), string(b)
+		_, hdr, body := p.request("life.localhost", "/", http.Header{"User-Agent": {userAgent}})
+		return hdr.Get("Content-Type"), body
 	}
 	ct, body := preview("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)")
 	wantContains(t, "the preview page", ct+" "+body, "text/html", `<meta property="og:title" content="life">`,

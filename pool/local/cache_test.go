@@ -25,20 +25,13 @@ func TestBackendCachesFetchedBundles(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	rd, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Stop()
+	rd, rdb := startRedis(t, ctx)
 	files := []bundle.File{{Name: "app.py", Content: []byte("from fastapi import FastAPI\n\napp = FastAPI()\n")}}
 	version := bundle.Hash(files)
 	data, err := bundle.Encode(files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, _ := redis.ParseURL(rd.URL())
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
 	if err := rdb.Set(ctx, bundle.Key(version), data, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +86,7 @@ func TestBackendCachesFetchedBundles(t *testing.T) {
 func TestCacheFillChecksCompiledNames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	rd, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Stop()
-	opts, _ := redis.ParseURL(rd.URL())
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	rd, rdb := startRedis(t, ctx)
 	set := func(key string, files []bundle.File) {
 		t.Helper()
 		data, err := bundle.Encode(files)
@@ -155,4 +141,19 @@ func TestCacheFillChecksCompiledNames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRedis starts a redis-server for the test and returns it with a
+// client of it; both end with the test.
+func startRedis(t *testing.T, ctx context.Context) (*embedded.Redis, *redis.Client) {
+	t.Helper()
+	rd, err := embedded.StartRedis(ctx, "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Stop)
+	opts, _ := redis.ParseURL(rd.URL())
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rd, rdb
 }
