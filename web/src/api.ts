@@ -15,6 +15,7 @@ import { TemplateService } from "./gen/gofastapi/v1/templates_pb";
 import { AdminService } from "./gen/gofastapi/v1/admin_pb";
 import { MetricsService } from "./gen/gofastapi/v1/metrics_pb";
 import { DatabaseService } from "./gen/gofastapi/v1/database_pb";
+import { AssistantService } from "./gen/gofastapi/v1/assistant_pb";
 
 const transport = createConnectTransport({
   baseUrl: window.location.origin,
@@ -31,6 +32,7 @@ export const templates = client(TemplateService);
 export const admin = client(AdminService);
 export const metrics = client(MetricsService);
 export const databases = client(DatabaseService);
+export const assistant = client(AssistantService);
 
 /** isUnauthenticated reports whether err means the session is missing or over. */
 export function isUnauthenticated(err: unknown): boolean {

@@ -1,7 +1,8 @@
 // The web editor's scenario in a real Chromium (Debian's, headless,
 // driven by playwright-core) against a real `gofastapi dev`: sign up,
-// create an app from a template, break and fix it, deploy, use it, change
-// it, roll back, set a secret, and look at the admin page. Screenshots of
+// create an app from a template, break and fix it, deploy, use it, have
+// the assistant (a scripted model) change it, change it, roll back, set a
+// secret, and look at the admin page. Screenshots of
 // each page go to web/test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -172,6 +173,81 @@ test("the editor, end to end in Chromium", async (t) => {
     const r = await appText(appURL, "/");
     assert.equal(r.status, 200);
     assert.ok(r.text.includes(T.page), `the app's page says ${T.page}: ${r.text}`);
+  });
+
+  await step(t, "the assistant reads the app and proposes a change, accepted as a draft", async () => {
+    // The model is the scripted one of fakellm.mjs, behind an
+    // OpenAI-compatible API on a loopback port.
+    const panel = page.locator("#panel-assistant");
+    await page.getByRole("tab", { name: "Assistant" }).click();
+    await panel.getByText("it is stored encrypted and never shown again").waitFor();
+    assert.equal(await panel.getByLabel("Model").inputValue(), "claude-sonnet-4-5", "Anthropic and its model by default");
+    assert.ok(await panel.getByLabel("Base URL").isHidden(), "Anthropic needs no base URL");
+    await panel.getByLabel("Provider").selectOption("OpenAI-compatible");
+    assert.equal(await panel.getByLabel("Model").inputValue(), "gpt-4o", "the model follows the provider");
+    await panel.getByLabel("Model").fill("fake-model");
+    assert.equal(await panel.getByLabel("Base URL").getAttribute("placeholder"), "https://api.openai.com/v1");
+    await panel.getByLabel("Base URL").fill(`${dev.llm.url}/v1`);
+    assert.equal(await panel.getByLabel("API key").getAttribute("type"), "password");
+    await panel.getByLabel("API key").fill("sk-test");
+    await panel.getByRole("button", { name: "Save key" }).click();
+
+    // The key is never shown again; the form comes back with the rest.
+    await panel.getByRole("button", { name: "Change key" }).click();
+    assert.equal(await panel.getByLabel("Provider").inputValue(), "openai");
+    assert.equal(await panel.getByLabel("Model").inputValue(), "fake-model");
+    assert.equal(await panel.getByLabel("Base URL").inputValue(), `${dev.llm.url}/v1`);
+    assert.equal(await panel.getByLabel("API key").inputValue(), "", "the key is not shown");
+    await panel.getByRole("button", { name: "Cancel" }).click();
+
+    await panel.getByLabel("Message to the assistant").fill("Add a /health route");
+    await panel.getByLabel("Message to the assistant").press("Control+Enter");
+    assert.match(await page.locator(".deploy-result").innerText(), /^Live at/, "Ctrl+Enter in the chat sends, it does not deploy again");
+    await panel.locator(".msg.user", { hasText: "Add a /health route" }).waitFor();
+    const reply = panel.locator(".msg.assistant").first();
+    await reply.getByText("Let me look at the app.").waitFor();
+    await reply.locator(".tool", { hasText: "get_app →" }).waitFor();
+    const card = panel.getByRole("group", { name: "Proposal: Add a /health route" });
+    await card.waitFor();
+    await card.locator(".diff .add", { hasText: '+ @app.get("/health")' }).waitFor();
+    assert.ok(await card.locator(".diff .ctx").count() > 0, "the diff shows unchanged lines around the change");
+    assert.equal(await card.locator(".diff .del").count(), 0, "nothing removed");
+    await reply.getByText("I proposed adding a /health route.").waitFor();
+    await panel.getByRole("button", { name: "Send" }).waitFor();
+    assert.ok(await panel.getByRole("button", { name: "Send" }).isEnabled(), "Send is back once the reply is over");
+    await shot("06b-assistant-proposal");
+
+    // What the model got: the key, the tools, and the tools' results.
+    const reqs = dev.llm.requests;
+    assert.equal(reqs.length, 3, "three calls: look, propose, conclude");
+    for (const r of reqs) {
+      assert.equal(r.authorization, "Bearer sk-test");
+      assert.equal(r.body.model, "fake-model");
+      assert.deepEqual(r.problems, []);
+    }
+    assert.ok(reqs[0].body.messages.some((m) => m.role === "user" && JSON.stringify(m.content).includes("Add a /health route")));
+    const got = reqs[1].body.messages.at(-1);
+    assert.equal(got.role, "tool");
+    assert.equal(got.tool_call_id, "call_1");
+    assert.match(JSON.stringify(got.content), /app\.py/, "get_app's result has the app's files");
+    assert.equal(reqs[2].body.messages.at(-1).tool_call_id, "call_2", "update_app's result came back");
+
+    await card.getByRole("button", { name: "Accept" }).click();
+    await card.getByText("Accepted").waitFor();
+    await page.locator("#toast", { hasText: "Draft saved: review and deploy" }).waitFor();
+    await page.getByTestId("status").filter({ hasText: "Changes not deployed" }).waitFor();
+    // The template's app.py may have a /health route of its own: the new
+    // one is at the end.
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("Control+End");
+    const want = ['@app.get("/health")', "def health():", '    return {"ok": True}', ""];
+    const last4 = () => page.locator(".cm-line").evaluateAll((ls) => ls.slice(-4).map((l) => l.textContent));
+    await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll(".cm-line")].slice(-4).map((l) => l.textContent)) === w,
+      JSON.stringify(want)).catch(() => {});
+    const end = await last4();
+    assert.deepEqual(end, want, "the editor ends with the accepted change");
+    assert.equal(await page.getByTestId("status").innerText(), "Changes not deployed", "the draft is saved, not deployed");
+    await shot("06c-assistant-accepted");
   });
 
   if (T.db) {
@@ -377,6 +453,7 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.getByLabel("Multi-file FastAPI").check();
     await page.getByRole("button", { name: "Create app" }).click();
     await page.waitForURL(/\/apps\/shop$/);
+    await page.locator(".cm-content").waitFor();
     const tabs = page.getByRole("tablist", { name: "Files" }).getByRole("tab");
     assert.deepEqual(await tabs.allInnerTexts(), ["app.py", "routes.py", "models.py", "services.py", "helpers.py"]);
     await page.getByRole("tab", { name: "Settings" }).click();

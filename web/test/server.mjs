@@ -1,22 +1,29 @@
 // Starts a real `gofastapi dev` for the browser test: the binary built
-// from this tree, on a free port, with a temporary data directory.
+// from this tree, on a free port, with a temporary data directory, and a
+// scripted language model (fakellm.mjs) for the assistant to call.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startFakeLLM } from "./fakellm.mjs";
 
 /**
  * startDev starts the platform and resolves once it has printed its
  * address (it prints it after every part is listening). The result's
- * stop() ends it and removes its data.
+ * llm is the fake model (its url and the requests it got); stop() ends
+ * both and removes the platform's data.
  */
 export async function startDev() {
   const bin = process.env.GOFASTAPI_BIN;
   if (!bin) throw new Error("GOFASTAPI_BIN must name the gofastapi binary (make test-web sets it)");
+  const llm = await startFakeLLM();
   const data = mkdtempSync(join(tmpdir(), "gofastapi-web-"));
   const proc = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1", "--log-level", "warn",
     // Per-app figures reach the database each second, so the dashboard shows them soon.
-    "--metrics-flush", "1s"], {
+    "--metrics-flush", "1s",
+    // The fake model listens on a loopback address, which the assistant
+    // refuses as a provider endpoint without this.
+    "--assistant-private-endpoints"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
@@ -29,9 +36,14 @@ export async function startDev() {
       if (m) resolve(m[1]);
     });
     proc.on("exit", (code) => reject(new Error(`gofastapi dev exited with ${code} before it was ready:\n${log}`)));
+  }).catch(async (err) => {
+    await llm.stop();
+    rmSync(data, { recursive: true, force: true });
+    throw err;
   });
   return {
     url,
+    llm,
     log: () => log,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
@@ -40,6 +52,7 @@ export async function startDev() {
         await exited;
       }
       rmSync(data, { recursive: true, force: true });
+      await llm.stop();
     },
   };
 }

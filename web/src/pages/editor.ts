@@ -1,9 +1,9 @@
 // The editor: an app's files with validation problems at their lines,
 // drafts (Ctrl/Cmd+S), deploys (Ctrl/Cmd+Enter) stage by stage, and the
-// side panels (logs, events, history, settings, preview).
+// side panels (logs, events, history, settings, preview, assistant).
 import { apps, message, problemsOf, text, utf8 } from "../api";
 import { dialog, errorBox, h, replace, toast } from "../dom";
-import { AppMode, AppStatus, DeployStage, type App, type ValidationError } from "../gen/gofastapi/v1/apps_pb";
+import { AppMode, AppStatus, DeployStage, type App, type SaveDraftResponse, type ValidationError } from "../gen/gofastapi/v1/apps_pb";
 import { setBeforeLeave, type PageContext } from "../nav";
 import { EditorView, goTo, newState, showProblems, withProblems, type EditorState } from "../code";
 import { sidePanels } from "./panels";
@@ -63,7 +63,7 @@ class Editor {
     this.view = new EditorView({ state: this.files[this.active].state });
     this.saveBtn.onclick = () => void this.save();
     this.deployBtn.onclick = () => void this.deploy();
-    this.panels = sidePanels(ctx, () => this.app, (a) => this.updated(a), (files) => this.load(files));
+    this.panels = sidePanels(ctx, () => this.app, (a) => this.updated(a), (files, saved) => this.load(files, saved), () => this.dirty());
 
     this.el = h("section", { class: "editor-page", "data-dirty": "false" },
       h("div", { class: "editor-head" },
@@ -141,8 +141,12 @@ class Editor {
     this.renderTabs();
   }
 
-  /** load replaces the editor's files (a version restored from history). */
-  private load(files: { name: string; content: string }[]): void {
+  /**
+   * load replaces the editor's files (a version restored from history, a
+   * change accepted from the assistant); saved, when given, is the draft
+   * the files were saved as, so they count as saved.
+   */
+  private load(files: { name: string; content: string }[], saved?: SaveDraftResponse): void {
     const keys = this.keys();
     this.files = files.map((f) => ({
       name: f.name,
@@ -151,7 +155,9 @@ class Editor {
     }));
     this.active = Math.max(0, this.files.findIndex((f) => f.name === this.app.entrypoint));
     this.view.setState(this.files[this.active].state);
-    this.setProblems([]);
+    if (saved) this.markSaved(files);
+    this.setProblems(saved?.problems ?? []);
+    if (saved?.app) this.updated(saved.app);
     this.render();
   }
 

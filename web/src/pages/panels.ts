@@ -1,16 +1,17 @@
 // The editor's side panels: live logs and events, history with preview
 // and rollback, settings (metadata, env vars and secrets, clone, save as
-// template, delete) and a side preview of the running app.
+// template, delete), a side preview of the running app and the assistant.
 import { ago, apps, date, isAbort, message, metrics, templates, text } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import { AppMode, CloneSource, EventKind, type App, type EnvVar } from "../gen/gofastapi/v1/apps_pb";
 import { leaving, navigate, type PageContext } from "../nav";
 import { databaseSetting } from "./database";
+import { assistantPanel, type Load } from "./assistant";
 import { ErrorClass, HealthStatus } from "../gen/gofastapi/v1/metrics_pb";
 
 type Panel = { id: string; label: string; el: HTMLElement; open?: () => void };
 
-export function sidePanels(ctx: PageContext, app: () => App, updated: (a: App) => void, load: (files: { name: string; content: string }[]) => void) {
+export function sidePanels(ctx: PageContext, app: () => App, updated: (a: App) => void, load: Load, dirty: () => boolean) {
   const history = historyPanel(ctx, app, updated, load);
   const preview = previewPanel(app);
   const panels: Panel[] = [
@@ -20,6 +21,7 @@ export function sidePanels(ctx: PageContext, app: () => App, updated: (a: App) =
     { id: "history", label: "History", ...history },
     { id: "settings", label: "Settings", ...settingsPanel(ctx, app, updated) },
     { id: "preview", label: "Preview", ...preview },
+    { id: "assistant", label: "Assistant", ...assistantPanel(ctx, app, load, dirty) },
   ];
   const tablist = h("div", { class: "side-tabs", role: "tablist", "aria-label": "Panels" });
   const body = h("div", { class: "side-body" });
