@@ -1,8 +1,11 @@
 // Package gateway is the platform's HTTP edge. On one port it serves the
-// platform API on the apex domain and each app on {slug}.{domain}: it maps
-// the host to the app's current version through an in-memory route cache,
+// platform API on the apex domain and each app on {slug}.{domain}, and on
+// its custom domains (Config.Domains, cached in domains.go): it maps the
+// host to the app's current version through an in-memory route cache,
 // finds the runner serving that version or cold starts one, and proxies
-// the request to it.
+// the request to it. An owner's apps together get at most the requests a
+// minute their route says (ownerlimit.go: a token bucket per owner,
+// answered 429 beyond it).
 //
 // An app behind the gateway behaves as under plain uvicorn (a
 // differential test holds it to that): status, headers and bodies pass
