@@ -301,6 +301,7 @@ func adminStats(ctx context.Context, args []string, stdout io.Writer) error {
 		{"users", m.GetUsers()}, {"admins", m.GetAdmins()}, {"apps", m.GetApps()}, {"deployed apps", m.GetDeployedApps()},
 		{"running apps", m.GetRunningApps()}, {"warm runners", m.GetWarmRunners()}, {"templates", m.GetTemplates()},
 		{"database storage", sizeText(m.GetDatabaseStorageBytes())}, {"active sessions", m.GetActiveSessions()},
+		{"user databases", m.GetUserDatabases()}, {"user database storage", sizeText(m.GetUserDatabaseStorageBytes())},
 	} {
 		fmt.Fprintf(tw, "%s\t%v\n", row.k, row.v)
 	}

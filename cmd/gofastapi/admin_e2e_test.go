@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,13 +87,21 @@ func TestAdminCLI(t *testing.T) {
 	carol.mustCLI("deploy", "--name", "carol-one", subprocessApp)
 	bob.mustCLI("admin", "settings", "--reset-imports")
 
+	before := regexp.MustCompile(`(?m)^user databases\s+(\d+)$`).FindStringSubmatch(bob.mustCLI("admin", "stats"))
+	carol.mustCLI("db", "create", "extra")
+	carol.mustCLI("db", "insert", "extra", "people", `{"name": "carol", "bio": "`+strings.Repeat("x", 4000)+`"}`)
 	out = bob.mustCLI("admin", "stats")
-	for _, row := range [][]string{{"users", "3"}, {"admins", "1"}, {"apps", "2"}, {"deployed apps", "2"}, {"templates", "8"}} {
+	n, _ := strconv.Atoi(before[1])
+	for _, row := range [][]string{{"users", "3"}, {"admins", "1"}, {"apps", "2"}, {"deployed apps", "2"}, {"templates", "8"},
+		{"user databases", strconv.Itoa(n + 1)}} {
 		if !regexpLine(out, row...) {
 			t.Errorf("admin stats lacks %v:\n%s", row, out)
 		}
 	}
 	wantContains(t, "admin stats", out, "database storage", "KiB")
+	if !regexp.MustCompile(`(?m)^user database storage\s+[1-9][0-9.]* (B|KiB|MiB)$`).MatchString(out) {
+		t.Errorf("admin stats lacks the users' database storage:\n%s", out)
+	}
 	out = bob.mustCLI("admin", "activity")
 	for _, row := range [][]string{
 		{"alice", "signup", "alice", "first user: admin"}, {"bob", "app.deploy", "bobapp"}, {"alice", "settings.update", "public signups off"},

@@ -243,7 +243,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc}, Templates: tmpls, Routes: appSvc,
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc}, Templates: tmpls, Routes: appSvc, UserStorage: dbs.svc,
 		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
 	})
 	if err != nil {

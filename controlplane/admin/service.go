@@ -47,6 +47,11 @@ type Runners interface {
 	RunnerStats() (warm int, runningApps []string)
 }
 
+// UserStorage measures the users' platform databases.
+type UserStorage interface {
+	UserStorage(ctx context.Context) (databases, bytes int64, err error)
+}
+
 // OwnerRoutes writes a user's app routes again. Routes carry what the
 // edge enforces of their owner (the request limit), so they must be
 // rewritten when the owner's limits or role change.
@@ -67,6 +72,9 @@ type Config struct {
 	// Routes, when set, rewrites a user's routes after SetLimits and
 	// SetAdmin.
 	Routes OwnerRoutes
+	// UserStorage, when set, gives the platform figures the users'
+	// databases and their storage.
+	UserStorage UserStorage
 	// DefaultImports is the built-in import allowlist.
 	DefaultImports []string
 	Logger         *slog.Logger

@@ -42,6 +42,11 @@ func (s *Service) GetStats(ctx context.Context, req *connect.Request[v1.GetStats
 	if out.ActiveSessions, err = s.cfg.Store.CountActiveSessions(ctx); err != nil {
 		return nil, s.fail("stats", err)
 	}
+	if s.cfg.UserStorage != nil {
+		if out.UserDatabases, out.UserDatabaseStorageBytes, err = s.cfg.UserStorage.UserStorage(ctx); err != nil {
+			return nil, s.fail("stats", err)
+		}
+	}
 	return connect.NewResponse(out), nil
 }
 

@@ -51,6 +51,18 @@ func (s *Service) stats(ctx context.Context, d *store.Database) (*Stats, error) 
 	return st, err
 }
 
+// UserStorage returns how many platform databases the users have and the
+// bytes they take together, for the admin's figures. It implements
+// admin.UserStorage.
+func (s *Service) UserStorage(ctx context.Context) (databases, bytes int64, err error) {
+	names, err := s.cfg.Store.DatabaseStoreNames(ctx)
+	if err != nil || len(names) == 0 {
+		return 0, 0, err
+	}
+	bytes, err = s.cfg.Sizer.Size(ctx, names)
+	return int64(len(names)), bytes, err
+}
+
 // GetDatabaseStats implements DatabaseService.GetDatabaseStats.
 func (s *Service) GetDatabaseStats(ctx context.Context, req *connect.Request[v1.GetDatabaseStatsRequest]) (*connect.Response[v1.GetDatabaseStatsResponse], error) {
 	u, d, err := s.owned(ctx, req.Msg.GetDatabase())

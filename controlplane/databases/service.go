@@ -42,6 +42,7 @@ type Store interface {
 	AppDatabaseID(ctx context.Context, appID string) (string, error)
 	AppDatabaseChoices(ctx context.Context, ownerID string) (map[string]string, error)
 	DeleteDatabaseRecordsOf(ctx context.Context, ownerID string) (int64, error)
+	DatabaseStoreNames(ctx context.Context) ([]string, error)
 }
 
 // Sealer encrypts credentials at rest (package secretbox).

@@ -87,6 +87,23 @@ func (s *Store) ListDatabases(ctx context.Context, ownerID string) ([]*Database,
 	return out, nil
 }
 
+// DatabaseStoreNames returns the store names of every user's databases.
+func (s *Store) DatabaseStoreNames(ctx context.Context) ([]string, error) {
+	cur, err := s.databases().Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"store_name": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var ds []*Database
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, classify(err)
+	}
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.StoreName
+	}
+	return names, nil
+}
+
 // OwnedDatabase returns ownerID's database with the given id or name, and
 // ErrNotFound otherwise.
 func (s *Store) OwnedDatabase(ctx context.Context, ownerID, idOrName string) (*Database, error) {

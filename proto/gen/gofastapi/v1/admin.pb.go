@@ -1147,8 +1147,12 @@ type GetStatsResponse struct {
 	// database_storage_bytes is the platform database's storage.
 	DatabaseStorageBytes int64 `protobuf:"varint,8,opt,name=database_storage_bytes,json=databaseStorageBytes,proto3" json:"database_storage_bytes,omitempty"`
 	ActiveSessions       int64 `protobuf:"varint,9,opt,name=active_sessions,json=activeSessions,proto3" json:"active_sessions,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// user_databases counts the users' platform databases, and
+	// user_database_storage_bytes is what they take together.
+	UserDatabases            int64 `protobuf:"varint,10,opt,name=user_databases,json=userDatabases,proto3" json:"user_databases,omitempty"`
+	UserDatabaseStorageBytes int64 `protobuf:"varint,11,opt,name=user_database_storage_bytes,json=userDatabaseStorageBytes,proto3" json:"user_database_storage_bytes,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *GetStatsResponse) Reset() {
@@ -1240,6 +1244,20 @@ func (x *GetStatsResponse) GetDatabaseStorageBytes() int64 {
 func (x *GetStatsResponse) GetActiveSessions() int64 {
 	if x != nil {
 		return x.ActiveSessions
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetUserDatabases() int64 {
+	if x != nil {
+		return x.UserDatabases
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetUserDatabaseStorageBytes() int64 {
+	if x != nil {
+		return x.UserDatabaseStorageBytes
 	}
 	return 0
 }
@@ -1490,7 +1508,7 @@ const file_gofastapi_v1_admin_proto_rawDesc = "" +
 	"\x0f_public_signups\"L\n" +
 	"\x16UpdateSettingsResponse\x122\n" +
 	"\bsettings\x18\x01 \x01(\v2\x16.gofastapi.v1.SettingsR\bsettings\"\x11\n" +
-	"\x0fGetStatsRequest\"\xbc\x02\n" +
+	"\x0fGetStatsRequest\"\xa2\x03\n" +
 	"\x10GetStatsResponse\x12\x14\n" +
 	"\x05users\x18\x01 \x01(\x03R\x05users\x12\x16\n" +
 	"\x06admins\x18\x02 \x01(\x03R\x06admins\x12\x12\n" +
@@ -1500,7 +1518,10 @@ const file_gofastapi_v1_admin_proto_rawDesc = "" +
 	"\fwarm_runners\x18\x06 \x01(\x03R\vwarmRunners\x12\x1c\n" +
 	"\ttemplates\x18\a \x01(\x03R\ttemplates\x124\n" +
 	"\x16database_storage_bytes\x18\b \x01(\x03R\x14databaseStorageBytes\x12'\n" +
-	"\x0factive_sessions\x18\t \x01(\x03R\x0eactiveSessions\"\x9b\x01\n" +
+	"\x0factive_sessions\x18\t \x01(\x03R\x0eactiveSessions\x12%\n" +
+	"\x0euser_databases\x18\n" +
+	" \x01(\x03R\ruserDatabases\x12=\n" +
+	"\x1buser_database_storage_bytes\x18\v \x01(\x03R\x18userDatabaseStorageBytes\"\x9b\x01\n" +
 	"\rActivityEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x12\n" +
