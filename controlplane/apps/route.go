@@ -153,7 +153,8 @@ func (s *Service) RepublishOwnerRoutes(ctx context.Context, userID string) error
 		return err
 	}
 	for _, a := range apps {
-		for a != nil && a.DeployedVersion != "" {
+		// A few rounds at most: each is a change made meanwhile.
+		for round := 0; a != nil && a.DeployedVersion != "" && round < 5; round++ {
 			r, err := s.publishRoute(ctx, a)
 			if err != nil {
 				return fmt.Errorf("route of %s: %w", a.Name, err)
