@@ -24,6 +24,10 @@ type startRaise struct {
 	mu       sync.Mutex
 	answered bool  // endAgent was called
 	agent    []int // the agent's threads raised
+	// guardTID is the guard's thread; done is closed once the guard has
+	// returned (for tests).
+	guardTID int
+	done     chan struct{}
 }
 
 // raiseForStart gives Python's threads (process pid), and the agent's own,
@@ -49,7 +53,7 @@ type startRaise struct {
 // the start waits for none of it. It needs CAP_SYS_NICE (an agent running
 // as root): without it the guard cannot raise itself, and raises nothing.
 func raiseForStart(pid int, window time.Duration) *startRaise {
-	r := &startRaise{}
+	r := &startRaise{done: make(chan struct{})}
 	go r.guard(pid, window)
 	return r
 }
@@ -62,14 +66,29 @@ func (r *startRaise) endAgent() {
 	lower(r.agent)
 }
 
-// guard raises the threads and lowers them after window. It locks its
-// goroutine to its thread and never unlocks it, so the thread, with its
-// real-time priority, ends with the goroutine.
+// guard raises the threads and lowers them after window. It runs locked
+// to its thread, which it raises above them, and puts the thread back at
+// normal priority before it unlocks it. The thread must outlive the
+// guard: a goroutine that ends locked ends its thread, and the thread that
+// started Python in exec mode (any of the agent's threads may have) is the
+// parent whose end sends Python its parent-death signal, SIGKILL.
 func (r *startRaise) guard(pid int, window time.Duration) {
+	defer close(r.done)
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r.mu.Lock()
+	r.guardTID = unix.Gettid()
+	r.mu.Unlock()
 	if unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: guardPriority}, 0) != nil {
 		return // no CAP_SYS_NICE: nothing is raised, nothing to guard
 	}
+	defer func() {
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
+			// Still raised: then the thread must go with the goroutine
+			// after all, which leaving it locked does.
+			runtime.LockOSThread()
+		}
+	}()
 	app := raise(threads(pid))
 	r.mu.Lock()
 	if !r.answered {
