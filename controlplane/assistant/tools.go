@@ -281,9 +281,6 @@ func (s *Service) validate(ctx context.Context, files []bundle.File, entry strin
 	if entry == "" {
 		entry = "app.py"
 	}
-	if probs := validate.CheckNames(files); len(probs) > 0 {
-		return probs, nil
-	}
 	allowed, err := s.cfg.Imports.AllowedImports(ctx)
 	if err != nil {
 		return nil, err
