@@ -204,10 +204,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 
 // customDomain returns the slug of the app custom domain host serves, or
 // "" once it has answered the request itself (no such domain, or the
-// look-up failed).
+// look-up failed). No custom domain is under the platform's own domain
+// (the control plane refuses those), so such hosts are not looked up.
 func (g *Gateway) customDomain(ctx *fasthttp.RequestCtx, host string) string {
-	h := strings.ToLower(strings.TrimSuffix(stripPort(host), "."))
-	if g.domains == nil || h == "" {
+	h := normalHost(host)
+	if g.domains == nil || h == "" || strings.HasSuffix(h, "."+g.domain) {
 		g.fail(ctx, host, errUnknownHost)
 		return ""
 	}

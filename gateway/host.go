@@ -14,23 +14,21 @@ const (
 	hostApp                     // {slug}.{domain}: one app
 )
 
-// parseHost classifies a request's Host header against domain, which must
-// be lower-case without a trailing dot. It lower-cases host, drops a port
-// and one trailing dot, and returns the slug for hostApp. An IP literal
-// (v4, or v6 with or without brackets) addresses the API, so the platform
-// is reachable before DNS is set up.
 // dataViewerPrefix starts the hosts of users' data viewers,
 // mongo-{username}.{domain}, which the platform API serves; no app can be
 // reached under such a name.
 const dataViewerPrefix = "mongo-"
 
+// parseHost classifies a request's Host header against domain, which must
+// be lower-case without a trailing dot. It reads host as normalHost does,
+// and returns the slug for hostApp. An IP literal (v4, or v6 with or
+// without brackets) addresses the API, so the platform is reachable before
+// DNS is set up.
 func parseHost(host, domain string) (hostKind, string) {
-	host = stripPort(host)
-	host = strings.TrimSuffix(host, ".")
+	host = normalHost(host)
 	if host == "" {
 		return hostUnknown, ""
 	}
-	host = strings.ToLower(host)
 	if host == domain {
 		return hostAPI, ""
 	}
@@ -42,6 +40,12 @@ func parseHost(host, domain string) (hostKind, string) {
 		return hostUnknown, ""
 	}
 	return hostApp, slug
+}
+
+// normalHost is host lower-cased, without a port and one trailing dot; ""
+// when it is not a host.
+func normalHost(host string) string {
+	return strings.ToLower(strings.TrimSuffix(stripPort(host), "."))
 }
 
 // stripPort removes a ":port" suffix and the brackets of an IPv6 literal.
