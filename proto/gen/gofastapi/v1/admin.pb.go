@@ -784,8 +784,20 @@ type Settings struct {
 	DefaultAllowedImports []string `protobuf:"bytes,3,rep,name=default_allowed_imports,json=defaultAllowedImports,proto3" json:"default_allowed_imports,omitempty"`
 	// allowed_imports_customized is false while the defaults are in force.
 	AllowedImportsCustomized bool `protobuf:"varint,4,opt,name=allowed_imports_customized,json=allowedImportsCustomized,proto3" json:"allowed_imports_customized,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// allowed_packages is the dependency allowlist in force: the Python
+	// packages (distribution names, as on a package index) that an app may
+	// declare in requirements.txt, or that those need. Packages the
+	// runners' Python already has need no entry.
+	AllowedPackages []string `protobuf:"bytes,5,rep,name=allowed_packages,json=allowedPackages,proto3" json:"allowed_packages,omitempty"`
+	// default_allowed_packages is the built-in dependency allowlist.
+	DefaultAllowedPackages []string `protobuf:"bytes,6,rep,name=default_allowed_packages,json=defaultAllowedPackages,proto3" json:"default_allowed_packages,omitempty"`
+	// allowed_packages_customized is false while the defaults are in force.
+	AllowedPackagesCustomized bool `protobuf:"varint,7,opt,name=allowed_packages_customized,json=allowedPackagesCustomized,proto3" json:"allowed_packages_customized,omitempty"`
+	// package_index is the package index dependencies are installed from
+	// (the platform's --package-index); empty: apps cannot declare any.
+	PackageIndex  string `protobuf:"bytes,8,opt,name=package_index,json=packageIndex,proto3" json:"package_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -844,6 +856,34 @@ func (x *Settings) GetAllowedImportsCustomized() bool {
 		return x.AllowedImportsCustomized
 	}
 	return false
+}
+
+func (x *Settings) GetAllowedPackages() []string {
+	if x != nil {
+		return x.AllowedPackages
+	}
+	return nil
+}
+
+func (x *Settings) GetDefaultAllowedPackages() []string {
+	if x != nil {
+		return x.DefaultAllowedPackages
+	}
+	return nil
+}
+
+func (x *Settings) GetAllowedPackagesCustomized() bool {
+	if x != nil {
+		return x.AllowedPackagesCustomized
+	}
+	return false
+}
+
+func (x *Settings) GetPackageIndex() string {
+	if x != nil {
+		return x.PackageIndex
+	}
+	return ""
 }
 
 type GetSettingsRequest struct {
@@ -983,8 +1023,16 @@ type UpdateSettingsRequest struct {
 	// reset_allowed_imports goes back to the defaults; it cannot be combined
 	// with the other import fields.
 	ResetAllowedImports bool `protobuf:"varint,5,opt,name=reset_allowed_imports,json=resetAllowedImports,proto3" json:"reset_allowed_imports,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// allowed_packages, when set, replaces the dependency allowlist.
+	AllowedPackages *PackageList `protobuf:"bytes,6,opt,name=allowed_packages,json=allowedPackages,proto3" json:"allowed_packages,omitempty"`
+	// add_packages and remove_packages edit the dependency allowlist in force.
+	AddPackages    []string `protobuf:"bytes,7,rep,name=add_packages,json=addPackages,proto3" json:"add_packages,omitempty"`
+	RemovePackages []string `protobuf:"bytes,8,rep,name=remove_packages,json=removePackages,proto3" json:"remove_packages,omitempty"`
+	// reset_allowed_packages goes back to the default dependency allowlist;
+	// it cannot be combined with the other package fields.
+	ResetAllowedPackages bool `protobuf:"varint,9,opt,name=reset_allowed_packages,json=resetAllowedPackages,proto3" json:"reset_allowed_packages,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *UpdateSettingsRequest) Reset() {
@@ -1052,6 +1100,80 @@ func (x *UpdateSettingsRequest) GetResetAllowedImports() bool {
 	return false
 }
 
+func (x *UpdateSettingsRequest) GetAllowedPackages() *PackageList {
+	if x != nil {
+		return x.AllowedPackages
+	}
+	return nil
+}
+
+func (x *UpdateSettingsRequest) GetAddPackages() []string {
+	if x != nil {
+		return x.AddPackages
+	}
+	return nil
+}
+
+func (x *UpdateSettingsRequest) GetRemovePackages() []string {
+	if x != nil {
+		return x.RemovePackages
+	}
+	return nil
+}
+
+func (x *UpdateSettingsRequest) GetResetAllowedPackages() bool {
+	if x != nil {
+		return x.ResetAllowedPackages
+	}
+	return false
+}
+
+// PackageList is a whole dependency allowlist.
+type PackageList struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// packages are distribution names, such as python-dateutil.
+	Packages      []string `protobuf:"bytes,1,rep,name=packages,proto3" json:"packages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PackageList) Reset() {
+	*x = PackageList{}
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PackageList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PackageList) ProtoMessage() {}
+
+func (x *PackageList) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PackageList.ProtoReflect.Descriptor instead.
+func (*PackageList) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PackageList) GetPackages() []string {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
+}
+
 type UpdateSettingsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Settings      *Settings              `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
@@ -1061,7 +1183,7 @@ type UpdateSettingsResponse struct {
 
 func (x *UpdateSettingsResponse) Reset() {
 	*x = UpdateSettingsResponse{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[18]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1195,7 @@ func (x *UpdateSettingsResponse) String() string {
 func (*UpdateSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[18]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1208,7 @@ func (x *UpdateSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateSettingsResponse) GetSettings() *Settings {
@@ -1104,7 +1226,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[19]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1238,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[19]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1251,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type GetStatsResponse struct {
@@ -1157,7 +1279,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[20]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1291,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[20]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1304,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStatsResponse) GetUsers() int64 {
@@ -1280,7 +1402,7 @@ type ActivityEvent struct {
 
 func (x *ActivityEvent) Reset() {
 	*x = ActivityEvent{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[21]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1414,7 @@ func (x *ActivityEvent) String() string {
 func (*ActivityEvent) ProtoMessage() {}
 
 func (x *ActivityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[21]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1427,7 @@ func (x *ActivityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityEvent.ProtoReflect.Descriptor instead.
 func (*ActivityEvent) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ActivityEvent) GetTime() *timestamppb.Timestamp {
@@ -1353,7 +1475,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[22]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1487,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[22]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1500,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListActivityRequest) GetLimit() int32 {
@@ -1397,7 +1519,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[23]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1531,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_admin_proto_msgTypes[23]
+	mi := &file_gofastapi_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1544,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_gofastapi_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListActivityResponse) GetEvents() []*ActivityEvent {
@@ -1486,26 +1608,36 @@ const file_gofastapi_v1_admin_proto_rawDesc = "" +
 	"\x0e_storage_bytesB\x16\n" +
 	"\x14_requests_per_minute\"A\n" +
 	"\x11SetLimitsResponse\x12,\n" +
-	"\x06limits\x18\x01 \x01(\v2\x14.gofastapi.v1.LimitsR\x06limits\"\xd0\x01\n" +
+	"\x06limits\x18\x01 \x01(\v2\x14.gofastapi.v1.LimitsR\x06limits\"\x9a\x03\n" +
 	"\bSettings\x12%\n" +
 	"\x0epublic_signups\x18\x01 \x01(\bR\rpublicSignups\x12'\n" +
 	"\x0fallowed_imports\x18\x02 \x03(\tR\x0eallowedImports\x126\n" +
 	"\x17default_allowed_imports\x18\x03 \x03(\tR\x15defaultAllowedImports\x12<\n" +
-	"\x1aallowed_imports_customized\x18\x04 \x01(\bR\x18allowedImportsCustomized\"\x14\n" +
+	"\x1aallowed_imports_customized\x18\x04 \x01(\bR\x18allowedImportsCustomized\x12)\n" +
+	"\x10allowed_packages\x18\x05 \x03(\tR\x0fallowedPackages\x128\n" +
+	"\x18default_allowed_packages\x18\x06 \x03(\tR\x16defaultAllowedPackages\x12>\n" +
+	"\x1ballowed_packages_customized\x18\a \x01(\bR\x19allowedPackagesCustomized\x12#\n" +
+	"\rpackage_index\x18\b \x01(\tR\fpackageIndex\"\x14\n" +
 	"\x12GetSettingsRequest\"I\n" +
 	"\x13GetSettingsResponse\x122\n" +
 	"\bsettings\x18\x01 \x01(\v2\x16.gofastapi.v1.SettingsR\bsettings\"&\n" +
 	"\n" +
 	"ImportList\x12\x18\n" +
-	"\amodules\x18\x01 \x03(\tR\amodules\"\x95\x02\n" +
+	"\amodules\x18\x01 \x03(\tR\amodules\"\xdd\x03\n" +
 	"\x15UpdateSettingsRequest\x12*\n" +
 	"\x0epublic_signups\x18\x01 \x01(\bH\x00R\rpublicSignups\x88\x01\x01\x12A\n" +
 	"\x0fallowed_imports\x18\x02 \x01(\v2\x18.gofastapi.v1.ImportListR\x0eallowedImports\x12\x1f\n" +
 	"\vadd_imports\x18\x03 \x03(\tR\n" +
 	"addImports\x12%\n" +
 	"\x0eremove_imports\x18\x04 \x03(\tR\rremoveImports\x122\n" +
-	"\x15reset_allowed_imports\x18\x05 \x01(\bR\x13resetAllowedImportsB\x11\n" +
-	"\x0f_public_signups\"L\n" +
+	"\x15reset_allowed_imports\x18\x05 \x01(\bR\x13resetAllowedImports\x12D\n" +
+	"\x10allowed_packages\x18\x06 \x01(\v2\x19.gofastapi.v1.PackageListR\x0fallowedPackages\x12!\n" +
+	"\fadd_packages\x18\a \x03(\tR\vaddPackages\x12'\n" +
+	"\x0fremove_packages\x18\b \x03(\tR\x0eremovePackages\x124\n" +
+	"\x16reset_allowed_packages\x18\t \x01(\bR\x14resetAllowedPackagesB\x11\n" +
+	"\x0f_public_signups\")\n" +
+	"\vPackageList\x12\x1a\n" +
+	"\bpackages\x18\x01 \x03(\tR\bpackages\"L\n" +
 	"\x16UpdateSettingsResponse\x122\n" +
 	"\bsettings\x18\x01 \x01(\v2\x16.gofastapi.v1.SettingsR\bsettings\"\x11\n" +
 	"\x0fGetStatsRequest\"\xa2\x03\n" +
@@ -1557,7 +1689,7 @@ func file_gofastapi_v1_admin_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_admin_proto_rawDescData
 }
 
-var file_gofastapi_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_gofastapi_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_gofastapi_v1_admin_proto_goTypes = []any{
 	(*Limits)(nil),                 // 0: gofastapi.v1.Limits
 	(*UserSummary)(nil),            // 1: gofastapi.v1.UserSummary
@@ -1577,52 +1709,54 @@ var file_gofastapi_v1_admin_proto_goTypes = []any{
 	(*GetSettingsResponse)(nil),    // 15: gofastapi.v1.GetSettingsResponse
 	(*ImportList)(nil),             // 16: gofastapi.v1.ImportList
 	(*UpdateSettingsRequest)(nil),  // 17: gofastapi.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil), // 18: gofastapi.v1.UpdateSettingsResponse
-	(*GetStatsRequest)(nil),        // 19: gofastapi.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),       // 20: gofastapi.v1.GetStatsResponse
-	(*ActivityEvent)(nil),          // 21: gofastapi.v1.ActivityEvent
-	(*ListActivityRequest)(nil),    // 22: gofastapi.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),   // 23: gofastapi.v1.ListActivityResponse
-	(*User)(nil),                   // 24: gofastapi.v1.User
-	(*timestamppb.Timestamp)(nil),  // 25: google.protobuf.Timestamp
+	(*PackageList)(nil),            // 18: gofastapi.v1.PackageList
+	(*UpdateSettingsResponse)(nil), // 19: gofastapi.v1.UpdateSettingsResponse
+	(*GetStatsRequest)(nil),        // 20: gofastapi.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),       // 21: gofastapi.v1.GetStatsResponse
+	(*ActivityEvent)(nil),          // 22: gofastapi.v1.ActivityEvent
+	(*ListActivityRequest)(nil),    // 23: gofastapi.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),   // 24: gofastapi.v1.ListActivityResponse
+	(*User)(nil),                   // 25: gofastapi.v1.User
+	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_admin_proto_depIdxs = []int32{
-	24, // 0: gofastapi.v1.UserSummary.user:type_name -> gofastapi.v1.User
-	25, // 1: gofastapi.v1.UserSummary.last_active_at:type_name -> google.protobuf.Timestamp
+	25, // 0: gofastapi.v1.UserSummary.user:type_name -> gofastapi.v1.User
+	26, // 1: gofastapi.v1.UserSummary.last_active_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: gofastapi.v1.UserSummary.limits:type_name -> gofastapi.v1.Limits
 	1,  // 3: gofastapi.v1.ListUsersResponse.users:type_name -> gofastapi.v1.UserSummary
-	24, // 4: gofastapi.v1.CreateUserResponse.user:type_name -> gofastapi.v1.User
-	24, // 5: gofastapi.v1.SetAdminResponse.user:type_name -> gofastapi.v1.User
+	25, // 4: gofastapi.v1.CreateUserResponse.user:type_name -> gofastapi.v1.User
+	25, // 5: gofastapi.v1.SetAdminResponse.user:type_name -> gofastapi.v1.User
 	9,  // 6: gofastapi.v1.DeleteUserResponse.removed:type_name -> gofastapi.v1.RemovedData
 	0,  // 7: gofastapi.v1.SetLimitsResponse.limits:type_name -> gofastapi.v1.Limits
 	13, // 8: gofastapi.v1.GetSettingsResponse.settings:type_name -> gofastapi.v1.Settings
 	16, // 9: gofastapi.v1.UpdateSettingsRequest.allowed_imports:type_name -> gofastapi.v1.ImportList
-	13, // 10: gofastapi.v1.UpdateSettingsResponse.settings:type_name -> gofastapi.v1.Settings
-	25, // 11: gofastapi.v1.ActivityEvent.time:type_name -> google.protobuf.Timestamp
-	21, // 12: gofastapi.v1.ListActivityResponse.events:type_name -> gofastapi.v1.ActivityEvent
-	2,  // 13: gofastapi.v1.AdminService.ListUsers:input_type -> gofastapi.v1.ListUsersRequest
-	4,  // 14: gofastapi.v1.AdminService.CreateUser:input_type -> gofastapi.v1.CreateUserRequest
-	6,  // 15: gofastapi.v1.AdminService.SetAdmin:input_type -> gofastapi.v1.SetAdminRequest
-	8,  // 16: gofastapi.v1.AdminService.DeleteUser:input_type -> gofastapi.v1.DeleteUserRequest
-	11, // 17: gofastapi.v1.AdminService.SetLimits:input_type -> gofastapi.v1.SetLimitsRequest
-	14, // 18: gofastapi.v1.AdminService.GetSettings:input_type -> gofastapi.v1.GetSettingsRequest
-	17, // 19: gofastapi.v1.AdminService.UpdateSettings:input_type -> gofastapi.v1.UpdateSettingsRequest
-	19, // 20: gofastapi.v1.AdminService.GetStats:input_type -> gofastapi.v1.GetStatsRequest
-	22, // 21: gofastapi.v1.AdminService.ListActivity:input_type -> gofastapi.v1.ListActivityRequest
-	3,  // 22: gofastapi.v1.AdminService.ListUsers:output_type -> gofastapi.v1.ListUsersResponse
-	5,  // 23: gofastapi.v1.AdminService.CreateUser:output_type -> gofastapi.v1.CreateUserResponse
-	7,  // 24: gofastapi.v1.AdminService.SetAdmin:output_type -> gofastapi.v1.SetAdminResponse
-	10, // 25: gofastapi.v1.AdminService.DeleteUser:output_type -> gofastapi.v1.DeleteUserResponse
-	12, // 26: gofastapi.v1.AdminService.SetLimits:output_type -> gofastapi.v1.SetLimitsResponse
-	15, // 27: gofastapi.v1.AdminService.GetSettings:output_type -> gofastapi.v1.GetSettingsResponse
-	18, // 28: gofastapi.v1.AdminService.UpdateSettings:output_type -> gofastapi.v1.UpdateSettingsResponse
-	20, // 29: gofastapi.v1.AdminService.GetStats:output_type -> gofastapi.v1.GetStatsResponse
-	23, // 30: gofastapi.v1.AdminService.ListActivity:output_type -> gofastapi.v1.ListActivityResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 10: gofastapi.v1.UpdateSettingsRequest.allowed_packages:type_name -> gofastapi.v1.PackageList
+	13, // 11: gofastapi.v1.UpdateSettingsResponse.settings:type_name -> gofastapi.v1.Settings
+	26, // 12: gofastapi.v1.ActivityEvent.time:type_name -> google.protobuf.Timestamp
+	22, // 13: gofastapi.v1.ListActivityResponse.events:type_name -> gofastapi.v1.ActivityEvent
+	2,  // 14: gofastapi.v1.AdminService.ListUsers:input_type -> gofastapi.v1.ListUsersRequest
+	4,  // 15: gofastapi.v1.AdminService.CreateUser:input_type -> gofastapi.v1.CreateUserRequest
+	6,  // 16: gofastapi.v1.AdminService.SetAdmin:input_type -> gofastapi.v1.SetAdminRequest
+	8,  // 17: gofastapi.v1.AdminService.DeleteUser:input_type -> gofastapi.v1.DeleteUserRequest
+	11, // 18: gofastapi.v1.AdminService.SetLimits:input_type -> gofastapi.v1.SetLimitsRequest
+	14, // 19: gofastapi.v1.AdminService.GetSettings:input_type -> gofastapi.v1.GetSettingsRequest
+	17, // 20: gofastapi.v1.AdminService.UpdateSettings:input_type -> gofastapi.v1.UpdateSettingsRequest
+	20, // 21: gofastapi.v1.AdminService.GetStats:input_type -> gofastapi.v1.GetStatsRequest
+	23, // 22: gofastapi.v1.AdminService.ListActivity:input_type -> gofastapi.v1.ListActivityRequest
+	3,  // 23: gofastapi.v1.AdminService.ListUsers:output_type -> gofastapi.v1.ListUsersResponse
+	5,  // 24: gofastapi.v1.AdminService.CreateUser:output_type -> gofastapi.v1.CreateUserResponse
+	7,  // 25: gofastapi.v1.AdminService.SetAdmin:output_type -> gofastapi.v1.SetAdminResponse
+	10, // 26: gofastapi.v1.AdminService.DeleteUser:output_type -> gofastapi.v1.DeleteUserResponse
+	12, // 27: gofastapi.v1.AdminService.SetLimits:output_type -> gofastapi.v1.SetLimitsResponse
+	15, // 28: gofastapi.v1.AdminService.GetSettings:output_type -> gofastapi.v1.GetSettingsResponse
+	19, // 29: gofastapi.v1.AdminService.UpdateSettings:output_type -> gofastapi.v1.UpdateSettingsResponse
+	21, // 30: gofastapi.v1.AdminService.GetStats:output_type -> gofastapi.v1.GetStatsResponse
+	24, // 31: gofastapi.v1.AdminService.ListActivity:output_type -> gofastapi.v1.ListActivityResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_admin_proto_init() }
@@ -1639,7 +1773,7 @@ func file_gofastapi_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_admin_proto_rawDesc), len(file_gofastapi_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1078,6 +1078,9 @@ type DeployResponse struct {
 	// unchanged is true when the files equal the deployed version.
 	Unchanged     bool  `protobuf:"varint,5,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	ElapsedMicros int64 `protobuf:"varint,6,opt,name=elapsed_micros,json=elapsedMicros,proto3" json:"elapsed_micros,omitempty"`
+	// packages, on the validate stage, are the dependencies installed for
+	// the app's requirements.txt (see VersionInfo.packages).
+	Packages      []*Package `protobuf:"bytes,7,rep,name=packages,proto3" json:"packages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1152,6 +1155,13 @@ func (x *DeployResponse) GetElapsedMicros() int64 {
 		return x.ElapsedMicros
 	}
 	return 0
+}
+
+func (x *DeployResponse) GetPackages() []*Package {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
 }
 
 type DeleteAppRequest struct {
@@ -1981,7 +1991,10 @@ type VersionInfo struct {
 	Entrypoint string                 `protobuf:"bytes,3,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
 	Files      []*FileInfo            `protobuf:"bytes,4,rep,name=files,proto3" json:"files,omitempty"`
 	// current is true for the version the app's route points at.
-	Current       bool `protobuf:"varint,5,opt,name=current,proto3" json:"current,omitempty"`
+	Current bool `protobuf:"varint,5,opt,name=current,proto3" json:"current,omitempty"`
+	// packages are the dependencies installed for the version's
+	// requirements.txt, its own and theirs.
+	Packages      []*Package `protobuf:"bytes,6,rep,name=packages,proto3" json:"packages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2051,6 +2064,67 @@ func (x *VersionInfo) GetCurrent() bool {
 	return false
 }
 
+func (x *VersionInfo) GetPackages() []*Package {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
+}
+
+// Package is one installed Python package of an app's dependencies.
+type Package struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the distribution's name, as on the package index.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Package) Reset() {
+	*x = Package{}
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Package) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Package) ProtoMessage() {}
+
+func (x *Package) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Package.ProtoReflect.Descriptor instead.
+func (*Package) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Package) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Package) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 // FileInfo names a file and its size.
 type FileInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2062,7 +2136,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2148,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[25]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2161,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{25}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FileInfo) GetName() string {
@@ -2115,7 +2189,7 @@ type ListVersionsRequest struct {
 
 func (x *ListVersionsRequest) Reset() {
 	*x = ListVersionsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2201,7 @@ func (x *ListVersionsRequest) String() string {
 func (*ListVersionsRequest) ProtoMessage() {}
 
 func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[26]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2214,7 @@ func (x *ListVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{26}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListVersionsRequest) GetIdOrName() string {
@@ -2166,7 +2240,7 @@ type ListVersionsResponse struct {
 
 func (x *ListVersionsResponse) Reset() {
 	*x = ListVersionsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2252,7 @@ func (x *ListVersionsResponse) String() string {
 func (*ListVersionsResponse) ProtoMessage() {}
 
 func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[27]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2265,7 @@ func (x *ListVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{27}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListVersionsResponse) GetVersions() []*VersionInfo {
@@ -2212,7 +2286,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2298,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[28]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2311,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{28}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetVersionRequest) GetIdOrName() string {
@@ -2264,7 +2338,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2350,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[29]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2363,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{29}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetVersionResponse) GetInfo() *VersionInfo {
@@ -2318,7 +2392,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2404,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[30]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2417,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{30}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RollbackRequest) GetIdOrName() string {
@@ -2371,7 +2445,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2457,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[31]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2470,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{31}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RollbackResponse) GetVersion() string {
@@ -2426,7 +2500,7 @@ type CloneAppRequest struct {
 
 func (x *CloneAppRequest) Reset() {
 	*x = CloneAppRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2512,7 @@ func (x *CloneAppRequest) String() string {
 func (*CloneAppRequest) ProtoMessage() {}
 
 func (x *CloneAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[32]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2525,7 @@ func (x *CloneAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneAppRequest.ProtoReflect.Descriptor instead.
 func (*CloneAppRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{32}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CloneAppRequest) GetIdOrName() string {
@@ -2491,7 +2565,7 @@ type CloneAppResponse struct {
 
 func (x *CloneAppResponse) Reset() {
 	*x = CloneAppResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2577,7 @@ func (x *CloneAppResponse) String() string {
 func (*CloneAppResponse) ProtoMessage() {}
 
 func (x *CloneAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[33]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2590,7 @@ func (x *CloneAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneAppResponse.ProtoReflect.Descriptor instead.
 func (*CloneAppResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{33}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CloneAppResponse) GetApp() *App {
@@ -2541,7 +2615,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2627,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[34]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2640,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{34}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnvVar) GetName() string {
@@ -2606,7 +2680,7 @@ type ListEnvRequest struct {
 
 func (x *ListEnvRequest) Reset() {
 	*x = ListEnvRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2692,7 @@ func (x *ListEnvRequest) String() string {
 func (*ListEnvRequest) ProtoMessage() {}
 
 func (x *ListEnvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[35]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2705,7 @@ func (x *ListEnvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{35}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListEnvRequest) GetIdOrName() string {
@@ -2650,7 +2724,7 @@ type ListEnvResponse struct {
 
 func (x *ListEnvResponse) Reset() {
 	*x = ListEnvResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2736,7 @@ func (x *ListEnvResponse) String() string {
 func (*ListEnvResponse) ProtoMessage() {}
 
 func (x *ListEnvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[36]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2749,7 @@ func (x *ListEnvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{36}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEnvResponse) GetVars() []*EnvVar {
@@ -2698,7 +2772,7 @@ type EnvAssignment struct {
 
 func (x *EnvAssignment) Reset() {
 	*x = EnvAssignment{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2784,7 @@ func (x *EnvAssignment) String() string {
 func (*EnvAssignment) ProtoMessage() {}
 
 func (x *EnvAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[37]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2797,7 @@ func (x *EnvAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvAssignment.ProtoReflect.Descriptor instead.
 func (*EnvAssignment) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{37}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnvAssignment) GetName() string {
@@ -2757,7 +2831,7 @@ type SetEnvRequest struct {
 
 func (x *SetEnvRequest) Reset() {
 	*x = SetEnvRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2843,7 @@ func (x *SetEnvRequest) String() string {
 func (*SetEnvRequest) ProtoMessage() {}
 
 func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[38]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +2856,7 @@ func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetEnvRequest.ProtoReflect.Descriptor instead.
 func (*SetEnvRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{38}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetEnvRequest) GetIdOrName() string {
@@ -2808,7 +2882,7 @@ type SetEnvResponse struct {
 
 func (x *SetEnvResponse) Reset() {
 	*x = SetEnvResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +2894,7 @@ func (x *SetEnvResponse) String() string {
 func (*SetEnvResponse) ProtoMessage() {}
 
 func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[39]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +2907,7 @@ func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetEnvResponse.ProtoReflect.Descriptor instead.
 func (*SetEnvResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{39}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetEnvResponse) GetVars() []*EnvVar {
@@ -2853,7 +2927,7 @@ type UnsetEnvRequest struct {
 
 func (x *UnsetEnvRequest) Reset() {
 	*x = UnsetEnvRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2939,7 @@ func (x *UnsetEnvRequest) String() string {
 func (*UnsetEnvRequest) ProtoMessage() {}
 
 func (x *UnsetEnvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[40]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2952,7 @@ func (x *UnsetEnvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsetEnvRequest.ProtoReflect.Descriptor instead.
 func (*UnsetEnvRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{40}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UnsetEnvRequest) GetIdOrName() string {
@@ -2904,7 +2978,7 @@ type UnsetEnvResponse struct {
 
 func (x *UnsetEnvResponse) Reset() {
 	*x = UnsetEnvResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +2990,7 @@ func (x *UnsetEnvResponse) String() string {
 func (*UnsetEnvResponse) ProtoMessage() {}
 
 func (x *UnsetEnvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[41]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3003,7 @@ func (x *UnsetEnvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsetEnvResponse.ProtoReflect.Descriptor instead.
 func (*UnsetEnvResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{41}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UnsetEnvResponse) GetVars() []*EnvVar {
@@ -2954,7 +3028,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2966,7 +3040,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[42]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2979,7 +3053,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{42}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -3029,7 +3103,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3115,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[43]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3128,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{43}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchEventsRequest) GetIdOrName() string {
@@ -3087,7 +3161,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3173,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[44]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3186,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{44}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -3134,7 +3208,7 @@ type WatchLogsRequest struct {
 
 func (x *WatchLogsRequest) Reset() {
 	*x = WatchLogsRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +3220,7 @@ func (x *WatchLogsRequest) String() string {
 func (*WatchLogsRequest) ProtoMessage() {}
 
 func (x *WatchLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[45]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +3233,7 @@ func (x *WatchLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLogsRequest.ProtoReflect.Descriptor instead.
 func (*WatchLogsRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{45}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchLogsRequest) GetIdOrName() string {
@@ -3192,7 +3266,7 @@ type WatchLogsResponse struct {
 
 func (x *WatchLogsResponse) Reset() {
 	*x = WatchLogsResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3278,7 @@ func (x *WatchLogsResponse) String() string {
 func (*WatchLogsResponse) ProtoMessage() {}
 
 func (x *WatchLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[46]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3291,7 @@ func (x *WatchLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchLogsResponse.ProtoReflect.Descriptor instead.
 func (*WatchLogsResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{46}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchLogsResponse) GetLine() *LogLine {
@@ -3239,7 +3313,7 @@ type AddDomainRequest struct {
 
 func (x *AddDomainRequest) Reset() {
 	*x = AddDomainRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3251,7 +3325,7 @@ func (x *AddDomainRequest) String() string {
 func (*AddDomainRequest) ProtoMessage() {}
 
 func (x *AddDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[47]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3338,7 @@ func (x *AddDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDomainRequest.ProtoReflect.Descriptor instead.
 func (*AddDomainRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{47}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddDomainRequest) GetIdOrName() string {
@@ -3290,7 +3364,7 @@ type AddDomainResponse struct {
 
 func (x *AddDomainResponse) Reset() {
 	*x = AddDomainResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3376,7 @@ func (x *AddDomainResponse) String() string {
 func (*AddDomainResponse) ProtoMessage() {}
 
 func (x *AddDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[48]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3389,7 @@ func (x *AddDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDomainResponse.ProtoReflect.Descriptor instead.
 func (*AddDomainResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{48}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddDomainResponse) GetApp() *App {
@@ -3335,7 +3409,7 @@ type RemoveDomainRequest struct {
 
 func (x *RemoveDomainRequest) Reset() {
 	*x = RemoveDomainRequest{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3421,7 @@ func (x *RemoveDomainRequest) String() string {
 func (*RemoveDomainRequest) ProtoMessage() {}
 
 func (x *RemoveDomainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[49]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3434,7 @@ func (x *RemoveDomainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDomainRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDomainRequest) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{49}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveDomainRequest) GetIdOrName() string {
@@ -3386,7 +3460,7 @@ type RemoveDomainResponse struct {
 
 func (x *RemoveDomainResponse) Reset() {
 	*x = RemoveDomainResponse{}
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3472,7 @@ func (x *RemoveDomainResponse) String() string {
 func (*RemoveDomainResponse) ProtoMessage() {}
 
 func (x *RemoveDomainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_apps_proto_msgTypes[50]
+	mi := &file_gofastapi_v1_apps_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3485,7 @@ func (x *RemoveDomainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDomainResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDomainResponse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{50}
+	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveDomainResponse) GetApp() *App {
@@ -3492,14 +3566,15 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05files\x18\x02 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
 	"\n" +
 	"entrypoint\x18\x03 \x01(\tR\n" +
-	"entrypoint\"\xcc\x01\n" +
+	"entrypoint\"\xff\x01\n" +
 	"\x0eDeployResponse\x12/\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x19.gofastapi.v1.DeployStageR\x05stage\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x10\n" +
 	"\x03url\x18\x04 \x01(\tR\x03url\x12\x1c\n" +
 	"\tunchanged\x18\x05 \x01(\bR\tunchanged\x12%\n" +
-	"\x0eelapsed_micros\x18\x06 \x01(\x03R\relapsedMicros\"0\n" +
+	"\x0eelapsed_micros\x18\x06 \x01(\x03R\relapsedMicros\x121\n" +
+	"\bpackages\x18\a \x03(\v2\x15.gofastapi.v1.PackageR\bpackages\"0\n" +
 	"\x10DeleteAppRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\"\x13\n" +
@@ -3571,7 +3646,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"entrypoint\"s\n" +
 	"\x11SaveDraftResponse\x12#\n" +
 	"\x03app\x18\x01 \x01(\v2\x11.gofastapi.v1.AppR\x03app\x129\n" +
-	"\bproblems\x18\x02 \x03(\v2\x1d.gofastapi.v1.ValidationErrorR\bproblems\"\xca\x01\n" +
+	"\bproblems\x18\x02 \x03(\v2\x1d.gofastapi.v1.ValidationErrorR\bproblems\"\xfd\x01\n" +
 	"\vVersionInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
 	"\n" +
@@ -3580,7 +3655,11 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"entrypoint\x18\x03 \x01(\tR\n" +
 	"entrypoint\x12,\n" +
 	"\x05files\x18\x04 \x03(\v2\x16.gofastapi.v1.FileInfoR\x05files\x12\x18\n" +
-	"\acurrent\x18\x05 \x01(\bR\acurrent\"2\n" +
+	"\acurrent\x18\x05 \x01(\bR\acurrent\x121\n" +
+	"\bpackages\x18\x06 \x03(\v2\x15.gofastapi.v1.PackageR\bpackages\"7\n" +
+	"\aPackage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"2\n" +
 	"\bFileInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\"I\n" +
@@ -3741,7 +3820,7 @@ func file_gofastapi_v1_apps_proto_rawDescGZIP() []byte {
 }
 
 var file_gofastapi_v1_apps_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_gofastapi_v1_apps_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_gofastapi_v1_apps_proto_goTypes = []any{
 	(AppMode)(0),                   // 0: gofastapi.v1.AppMode
 	(AppStatus)(0),                 // 1: gofastapi.v1.AppStatus
@@ -3774,43 +3853,44 @@ var file_gofastapi_v1_apps_proto_goTypes = []any{
 	(*SaveDraftRequest)(nil),       // 28: gofastapi.v1.SaveDraftRequest
 	(*SaveDraftResponse)(nil),      // 29: gofastapi.v1.SaveDraftResponse
 	(*VersionInfo)(nil),            // 30: gofastapi.v1.VersionInfo
-	(*FileInfo)(nil),               // 31: gofastapi.v1.FileInfo
-	(*ListVersionsRequest)(nil),    // 32: gofastapi.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),   // 33: gofastapi.v1.ListVersionsResponse
-	(*GetVersionRequest)(nil),      // 34: gofastapi.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),     // 35: gofastapi.v1.GetVersionResponse
-	(*RollbackRequest)(nil),        // 36: gofastapi.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 37: gofastapi.v1.RollbackResponse
-	(*CloneAppRequest)(nil),        // 38: gofastapi.v1.CloneAppRequest
-	(*CloneAppResponse)(nil),       // 39: gofastapi.v1.CloneAppResponse
-	(*EnvVar)(nil),                 // 40: gofastapi.v1.EnvVar
-	(*ListEnvRequest)(nil),         // 41: gofastapi.v1.ListEnvRequest
-	(*ListEnvResponse)(nil),        // 42: gofastapi.v1.ListEnvResponse
-	(*EnvAssignment)(nil),          // 43: gofastapi.v1.EnvAssignment
-	(*SetEnvRequest)(nil),          // 44: gofastapi.v1.SetEnvRequest
-	(*SetEnvResponse)(nil),         // 45: gofastapi.v1.SetEnvResponse
-	(*UnsetEnvRequest)(nil),        // 46: gofastapi.v1.UnsetEnvRequest
-	(*UnsetEnvResponse)(nil),       // 47: gofastapi.v1.UnsetEnvResponse
-	(*Event)(nil),                  // 48: gofastapi.v1.Event
-	(*WatchEventsRequest)(nil),     // 49: gofastapi.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),    // 50: gofastapi.v1.WatchEventsResponse
-	(*WatchLogsRequest)(nil),       // 51: gofastapi.v1.WatchLogsRequest
-	(*WatchLogsResponse)(nil),      // 52: gofastapi.v1.WatchLogsResponse
-	(*AddDomainRequest)(nil),       // 53: gofastapi.v1.AddDomainRequest
-	(*AddDomainResponse)(nil),      // 54: gofastapi.v1.AddDomainResponse
-	(*RemoveDomainRequest)(nil),    // 55: gofastapi.v1.RemoveDomainRequest
-	(*RemoveDomainResponse)(nil),   // 56: gofastapi.v1.RemoveDomainResponse
-	(*timestamppb.Timestamp)(nil),  // 57: google.protobuf.Timestamp
+	(*Package)(nil),                // 31: gofastapi.v1.Package
+	(*FileInfo)(nil),               // 32: gofastapi.v1.FileInfo
+	(*ListVersionsRequest)(nil),    // 33: gofastapi.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),   // 34: gofastapi.v1.ListVersionsResponse
+	(*GetVersionRequest)(nil),      // 35: gofastapi.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),     // 36: gofastapi.v1.GetVersionResponse
+	(*RollbackRequest)(nil),        // 37: gofastapi.v1.RollbackRequest
+	(*RollbackResponse)(nil),       // 38: gofastapi.v1.RollbackResponse
+	(*CloneAppRequest)(nil),        // 39: gofastapi.v1.CloneAppRequest
+	(*CloneAppResponse)(nil),       // 40: gofastapi.v1.CloneAppResponse
+	(*EnvVar)(nil),                 // 41: gofastapi.v1.EnvVar
+	(*ListEnvRequest)(nil),         // 42: gofastapi.v1.ListEnvRequest
+	(*ListEnvResponse)(nil),        // 43: gofastapi.v1.ListEnvResponse
+	(*EnvAssignment)(nil),          // 44: gofastapi.v1.EnvAssignment
+	(*SetEnvRequest)(nil),          // 45: gofastapi.v1.SetEnvRequest
+	(*SetEnvResponse)(nil),         // 46: gofastapi.v1.SetEnvResponse
+	(*UnsetEnvRequest)(nil),        // 47: gofastapi.v1.UnsetEnvRequest
+	(*UnsetEnvResponse)(nil),       // 48: gofastapi.v1.UnsetEnvResponse
+	(*Event)(nil),                  // 49: gofastapi.v1.Event
+	(*WatchEventsRequest)(nil),     // 50: gofastapi.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),    // 51: gofastapi.v1.WatchEventsResponse
+	(*WatchLogsRequest)(nil),       // 52: gofastapi.v1.WatchLogsRequest
+	(*WatchLogsResponse)(nil),      // 53: gofastapi.v1.WatchLogsResponse
+	(*AddDomainRequest)(nil),       // 54: gofastapi.v1.AddDomainRequest
+	(*AddDomainResponse)(nil),      // 55: gofastapi.v1.AddDomainResponse
+	(*RemoveDomainRequest)(nil),    // 56: gofastapi.v1.RemoveDomainRequest
+	(*RemoveDomainResponse)(nil),   // 57: gofastapi.v1.RemoveDomainResponse
+	(*timestamppb.Timestamp)(nil),  // 58: google.protobuf.Timestamp
 }
 var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	2,  // 0: gofastapi.v1.App.framework:type_name -> gofastapi.v1.Framework
-	57, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	57, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
+	58, // 1: gofastapi.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	58, // 2: gofastapi.v1.App.deployed_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: gofastapi.v1.App.mode:type_name -> gofastapi.v1.AppMode
 	1,  // 4: gofastapi.v1.App.status:type_name -> gofastapi.v1.AppStatus
-	57, // 5: gofastapi.v1.App.draft_saved_at:type_name -> google.protobuf.Timestamp
+	58, // 5: gofastapi.v1.App.draft_saved_at:type_name -> google.protobuf.Timestamp
 	6,  // 6: gofastapi.v1.Draft.files:type_name -> gofastapi.v1.File
-	57, // 7: gofastapi.v1.Draft.saved_at:type_name -> google.protobuf.Timestamp
+	58, // 7: gofastapi.v1.Draft.saved_at:type_name -> google.protobuf.Timestamp
 	2,  // 8: gofastapi.v1.CreateAppRequest.framework:type_name -> gofastapi.v1.Framework
 	0,  // 9: gofastapi.v1.CreateAppRequest.mode:type_name -> gofastapi.v1.AppMode
 	6,  // 10: gofastapi.v1.CreateAppRequest.files:type_name -> gofastapi.v1.File
@@ -3822,79 +3902,81 @@ var file_gofastapi_v1_apps_proto_depIdxs = []int32{
 	7,  // 16: gofastapi.v1.ListAppsResponse.apps:type_name -> gofastapi.v1.App
 	6,  // 17: gofastapi.v1.DeployRequest.files:type_name -> gofastapi.v1.File
 	3,  // 18: gofastapi.v1.DeployResponse.stage:type_name -> gofastapi.v1.DeployStage
-	57, // 19: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	20, // 20: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
-	25, // 21: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
-	57, // 22: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
-	2,  // 23: gofastapi.v1.UpdateAppRequest.framework:type_name -> gofastapi.v1.Framework
-	0,  // 24: gofastapi.v1.UpdateAppRequest.mode:type_name -> gofastapi.v1.AppMode
-	7,  // 25: gofastapi.v1.UpdateAppResponse.app:type_name -> gofastapi.v1.App
-	6,  // 26: gofastapi.v1.SaveDraftRequest.files:type_name -> gofastapi.v1.File
-	7,  // 27: gofastapi.v1.SaveDraftResponse.app:type_name -> gofastapi.v1.App
-	22, // 28: gofastapi.v1.SaveDraftResponse.problems:type_name -> gofastapi.v1.ValidationError
-	57, // 29: gofastapi.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
-	31, // 30: gofastapi.v1.VersionInfo.files:type_name -> gofastapi.v1.FileInfo
-	30, // 31: gofastapi.v1.ListVersionsResponse.versions:type_name -> gofastapi.v1.VersionInfo
-	30, // 32: gofastapi.v1.GetVersionResponse.info:type_name -> gofastapi.v1.VersionInfo
-	6,  // 33: gofastapi.v1.GetVersionResponse.files:type_name -> gofastapi.v1.File
-	4,  // 34: gofastapi.v1.CloneAppRequest.source:type_name -> gofastapi.v1.CloneSource
-	7,  // 35: gofastapi.v1.CloneAppResponse.app:type_name -> gofastapi.v1.App
-	40, // 36: gofastapi.v1.ListEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
-	43, // 37: gofastapi.v1.SetEnvRequest.vars:type_name -> gofastapi.v1.EnvAssignment
-	40, // 38: gofastapi.v1.SetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
-	40, // 39: gofastapi.v1.UnsetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
-	57, // 40: gofastapi.v1.Event.time:type_name -> google.protobuf.Timestamp
-	5,  // 41: gofastapi.v1.Event.kind:type_name -> gofastapi.v1.EventKind
-	25, // 42: gofastapi.v1.Event.cold_start:type_name -> gofastapi.v1.ColdStart
-	48, // 43: gofastapi.v1.WatchEventsResponse.event:type_name -> gofastapi.v1.Event
-	20, // 44: gofastapi.v1.WatchLogsResponse.line:type_name -> gofastapi.v1.LogLine
-	7,  // 45: gofastapi.v1.AddDomainResponse.app:type_name -> gofastapi.v1.App
-	7,  // 46: gofastapi.v1.RemoveDomainResponse.app:type_name -> gofastapi.v1.App
-	9,  // 47: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
-	11, // 48: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
-	13, // 49: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
-	15, // 50: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
-	17, // 51: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
-	19, // 52: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
-	23, // 53: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
-	26, // 54: gofastapi.v1.AppService.UpdateApp:input_type -> gofastapi.v1.UpdateAppRequest
-	28, // 55: gofastapi.v1.AppService.SaveDraft:input_type -> gofastapi.v1.SaveDraftRequest
-	32, // 56: gofastapi.v1.AppService.ListVersions:input_type -> gofastapi.v1.ListVersionsRequest
-	34, // 57: gofastapi.v1.AppService.GetVersion:input_type -> gofastapi.v1.GetVersionRequest
-	36, // 58: gofastapi.v1.AppService.Rollback:input_type -> gofastapi.v1.RollbackRequest
-	38, // 59: gofastapi.v1.AppService.CloneApp:input_type -> gofastapi.v1.CloneAppRequest
-	41, // 60: gofastapi.v1.AppService.ListEnv:input_type -> gofastapi.v1.ListEnvRequest
-	44, // 61: gofastapi.v1.AppService.SetEnv:input_type -> gofastapi.v1.SetEnvRequest
-	46, // 62: gofastapi.v1.AppService.UnsetEnv:input_type -> gofastapi.v1.UnsetEnvRequest
-	49, // 63: gofastapi.v1.AppService.WatchEvents:input_type -> gofastapi.v1.WatchEventsRequest
-	51, // 64: gofastapi.v1.AppService.WatchLogs:input_type -> gofastapi.v1.WatchLogsRequest
-	53, // 65: gofastapi.v1.AppService.AddDomain:input_type -> gofastapi.v1.AddDomainRequest
-	55, // 66: gofastapi.v1.AppService.RemoveDomain:input_type -> gofastapi.v1.RemoveDomainRequest
-	10, // 67: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
-	12, // 68: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
-	14, // 69: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
-	16, // 70: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
-	18, // 71: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
-	21, // 72: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
-	24, // 73: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
-	27, // 74: gofastapi.v1.AppService.UpdateApp:output_type -> gofastapi.v1.UpdateAppResponse
-	29, // 75: gofastapi.v1.AppService.SaveDraft:output_type -> gofastapi.v1.SaveDraftResponse
-	33, // 76: gofastapi.v1.AppService.ListVersions:output_type -> gofastapi.v1.ListVersionsResponse
-	35, // 77: gofastapi.v1.AppService.GetVersion:output_type -> gofastapi.v1.GetVersionResponse
-	37, // 78: gofastapi.v1.AppService.Rollback:output_type -> gofastapi.v1.RollbackResponse
-	39, // 79: gofastapi.v1.AppService.CloneApp:output_type -> gofastapi.v1.CloneAppResponse
-	42, // 80: gofastapi.v1.AppService.ListEnv:output_type -> gofastapi.v1.ListEnvResponse
-	45, // 81: gofastapi.v1.AppService.SetEnv:output_type -> gofastapi.v1.SetEnvResponse
-	47, // 82: gofastapi.v1.AppService.UnsetEnv:output_type -> gofastapi.v1.UnsetEnvResponse
-	50, // 83: gofastapi.v1.AppService.WatchEvents:output_type -> gofastapi.v1.WatchEventsResponse
-	52, // 84: gofastapi.v1.AppService.WatchLogs:output_type -> gofastapi.v1.WatchLogsResponse
-	54, // 85: gofastapi.v1.AppService.AddDomain:output_type -> gofastapi.v1.AddDomainResponse
-	56, // 86: gofastapi.v1.AppService.RemoveDomain:output_type -> gofastapi.v1.RemoveDomainResponse
-	67, // [67:87] is the sub-list for method output_type
-	47, // [47:67] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	31, // 19: gofastapi.v1.DeployResponse.packages:type_name -> gofastapi.v1.Package
+	58, // 20: gofastapi.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	20, // 21: gofastapi.v1.GetLogsResponse.lines:type_name -> gofastapi.v1.LogLine
+	25, // 22: gofastapi.v1.ListColdStartsResponse.cold_starts:type_name -> gofastapi.v1.ColdStart
+	58, // 23: gofastapi.v1.ColdStart.time:type_name -> google.protobuf.Timestamp
+	2,  // 24: gofastapi.v1.UpdateAppRequest.framework:type_name -> gofastapi.v1.Framework
+	0,  // 25: gofastapi.v1.UpdateAppRequest.mode:type_name -> gofastapi.v1.AppMode
+	7,  // 26: gofastapi.v1.UpdateAppResponse.app:type_name -> gofastapi.v1.App
+	6,  // 27: gofastapi.v1.SaveDraftRequest.files:type_name -> gofastapi.v1.File
+	7,  // 28: gofastapi.v1.SaveDraftResponse.app:type_name -> gofastapi.v1.App
+	22, // 29: gofastapi.v1.SaveDraftResponse.problems:type_name -> gofastapi.v1.ValidationError
+	58, // 30: gofastapi.v1.VersionInfo.created_at:type_name -> google.protobuf.Timestamp
+	32, // 31: gofastapi.v1.VersionInfo.files:type_name -> gofastapi.v1.FileInfo
+	31, // 32: gofastapi.v1.VersionInfo.packages:type_name -> gofastapi.v1.Package
+	30, // 33: gofastapi.v1.ListVersionsResponse.versions:type_name -> gofastapi.v1.VersionInfo
+	30, // 34: gofastapi.v1.GetVersionResponse.info:type_name -> gofastapi.v1.VersionInfo
+	6,  // 35: gofastapi.v1.GetVersionResponse.files:type_name -> gofastapi.v1.File
+	4,  // 36: gofastapi.v1.CloneAppRequest.source:type_name -> gofastapi.v1.CloneSource
+	7,  // 37: gofastapi.v1.CloneAppResponse.app:type_name -> gofastapi.v1.App
+	41, // 38: gofastapi.v1.ListEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	44, // 39: gofastapi.v1.SetEnvRequest.vars:type_name -> gofastapi.v1.EnvAssignment
+	41, // 40: gofastapi.v1.SetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	41, // 41: gofastapi.v1.UnsetEnvResponse.vars:type_name -> gofastapi.v1.EnvVar
+	58, // 42: gofastapi.v1.Event.time:type_name -> google.protobuf.Timestamp
+	5,  // 43: gofastapi.v1.Event.kind:type_name -> gofastapi.v1.EventKind
+	25, // 44: gofastapi.v1.Event.cold_start:type_name -> gofastapi.v1.ColdStart
+	49, // 45: gofastapi.v1.WatchEventsResponse.event:type_name -> gofastapi.v1.Event
+	20, // 46: gofastapi.v1.WatchLogsResponse.line:type_name -> gofastapi.v1.LogLine
+	7,  // 47: gofastapi.v1.AddDomainResponse.app:type_name -> gofastapi.v1.App
+	7,  // 48: gofastapi.v1.RemoveDomainResponse.app:type_name -> gofastapi.v1.App
+	9,  // 49: gofastapi.v1.AppService.CreateApp:input_type -> gofastapi.v1.CreateAppRequest
+	11, // 50: gofastapi.v1.AppService.GetApp:input_type -> gofastapi.v1.GetAppRequest
+	13, // 51: gofastapi.v1.AppService.ListApps:input_type -> gofastapi.v1.ListAppsRequest
+	15, // 52: gofastapi.v1.AppService.Deploy:input_type -> gofastapi.v1.DeployRequest
+	17, // 53: gofastapi.v1.AppService.DeleteApp:input_type -> gofastapi.v1.DeleteAppRequest
+	19, // 54: gofastapi.v1.AppService.GetLogs:input_type -> gofastapi.v1.GetLogsRequest
+	23, // 55: gofastapi.v1.AppService.ListColdStarts:input_type -> gofastapi.v1.ListColdStartsRequest
+	26, // 56: gofastapi.v1.AppService.UpdateApp:input_type -> gofastapi.v1.UpdateAppRequest
+	28, // 57: gofastapi.v1.AppService.SaveDraft:input_type -> gofastapi.v1.SaveDraftRequest
+	33, // 58: gofastapi.v1.AppService.ListVersions:input_type -> gofastapi.v1.ListVersionsRequest
+	35, // 59: gofastapi.v1.AppService.GetVersion:input_type -> gofastapi.v1.GetVersionRequest
+	37, // 60: gofastapi.v1.AppService.Rollback:input_type -> gofastapi.v1.RollbackRequest
+	39, // 61: gofastapi.v1.AppService.CloneApp:input_type -> gofastapi.v1.CloneAppRequest
+	42, // 62: gofastapi.v1.AppService.ListEnv:input_type -> gofastapi.v1.ListEnvRequest
+	45, // 63: gofastapi.v1.AppService.SetEnv:input_type -> gofastapi.v1.SetEnvRequest
+	47, // 64: gofastapi.v1.AppService.UnsetEnv:input_type -> gofastapi.v1.UnsetEnvRequest
+	50, // 65: gofastapi.v1.AppService.WatchEvents:input_type -> gofastapi.v1.WatchEventsRequest
+	52, // 66: gofastapi.v1.AppService.WatchLogs:input_type -> gofastapi.v1.WatchLogsRequest
+	54, // 67: gofastapi.v1.AppService.AddDomain:input_type -> gofastapi.v1.AddDomainRequest
+	56, // 68: gofastapi.v1.AppService.RemoveDomain:input_type -> gofastapi.v1.RemoveDomainRequest
+	10, // 69: gofastapi.v1.AppService.CreateApp:output_type -> gofastapi.v1.CreateAppResponse
+	12, // 70: gofastapi.v1.AppService.GetApp:output_type -> gofastapi.v1.GetAppResponse
+	14, // 71: gofastapi.v1.AppService.ListApps:output_type -> gofastapi.v1.ListAppsResponse
+	16, // 72: gofastapi.v1.AppService.Deploy:output_type -> gofastapi.v1.DeployResponse
+	18, // 73: gofastapi.v1.AppService.DeleteApp:output_type -> gofastapi.v1.DeleteAppResponse
+	21, // 74: gofastapi.v1.AppService.GetLogs:output_type -> gofastapi.v1.GetLogsResponse
+	24, // 75: gofastapi.v1.AppService.ListColdStarts:output_type -> gofastapi.v1.ListColdStartsResponse
+	27, // 76: gofastapi.v1.AppService.UpdateApp:output_type -> gofastapi.v1.UpdateAppResponse
+	29, // 77: gofastapi.v1.AppService.SaveDraft:output_type -> gofastapi.v1.SaveDraftResponse
+	34, // 78: gofastapi.v1.AppService.ListVersions:output_type -> gofastapi.v1.ListVersionsResponse
+	36, // 79: gofastapi.v1.AppService.GetVersion:output_type -> gofastapi.v1.GetVersionResponse
+	38, // 80: gofastapi.v1.AppService.Rollback:output_type -> gofastapi.v1.RollbackResponse
+	40, // 81: gofastapi.v1.AppService.CloneApp:output_type -> gofastapi.v1.CloneAppResponse
+	43, // 82: gofastapi.v1.AppService.ListEnv:output_type -> gofastapi.v1.ListEnvResponse
+	46, // 83: gofastapi.v1.AppService.SetEnv:output_type -> gofastapi.v1.SetEnvResponse
+	48, // 84: gofastapi.v1.AppService.UnsetEnv:output_type -> gofastapi.v1.UnsetEnvResponse
+	51, // 85: gofastapi.v1.AppService.WatchEvents:output_type -> gofastapi.v1.WatchEventsResponse
+	53, // 86: gofastapi.v1.AppService.WatchLogs:output_type -> gofastapi.v1.WatchLogsResponse
+	55, // 87: gofastapi.v1.AppService.AddDomain:output_type -> gofastapi.v1.AddDomainResponse
+	57, // 88: gofastapi.v1.AppService.RemoveDomain:output_type -> gofastapi.v1.RemoveDomainResponse
+	69, // [69:89] is the sub-list for method output_type
+	49, // [49:69] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_apps_proto_init() }
@@ -3909,7 +3991,7 @@ func file_gofastapi_v1_apps_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_apps_proto_rawDesc), len(file_gofastapi_v1_apps_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

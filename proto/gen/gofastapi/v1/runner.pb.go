@@ -53,8 +53,13 @@ type Route struct {
 	// owner_requests_per_minute is the owner's limit on the requests their
 	// apps get together at each gateway (see Limits); 0 means none.
 	OwnerRequestsPerMinute int32 `protobuf:"varint,11,opt,name=owner_requests_per_minute,json=ownerRequestsPerMinute,proto3" json:"owner_requests_per_minute,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// deps is the content hash (sha256, hex) of the version's installed
+	// dependencies (the packages of its requirements.txt), a gzipped tar
+	// stored in Redis under `deps:{deps}`, which the runner checks against
+	// it; empty when the app declares none.
+	Deps          string `protobuf:"bytes,12,opt,name=deps,proto3" json:"deps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -162,6 +167,13 @@ func (x *Route) GetOwnerRequestsPerMinute() int32 {
 		return x.OwnerRequestsPerMinute
 	}
 	return 0
+}
+
+func (x *Route) GetDeps() string {
+	if x != nil {
+		return x.Deps
+	}
+	return ""
 }
 
 // AppEnv is the environment an app version is specialized with.
@@ -320,7 +332,11 @@ type SpecializeRequest struct {
 	// those __pycache__ files beside the bundle's, so that Python loads the
 	// modules without compiling them. Missing or not matching its hash, it is
 	// left out and Python compiles as usual.
-	Compiled      string `protobuf:"bytes,6,opt,name=compiled,proto3" json:"compiled,omitempty"`
+	Compiled string `protobuf:"bytes,6,opt,name=compiled,proto3" json:"compiled,omitempty"`
+	// deps is the route's deps (see Route): the runner puts those packages,
+	// fetched from Redis and checked against the hash unless the host has
+	// them already, on the app's import path.
+	Deps          string `protobuf:"bytes,7,opt,name=deps,proto3" json:"deps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +413,13 @@ func (x *SpecializeRequest) GetCompiled() string {
 	return ""
 }
 
+func (x *SpecializeRequest) GetDeps() string {
+	if x != nil {
+		return x.Deps
+	}
+	return ""
+}
+
 // SpecializeResponse reports where the app listens and what each phase cost.
 type SpecializeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,7 +438,12 @@ type SpecializeResponse struct {
 	// cached is set when the runner linked the app's files from the host's
 	// bundle cache instead of fetching the bundle (fetch_micros and
 	// verify_micros are then 0, and write_micros is the linking).
-	Cached        bool `protobuf:"varint,9,opt,name=cached,proto3" json:"cached,omitempty"`
+	Cached bool `protobuf:"varint,9,opt,name=cached,proto3" json:"cached,omitempty"`
+	// deps_micros is what making the app's dependencies ready took (fetch,
+	// check and unpack; nearly 0 when the host had them already).
+	DepsMicros int64 `protobuf:"varint,10,opt,name=deps_micros,json=depsMicros,proto3" json:"deps_micros,omitempty"`
+	// deps_cached is set when the host had the dependencies already.
+	DepsCached    bool `protobuf:"varint,11,opt,name=deps_cached,json=depsCached,proto3" json:"deps_cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -506,11 +534,25 @@ func (x *SpecializeResponse) GetCached() bool {
 	return false
 }
 
+func (x *SpecializeResponse) GetDepsMicros() int64 {
+	if x != nil {
+		return x.DepsMicros
+	}
+	return 0
+}
+
+func (x *SpecializeResponse) GetDepsCached() bool {
+	if x != nil {
+		return x.DepsCached
+	}
+	return false
+}
+
 var File_gofastapi_v1_runner_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xce\x02\n" +
+	"\x19gofastapi/v1/runner.proto\x12\fgofastapi.v1\"\xe2\x02\n" +
 	"\x05Route\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -526,7 +568,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"sealed_env\x18\t \x01(\fR\tsealedEnv\x12\x1a\n" +
 	"\bcompiled\x18\n" +
 	" \x01(\tR\bcompiled\x129\n" +
-	"\x19owner_requests_per_minute\x18\v \x01(\x05R\x16ownerRequestsPerMinute\"u\n" +
+	"\x19owner_requests_per_minute\x18\v \x01(\x05R\x16ownerRequestsPerMinute\x12\x12\n" +
+	"\x04deps\x18\f \x01(\tR\x04deps\"u\n" +
 	"\x06AppEnv\x122\n" +
 	"\x04vars\x18\x01 \x03(\v2\x1e.gofastapi.v1.AppEnv.VarsEntryR\x04vars\x1a7\n" +
 	"\tVarsEntry\x12\x10\n" +
@@ -537,7 +580,7 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"BundleFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\x88\x02\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x9c\x02\n" +
 	"\x11SpecializeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -546,10 +589,11 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"entrypoint\x18\x04 \x01(\tR\n" +
 	"entrypoint\x12:\n" +
 	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x12\x1a\n" +
-	"\bcompiled\x18\x06 \x01(\tR\bcompiled\x1a6\n" +
+	"\bcompiled\x18\x06 \x01(\tR\bcompiled\x12\x12\n" +
+	"\x04deps\x18\a \x01(\tR\x04deps\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x02\n" +
 	"\x12SpecializeResponse\x12\x19\n" +
 	"\bapp_addr\x18\x01 \x01(\tR\aappAddr\x12!\n" +
 	"\ffetch_micros\x18\x02 \x01(\x03R\vfetchMicros\x12#\n" +
@@ -559,7 +603,12 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"loadMicros\x12#\n" +
 	"\rimport_micros\x18\a \x01(\x03R\fimportMicros\x12)\n" +
 	"\x10compiled_modules\x18\b \x01(\x05R\x0fcompiledModules\x12\x16\n" +
-	"\x06cached\x18\t \x01(\bR\x06cachedJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
+	"\x06cached\x18\t \x01(\bR\x06cached\x12\x1f\n" +
+	"\vdeps_micros\x18\n" +
+	" \x01(\x03R\n" +
+	"depsMicros\x12\x1f\n" +
+	"\vdeps_cached\x18\v \x01(\bR\n" +
+	"depsCachedJ\x04\b\x06\x10\aR\x11first_byte_micros2b\n" +
 	"\rRunnerService\x12Q\n" +
 	"\n" +
 	"Specialize\x12\x1f.gofastapi.v1.SpecializeRequest\x1a .gofastapi.v1.SpecializeResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"

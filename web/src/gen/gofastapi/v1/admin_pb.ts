@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gofastapi/v1/admin.proto.
  */
 export const file_gofastapi_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("Chhnb2Zhc3RhcGkvdjEvYWRtaW4ucHJvdG8SDGdvZmFzdGFwaS52MSJrCgZMaW1pdHMSDAoEdGllchgBIAEoCRIMCgRhcHBzGAIgASgFEhEKCWRhdGFiYXNlcxgDIAEoBRIVCg1zdG9yYWdlX2J5dGVzGAQgASgDEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYBSABKAUisgEKC1VzZXJTdW1tYXJ5EiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlchIRCglhcHBfY291bnQYAiABKAUSFAoMcnVubmluZ19hcHBzGAMgASgFEjIKDmxhc3RfYWN0aXZlX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZsaW1pdHMYBSABKAsyFC5nb2Zhc3RhcGkudjEuTGltaXRzIhIKEExpc3RVc2Vyc1JlcXVlc3QiPQoRTGlzdFVzZXJzUmVzcG9uc2USKAoFdXNlcnMYASADKAsyGS5nb2Zhc3RhcGkudjEuVXNlclN1bW1hcnkiVQoRQ3JlYXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDQoFZW1haWwYAyABKAkSDQoFYWRtaW4YBCABKAgiNgoSQ3JlYXRlVXNlclJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlciIuCg9TZXRBZG1pblJlcXVlc3QSDAoEdXNlchgBIAEoCRINCgVhZG1pbhgCIAEoCCJFChBTZXRBZG1pblJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlchIPCgdjaGFuZ2VkGAIgASgIIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBHVzZXIYASABKAkiKgoLUmVtb3ZlZERhdGESDAoEa2luZBgBIAEoCRINCgVjb3VudBgCIAEoAyJSChJEZWxldGVVc2VyUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSKgoHcmVtb3ZlZBgCIAMoCzIZLmdvZmFzdGFwaS52MS5SZW1vdmVkRGF0YSLYAQoQU2V0TGltaXRzUmVxdWVzdBIMCgR1c2VyGAEgASgJEgwKBHRpZXIYAiABKAkSEQoEYXBwcxgDIAEoBUgAiAEBEhYKCWRhdGFiYXNlcxgEIAEoBUgBiAEBEhoKDXN0b3JhZ2VfYnl0ZXMYBSABKANIAogBARIgChNyZXF1ZXN0c19wZXJfbWludXRlGAYgASgFSAOIAQFCBwoFX2FwcHNCDAoKX2RhdGFiYXNlc0IQCg5fc3RvcmFnZV9ieXRlc0IWChRfcmVxdWVzdHNfcGVyX21pbnV0ZSI5ChFTZXRMaW1pdHNSZXNwb25zZRIkCgZsaW1pdHMYASABKAsyFC5nb2Zhc3RhcGkudjEuTGltaXRzIoABCghTZXR0aW5ncxIWCg5wdWJsaWNfc2lnbnVwcxgBIAEoCBIXCg9hbGxvd2VkX2ltcG9ydHMYAiADKAkSHwoXZGVmYXVsdF9hbGxvd2VkX2ltcG9ydHMYAyADKAkSIgoaYWxsb3dlZF9pbXBvcnRzX2N1c3RvbWl6ZWQYBCABKAgiFAoSR2V0U2V0dGluZ3NSZXF1ZXN0Ij8KE0dldFNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5nb2Zhc3RhcGkudjEuU2V0dGluZ3MiHQoKSW1wb3J0TGlzdBIPCgdtb2R1bGVzGAEgAygJIsYBChVVcGRhdGVTZXR0aW5nc1JlcXVlc3QSGwoOcHVibGljX3NpZ251cHMYASABKAhIAIgBARIxCg9hbGxvd2VkX2ltcG9ydHMYAiABKAsyGC5nb2Zhc3RhcGkudjEuSW1wb3J0TGlzdBITCgthZGRfaW1wb3J0cxgDIAMoCRIWCg5yZW1vdmVfaW1wb3J0cxgEIAMoCRIdChVyZXNldF9hbGxvd2VkX2ltcG9ydHMYBSABKAhCEQoPX3B1YmxpY19zaWdudXBzIkIKFlVwZGF0ZVNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5nb2Zhc3RhcGkudjEuU2V0dGluZ3MiEQoPR2V0U3RhdHNSZXF1ZXN0IosCChBHZXRTdGF0c1Jlc3BvbnNlEg0KBXVzZXJzGAEgASgDEg4KBmFkbWlucxgCIAEoAxIMCgRhcHBzGAMgASgDEhUKDWRlcGxveWVkX2FwcHMYBCABKAMSFAoMcnVubmluZ19hcHBzGAUgASgDEhQKDHdhcm1fcnVubmVycxgGIAEoAxIRCgl0ZW1wbGF0ZXMYByABKAMSHgoWZGF0YWJhc2Vfc3RvcmFnZV9ieXRlcxgIIAEoAxIXCg9hY3RpdmVfc2Vzc2lvbnMYCSABKAMSFgoOdXNlcl9kYXRhYmFzZXMYCiABKAMSIwobdXNlcl9kYXRhYmFzZV9zdG9yYWdlX2J5dGVzGAsgASgDIncKDUFjdGl2aXR5RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAiABKAkSDAoEa2luZBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmRldGFpbBgFIAEoCSIkChNMaXN0QWN0aXZpdHlSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFIkMKFExpc3RBY3Rpdml0eVJlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLmdvZmFzdGFwaS52MS5BY3Rpdml0eUV2ZW50MvwFCgxBZG1pblNlcnZpY2USTgoJTGlzdFVzZXJzEh4uZ29mYXN0YXBpLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHy5nb2Zhc3RhcGkudjEuTGlzdFVzZXJzUmVzcG9uc2UiABJRCgpDcmVhdGVVc2VyEh8uZ29mYXN0YXBpLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiAuZ29mYXN0YXBpLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIAEksKCFNldEFkbWluEh0uZ29mYXN0YXBpLnYxLlNldEFkbWluUmVxdWVzdBoeLmdvZmFzdGFwaS52MS5TZXRBZG1pblJlc3BvbnNlIgASUQoKRGVsZXRlVXNlchIfLmdvZmFzdGFwaS52MS5EZWxldGVVc2VyUmVxdWVzdBogLmdvZmFzdGFwaS52MS5EZWxldGVVc2VyUmVzcG9uc2UiABJOCglTZXRMaW1pdHMSHi5nb2Zhc3RhcGkudjEuU2V0TGltaXRzUmVxdWVzdBofLmdvZmFzdGFwaS52MS5TZXRMaW1pdHNSZXNwb25zZSIAElQKC0dldFNldHRpbmdzEiAuZ29mYXN0YXBpLnYxLkdldFNldHRpbmdzUmVxdWVzdBohLmdvZmFzdGFwaS52MS5HZXRTZXR0aW5nc1Jlc3BvbnNlIgASXQoOVXBkYXRlU2V0dGluZ3MSIy5nb2Zhc3RhcGkudjEuVXBkYXRlU2V0dGluZ3NSZXF1ZXN0GiQuZ29mYXN0YXBpLnYxLlVwZGF0ZVNldHRpbmdzUmVzcG9uc2UiABJLCghHZXRTdGF0cxIdLmdvZmFzdGFwaS52MS5HZXRTdGF0c1JlcXVlc3QaHi5nb2Zhc3RhcGkudjEuR2V0U3RhdHNSZXNwb25zZSIAElcKDExpc3RBY3Rpdml0eRIhLmdvZmFzdGFwaS52MS5MaXN0QWN0aXZpdHlSZXF1ZXN0GiIuZ29mYXN0YXBpLnYxLkxpc3RBY3Rpdml0eVJlc3BvbnNlIgBCQ1pBZ2l0aHViLmNvbS9nb2Zhc3RhcGkvZ29mYXN0YXBpL3Byb3RvL2dlbi9nb2Zhc3RhcGkvdjE7Z29mYXN0YXBpdjFiBnByb3RvMw", [file_gofastapi_v1_auth, file_google_protobuf_timestamp]);
+  fileDesc("Chhnb2Zhc3RhcGkvdjEvYWRtaW4ucHJvdG8SDGdvZmFzdGFwaS52MSJrCgZMaW1pdHMSDAoEdGllchgBIAEoCRIMCgRhcHBzGAIgASgFEhEKCWRhdGFiYXNlcxgDIAEoBRIVCg1zdG9yYWdlX2J5dGVzGAQgASgDEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYBSABKAUisgEKC1VzZXJTdW1tYXJ5EiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlchIRCglhcHBfY291bnQYAiABKAUSFAoMcnVubmluZ19hcHBzGAMgASgFEjIKDmxhc3RfYWN0aXZlX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZsaW1pdHMYBSABKAsyFC5nb2Zhc3RhcGkudjEuTGltaXRzIhIKEExpc3RVc2Vyc1JlcXVlc3QiPQoRTGlzdFVzZXJzUmVzcG9uc2USKAoFdXNlcnMYASADKAsyGS5nb2Zhc3RhcGkudjEuVXNlclN1bW1hcnkiVQoRQ3JlYXRlVXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDQoFZW1haWwYAyABKAkSDQoFYWRtaW4YBCABKAgiNgoSQ3JlYXRlVXNlclJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlciIuCg9TZXRBZG1pblJlcXVlc3QSDAoEdXNlchgBIAEoCRINCgVhZG1pbhgCIAEoCCJFChBTZXRBZG1pblJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi5nb2Zhc3RhcGkudjEuVXNlchIPCgdjaGFuZ2VkGAIgASgIIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBHVzZXIYASABKAkiKgoLUmVtb3ZlZERhdGESDAoEa2luZBgBIAEoCRINCgVjb3VudBgCIAEoAyJSChJEZWxldGVVc2VyUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSKgoHcmVtb3ZlZBgCIAMoCzIZLmdvZmFzdGFwaS52MS5SZW1vdmVkRGF0YSLYAQoQU2V0TGltaXRzUmVxdWVzdBIMCgR1c2VyGAEgASgJEgwKBHRpZXIYAiABKAkSEQoEYXBwcxgDIAEoBUgAiAEBEhYKCWRhdGFiYXNlcxgEIAEoBUgBiAEBEhoKDXN0b3JhZ2VfYnl0ZXMYBSABKANIAogBARIgChNyZXF1ZXN0c19wZXJfbWludXRlGAYgASgFSAOIAQFCBwoFX2FwcHNCDAoKX2RhdGFiYXNlc0IQCg5fc3RvcmFnZV9ieXRlc0IWChRfcmVxdWVzdHNfcGVyX21pbnV0ZSI5ChFTZXRMaW1pdHNSZXNwb25zZRIkCgZsaW1pdHMYASABKAsyFC5nb2Zhc3RhcGkudjEuTGltaXRzIvgBCghTZXR0aW5ncxIWCg5wdWJsaWNfc2lnbnVwcxgBIAEoCBIXCg9hbGxvd2VkX2ltcG9ydHMYAiADKAkSHwoXZGVmYXVsdF9hbGxvd2VkX2ltcG9ydHMYAyADKAkSIgoaYWxsb3dlZF9pbXBvcnRzX2N1c3RvbWl6ZWQYBCABKAgSGAoQYWxsb3dlZF9wYWNrYWdlcxgFIAMoCRIgChhkZWZhdWx0X2FsbG93ZWRfcGFja2FnZXMYBiADKAkSIwobYWxsb3dlZF9wYWNrYWdlc19jdXN0b21pemVkGAcgASgIEhUKDXBhY2thZ2VfaW5kZXgYCCABKAkiFAoSR2V0U2V0dGluZ3NSZXF1ZXN0Ij8KE0dldFNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5nb2Zhc3RhcGkudjEuU2V0dGluZ3MiHQoKSW1wb3J0TGlzdBIPCgdtb2R1bGVzGAEgAygJIsoCChVVcGRhdGVTZXR0aW5nc1JlcXVlc3QSGwoOcHVibGljX3NpZ251cHMYASABKAhIAIgBARIxCg9hbGxvd2VkX2ltcG9ydHMYAiABKAsyGC5nb2Zhc3RhcGkudjEuSW1wb3J0TGlzdBITCgthZGRfaW1wb3J0cxgDIAMoCRIWCg5yZW1vdmVfaW1wb3J0cxgEIAMoCRIdChVyZXNldF9hbGxvd2VkX2ltcG9ydHMYBSABKAgSMwoQYWxsb3dlZF9wYWNrYWdlcxgGIAEoCzIZLmdvZmFzdGFwaS52MS5QYWNrYWdlTGlzdBIUCgxhZGRfcGFja2FnZXMYByADKAkSFwoPcmVtb3ZlX3BhY2thZ2VzGAggAygJEh4KFnJlc2V0X2FsbG93ZWRfcGFja2FnZXMYCSABKAhCEQoPX3B1YmxpY19zaWdudXBzIh8KC1BhY2thZ2VMaXN0EhAKCHBhY2thZ2VzGAEgAygJIkIKFlVwZGF0ZVNldHRpbmdzUmVzcG9uc2USKAoIc2V0dGluZ3MYASABKAsyFi5nb2Zhc3RhcGkudjEuU2V0dGluZ3MiEQoPR2V0U3RhdHNSZXF1ZXN0IosCChBHZXRTdGF0c1Jlc3BvbnNlEg0KBXVzZXJzGAEgASgDEg4KBmFkbWlucxgCIAEoAxIMCgRhcHBzGAMgASgDEhUKDWRlcGxveWVkX2FwcHMYBCABKAMSFAoMcnVubmluZ19hcHBzGAUgASgDEhQKDHdhcm1fcnVubmVycxgGIAEoAxIRCgl0ZW1wbGF0ZXMYByABKAMSHgoWZGF0YWJhc2Vfc3RvcmFnZV9ieXRlcxgIIAEoAxIXCg9hY3RpdmVfc2Vzc2lvbnMYCSABKAMSFgoOdXNlcl9kYXRhYmFzZXMYCiABKAMSIwobdXNlcl9kYXRhYmFzZV9zdG9yYWdlX2J5dGVzGAsgASgDIncKDUFjdGl2aXR5RXZlbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAiABKAkSDAoEa2luZBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmRldGFpbBgFIAEoCSIkChNMaXN0QWN0aXZpdHlSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFIkMKFExpc3RBY3Rpdml0eVJlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLmdvZmFzdGFwaS52MS5BY3Rpdml0eUV2ZW50MvwFCgxBZG1pblNlcnZpY2USTgoJTGlzdFVzZXJzEh4uZ29mYXN0YXBpLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHy5nb2Zhc3RhcGkudjEuTGlzdFVzZXJzUmVzcG9uc2UiABJRCgpDcmVhdGVVc2VyEh8uZ29mYXN0YXBpLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiAuZ29mYXN0YXBpLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIAEksKCFNldEFkbWluEh0uZ29mYXN0YXBpLnYxLlNldEFkbWluUmVxdWVzdBoeLmdvZmFzdGFwaS52MS5TZXRBZG1pblJlc3BvbnNlIgASUQoKRGVsZXRlVXNlchIfLmdvZmFzdGFwaS52MS5EZWxldGVVc2VyUmVxdWVzdBogLmdvZmFzdGFwaS52MS5EZWxldGVVc2VyUmVzcG9uc2UiABJOCglTZXRMaW1pdHMSHi5nb2Zhc3RhcGkudjEuU2V0TGltaXRzUmVxdWVzdBofLmdvZmFzdGFwaS52MS5TZXRMaW1pdHNSZXNwb25zZSIAElQKC0dldFNldHRpbmdzEiAuZ29mYXN0YXBpLnYxLkdldFNldHRpbmdzUmVxdWVzdBohLmdvZmFzdGFwaS52MS5HZXRTZXR0aW5nc1Jlc3BvbnNlIgASXQoOVXBkYXRlU2V0dGluZ3MSIy5nb2Zhc3RhcGkudjEuVXBkYXRlU2V0dGluZ3NSZXF1ZXN0GiQuZ29mYXN0YXBpLnYxLlVwZGF0ZVNldHRpbmdzUmVzcG9uc2UiABJLCghHZXRTdGF0cxIdLmdvZmFzdGFwaS52MS5HZXRTdGF0c1JlcXVlc3QaHi5nb2Zhc3RhcGkudjEuR2V0U3RhdHNSZXNwb25zZSIAElcKDExpc3RBY3Rpdml0eRIhLmdvZmFzdGFwaS52MS5MaXN0QWN0aXZpdHlSZXF1ZXN0GiIuZ29mYXN0YXBpLnYxLkxpc3RBY3Rpdml0eVJlc3BvbnNlIgBCQ1pBZ2l0aHViLmNvbS9nb2Zhc3RhcGkvZ29mYXN0YXBpL3Byb3RvL2dlbi9nb2Zhc3RhcGkvdjE7Z29mYXN0YXBpdjFiBnByb3RvMw", [file_gofastapi_v1_auth, file_google_protobuf_timestamp]);
 
 /**
  * Limits caps what one user may have. A zero number means no limit.
@@ -409,6 +409,38 @@ export type Settings = Message<"gofastapi.v1.Settings"> & {
    * @generated from field: bool allowed_imports_customized = 4;
    */
   allowedImportsCustomized: boolean;
+
+  /**
+   * allowed_packages is the dependency allowlist in force: the Python
+   * packages (distribution names, as on a package index) that an app may
+   * declare in requirements.txt, or that those need. Packages the
+   * runners' Python already has need no entry.
+   *
+   * @generated from field: repeated string allowed_packages = 5;
+   */
+  allowedPackages: string[];
+
+  /**
+   * default_allowed_packages is the built-in dependency allowlist.
+   *
+   * @generated from field: repeated string default_allowed_packages = 6;
+   */
+  defaultAllowedPackages: string[];
+
+  /**
+   * allowed_packages_customized is false while the defaults are in force.
+   *
+   * @generated from field: bool allowed_packages_customized = 7;
+   */
+  allowedPackagesCustomized: boolean;
+
+  /**
+   * package_index is the package index dependencies are installed from
+   * (the platform's --package-index); empty: apps cannot declare any.
+   *
+   * @generated from field: string package_index = 8;
+   */
+  packageIndex: string;
 };
 
 /**
@@ -504,6 +536,33 @@ export type UpdateSettingsRequest = Message<"gofastapi.v1.UpdateSettingsRequest"
    * @generated from field: bool reset_allowed_imports = 5;
    */
   resetAllowedImports: boolean;
+
+  /**
+   * allowed_packages, when set, replaces the dependency allowlist.
+   *
+   * @generated from field: gofastapi.v1.PackageList allowed_packages = 6;
+   */
+  allowedPackages?: PackageList | undefined;
+
+  /**
+   * add_packages and remove_packages edit the dependency allowlist in force.
+   *
+   * @generated from field: repeated string add_packages = 7;
+   */
+  addPackages: string[];
+
+  /**
+   * @generated from field: repeated string remove_packages = 8;
+   */
+  removePackages: string[];
+
+  /**
+   * reset_allowed_packages goes back to the default dependency allowlist;
+   * it cannot be combined with the other package fields.
+   *
+   * @generated from field: bool reset_allowed_packages = 9;
+   */
+  resetAllowedPackages: boolean;
 };
 
 /**
@@ -512,6 +571,27 @@ export type UpdateSettingsRequest = Message<"gofastapi.v1.UpdateSettingsRequest"
  */
 export const UpdateSettingsRequestSchema: GenMessage<UpdateSettingsRequest> = /*@__PURE__*/
   messageDesc(file_gofastapi_v1_admin, 17);
+
+/**
+ * PackageList is a whole dependency allowlist.
+ *
+ * @generated from message gofastapi.v1.PackageList
+ */
+export type PackageList = Message<"gofastapi.v1.PackageList"> & {
+  /**
+   * packages are distribution names, such as python-dateutil.
+   *
+   * @generated from field: repeated string packages = 1;
+   */
+  packages: string[];
+};
+
+/**
+ * Describes the message gofastapi.v1.PackageList.
+ * Use `create(PackageListSchema)` to create a new message.
+ */
+export const PackageListSchema: GenMessage<PackageList> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_admin, 18);
 
 /**
  * @generated from message gofastapi.v1.UpdateSettingsResponse
@@ -528,7 +608,7 @@ export type UpdateSettingsResponse = Message<"gofastapi.v1.UpdateSettingsRespons
  * Use `create(UpdateSettingsResponseSchema)` to create a new message.
  */
 export const UpdateSettingsResponseSchema: GenMessage<UpdateSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 18);
+  messageDesc(file_gofastapi_v1_admin, 19);
 
 /**
  * @generated from message gofastapi.v1.GetStatsRequest
@@ -541,7 +621,7 @@ export type GetStatsRequest = Message<"gofastapi.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 19);
+  messageDesc(file_gofastapi_v1_admin, 20);
 
 /**
  * @generated from message gofastapi.v1.GetStatsResponse
@@ -619,7 +699,7 @@ export type GetStatsResponse = Message<"gofastapi.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 20);
+  messageDesc(file_gofastapi_v1_admin, 21);
 
 /**
  * ActivityEvent is one entry of the activity feed.
@@ -665,7 +745,7 @@ export type ActivityEvent = Message<"gofastapi.v1.ActivityEvent"> & {
  * Use `create(ActivityEventSchema)` to create a new message.
  */
 export const ActivityEventSchema: GenMessage<ActivityEvent> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 21);
+  messageDesc(file_gofastapi_v1_admin, 22);
 
 /**
  * @generated from message gofastapi.v1.ListActivityRequest
@@ -684,7 +764,7 @@ export type ListActivityRequest = Message<"gofastapi.v1.ListActivityRequest"> & 
  * Use `create(ListActivityRequestSchema)` to create a new message.
  */
 export const ListActivityRequestSchema: GenMessage<ListActivityRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 22);
+  messageDesc(file_gofastapi_v1_admin, 23);
 
 /**
  * @generated from message gofastapi.v1.ListActivityResponse
@@ -701,7 +781,7 @@ export type ListActivityResponse = Message<"gofastapi.v1.ListActivityResponse"> 
  * Use `create(ListActivityResponseSchema)` to create a new message.
  */
 export const ListActivityResponseSchema: GenMessage<ListActivityResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_admin, 23);
+  messageDesc(file_gofastapi_v1_admin, 24);
 
 /**
  * AdminService is the platform's administration: users, roles, limits,

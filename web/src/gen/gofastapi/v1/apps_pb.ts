@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gofastapi/v1/apps.proto.
  */
 export const file_gofastapi_v1_apps: GenFile = /*@__PURE__*/
-  fileDesc("Chdnb2Zhc3RhcGkvdjEvYXBwcy5wcm90bxIMZ29mYXN0YXBpLnYxIiUKBEZpbGUSDAoEbmFtZRgBIAEoCRIPCgdjb250ZW50GAIgASgMItoDCgNBcHASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIqCglmcmFtZXdvcmsYBCABKA4yFy5nb2Zhc3RhcGkudjEuRnJhbWV3b3JrEhIKCmVudHJ5cG9pbnQYBSABKAkSGAoQZGVwbG95ZWRfdmVyc2lvbhgGIAEoCRILCgN1cmwYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVwbG95ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBG1vZGUYCiABKA4yFS5nb2Zhc3RhcGkudjEuQXBwTW9kZRINCgVub3RlcxgLIAEoCRInCgZzdGF0dXMYDCABKA4yFy5nb2Zhc3RhcGkudjEuQXBwU3RhdHVzEhIKCmRyYWZ0X2hhc2gYDSABKAkSMgoOZHJhZnRfc2F2ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3RlbXBsYXRlX2lkGA8gASgJEhEKCWRlcGxveWluZxgQIAEoCBIPCgdkb21haW5zGBEgAygJInoKBURyYWZ0EiEKBWZpbGVzGAEgAygLMhIuZ29mYXN0YXBpLnYxLkZpbGUSEgoKZW50cnlwb2ludBgCIAEoCRIMCgRoYXNoGAMgASgJEiwKCHNhdmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLhAQoQQ3JlYXRlQXBwUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEioKCWZyYW1ld29yaxgDIAEoDjIXLmdvZmFzdGFwaS52MS5GcmFtZXdvcmsSEgoKZW50cnlwb2ludBgEIAEoCRIjCgRtb2RlGAUgASgOMhUuZ29mYXN0YXBpLnYxLkFwcE1vZGUSDQoFbm90ZXMYBiABKAkSEwoLdGVtcGxhdGVfaWQYByABKAkSIQoFZmlsZXMYCCADKAsyEi5nb2Zhc3RhcGkudjEuRmlsZSJXChFDcmVhdGVBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwEiIKBWRyYWZ0GAIgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0IiMKDUdldEFwcFJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSJ7Cg5HZXRBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwEiIKBWRyYWZ0GAIgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0EiUKCGRlcGxveWVkGAMgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0IhEKD0xpc3RBcHBzUmVxdWVzdCIzChBMaXN0QXBwc1Jlc3BvbnNlEh8KBGFwcHMYASADKAsyES5nb2Zhc3RhcGkudjEuQXBwIloKDURlcGxveVJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIhCgVmaWxlcxgCIAMoCzISLmdvZmFzdGFwaS52MS5GaWxlEhIKCmVudHJ5cG9pbnQYAyABKAkilAEKDkRlcGxveVJlc3BvbnNlEigKBXN0YWdlGAEgASgOMhkuZ29mYXN0YXBpLnYxLkRlcGxveVN0YWdlEg8KB21lc3NhZ2UYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRILCgN1cmwYBCABKAkSEQoJdW5jaGFuZ2VkGAUgASgIEhYKDmVsYXBzZWRfbWljcm9zGAYgASgDIiYKEERlbGV0ZUFwcFJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSITChFEZWxldGVBcHBSZXNwb25zZSIzCg5HZXRMb2dzUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgFIlEKB0xvZ0xpbmUSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAIgASgJEgwKBHRleHQYAyABKAkiNwoPR2V0TG9nc1Jlc3BvbnNlEiQKBWxpbmVzGAEgAygLMhUuZ29mYXN0YXBpLnYxLkxvZ0xpbmUiTgoPVmFsaWRhdGlvbkVycm9yEgwKBGZpbGUYASABKAkSDAoEbGluZRgCIAEoBRIOCgZjb2x1bW4YAyABKAUSDwoHbWVzc2FnZRgEIAEoCSI6ChVMaXN0Q29sZFN0YXJ0c1JlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoBSJGChZMaXN0Q29sZFN0YXJ0c1Jlc3BvbnNlEiwKC2NvbGRfc3RhcnRzGAEgAygLMhcuZ29mYXN0YXBpLnYxLkNvbGRTdGFydCK1AgoJQ29sZFN0YXJ0EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YAiABKAkSFAoMdG90YWxfbWljcm9zGAMgASgDEhQKDGNsYWltX21pY3JvcxgEIAEoAxIUCgxmZXRjaF9taWNyb3MYBSABKAMSFQoNdmVyaWZ5X21pY3JvcxgGIAEoAxIUCgx3cml0ZV9taWNyb3MYByABKAMSEwoLbG9hZF9taWNyb3MYCCABKAMSFQoNaW1wb3J0X21pY3JvcxgLIAEoAxIZChFmaXJzdF9ieXRlX21pY3JvcxgJIAEoAxINCgVlcnJvchgKIAEoCRIYChBjb21waWxlZF9tb2R1bGVzGAwgASgFEg4KBmNhY2hlZBgNIAEoCCKkAgoQVXBkYXRlQXBwUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIYCgtkZXNjcmlwdGlvbhgDIAEoCUgBiAEBEhIKBW5vdGVzGAQgASgJSAKIAQESLwoJZnJhbWV3b3JrGAUgASgOMhcuZ29mYXN0YXBpLnYxLkZyYW1ld29ya0gDiAEBEigKBG1vZGUYBiABKA4yFS5nb2Zhc3RhcGkudjEuQXBwTW9kZUgEiAEBEhcKCmVudHJ5cG9pbnQYByABKAlIBYgBAUIHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb25CCAoGX25vdGVzQgwKCl9mcmFtZXdvcmtCBwoFX21vZGVCDQoLX2VudHJ5cG9pbnQiMwoRVXBkYXRlQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuZ29mYXN0YXBpLnYxLkFwcCJdChBTYXZlRHJhZnRSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSIQoFZmlsZXMYAiADKAsyEi5nb2Zhc3RhcGkudjEuRmlsZRISCgplbnRyeXBvaW50GAMgASgJImQKEVNhdmVEcmFmdFJlc3BvbnNlEh4KA2FwcBgBIAEoCzIRLmdvZmFzdGFwaS52MS5BcHASLwoIcHJvYmxlbXMYAiADKAsyHS5nb2Zhc3RhcGkudjEuVmFsaWRhdGlvbkVycm9yIpoBCgtWZXJzaW9uSW5mbxIPCgd2ZXJzaW9uGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmVudHJ5cG9pbnQYAyABKAkSJQoFZmlsZXMYBCADKAsyFi5nb2Zhc3RhcGkudjEuRmlsZUluZm8SDwoHY3VycmVudBgFIAEoCCImCghGaWxlSW5mbxIMCgRuYW1lGAEgASgJEgwKBHNpemUYAiABKAMiOAoTTGlzdFZlcnNpb25zUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgFIkMKFExpc3RWZXJzaW9uc1Jlc3BvbnNlEisKCHZlcnNpb25zGAEgAygLMhkuZ29mYXN0YXBpLnYxLlZlcnNpb25JbmZvIjgKEUdldFZlcnNpb25SZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCSJgChJHZXRWZXJzaW9uUmVzcG9uc2USJwoEaW5mbxgBIAEoCzIZLmdvZmFzdGFwaS52MS5WZXJzaW9uSW5mbxIhCgVmaWxlcxgCIAMoCzISLmdvZmFzdGFwaS52MS5GaWxlIjYKD1JvbGxiYWNrUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiNQoQUm9sbGJhY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhAKCHByZXZpb3VzGAIgASgJInIKD0Nsb25lQXBwUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEhAKCG5ld19uYW1lGAIgASgJEikKBnNvdXJjZRgDIAEoDjIZLmdvZmFzdGFwaS52MS5DbG9uZVNvdXJjZRIOCgZkZXBsb3kYBCABKAgiMgoQQ2xvbmVBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwIkIKBkVudlZhchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJEg4KBnNlY3JldBgDIAEoCBILCgNzZXQYBCABKAgiJAoOTGlzdEVudlJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSI1Cg9MaXN0RW52UmVzcG9uc2USIgoEdmFycxgBIAMoCzIULmdvZmFzdGFwaS52MS5FbnZWYXIiPAoNRW52QXNzaWdubWVudBIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJEg4KBnNlY3JldBgDIAEoCCJOCg1TZXRFbnZSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSKQoEdmFycxgCIAMoCzIbLmdvZmFzdGFwaS52MS5FbnZBc3NpZ25tZW50IjQKDlNldEVudlJlc3BvbnNlEiIKBHZhcnMYASADKAsyFC5nb2Zhc3RhcGkudjEuRW52VmFyIjQKD1Vuc2V0RW52UmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg0KBW5hbWVzGAIgAygJIjYKEFVuc2V0RW52UmVzcG9uc2USIgoEdmFycxgBIAMoCzIULmdvZmFzdGFwaS52MS5FbnZWYXIipwEKBUV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBGtpbmQYAiABKA4yFy5nb2Zhc3RhcGkudjEuRXZlbnRLaW5kEg8KB21lc3NhZ2UYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIrCgpjb2xkX3N0YXJ0GAUgASgLMhcuZ29mYXN0YXBpLnYxLkNvbGRTdGFydCJHChJXYXRjaEV2ZW50c1JlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoBRIOCgZmb2xsb3cYAyABKAgiOQoTV2F0Y2hFdmVudHNSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLmdvZmFzdGFwaS52MS5FdmVudCJFChBXYXRjaExvZ3NSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSDQoFbGltaXQYAiABKAUSDgoGZm9sbG93GAMgASgIIjgKEVdhdGNoTG9nc1Jlc3BvbnNlEiMKBGxpbmUYASABKAsyFS5nb2Zhc3RhcGkudjEuTG9nTGluZSI2ChBBZGREb21haW5SZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSDgoGZG9tYWluGAIgASgJIjMKEUFkZERvbWFpblJlc3BvbnNlEh4KA2FwcBgBIAEoCzIRLmdvZmFzdGFwaS52MS5BcHAiOQoTUmVtb3ZlRG9tYWluUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg4KBmRvbWFpbhgCIAEoCSI2ChRSZW1vdmVEb21haW5SZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwKkwKB0FwcE1vZGUSGAoUQVBQX01PREVfVU5TUEVDSUZJRUQQABITCg9BUFBfTU9ERV9TSU5HTEUQARISCg5BUFBfTU9ERV9NVUxUSRACKoQBCglBcHBTdGF0dXMSGgoWQVBQX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0FQUF9TVEFUVVNfTk9UX0RFUExPWUVEEAESGQoVQVBQX1NUQVRVU19VUF9UT19EQVRFEAISIwofQVBQX1NUQVRVU19DSEFOR0VTX05PVF9ERVBMT1lFRBADKlUKCUZyYW1ld29yaxIZChVGUkFNRVdPUktfVU5TUEVDSUZJRUQQABIVChFGUkFNRVdPUktfRkFTVEFQSRABEhYKEkZSQU1FV09SS19GQVNUSFRNTBACKqcBCgtEZXBsb3lTdGFnZRIcChhERVBMT1lfU1RBR0VfVU5TUEVDSUZJRUQQABIZChVERVBMT1lfU1RBR0VfVkFMSURBVEUQARIWChJERVBMT1lfU1RBR0VfU1RPUkUQAhIYChRERVBMT1lfU1RBR0VfUFVCTElTSBADEhYKEkRFUExPWV9TVEFHRV9ST1VURRAEEhUKEURFUExPWV9TVEFHRV9MSVZFEAUqXgoLQ2xvbmVTb3VyY2USHAoYQ0xPTkVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVQ0xPTkVfU09VUkNFX0RFUExPWUVEEAESFgoSQ0xPTkVfU09VUkNFX0RSQUZUEAIq6QEKCUV2ZW50S2luZBIaChZFVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTRVZFTlRfS0lORF9ERVBMT1lFRBABEhsKF0VWRU5UX0tJTkRfQ09MRF9TVEFSVEVEEAISHQoZRVZFTlRfS0lORF9TQ0FMRURfVE9fWkVSTxADEhYKEkVWRU5UX0tJTkRfQ1JBU0hFRBAEEhoKFkVWRU5UX0tJTkRfUk9MTEVEX0JBQ0sQBRIaChZFVkVOVF9LSU5EX0VOVl9DSEFOR0VEEAYSGwoXRVZFTlRfS0lORF9TVEFSVF9GQUlMRUQQBzLJDAoKQXBwU2VydmljZRJOCglDcmVhdGVBcHASHi5nb2Zhc3RhcGkudjEuQ3JlYXRlQXBwUmVxdWVzdBofLmdvZmFzdGFwaS52MS5DcmVhdGVBcHBSZXNwb25zZSIAEkUKBkdldEFwcBIbLmdvZmFzdGFwaS52MS5HZXRBcHBSZXF1ZXN0GhwuZ29mYXN0YXBpLnYxLkdldEFwcFJlc3BvbnNlIgASSwoITGlzdEFwcHMSHS5nb2Zhc3RhcGkudjEuTGlzdEFwcHNSZXF1ZXN0Gh4uZ29mYXN0YXBpLnYxLkxpc3RBcHBzUmVzcG9uc2UiABJHCgZEZXBsb3kSGy5nb2Zhc3RhcGkudjEuRGVwbG95UmVxdWVzdBocLmdvZmFzdGFwaS52MS5EZXBsb3lSZXNwb25zZSIAMAESTgoJRGVsZXRlQXBwEh4uZ29mYXN0YXBpLnYxLkRlbGV0ZUFwcFJlcXVlc3QaHy5nb2Zhc3RhcGkudjEuRGVsZXRlQXBwUmVzcG9uc2UiABJICgdHZXRMb2dzEhwuZ29mYXN0YXBpLnYxLkdldExvZ3NSZXF1ZXN0Gh0uZ29mYXN0YXBpLnYxLkdldExvZ3NSZXNwb25zZSIAEl0KDkxpc3RDb2xkU3RhcnRzEiMuZ29mYXN0YXBpLnYxLkxpc3RDb2xkU3RhcnRzUmVxdWVzdBokLmdvZmFzdGFwaS52MS5MaXN0Q29sZFN0YXJ0c1Jlc3BvbnNlIgASTgoJVXBkYXRlQXBwEh4uZ29mYXN0YXBpLnYxLlVwZGF0ZUFwcFJlcXVlc3QaHy5nb2Zhc3RhcGkudjEuVXBkYXRlQXBwUmVzcG9uc2UiABJOCglTYXZlRHJhZnQSHi5nb2Zhc3RhcGkudjEuU2F2ZURyYWZ0UmVxdWVzdBofLmdvZmFzdGFwaS52MS5TYXZlRHJhZnRSZXNwb25zZSIAElcKDExpc3RWZXJzaW9ucxIhLmdvZmFzdGFwaS52MS5MaXN0VmVyc2lvbnNSZXF1ZXN0GiIuZ29mYXN0YXBpLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlIgASUQoKR2V0VmVyc2lvbhIfLmdvZmFzdGFwaS52MS5HZXRWZXJzaW9uUmVxdWVzdBogLmdvZmFzdGFwaS52MS5HZXRWZXJzaW9uUmVzcG9uc2UiABJLCghSb2xsYmFjaxIdLmdvZmFzdGFwaS52MS5Sb2xsYmFja1JlcXVlc3QaHi5nb2Zhc3RhcGkudjEuUm9sbGJhY2tSZXNwb25zZSIAEksKCENsb25lQXBwEh0uZ29mYXN0YXBpLnYxLkNsb25lQXBwUmVxdWVzdBoeLmdvZmFzdGFwaS52MS5DbG9uZUFwcFJlc3BvbnNlIgASSAoHTGlzdEVudhIcLmdvZmFzdGFwaS52MS5MaXN0RW52UmVxdWVzdBodLmdvZmFzdGFwaS52MS5MaXN0RW52UmVzcG9uc2UiABJFCgZTZXRFbnYSGy5nb2Zhc3RhcGkudjEuU2V0RW52UmVxdWVzdBocLmdvZmFzdGFwaS52MS5TZXRFbnZSZXNwb25zZSIAEksKCFVuc2V0RW52Eh0uZ29mYXN0YXBpLnYxLlVuc2V0RW52UmVxdWVzdBoeLmdvZmFzdGFwaS52MS5VbnNldEVudlJlc3BvbnNlIgASVgoLV2F0Y2hFdmVudHMSIC5nb2Zhc3RhcGkudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiEuZ29mYXN0YXBpLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UiADABElAKCVdhdGNoTG9ncxIeLmdvZmFzdGFwaS52MS5XYXRjaExvZ3NSZXF1ZXN0Gh8uZ29mYXN0YXBpLnYxLldhdGNoTG9nc1Jlc3BvbnNlIgAwARJOCglBZGREb21haW4SHi5nb2Zhc3RhcGkudjEuQWRkRG9tYWluUmVxdWVzdBofLmdvZmFzdGFwaS52MS5BZGREb21haW5SZXNwb25zZSIAElcKDFJlbW92ZURvbWFpbhIhLmdvZmFzdGFwaS52MS5SZW1vdmVEb21haW5SZXF1ZXN0GiIuZ29mYXN0YXBpLnYxLlJlbW92ZURvbWFpblJlc3BvbnNlIgBCQ1pBZ2l0aHViLmNvbS9nb2Zhc3RhcGkvZ29mYXN0YXBpL3Byb3RvL2dlbi9nb2Zhc3RhcGkvdjE7Z29mYXN0YXBpdjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chdnb2Zhc3RhcGkvdjEvYXBwcy5wcm90bxIMZ29mYXN0YXBpLnYxIiUKBEZpbGUSDAoEbmFtZRgBIAEoCRIPCgdjb250ZW50GAIgASgMItoDCgNBcHASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIqCglmcmFtZXdvcmsYBCABKA4yFy5nb2Zhc3RhcGkudjEuRnJhbWV3b3JrEhIKCmVudHJ5cG9pbnQYBSABKAkSGAoQZGVwbG95ZWRfdmVyc2lvbhgGIAEoCRILCgN1cmwYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZGVwbG95ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBG1vZGUYCiABKA4yFS5nb2Zhc3RhcGkudjEuQXBwTW9kZRINCgVub3RlcxgLIAEoCRInCgZzdGF0dXMYDCABKA4yFy5nb2Zhc3RhcGkudjEuQXBwU3RhdHVzEhIKCmRyYWZ0X2hhc2gYDSABKAkSMgoOZHJhZnRfc2F2ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3RlbXBsYXRlX2lkGA8gASgJEhEKCWRlcGxveWluZxgQIAEoCBIPCgdkb21haW5zGBEgAygJInoKBURyYWZ0EiEKBWZpbGVzGAEgAygLMhIuZ29mYXN0YXBpLnYxLkZpbGUSEgoKZW50cnlwb2ludBgCIAEoCRIMCgRoYXNoGAMgASgJEiwKCHNhdmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLhAQoQQ3JlYXRlQXBwUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEioKCWZyYW1ld29yaxgDIAEoDjIXLmdvZmFzdGFwaS52MS5GcmFtZXdvcmsSEgoKZW50cnlwb2ludBgEIAEoCRIjCgRtb2RlGAUgASgOMhUuZ29mYXN0YXBpLnYxLkFwcE1vZGUSDQoFbm90ZXMYBiABKAkSEwoLdGVtcGxhdGVfaWQYByABKAkSIQoFZmlsZXMYCCADKAsyEi5nb2Zhc3RhcGkudjEuRmlsZSJXChFDcmVhdGVBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwEiIKBWRyYWZ0GAIgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0IiMKDUdldEFwcFJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCSJ7Cg5HZXRBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwEiIKBWRyYWZ0GAIgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0EiUKCGRlcGxveWVkGAMgASgLMhMuZ29mYXN0YXBpLnYxLkRyYWZ0IhEKD0xpc3RBcHBzUmVxdWVzdCIzChBMaXN0QXBwc1Jlc3BvbnNlEh8KBGFwcHMYASADKAsyES5nb2Zhc3RhcGkudjEuQXBwIloKDURlcGxveVJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIhCgVmaWxlcxgCIAMoCzISLmdvZmFzdGFwaS52MS5GaWxlEhIKCmVudHJ5cG9pbnQYAyABKAkivQEKDkRlcGxveVJlc3BvbnNlEigKBXN0YWdlGAEgASgOMhkuZ29mYXN0YXBpLnYxLkRlcGxveVN0YWdlEg8KB21lc3NhZ2UYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRILCgN1cmwYBCABKAkSEQoJdW5jaGFuZ2VkGAUgASgIEhYKDmVsYXBzZWRfbWljcm9zGAYgASgDEicKCHBhY2thZ2VzGAcgAygLMhUuZ29mYXN0YXBpLnYxLlBhY2thZ2UiJgoQRGVsZXRlQXBwUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJIhMKEURlbGV0ZUFwcFJlc3BvbnNlIjMKDkdldExvZ3NSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSDQoFbGltaXQYAiABKAUiUQoHTG9nTGluZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzdHJlYW0YAiABKAkSDAoEdGV4dBgDIAEoCSI3Cg9HZXRMb2dzUmVzcG9uc2USJAoFbGluZXMYASADKAsyFS5nb2Zhc3RhcGkudjEuTG9nTGluZSJOCg9WYWxpZGF0aW9uRXJyb3ISDAoEZmlsZRgBIAEoCRIMCgRsaW5lGAIgASgFEg4KBmNvbHVtbhgDIAEoBRIPCgdtZXNzYWdlGAQgASgJIjoKFUxpc3RDb2xkU3RhcnRzUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgFIkYKFkxpc3RDb2xkU3RhcnRzUmVzcG9uc2USLAoLY29sZF9zdGFydHMYASADKAsyFy5nb2Zhc3RhcGkudjEuQ29sZFN0YXJ0IrUCCglDb2xkU3RhcnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgCIAEoCRIUCgx0b3RhbF9taWNyb3MYAyABKAMSFAoMY2xhaW1fbWljcm9zGAQgASgDEhQKDGZldGNoX21pY3JvcxgFIAEoAxIVCg12ZXJpZnlfbWljcm9zGAYgASgDEhQKDHdyaXRlX21pY3JvcxgHIAEoAxITCgtsb2FkX21pY3JvcxgIIAEoAxIVCg1pbXBvcnRfbWljcm9zGAsgASgDEhkKEWZpcnN0X2J5dGVfbWljcm9zGAkgASgDEg0KBWVycm9yGAogASgJEhgKEGNvbXBpbGVkX21vZHVsZXMYDCABKAUSDgoGY2FjaGVkGA0gASgIIqQCChBVcGRhdGVBcHBSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAMgASgJSAGIAQESEgoFbm90ZXMYBCABKAlIAogBARIvCglmcmFtZXdvcmsYBSABKA4yFy5nb2Zhc3RhcGkudjEuRnJhbWV3b3JrSAOIAQESKAoEbW9kZRgGIAEoDjIVLmdvZmFzdGFwaS52MS5BcHBNb2RlSASIAQESFwoKZW50cnlwb2ludBgHIAEoCUgFiAEBQgcKBV9uYW1lQg4KDF9kZXNjcmlwdGlvbkIICgZfbm90ZXNCDAoKX2ZyYW1ld29ya0IHCgVfbW9kZUINCgtfZW50cnlwb2ludCIzChFVcGRhdGVBcHBSZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwIl0KEFNhdmVEcmFmdFJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIhCgVmaWxlcxgCIAMoCzISLmdvZmFzdGFwaS52MS5GaWxlEhIKCmVudHJ5cG9pbnQYAyABKAkiZAoRU2F2ZURyYWZ0UmVzcG9uc2USHgoDYXBwGAEgASgLMhEuZ29mYXN0YXBpLnYxLkFwcBIvCghwcm9ibGVtcxgCIAMoCzIdLmdvZmFzdGFwaS52MS5WYWxpZGF0aW9uRXJyb3IiwwEKC1ZlcnNpb25JbmZvEg8KB3ZlcnNpb24YASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZW50cnlwb2ludBgDIAEoCRIlCgVmaWxlcxgEIAMoCzIWLmdvZmFzdGFwaS52MS5GaWxlSW5mbxIPCgdjdXJyZW50GAUgASgIEicKCHBhY2thZ2VzGAYgAygLMhUuZ29mYXN0YXBpLnYxLlBhY2thZ2UiKAoHUGFja2FnZRIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiJgoIRmlsZUluZm8SDAoEbmFtZRgBIAEoCRIMCgRzaXplGAIgASgDIjgKE0xpc3RWZXJzaW9uc1JlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoBSJDChRMaXN0VmVyc2lvbnNSZXNwb25zZRIrCgh2ZXJzaW9ucxgBIAMoCzIZLmdvZmFzdGFwaS52MS5WZXJzaW9uSW5mbyI4ChFHZXRWZXJzaW9uUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiYAoSR2V0VmVyc2lvblJlc3BvbnNlEicKBGluZm8YASABKAsyGS5nb2Zhc3RhcGkudjEuVmVyc2lvbkluZm8SIQoFZmlsZXMYAiADKAsyEi5nb2Zhc3RhcGkudjEuRmlsZSI2Cg9Sb2xsYmFja1JlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJIjUKEFJvbGxiYWNrUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIQCghwcmV2aW91cxgCIAEoCSJyCg9DbG9uZUFwcFJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIQCghuZXdfbmFtZRgCIAEoCRIpCgZzb3VyY2UYAyABKA4yGS5nb2Zhc3RhcGkudjEuQ2xvbmVTb3VyY2USDgoGZGVwbG95GAQgASgIIjIKEENsb25lQXBwUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuZ29mYXN0YXBpLnYxLkFwcCJCCgZFbnZWYXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIOCgZzZWNyZXQYAyABKAgSCwoDc2V0GAQgASgIIiQKDkxpc3RFbnZSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkiNQoPTGlzdEVudlJlc3BvbnNlEiIKBHZhcnMYASADKAsyFC5nb2Zhc3RhcGkudjEuRW52VmFyIjwKDUVudkFzc2lnbm1lbnQSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIOCgZzZWNyZXQYAyABKAgiTgoNU2V0RW52UmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEikKBHZhcnMYAiADKAsyGy5nb2Zhc3RhcGkudjEuRW52QXNzaWdubWVudCI0Cg5TZXRFbnZSZXNwb25zZRIiCgR2YXJzGAEgAygLMhQuZ29mYXN0YXBpLnYxLkVudlZhciI0Cg9VbnNldEVudlJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRINCgVuYW1lcxgCIAMoCSI2ChBVbnNldEVudlJlc3BvbnNlEiIKBHZhcnMYASADKAsyFC5nb2Zhc3RhcGkudjEuRW52VmFyIqcBCgVFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgRraW5kGAIgASgOMhcuZ29mYXN0YXBpLnYxLkV2ZW50S2luZBIPCgdtZXNzYWdlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSKwoKY29sZF9zdGFydBgFIAEoCzIXLmdvZmFzdGFwaS52MS5Db2xkU3RhcnQiRwoSV2F0Y2hFdmVudHNSZXF1ZXN0EhIKCmlkX29yX25hbWUYASABKAkSDQoFbGltaXQYAiABKAUSDgoGZm9sbG93GAMgASgIIjkKE1dhdGNoRXZlbnRzUmVzcG9uc2USIgoFZXZlbnQYASABKAsyEy5nb2Zhc3RhcGkudjEuRXZlbnQiRQoQV2F0Y2hMb2dzUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmZvbGxvdxgDIAEoCCI4ChFXYXRjaExvZ3NSZXNwb25zZRIjCgRsaW5lGAEgASgLMhUuZ29mYXN0YXBpLnYxLkxvZ0xpbmUiNgoQQWRkRG9tYWluUmVxdWVzdBISCgppZF9vcl9uYW1lGAEgASgJEg4KBmRvbWFpbhgCIAEoCSIzChFBZGREb21haW5SZXNwb25zZRIeCgNhcHAYASABKAsyES5nb2Zhc3RhcGkudjEuQXBwIjkKE1JlbW92ZURvbWFpblJlcXVlc3QSEgoKaWRfb3JfbmFtZRgBIAEoCRIOCgZkb21haW4YAiABKAkiNgoUUmVtb3ZlRG9tYWluUmVzcG9uc2USHgoDYXBwGAEgASgLMhEuZ29mYXN0YXBpLnYxLkFwcCpMCgdBcHBNb2RlEhgKFEFQUF9NT0RFX1VOU1BFQ0lGSUVEEAASEwoPQVBQX01PREVfU0lOR0xFEAESEgoOQVBQX01PREVfTVVMVEkQAiqEAQoJQXBwU3RhdHVzEhoKFkFQUF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBUFBfU1RBVFVTX05PVF9ERVBMT1lFRBABEhkKFUFQUF9TVEFUVVNfVVBfVE9fREFURRACEiMKH0FQUF9TVEFUVVNfQ0hBTkdFU19OT1RfREVQTE9ZRUQQAypVCglGcmFtZXdvcmsSGQoVRlJBTUVXT1JLX1VOU1BFQ0lGSUVEEAASFQoRRlJBTUVXT1JLX0ZBU1RBUEkQARIWChJGUkFNRVdPUktfRkFTVEhUTUwQAiqnAQoLRGVwbG95U3RhZ2USHAoYREVQTE9ZX1NUQUdFX1VOU1BFQ0lGSUVEEAASGQoVREVQTE9ZX1NUQUdFX1ZBTElEQVRFEAESFgoSREVQTE9ZX1NUQUdFX1NUT1JFEAISGAoUREVQTE9ZX1NUQUdFX1BVQkxJU0gQAxIWChJERVBMT1lfU1RBR0VfUk9VVEUQBBIVChFERVBMT1lfU1RBR0VfTElWRRAFKl4KC0Nsb25lU291cmNlEhwKGENMT05FX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFUNMT05FX1NPVVJDRV9ERVBMT1lFRBABEhYKEkNMT05FX1NPVVJDRV9EUkFGVBACKukBCglFdmVudEtpbmQSGgoWRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhcKE0VWRU5UX0tJTkRfREVQTE9ZRUQQARIbChdFVkVOVF9LSU5EX0NPTERfU1RBUlRFRBACEh0KGUVWRU5UX0tJTkRfU0NBTEVEX1RPX1pFUk8QAxIWChJFVkVOVF9LSU5EX0NSQVNIRUQQBBIaChZFVkVOVF9LSU5EX1JPTExFRF9CQUNLEAUSGgoWRVZFTlRfS0lORF9FTlZfQ0hBTkdFRBAGEhsKF0VWRU5UX0tJTkRfU1RBUlRfRkFJTEVEEAcyyQwKCkFwcFNlcnZpY2USTgoJQ3JlYXRlQXBwEh4uZ29mYXN0YXBpLnYxLkNyZWF0ZUFwcFJlcXVlc3QaHy5nb2Zhc3RhcGkudjEuQ3JlYXRlQXBwUmVzcG9uc2UiABJFCgZHZXRBcHASGy5nb2Zhc3RhcGkudjEuR2V0QXBwUmVxdWVzdBocLmdvZmFzdGFwaS52MS5HZXRBcHBSZXNwb25zZSIAEksKCExpc3RBcHBzEh0uZ29mYXN0YXBpLnYxLkxpc3RBcHBzUmVxdWVzdBoeLmdvZmFzdGFwaS52MS5MaXN0QXBwc1Jlc3BvbnNlIgASRwoGRGVwbG95EhsuZ29mYXN0YXBpLnYxLkRlcGxveVJlcXVlc3QaHC5nb2Zhc3RhcGkudjEuRGVwbG95UmVzcG9uc2UiADABEk4KCURlbGV0ZUFwcBIeLmdvZmFzdGFwaS52MS5EZWxldGVBcHBSZXF1ZXN0Gh8uZ29mYXN0YXBpLnYxLkRlbGV0ZUFwcFJlc3BvbnNlIgASSAoHR2V0TG9ncxIcLmdvZmFzdGFwaS52MS5HZXRMb2dzUmVxdWVzdBodLmdvZmFzdGFwaS52MS5HZXRMb2dzUmVzcG9uc2UiABJdCg5MaXN0Q29sZFN0YXJ0cxIjLmdvZmFzdGFwaS52MS5MaXN0Q29sZFN0YXJ0c1JlcXVlc3QaJC5nb2Zhc3RhcGkudjEuTGlzdENvbGRTdGFydHNSZXNwb25zZSIAEk4KCVVwZGF0ZUFwcBIeLmdvZmFzdGFwaS52MS5VcGRhdGVBcHBSZXF1ZXN0Gh8uZ29mYXN0YXBpLnYxLlVwZGF0ZUFwcFJlc3BvbnNlIgASTgoJU2F2ZURyYWZ0Eh4uZ29mYXN0YXBpLnYxLlNhdmVEcmFmdFJlcXVlc3QaHy5nb2Zhc3RhcGkudjEuU2F2ZURyYWZ0UmVzcG9uc2UiABJXCgxMaXN0VmVyc2lvbnMSIS5nb2Zhc3RhcGkudjEuTGlzdFZlcnNpb25zUmVxdWVzdBoiLmdvZmFzdGFwaS52MS5MaXN0VmVyc2lvbnNSZXNwb25zZSIAElEKCkdldFZlcnNpb24SHy5nb2Zhc3RhcGkudjEuR2V0VmVyc2lvblJlcXVlc3QaIC5nb2Zhc3RhcGkudjEuR2V0VmVyc2lvblJlc3BvbnNlIgASSwoIUm9sbGJhY2sSHS5nb2Zhc3RhcGkudjEuUm9sbGJhY2tSZXF1ZXN0Gh4uZ29mYXN0YXBpLnYxLlJvbGxiYWNrUmVzcG9uc2UiABJLCghDbG9uZUFwcBIdLmdvZmFzdGFwaS52MS5DbG9uZUFwcFJlcXVlc3QaHi5nb2Zhc3RhcGkudjEuQ2xvbmVBcHBSZXNwb25zZSIAEkgKB0xpc3RFbnYSHC5nb2Zhc3RhcGkudjEuTGlzdEVudlJlcXVlc3QaHS5nb2Zhc3RhcGkudjEuTGlzdEVudlJlc3BvbnNlIgASRQoGU2V0RW52EhsuZ29mYXN0YXBpLnYxLlNldEVudlJlcXVlc3QaHC5nb2Zhc3RhcGkudjEuU2V0RW52UmVzcG9uc2UiABJLCghVbnNldEVudhIdLmdvZmFzdGFwaS52MS5VbnNldEVudlJlcXVlc3QaHi5nb2Zhc3RhcGkudjEuVW5zZXRFbnZSZXNwb25zZSIAElYKC1dhdGNoRXZlbnRzEiAuZ29mYXN0YXBpLnYxLldhdGNoRXZlbnRzUmVxdWVzdBohLmdvZmFzdGFwaS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlIgAwARJQCglXYXRjaExvZ3MSHi5nb2Zhc3RhcGkudjEuV2F0Y2hMb2dzUmVxdWVzdBofLmdvZmFzdGFwaS52MS5XYXRjaExvZ3NSZXNwb25zZSIAMAESTgoJQWRkRG9tYWluEh4uZ29mYXN0YXBpLnYxLkFkZERvbWFpblJlcXVlc3QaHy5nb2Zhc3RhcGkudjEuQWRkRG9tYWluUmVzcG9uc2UiABJXCgxSZW1vdmVEb21haW4SIS5nb2Zhc3RhcGkudjEuUmVtb3ZlRG9tYWluUmVxdWVzdBoiLmdvZmFzdGFwaS52MS5SZW1vdmVEb21haW5SZXNwb25zZSIAQkNaQWdpdGh1Yi5jb20vZ29mYXN0YXBpL2dvZmFzdGFwaS9wcm90by9nZW4vZ29mYXN0YXBpL3YxO2dvZmFzdGFwaXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * File is one source file of an app.
@@ -423,6 +423,14 @@ export type DeployResponse = Message<"gofastapi.v1.DeployResponse"> & {
    * @generated from field: int64 elapsed_micros = 6;
    */
   elapsedMicros: bigint;
+
+  /**
+   * packages, on the validate stage, are the dependencies installed for
+   * the app's requirements.txt (see VersionInfo.packages).
+   *
+   * @generated from field: repeated gofastapi.v1.Package packages = 7;
+   */
+  packages: Package[];
 };
 
 /**
@@ -873,6 +881,14 @@ export type VersionInfo = Message<"gofastapi.v1.VersionInfo"> & {
    * @generated from field: bool current = 5;
    */
   current: boolean;
+
+  /**
+   * packages are the dependencies installed for the version's
+   * requirements.txt, its own and theirs.
+   *
+   * @generated from field: repeated gofastapi.v1.Package packages = 6;
+   */
+  packages: Package[];
 };
 
 /**
@@ -881,6 +897,32 @@ export type VersionInfo = Message<"gofastapi.v1.VersionInfo"> & {
  */
 export const VersionInfoSchema: GenMessage<VersionInfo> = /*@__PURE__*/
   messageDesc(file_gofastapi_v1_apps, 24);
+
+/**
+ * Package is one installed Python package of an app's dependencies.
+ *
+ * @generated from message gofastapi.v1.Package
+ */
+export type Package = Message<"gofastapi.v1.Package"> & {
+  /**
+   * name is the distribution's name, as on the package index.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message gofastapi.v1.Package.
+ * Use `create(PackageSchema)` to create a new message.
+ */
+export const PackageSchema: GenMessage<Package> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_apps, 25);
 
 /**
  * FileInfo names a file and its size.
@@ -904,7 +946,7 @@ export type FileInfo = Message<"gofastapi.v1.FileInfo"> & {
  * Use `create(FileInfoSchema)` to create a new message.
  */
 export const FileInfoSchema: GenMessage<FileInfo> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 25);
+  messageDesc(file_gofastapi_v1_apps, 26);
 
 /**
  * @generated from message gofastapi.v1.ListVersionsRequest
@@ -928,7 +970,7 @@ export type ListVersionsRequest = Message<"gofastapi.v1.ListVersionsRequest"> & 
  * Use `create(ListVersionsRequestSchema)` to create a new message.
  */
 export const ListVersionsRequestSchema: GenMessage<ListVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 26);
+  messageDesc(file_gofastapi_v1_apps, 27);
 
 /**
  * @generated from message gofastapi.v1.ListVersionsResponse
@@ -945,7 +987,7 @@ export type ListVersionsResponse = Message<"gofastapi.v1.ListVersionsResponse"> 
  * Use `create(ListVersionsResponseSchema)` to create a new message.
  */
 export const ListVersionsResponseSchema: GenMessage<ListVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 27);
+  messageDesc(file_gofastapi_v1_apps, 28);
 
 /**
  * @generated from message gofastapi.v1.GetVersionRequest
@@ -969,7 +1011,7 @@ export type GetVersionRequest = Message<"gofastapi.v1.GetVersionRequest"> & {
  * Use `create(GetVersionRequestSchema)` to create a new message.
  */
 export const GetVersionRequestSchema: GenMessage<GetVersionRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 28);
+  messageDesc(file_gofastapi_v1_apps, 29);
 
 /**
  * @generated from message gofastapi.v1.GetVersionResponse
@@ -991,7 +1033,7 @@ export type GetVersionResponse = Message<"gofastapi.v1.GetVersionResponse"> & {
  * Use `create(GetVersionResponseSchema)` to create a new message.
  */
 export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 29);
+  messageDesc(file_gofastapi_v1_apps, 30);
 
 /**
  * @generated from message gofastapi.v1.RollbackRequest
@@ -1016,7 +1058,7 @@ export type RollbackRequest = Message<"gofastapi.v1.RollbackRequest"> & {
  * Use `create(RollbackRequestSchema)` to create a new message.
  */
 export const RollbackRequestSchema: GenMessage<RollbackRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 30);
+  messageDesc(file_gofastapi_v1_apps, 31);
 
 /**
  * @generated from message gofastapi.v1.RollbackResponse
@@ -1040,7 +1082,7 @@ export type RollbackResponse = Message<"gofastapi.v1.RollbackResponse"> & {
  * Use `create(RollbackResponseSchema)` to create a new message.
  */
 export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 31);
+  messageDesc(file_gofastapi_v1_apps, 32);
 
 /**
  * @generated from message gofastapi.v1.CloneAppRequest
@@ -1074,7 +1116,7 @@ export type CloneAppRequest = Message<"gofastapi.v1.CloneAppRequest"> & {
  * Use `create(CloneAppRequestSchema)` to create a new message.
  */
 export const CloneAppRequestSchema: GenMessage<CloneAppRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 32);
+  messageDesc(file_gofastapi_v1_apps, 33);
 
 /**
  * @generated from message gofastapi.v1.CloneAppResponse
@@ -1091,7 +1133,7 @@ export type CloneAppResponse = Message<"gofastapi.v1.CloneAppResponse"> & {
  * Use `create(CloneAppResponseSchema)` to create a new message.
  */
 export const CloneAppResponseSchema: GenMessage<CloneAppResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 33);
+  messageDesc(file_gofastapi_v1_apps, 34);
 
 /**
  * EnvVar is one environment variable as its owner sees it.
@@ -1129,7 +1171,7 @@ export type EnvVar = Message<"gofastapi.v1.EnvVar"> & {
  * Use `create(EnvVarSchema)` to create a new message.
  */
 export const EnvVarSchema: GenMessage<EnvVar> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 34);
+  messageDesc(file_gofastapi_v1_apps, 35);
 
 /**
  * @generated from message gofastapi.v1.ListEnvRequest
@@ -1146,7 +1188,7 @@ export type ListEnvRequest = Message<"gofastapi.v1.ListEnvRequest"> & {
  * Use `create(ListEnvRequestSchema)` to create a new message.
  */
 export const ListEnvRequestSchema: GenMessage<ListEnvRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 35);
+  messageDesc(file_gofastapi_v1_apps, 36);
 
 /**
  * @generated from message gofastapi.v1.ListEnvResponse
@@ -1163,7 +1205,7 @@ export type ListEnvResponse = Message<"gofastapi.v1.ListEnvResponse"> & {
  * Use `create(ListEnvResponseSchema)` to create a new message.
  */
 export const ListEnvResponseSchema: GenMessage<ListEnvResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 36);
+  messageDesc(file_gofastapi_v1_apps, 37);
 
 /**
  * EnvAssignment sets one variable.
@@ -1194,7 +1236,7 @@ export type EnvAssignment = Message<"gofastapi.v1.EnvAssignment"> & {
  * Use `create(EnvAssignmentSchema)` to create a new message.
  */
 export const EnvAssignmentSchema: GenMessage<EnvAssignment> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 37);
+  messageDesc(file_gofastapi_v1_apps, 38);
 
 /**
  * @generated from message gofastapi.v1.SetEnvRequest
@@ -1216,7 +1258,7 @@ export type SetEnvRequest = Message<"gofastapi.v1.SetEnvRequest"> & {
  * Use `create(SetEnvRequestSchema)` to create a new message.
  */
 export const SetEnvRequestSchema: GenMessage<SetEnvRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 38);
+  messageDesc(file_gofastapi_v1_apps, 39);
 
 /**
  * @generated from message gofastapi.v1.SetEnvResponse
@@ -1233,7 +1275,7 @@ export type SetEnvResponse = Message<"gofastapi.v1.SetEnvResponse"> & {
  * Use `create(SetEnvResponseSchema)` to create a new message.
  */
 export const SetEnvResponseSchema: GenMessage<SetEnvResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 39);
+  messageDesc(file_gofastapi_v1_apps, 40);
 
 /**
  * @generated from message gofastapi.v1.UnsetEnvRequest
@@ -1255,7 +1297,7 @@ export type UnsetEnvRequest = Message<"gofastapi.v1.UnsetEnvRequest"> & {
  * Use `create(UnsetEnvRequestSchema)` to create a new message.
  */
 export const UnsetEnvRequestSchema: GenMessage<UnsetEnvRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 40);
+  messageDesc(file_gofastapi_v1_apps, 41);
 
 /**
  * @generated from message gofastapi.v1.UnsetEnvResponse
@@ -1272,7 +1314,7 @@ export type UnsetEnvResponse = Message<"gofastapi.v1.UnsetEnvResponse"> & {
  * Use `create(UnsetEnvResponseSchema)` to create a new message.
  */
 export const UnsetEnvResponseSchema: GenMessage<UnsetEnvResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 41);
+  messageDesc(file_gofastapi_v1_apps, 42);
 
 /**
  * Event is one lifecycle event of an app.
@@ -1313,7 +1355,7 @@ export type Event = Message<"gofastapi.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 42);
+  messageDesc(file_gofastapi_v1_apps, 43);
 
 /**
  * @generated from message gofastapi.v1.WatchEventsRequest
@@ -1342,7 +1384,7 @@ export type WatchEventsRequest = Message<"gofastapi.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 43);
+  messageDesc(file_gofastapi_v1_apps, 44);
 
 /**
  * @generated from message gofastapi.v1.WatchEventsResponse
@@ -1359,7 +1401,7 @@ export type WatchEventsResponse = Message<"gofastapi.v1.WatchEventsResponse"> & 
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 44);
+  messageDesc(file_gofastapi_v1_apps, 45);
 
 /**
  * @generated from message gofastapi.v1.WatchLogsRequest
@@ -1388,7 +1430,7 @@ export type WatchLogsRequest = Message<"gofastapi.v1.WatchLogsRequest"> & {
  * Use `create(WatchLogsRequestSchema)` to create a new message.
  */
 export const WatchLogsRequestSchema: GenMessage<WatchLogsRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 45);
+  messageDesc(file_gofastapi_v1_apps, 46);
 
 /**
  * @generated from message gofastapi.v1.WatchLogsResponse
@@ -1405,7 +1447,7 @@ export type WatchLogsResponse = Message<"gofastapi.v1.WatchLogsResponse"> & {
  * Use `create(WatchLogsResponseSchema)` to create a new message.
  */
 export const WatchLogsResponseSchema: GenMessage<WatchLogsResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 46);
+  messageDesc(file_gofastapi_v1_apps, 47);
 
 /**
  * @generated from message gofastapi.v1.AddDomainRequest
@@ -1430,7 +1472,7 @@ export type AddDomainRequest = Message<"gofastapi.v1.AddDomainRequest"> & {
  * Use `create(AddDomainRequestSchema)` to create a new message.
  */
 export const AddDomainRequestSchema: GenMessage<AddDomainRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 47);
+  messageDesc(file_gofastapi_v1_apps, 48);
 
 /**
  * @generated from message gofastapi.v1.AddDomainResponse
@@ -1447,7 +1489,7 @@ export type AddDomainResponse = Message<"gofastapi.v1.AddDomainResponse"> & {
  * Use `create(AddDomainResponseSchema)` to create a new message.
  */
 export const AddDomainResponseSchema: GenMessage<AddDomainResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 48);
+  messageDesc(file_gofastapi_v1_apps, 49);
 
 /**
  * @generated from message gofastapi.v1.RemoveDomainRequest
@@ -1469,7 +1511,7 @@ export type RemoveDomainRequest = Message<"gofastapi.v1.RemoveDomainRequest"> & 
  * Use `create(RemoveDomainRequestSchema)` to create a new message.
  */
 export const RemoveDomainRequestSchema: GenMessage<RemoveDomainRequest> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 49);
+  messageDesc(file_gofastapi_v1_apps, 50);
 
 /**
  * @generated from message gofastapi.v1.RemoveDomainResponse
@@ -1486,7 +1528,7 @@ export type RemoveDomainResponse = Message<"gofastapi.v1.RemoveDomainResponse"> 
  * Use `create(RemoveDomainResponseSchema)` to create a new message.
  */
 export const RemoveDomainResponseSchema: GenMessage<RemoveDomainResponse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_apps, 50);
+  messageDesc(file_gofastapi_v1_apps, 51);
 
 /**
  * AppMode says whether an app is edited as one file or several.
