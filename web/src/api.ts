@@ -113,6 +113,11 @@ export function bytes(n: number | bigint): string {
   return `${v} B`;
 }
 
+/** packageList names installed packages with their versions: "python-dateutil 2.9.0, six 1.16.0". */
+export function packageList(ps: { name: string; version: string }[]): string {
+  return ps.map((p) => (p.version ? `${p.name} ${p.version}` : p.name)).join(", ");
+}
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 export const utf8 = (s: string): Uint8Array => enc.encode(s);

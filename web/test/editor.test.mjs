@@ -2,8 +2,9 @@
 // driven by playwright-core) against a real `gofastapi dev`: sign up,
 // create an app from a template, break and fix it, deploy, use it, have
 // the assistant (a scripted model) change it, change it, roll back, set a
-// secret, and look at the admin page. Screenshots of
-// each page go to web/test-results/.
+// secret, look at the admin page (the import and dependency allowlists),
+// and have a requirements.txt refused for a package off the allowlist.
+// Screenshots of each page go to web/test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -51,6 +52,8 @@ before(async () => {
     if (/status of 400/.test(msg.text()) && /AppService\/CreateApp$/.test(msg.location().url)) return;
     // And the custom domain that has no CNAME record yet.
     if (/status of 400/.test(msg.text()) && /AppService\/AddDomain$/.test(msg.location().url)) return;
+    // And the package name that is no distribution name, on the admin page.
+    if (/status of 400/.test(msg.text()) && /AdminService\/UpdateSettings$/.test(msg.location().url)) return;
     consoleErrors.push(`console: ${msg.text()} (${msg.location().url})`);
   });
 });
@@ -409,16 +412,53 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.getByText("Only admins create users now").waitFor();
     await signups.check();
     await page.getByText("Anyone can sign up").waitFor();
-    const imports = page.getByLabel("Allowed imports");
+    const importList = page.getByRole("region", { name: "Import allowlist" });
+    const imports = importList.getByLabel("Allowed imports");
     await imports.fill((await imports.inputValue()) + " yaml");
-    await page.getByRole("button", { name: "Save imports" }).click();
-    await page.getByText("Customized.").waitFor();
-    await page.getByRole("button", { name: "Reset to defaults" }).click();
-    await page.getByText("The defaults are in force.").waitFor();
+    await importList.getByRole("button", { name: "Save imports" }).click();
+    await importList.getByText("Customized.").waitFor();
+    await importList.getByRole("button", { name: "Reset to defaults" }).click();
+    await importList.getByText("The defaults are in force.").waitFor();
     await bob.getByRole("button", { name: "Delete" }).click();
     await page.getByRole("dialog").getByLabel("Type bob to confirm").fill("bob");
     await page.getByRole("dialog").getByRole("button", { name: "Delete user" }).click();
     await bob.waitFor({ state: "detached" });
+  });
+
+  await step(t, "admin: the dependency allowlist, edited, kept across a reload, reset; the note on the missing package index", async () => {
+    const deps = page.getByRole("region", { name: "Dependency allowlist" });
+    // The test platform runs without --package-index: apps cannot declare
+    // dependencies, and the page says why.
+    assert.equal(await deps.getByTestId("package-index").innerText(),
+      "No package index is configured: apps cannot declare dependencies until the platform is started with --package-index.");
+    await deps.getByText("The defaults are in force.").waitFor();
+    const packages = deps.getByLabel("Allowed packages");
+    const defaults = (await packages.inputValue()).split(/\s+/).filter(Boolean);
+    assert.ok(!defaults.includes("cowsay"), `cowsay is not on the default allowlist: ${defaults.join(" ")}`);
+    // A name that is no distribution name is refused, in words, and nothing changes.
+    await packages.fill([...defaults, "bad/name"].join(" "));
+    await deps.getByRole("button", { name: "Save packages" }).click();
+    await deps.getByRole("alert").filter({ hasText: "bad/name" }).waitFor();
+    await deps.getByText("The defaults are in force.").waitFor();
+    await packages.fill([...defaults, "cowsay"].join(" "));
+    await deps.getByRole("button", { name: "Save packages" }).click();
+    await deps.getByText("Customized.").waitFor();
+    assert.ok(await deps.getByRole("alert").isHidden(), "the error is gone after a good save");
+    await page.getByText("Dependency allowlist saved; it applies to the next deploy").waitFor();
+    assert.equal(await page.getByRole("region", { name: "Import allowlist" }).getByText("The defaults are in force.").count(), 1,
+      "the import allowlist is not touched by the dependency allowlist");
+    await shot("15b-admin-dependencies");
+    await page.reload();
+    await deps.getByText("Customized.").waitFor();
+    const saved = (await deps.getByLabel("Allowed packages").inputValue()).split(/\s+/);
+    assert.ok(saved.includes("cowsay"), `cowsay was saved: ${saved.join(" ")}`);
+    for (const d of defaults) assert.ok(saved.includes(d), `${d} stays on the list: ${saved.join(" ")}`);
+    await deps.getByRole("button", { name: "Reset to defaults" }).click();
+    await deps.getByText("The defaults are in force.").waitFor();
+    assert.deepEqual((await deps.getByLabel("Allowed packages").inputValue()).split(/\s+/).filter(Boolean), defaults, "the defaults are back");
+    await page.reload();
+    await deps.getByText("The defaults are in force.").waitFor();
+    assert.ok(!(await deps.getByLabel("Allowed packages").inputValue()).split(/\s+/).includes("cowsay"), "the reset was saved");
   });
 
   await step(t, "save as template, clone, and delete with confirmation", async () => {
@@ -483,6 +523,37 @@ test("the editor, end to end in Chromium", async (t) => {
     await page.locator(".problems li").waitFor({ state: "detached" });
     assert.equal(await tabs.count(), 5);
     assert.equal(await page.getByTestId("status").innerText(), "Not deployed");
+  });
+
+  await step(t, "a requirements.txt naming a package off the allowlist: deploy stops with the problem at its line", async () => {
+    // Still the shop app. The platform checks requirements.txt against the
+    // dependency allowlist before anything else, so this needs no index.
+    await page.getByRole("button", { name: "+ File" }).click();
+    const add = page.getByRole("dialog");
+    await add.getByText("declares extra pure-Python packages").waitFor();
+    await add.getByLabel("File name").fill("requirements.txt");
+    await add.getByRole("button", { name: "Add" }).click();
+    await page.locator('.file-tab.active[data-file="requirements.txt"]').waitFor();
+    await page.locator(".cm-content").click();
+    await page.keyboard.insertText("# extra packages\ncowsay==6.1\n");
+    await page.keyboard.press("Control+Enter");
+    const problem = page.locator(".problems li", { hasText: "requirements.txt" });
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /^requirements\.txt:2(:\d+)? .*\bcowsay\b/, "the problem names the file, the line and the package");
+    assert.match(await page.locator('.stage[data-stage="validate"]').getAttribute("class"), /failed/, "the deploy stopped at validation");
+    assert.match(await page.locator(".deploy-result").innerText(), /^Deploy stopped at validate/);
+    assert.equal(await page.locator('.file-tab[data-file="requirements.txt"] .badge.err').innerText(), "1");
+    await page.locator(".cm-lintRange-error").first().waitFor();
+    assert.equal(await page.locator(".cm-line", { has: page.locator(".cm-lintRange-error") }).first().innerText(), "cowsay==6.1",
+      "the package's line is marked");
+    assert.equal(await page.locator(".deploy-deps").isHidden(), true, "no dependencies were installed");
+    await shot("16b-requirements-problem");
+    await page.getByRole("button", { name: "Remove requirements.txt" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Remove" }).click();
+    await page.locator('.file-tab[data-file="requirements.txt"]').waitFor({ state: "detached" });
+    await page.keyboard.press("Control+s");
+    await page.locator(".problems li").waitFor({ state: "detached" });
+    await page.getByTestId("status").filter({ hasText: "Not deployed" }).waitFor();
   });
 
   await step(t, "the dashboard shows the app live, with its requests and health", async () => {

@@ -1,8 +1,8 @@
 // Admin: platform stats, users (create, promote/demote, delete), public
-// signups, the import allowlist, the activity feed.
+// signups, the import and dependency allowlists, the activity feed.
 import { admin, ago, bytes, message } from "../api";
 import { busy, confirmByName, errorBox, h, replace, toast } from "../dom";
-import type { Limits, Settings } from "../gen/gofastapi/v1/admin_pb";
+import type { Limits, Settings, UpdateSettingsResponse } from "../gen/gofastapi/v1/admin_pb";
 import type { PageContext } from "../nav";
 
 export async function adminPage(ctx: PageContext): Promise<Node> {
@@ -128,36 +128,76 @@ function settingsSection(s: Settings): HTMLElement {
       err.show(message(e));
     }
   } });
-  const imports = h("textarea", { rows: 6, "aria-label": "Allowed imports", spellcheck: "false" }, s.allowedImports.join(" "));
+  const index = s.packageIndex
+    ? h("p", { class: "muted", "data-testid": "package-index" }, "Dependencies are installed from the package index ", h("code", null, s.packageIndex), ".")
+    : h("p", { class: "note", "data-testid": "package-index" }, "No package index is configured: apps cannot declare dependencies until the platform is started with ",
+      h("code", null, "--package-index"), ".");
+  return h("section", { class: "stack", "aria-label": "Settings" }, h("h2", null, "Settings"),
+    h("label", { class: "check" }, signups, "Public signups: anyone may create an account (when off, only admins create users)"),
+    allowlist(s, {
+      title: "Import allowlist", label: "Allowed imports", saveLabel: "Save imports",
+      hint: "Module names separated by spaces; a package allows its submodules; * allows every import.",
+      names: (x) => x.allowedImports, customized: (x) => x.allowedImportsCustomized,
+      save: (modules) => admin.updateSettings({ allowedImports: { modules } }), reset: () => admin.updateSettings({ resetAllowedImports: true }),
+      saved: "Allowed imports saved; they apply to the next deploy", wasReset: "Allowed imports reset to the defaults",
+    }),
+    allowlist(s, {
+      title: "Dependency allowlist", label: "Allowed packages", saveLabel: "Save packages", intro: index,
+      hint: "Distribution names as on the package index (such as python-dateutil), separated by spaces: the packages an app's requirements.txt may name, and those they need. Packages the platform's Python already has need no entry.",
+      names: (x) => x.allowedPackages, customized: (x) => x.allowedPackagesCustomized,
+      save: (packages) => admin.updateSettings({ allowedPackages: { packages } }), reset: () => admin.updateSettings({ resetAllowedPackages: true }),
+      saved: "Dependency allowlist saved; it applies to the next deploy", wasReset: "Dependency allowlist reset to the defaults",
+    }));
+}
+
+interface AllowlistSpec {
+  title: string;
+  /** label names the text area. */
+  label: string;
+  saveLabel: string;
+  hint: string;
+  intro?: Node;
+  names: (s: Settings) => string[];
+  customized: (s: Settings) => boolean;
+  save: (names: string[]) => Promise<UpdateSettingsResponse>;
+  reset: () => Promise<UpdateSettingsResponse>;
+  /** saved and wasReset are the toasts after a save and a reset. */
+  saved: string;
+  wasReset: string;
+}
+
+// allowlist edits one of the platform's allowlists (imports, dependencies):
+// names separated by spaces, saved whole, or reset to the built-in defaults.
+function allowlist(s: Settings, spec: AllowlistSpec): HTMLElement {
+  const err = errorBox();
+  const names = h("textarea", { rows: 4, "aria-label": spec.label, spellcheck: "false" }, spec.names(s).join(" "));
   const state = h("small", { class: "muted" });
-  const showState = (x: Settings) => (state.textContent = x.allowedImportsCustomized ? "Customized." : "The defaults are in force.");
-  showState(s);
+  const show = (x: Settings) => {
+    names.value = spec.names(x).join(" ");
+    state.textContent = spec.customized(x) ? "Customized." : "The defaults are in force.";
+  };
+  show(s);
   const save = h("button", { type: "button", onclick: async () => {
     err.clear();
     try {
-      const modules = imports.value.split(/[\s,]+/).filter(Boolean);
-      const r = await busy(save, "Saving…", () => admin.updateSettings({ allowedImports: { modules } }));
-      imports.value = r.settings!.allowedImports.join(" ");
-      showState(r.settings!);
-      toast("Allowed imports saved; they apply to the next deploy");
+      const r = await busy(save, "Saving…", () => spec.save(names.value.split(/[\s,]+/).filter(Boolean)));
+      show(r.settings!);
+      toast(spec.saved);
     } catch (e) {
       err.show(message(e));
     }
-  } }, "Save imports");
+  } }, spec.saveLabel);
   const reset = h("button", { type: "button", onclick: async () => {
     err.clear();
     try {
-      const r = await busy(reset, "Resetting…", () => admin.updateSettings({ resetAllowedImports: true }));
-      imports.value = r.settings!.allowedImports.join(" ");
-      showState(r.settings!);
-      toast("Allowed imports reset to the defaults");
+      const r = await busy(reset, "Resetting…", spec.reset);
+      show(r.settings!);
+      toast(spec.wasReset);
     } catch (e) {
       err.show(message(e));
     }
   } }, "Reset to defaults");
-  return h("section", { class: "stack", "aria-label": "Settings" }, h("h2", null, "Settings"),
-    h("label", { class: "check" }, signups, "Public signups: anyone may create an account (when off, only admins create users)"),
-    h("label", { class: "field" }, h("span", null, "Allowed imports"), imports,
-      h("small", { class: "muted" }, "Module names separated by spaces; a package allows its submodules; * allows every import.")),
+  return h("section", { class: "stack allowlist", "aria-label": spec.title }, h("h3", null, spec.title), spec.intro,
+    h("label", { class: "field" }, h("span", null, spec.label), names, h("small", { class: "muted" }, spec.hint)),
     state, err, h("div", { class: "row" }, save, reset));
 }

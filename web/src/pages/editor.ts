@@ -1,7 +1,7 @@
 // The editor: an app's files with validation problems at their lines,
 // drafts (Ctrl/Cmd+S), deploys (Ctrl/Cmd+Enter) stage by stage, and the
 // side panels (logs, events, history, settings, preview, assistant).
-import { apps, message, problemsOf, text, utf8 } from "../api";
+import { apps, message, packageList, problemsOf, text, utf8 } from "../api";
 import { dialog, errorBox, h, replace, toast } from "../dom";
 import { AppMode, AppStatus, DeployStage, type App, type SaveDraftResponse, type ValidationError } from "../gen/gofastapi/v1/apps_pb";
 import { setBeforeLeave, type PageContext } from "../nav";
@@ -219,7 +219,8 @@ class Editor {
   private async askName(title: string, value: string, action: string): Promise<string> {
     const input = h("input", { type: "text", value, "aria-label": "File name", spellcheck: "false", autocomplete: "off" });
     const hint = h("small", { class: "muted" }, "A relative path ending in .py .html .css .js .json .txt or .svg, such as routes.py or static/app.css");
-    const res = dialog(title, h("label", { class: "field" }, h("span", null, "File name"), input, hint), [
+    const deps = h("small", { class: "muted" }, h("code", null, "requirements.txt"), " declares extra pure-Python packages, one a line, from those the platform's admin allows.");
+    const res = dialog(title, h("label", { class: "field" }, h("span", null, "File name"), input, hint, deps), [
       { label: "Cancel" }, { label: action, kind: "primary", enabled: () => input.value.trim() !== "" },
     ]);
     input.addEventListener("keydown", (e) => {
@@ -343,8 +344,9 @@ class Editor {
       rows.set(s, row);
       return row;
     }));
+    const deps = h("p", { class: "deploy-deps muted", hidden: true });
     const result = h("div", { class: "deploy-result" });
-    replace(this.progress, h("h2", null, "Deploy"), list, result);
+    replace(this.progress, h("h2", null, "Deploy"), list, deps, result);
     this.deployBtn.disabled = true;
     this.deployBtn.textContent = "Deploying…";
     let next = 0;
@@ -354,6 +356,10 @@ class Editor {
         if (row) {
           row.className = "stage done";
           row.querySelector(".msg")!.textContent = `${r.message} (${(Number(r.elapsedMicros) / 1000).toFixed(0)} ms)`;
+        }
+        if (r.stage === DeployStage.VALIDATE && r.packages.length) {
+          deps.textContent = `Dependencies: ${packageList(r.packages)}`;
+          deps.hidden = false;
         }
         next = stages.findIndex(([s]) => s === r.stage) + 1;
         if (r.stage === DeployStage.LIVE) {

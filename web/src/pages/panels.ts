@@ -1,7 +1,7 @@
 // The editor's side panels: live logs and events, history with preview
 // and rollback, settings (metadata, env vars and secrets, clone, save as
 // template, delete), a side preview of the running app and the assistant.
-import { ago, apps, date, isAbort, message, metrics, templates, text } from "../api";
+import { ago, apps, date, isAbort, message, metrics, packageList, templates, text } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import { AppMode, CloneSource, EventKind, type App, type EnvVar } from "../gen/gofastapi/v1/apps_pb";
 import { leaving, navigate, type PageContext } from "../nav";
@@ -183,6 +183,7 @@ function historyPanel(ctx: PageContext, app: () => App, updated: (a: App) => voi
         return h("li", { class: `version${v.current ? " current" : ""}`, "data-version": v.version },
           h("div", null, h("code", null, v.version.slice(0, 12)), v.current ? h("span", { class: "pill live" }, "current") : null),
           h("div", { class: "muted" }, `${ago(v.createdAt)} · ${v.files.length} file${v.files.length === 1 ? "" : "s"}`),
+          v.packages.length ? h("div", { class: "muted deps" }, `Dependencies: ${packageList(v.packages)}`) : null,
           h("div", { class: "row" },
             h("button", { type: "button", class: "small", onclick: () => void preview(v.version) }, "Preview"),
             rollback));
@@ -197,8 +198,10 @@ function historyPanel(ctx: PageContext, app: () => App, updated: (a: App) => voi
       const res = await apps.getVersion({ idOrName: app().id, version });
       const files = res.files.map((f) => ({ name: f.name, content: text(f.content) }));
       const choice = await dialog(`Version ${version.slice(0, 12)}`,
-        h("div", { class: "version-preview" }, files.map((f) => h("details", { open: files.length === 1 || f.name === res.info?.entrypoint },
-          h("summary", null, f.name), h("pre", null, h("code", null, f.content))))),
+        h("div", { class: "version-preview" },
+          res.info?.packages.length ? h("p", { class: "muted" }, `Dependencies: ${packageList(res.info.packages)}`) : null,
+          files.map((f) => h("details", { open: files.length === 1 || f.name === res.info?.entrypoint },
+            h("summary", null, f.name), h("pre", null, h("code", null, f.content))))),
         [{ label: "Close" }, { label: "Open in editor", kind: "primary" }]);
       if (choice === "Open in editor") load(files);
     } catch (e) {
