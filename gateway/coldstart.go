@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"connectrpc.com/connect"
+
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -155,6 +157,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 		Version:    route.GetVersion(),
 		Entrypoint: route.GetEntrypoint(),
 		Compiled:   route.GetCompiled(),
+		Deps:       route.GetDeps(),
 	}
 	if g.cfg.Env != nil {
 		env, err := g.cfg.Env.Env(ctx, route)
@@ -166,12 +169,23 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 	newEntry := func(addr string) *runnerEntry {
 		return &runnerEntry{client: g.runnerClient(addr), slug: slug, appID: route.GetAppId(), ver: serveKey(route)}
 	}
-	r, err := g.cfg.Pool.Claim(ctx, req, func(addr string) {
+	picked := func(addr string) {
 		if s.ahead == nil {
 			s.ahead = newEntry(addr)
 			close(s.picked)
 		}
-	})
+	}
+	r, err := g.cfg.Pool.Claim(ctx, req, picked)
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		// The runner found the version's code (or its dependencies)
+		// missing from the bundle store, which is a cache: a fresh look-up
+		// of the route has the RouteSource put them back, and one more
+		// runner is claimed.
+		g.routes.invalidate(slug)
+		if _, lerr := g.routes.load(ctx, slug); lerr == nil {
+			r, err = g.cfg.Pool.Claim(ctx, req, picked)
+		}
+	}
 	if err != nil {
 		// A request sent ahead is never answered: its handler closes its
 		// connection on this error.

@@ -13,7 +13,10 @@ import (
 )
 
 // RouteSource says which version serves a slug. Route returns (nil, nil)
-// when no app has that slug; any error means it could not tell.
+// when no app has that slug; any error means it could not tell. The
+// gateway looks a route up again when a runner found its version's code
+// missing from the bundle store: Route should put back what the route
+// names if the store lost it.
 type RouteSource interface {
 	Route(ctx context.Context, slug string) (*v1.Route, error)
 }

@@ -127,6 +127,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	svc := &service{
 		appDir:        appDir,
 		bundleCache:   cfg.bundleCache,
+		depsRoot:      cfg.depsRoot(),
 		runAs:         cfg.runAs,
 		appAddr:       appAddr,
 		readyTimeout:  cfg.readyTimeout,

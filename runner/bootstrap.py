@@ -18,8 +18,10 @@ be in one of two ways:
    with FastAPI setting each route up when it is first used (lazy_routes).
 2. Start the asyncio event loop, warm up (see warm_up), report
    {"event": "listening", "port": P, "pid": PID} and wait for exactly one
-   {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...}}.
-3. Import M from D, take its `app`, serve it with uvicorn on the pre-bound
+   {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...},
+    "paths": [P...]}, paths being optional: the app's dependencies.
+3. Import M from D (with D first on the import path, and the paths last, so
+   that a dependency never replaces the framework the runner imported), take its `app`, serve it with uvicorn on the pre-bound
    socket and report {"event": "ready", "import_us": N} once uvicorn's
    startup completed, N being how long the import took in microseconds.
    On failure print the traceback to stderr, report
@@ -476,6 +478,7 @@ def import_app(cmd):
     module_name = cmd["module"]
     os.chdir(app_dir)
     sys.path.insert(0, app_dir)
+    sys.path.extend(cmd.get("paths") or [])
     os.environ.update(cmd.get("env") or {})
     try:
         module = importlib.import_module(module_name)

@@ -32,6 +32,10 @@ type config struct {
 	// bundleCache, if set, is the host's bundle cache (see bundlecache),
 	// from which Specialize links an app's files when it holds them.
 	bundleCache string
+	// depsCache, if set, is where the host keeps apps' dependencies
+	// unpacked, shared by its runners (see prepareDeps); else each runner
+	// unpacks them in its workdir.
+	depsCache string
 	// secretsFile, if set, holds the Secrets line instead of stdin (a
 	// mounted Kubernetes Secret: a pod has no stdin to write to).
 	secretsFile string
@@ -54,6 +58,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
 	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
+	fs.StringVar(&c.depsCache, "deps-cache", "", "where the host's runners share apps' dependencies, unpacked (needs --run-as: the apps' users must not own them)")
 	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
@@ -103,6 +108,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--zygote %q must be an absolute path", c.zygote)
 	case c.bundleCache != "" && !filepath.IsAbs(c.bundleCache):
 		return fmt.Errorf("--bundle-cache %q must be an absolute path", c.bundleCache)
+	case c.depsCache != "" && (!filepath.IsAbs(c.depsCache) || c.runAs == nil):
+		return fmt.Errorf("--deps-cache %q must be an absolute path, and needs --run-as: the apps' users must not own the shared files", c.depsCache)
 	case c.bundleCache != "" && c.runAs == nil:
 		// Python could change the shared files through its links if it ran
 		// as the user that owns them.

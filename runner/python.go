@@ -41,6 +41,8 @@ type loadCommand struct {
 	Module string            `json:"module"`
 	File   string            `json:"file"` // the entrypoint, for messages
 	Env    map[string]string `json:"env"`
+	// Paths go at the end of the app's import path: its dependencies.
+	Paths []string `json:"paths,omitempty"`
 }
 
 // process is the agent's handle on its Python: a child it started (exec

@@ -24,6 +24,7 @@ import (
 type service struct {
 	appDir       string // where the bundle's files go
 	bundleCache  string // the host's bundle cache, if any (see bundlecache)
+	depsRoot     string // where apps' dependencies are unpacked (see prepareDeps)
 	runAs        *RunAs // owner of the files Python reads, if not the agent's user
 	appAddr      string
 	readyTimeout time.Duration
@@ -79,6 +80,10 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 			return nil, err
 		}
 	}
+	depsDir, err := s.prepareDeps(ctx, req.GetDeps(), res)
+	if err != nil {
+		return nil, err
+	}
 	written := time.Now()
 
 	// The app serves once uvicorn's startup has completed: its socket has
@@ -90,7 +95,11 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 		raised := raiseForStart(s.py.pid(), s.startPriority)
 		defer raised.endAgent()
 	}
-	if err := s.py.load(loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}); err != nil {
+	load := loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}
+	if depsDir != "" {
+		load.Paths = []string{depsDir}
+	}
+	if err := s.py.load(load); err != nil {
 		// Python is gone or going; awaitReady reports why.
 		s.logf("send load command: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
@@ -27,8 +28,8 @@ const adminUsage = `gofastapi admin: administer the platform (needs an admin's s
   gofastapi admin demote USER                              take admin away from USER
   gofastapi admin delete-user [--yes] USER                 delete USER and everything they own
   gofastapi admin limits [--tier T] [--apps N] [--databases N] [--storage SIZE] [--requests N] USER
-  gofastapi admin settings [--public-signups on|off] [--allow M,..] [--disallow M,..]
-                           [--set-imports M,..|'*'] [--reset-imports]
+  gofastapi admin settings [--public-signups on|off] [--allow M,..] [--disallow M,..] [--allow-packages P,..] [--disallow-packages P,..]
+                           [--set-imports M,..|'*'] [--reset-imports] [--set-packages P,..|'*'] [--reset-packages]
   gofastapi admin stats                                    platform figures
   gofastapi admin activity [-n N]                          recent activity, newest first
 `
@@ -238,11 +239,16 @@ func adminSettings(ctx context.Context, args []string, stdout io.Writer) error {
 	disallow := fs.String("disallow", "", "comma-separated modules to remove from the import allowlist")
 	set := fs.String("set-imports", "", "replace the import allowlist with these comma-separated modules ('*' allows every import)")
 	reset := fs.Bool("reset-imports", false, "go back to the default import allowlist")
+	allowPkgs := fs.String("allow-packages", "", "comma-separated packages to add to the dependency allowlist (what apps may declare in requirements.txt)")
+	disallowPkgs := fs.String("disallow-packages", "", "comma-separated packages to remove from the dependency allowlist")
+	setPkgs := fs.String("set-packages", "", "replace the dependency allowlist with these comma-separated packages ('*' allows every package)")
+	resetPkgs := fs.Bool("reset-packages", false, "go back to the default dependency allowlist")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	c := mk()
-	req := &v1.UpdateSettingsRequest{AddImports: splitList(*allow), RemoveImports: splitList(*disallow), ResetAllowedImports: *reset}
+	req := &v1.UpdateSettingsRequest{AddImports: splitList(*allow), RemoveImports: splitList(*disallow), ResetAllowedImports: *reset,
+		AddPackages: splitList(*allowPkgs), RemovePackages: splitList(*disallowPkgs), ResetAllowedPackages: *resetPkgs}
 	switch *signups {
 	case "":
 	case "on", "true", "yes":
@@ -255,8 +261,11 @@ func adminSettings(ctx context.Context, args []string, stdout io.Writer) error {
 	if *set != "" {
 		req.AllowedImports = &v1.ImportList{Modules: splitList(*set)}
 	}
+	if *setPkgs != "" {
+		req.AllowedPackages = &v1.PackageList{Packages: splitList(*setPkgs)}
+	}
 	var st *v1.Settings
-	if req.PublicSignups == nil && req.AllowedImports == nil && len(req.AddImports) == 0 && len(req.RemoveImports) == 0 && !req.ResetAllowedImports {
+	if proto.Equal(req, &v1.UpdateSettingsRequest{}) {
 		res, err := c.GetSettings(ctx, connect.NewRequest(&v1.GetSettingsRequest{}))
 		if err != nil {
 			return explain(err)
@@ -280,6 +289,16 @@ func adminSettings(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "public signups:  %s\n", signupsText)
 	fmt.Fprintf(stdout, "allowed imports: %s (%s)\n", strings.Join(st.GetAllowedImports(), " "), source)
 	fmt.Fprintf(stdout, "default imports: %s\n", strings.Join(st.GetDefaultAllowedImports(), " "))
+	source = "the defaults"
+	if st.GetAllowedPackagesCustomized() {
+		source = "set by an admin"
+	}
+	index := st.GetPackageIndex()
+	if index == "" {
+		index = "none (start the platform with --package-index for apps to declare dependencies)"
+	}
+	fmt.Fprintf(stdout, "allowed packages: %s (%s)\n", strings.Join(st.GetAllowedPackages(), " "), source)
+	fmt.Fprintf(stdout, "package index:   %s\n", index)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/apps"
 	"github.com/gofastapi/gofastapi/controlplane/assistant"
 	"github.com/gofastapi/gofastapi/controlplane/auth"
+	"github.com/gofastapi/gofastapi/controlplane/deps"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
 	"github.com/gofastapi/gofastapi/controlplane/observe"
@@ -167,8 +168,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if backend != nil && backend.BundleCache() != nil {
 		publisher = cachingPublisher{Publisher: pub, cache: backend.BundleCache(), log: log.With("component", "apps")}
 	}
+	resolver, err := deps.New(deps.Config{
+		Python: cfg.Python, Index: cfg.PackageIndex, Store: st, Publisher: pub, TempDir: filepath.Join(cfg.Data, "tmp"),
+		Allowed: admin.NewPackages(st, deps.DefaultAllowed).AllowedPackages,
+	})
+	if err != nil {
+		return err
+	}
 	appSvc, err := apps.NewService(apps.Config{
-		Store: st, Publisher: publisher, Validator: validator, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
+		Store: st, Publisher: publisher, Validator: validator, Deps: resolver, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
 		URL: cfg.appURL(l.Addr()), Domain: cfg.Domain, Resolver: cfg.resolver(), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
@@ -177,7 +185,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	tmpls.SetApps(appSvc)
 	dbs.svc.SetApps(appSvc)
 	assistantSvc, err := assistant.NewService(assistant.Config{
-		Store: st, Secrets: keys, Apps: appSvc, Databases: dbs.svc, Validator: validator,
+		Store: st, Secrets: keys, Apps: appSvc, Databases: dbs.svc, Validator: appSvc,
 		Imports: admin.NewImports(st, validate.DefaultAllowedImports), Limiter: ratelimit.New(rdb), Rate: cfg.AssistantRate,
 		AnthropicURL: cfg.AssistantAnthropicURL, AllowPrivateEndpoints: cfg.AssistantPrivateEndpoints, Domain: cfg.Domain,
 		Logger: log.With("component", "assistant"),
@@ -244,7 +252,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	adminSvc, err := admin.NewService(admin.Config{
 		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc}, Templates: tmpls, Routes: appSvc, UserStorage: dbs.svc,
-		DefaultImports: validate.DefaultAllowedImports, Logger: log.With("component", "admin"),
+		DefaultImports: validate.DefaultAllowedImports, DefaultPackages: deps.DefaultAllowed, PackageIndex: cfg.PackageIndex, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ type devConfig struct {
 	MongoURI  string
 	RedisURL  string
 	Python    string
+	// PackageIndex is the package index (its "simple" API URL) that apps'
+	// dependencies are installed from; empty: apps cannot declare any.
+	PackageIndex string
 	// SecretKeyFile holds the platform key that seals secrets at rest
 	// (see controlplane/secretbox); empty means DATA/secret.key, made on
 	// first run.
@@ -99,6 +102,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
 	fs.StringVar(&c.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL (default: start redis-server as a child) [REDIS_URL]")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter of the runners and the validator")
+	fs.StringVar(&c.PackageIndex, "package-index", os.Getenv("PACKAGE_INDEX"), "URL of the package index (its simple API) that the packages of apps' requirements.txt are installed from; empty: apps cannot declare dependencies [PACKAGE_INDEX]")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", os.Getenv("GOFASTAPI_SECRET_KEY_FILE"), "file of the platform key that encrypts secrets at rest; first line is the current key, older keys below (default: DATA/secret.key, made on first run) [GOFASTAPI_SECRET_KEY_FILE]")
 	fs.IntVar(&c.Warm, "warm", 2, "generic runners kept warm")
 	fs.IntVar(&c.MaxRunners, "max-runners", 50, "most runners at once; beyond it apps answer 503")
@@ -192,6 +196,11 @@ func (c *devConfig) Validate() error {
 		return errors.New("--metrics-flush must be positive")
 	case c.HealthProbe <= 0:
 		return errors.New("--health-probe-interval must be positive")
+	}
+	if c.PackageIndex != "" {
+		if u, err := url.Parse(c.PackageIndex); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--package-index %q: want the http(s) URL of a package index's simple API, such as https://HOST/simple/", c.PackageIndex)
+		}
 	}
 	if c.DNSResolver != "" {
 		if _, _, err := net.SplitHostPort(c.DNSResolver); err != nil {

@@ -30,6 +30,7 @@ type Store interface {
 	Settings(ctx context.Context) (*store.Settings, error)
 	SetPublicSignups(ctx context.Context, on bool) error
 	SetAllowedImports(ctx context.Context, modules []string) error
+	SetAllowedPackages(ctx context.Context, packages []string) error
 	RecordActivity(ctx context.Context, a *store.Activity) error
 	ListActivity(ctx context.Context, n int64) ([]*store.Activity, error)
 }
@@ -77,7 +78,12 @@ type Config struct {
 	UserStorage UserStorage
 	// DefaultImports is the built-in import allowlist.
 	DefaultImports []string
-	Logger         *slog.Logger
+	// DefaultPackages is the built-in dependency allowlist.
+	DefaultPackages []string
+	// PackageIndex is the package index apps' dependencies come from, as
+	// the settings show it; empty if there is none.
+	PackageIndex string
+	Logger       *slog.Logger
 }
 
 // Validate reports whether c is complete.

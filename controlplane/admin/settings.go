@@ -76,8 +76,12 @@ func (s *Service) UpdateSettings(ctx context.Context, req *connect.Request[v1.Up
 	if err != nil {
 		return nil, s.fail("update settings", err)
 	}
-	if m.PublicSignups == nil && !changed {
-		return nil, s.fail("update settings", invalid("nothing to change: set public_signups or change the allowed imports"))
+	packages, packagesChanged, err := s.newPackages(st, m)
+	if err != nil {
+		return nil, s.fail("update settings", err)
+	}
+	if m.PublicSignups == nil && !changed && !packagesChanged {
+		return nil, s.fail("update settings", invalid("nothing to change: set public_signups, or change the allowed imports or packages"))
 	}
 	var notes []string
 	if m.PublicSignups != nil {
@@ -94,53 +98,100 @@ func (s *Service) UpdateSettings(ctx context.Context, req *connect.Request[v1.Up
 		st.AllowedImports = imports
 		notes = append(notes, describeImports(m))
 	}
+	if packagesChanged {
+		if err := s.cfg.Store.SetAllowedPackages(ctx, packages); err != nil {
+			return nil, s.fail("update settings", err)
+		}
+		st.AllowedPackages = packages
+		notes = append(notes, describePackages(m))
+	}
 	s.record(ctx, me, store.ActivitySettings, "", strings.Join(notes, "; "))
 	return connect.NewResponse(&v1.UpdateSettingsResponse{Settings: s.settingsProto(st)}), nil
 }
 
-// newImports returns the allowlist the request asks for (nil: the
-// defaults) and whether the request changes the allowlist at all.
-func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
-	edits := m.AllowedImports != nil || len(m.GetAddImports()) > 0 || len(m.GetRemoveImports()) > 0
-	if m.GetResetAllowedImports() {
+// listEdit is a request's change to one allowlist.
+type listEdit struct {
+	what          string    // what an entry names: "module", "package"
+	resetField    string    // the request's reset field
+	replace       *[]string // nil: not replaced
+	add, remove   []string
+	reset         bool
+	valid         func(string) bool
+	invalidReason string // what a valid entry looks like
+}
+
+// newList returns the allowlist e asks for, given the current one (nil:
+// the defaults) and the defaults (nil: the defaults again), and whether e
+// changes it at all.
+func newList(cur, defaults []string, e listEdit) ([]string, bool, error) {
+	edits := e.replace != nil || len(e.add) > 0 || len(e.remove) > 0
+	if e.reset {
 		if edits {
-			return nil, false, invalid("reset_allowed_imports goes back to the defaults: do not combine it with other import changes")
+			return nil, false, invalid("%s goes back to the defaults: do not combine it with other changes of that list", e.resetField)
 		}
 		return nil, true, nil
 	}
 	if !edits {
 		return nil, false, nil
 	}
-	list := st.AllowedImports
+	list := cur
 	if list == nil {
-		list = s.cfg.DefaultImports
+		list = defaults
 	}
-	if m.AllowedImports != nil {
-		list = m.GetAllowedImports().GetModules()
+	if e.replace != nil {
+		list = *e.replace
 	}
 	list = slices.Clone(list)
-	for _, mod := range m.GetAddImports() {
-		if !slices.Contains(list, mod) {
-			list = append(list, mod)
+	for _, x := range e.add {
+		if !slices.Contains(list, x) {
+			list = append(list, x)
 		}
 	}
-	list = slices.DeleteFunc(list, func(mod string) bool { return slices.Contains(m.GetRemoveImports(), mod) })
+	list = slices.DeleteFunc(list, func(x string) bool { return slices.Contains(e.remove, x) })
 	seen := map[string]bool{}
 	out := []string{}
-	for _, mod := range list {
-		mod = strings.TrimSpace(mod)
-		if mod != AllowAll && !moduleRE.MatchString(mod) {
-			return nil, false, invalid("%q is not a module name: use names such as numpy or os.path, or %s to allow every import", mod, AllowAll)
+	for _, x := range list {
+		x = strings.TrimSpace(x)
+		if x != AllowAll && !e.valid(x) {
+			return nil, false, invalid("%q is not a %s name: use names such as %s, or %s to allow every %s", x, e.what, e.invalidReason, AllowAll, e.what)
 		}
-		if !seen[mod] {
-			seen[mod] = true
-			out = append(out, mod)
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
 		}
-	}
-	if len(out) == 0 {
-		return nil, false, invalid("the allowlist would be empty and apps could not even import fastapi: reset it to the defaults instead")
 	}
 	return out, true, nil
+}
+
+// newImports returns the import allowlist the request asks for (nil: the
+// defaults) and whether the request changes it at all.
+func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+	e := listEdit{what: "module", resetField: "reset_allowed_imports", add: m.GetAddImports(), remove: m.GetRemoveImports(), reset: m.GetResetAllowedImports(),
+		valid: moduleRE.MatchString, invalidReason: "numpy or os.path"}
+	if m.AllowedImports != nil {
+		mods := m.GetAllowedImports().GetModules()
+		e.replace = &mods
+	}
+	out, changed, err := newList(st.AllowedImports, s.cfg.DefaultImports, e)
+	if err == nil && changed && out != nil && len(out) == 0 {
+		return nil, false, invalid("the allowlist would be empty and apps could not even import fastapi: reset it to the defaults instead")
+	}
+	return out, changed, err
+}
+
+var packageRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+
+// newPackages returns the dependency allowlist the request asks for (nil:
+// the defaults) and whether the request changes it at all. An empty list
+// is allowed: no app may then declare any.
+func (s *Service) newPackages(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+	e := listEdit{what: "package", resetField: "reset_allowed_packages", add: m.GetAddPackages(), remove: m.GetRemovePackages(), reset: m.GetResetAllowedPackages(),
+		valid: packageRE.MatchString, invalidReason: "python-dateutil or six"}
+	if m.AllowedPackages != nil {
+		pkgs := m.GetAllowedPackages().GetPackages()
+		e.replace = &pkgs
+	}
+	return newList(st.AllowedPackages, s.cfg.DefaultPackages, e)
 }
 
 func describeImports(m *v1.UpdateSettingsRequest) string {
@@ -160,15 +211,39 @@ func describeImports(m *v1.UpdateSettingsRequest) string {
 	return "allowed imports " + strings.Join(parts, " ")
 }
 
+func describePackages(m *v1.UpdateSettingsRequest) string {
+	if m.GetResetAllowedPackages() {
+		return "allowed packages reset to the defaults"
+	}
+	var parts []string
+	if m.AllowedPackages != nil {
+		parts = append(parts, "set to "+strings.Join(m.GetAllowedPackages().GetPackages(), " "))
+	}
+	for _, a := range m.GetAddPackages() {
+		parts = append(parts, "+"+a)
+	}
+	for _, r := range m.GetRemovePackages() {
+		parts = append(parts, "-"+r)
+	}
+	return "allowed packages " + strings.Join(parts, " ")
+}
+
 func (s *Service) settingsProto(st *store.Settings) *v1.Settings {
 	p := &v1.Settings{
-		PublicSignups:            st.PublicSignups,
-		AllowedImports:           st.AllowedImports,
-		DefaultAllowedImports:    s.cfg.DefaultImports,
-		AllowedImportsCustomized: st.AllowedImports != nil,
+		PublicSignups:             st.PublicSignups,
+		AllowedImports:            st.AllowedImports,
+		DefaultAllowedImports:     s.cfg.DefaultImports,
+		AllowedImportsCustomized:  st.AllowedImports != nil,
+		AllowedPackages:           st.AllowedPackages,
+		DefaultAllowedPackages:    s.cfg.DefaultPackages,
+		AllowedPackagesCustomized: st.AllowedPackages != nil,
+		PackageIndex:              s.cfg.PackageIndex,
 	}
 	if st.AllowedImports == nil {
 		p.AllowedImports = s.cfg.DefaultImports
+	}
+	if st.AllowedPackages == nil {
+		p.AllowedPackages = s.cfg.DefaultPackages
 	}
 	return p
 }
@@ -178,4 +253,29 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// Packages is the dependency allowlist in force: the admin's list, else
+// the defaults, read at every call like Imports.
+type Packages struct {
+	store    SettingsStore
+	defaults []string
+}
+
+// NewPackages returns the dependency allowlist source over st with the
+// given defaults.
+func NewPackages(st SettingsStore, defaults []string) *Packages {
+	return &Packages{store: st, defaults: defaults}
+}
+
+// AllowedPackages returns the dependency allowlist in force.
+func (p *Packages) AllowedPackages(ctx context.Context) ([]string, error) {
+	st, err := p.store.Settings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read allowed packages: %w", err)
+	}
+	if st.AllowedPackages == nil {
+		return p.defaults, nil
+	}
+	return st.AllowedPackages, nil
 }

@@ -103,3 +103,47 @@ func TestNewLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestNewPackages(t *testing.T) {
+	s := &Service{cfg: Config{DefaultPackages: []string{"six", "attrs"}}}
+	custom := &store.Settings{AllowedPackages: []string{"six"}}
+	tests := []struct {
+		name        string
+		st          *store.Settings
+		req         *v1.UpdateSettingsRequest
+		want        []string
+		wantChanged bool
+		wantErr     bool
+	}{
+		{name: "no package change", st: &store.Settings{}, req: &v1.UpdateSettingsRequest{AddImports: []string{"numpy"}}},
+		{name: "add to the defaults", st: &store.Settings{}, req: &v1.UpdateSettingsRequest{AddPackages: []string{"python-dateutil"}},
+			want: []string{"six", "attrs", "python-dateutil"}, wantChanged: true},
+		{name: "remove the last one: no app may declare any", st: custom, req: &v1.UpdateSettingsRequest{RemovePackages: []string{"six"}},
+			want: []string{}, wantChanged: true},
+		{name: "reset", st: custom, req: &v1.UpdateSettingsRequest{ResetAllowedPackages: true}, want: nil, wantChanged: true},
+		{name: "reset combined with an edit", st: custom, req: &v1.UpdateSettingsRequest{ResetAllowedPackages: true, AddPackages: []string{"x"}}, wantErr: true},
+		{name: "not a package name", st: custom, req: &v1.UpdateSettingsRequest{AddPackages: []string{"six==1.0"}}, wantErr: true},
+		{name: "a URL", st: custom, req: &v1.UpdateSettingsRequest{AllowedPackages: &v1.PackageList{Packages: []string{"git+https://x/y"}}}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed, err := s.newPackages(tt.st, tt.req)
+			var inv *invalidError
+			if tt.wantErr {
+				if !errors.As(err, &inv) {
+					t.Fatalf("error = %v, want an invalidError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.wantChanged {
+				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("allowlist (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/gofastapi/gofastapi/controlplane/auth"
+	"github.com/gofastapi/gofastapi/controlplane/deps"
 	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -63,27 +65,35 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		r.Stage, r.Message, r.ElapsedMicros = stage, msg, time.Since(start).Microseconds()
 		return send(r)
 	}
-	allowed, err := s.cfg.Imports.AllowedImports(ctx)
-	if err != nil {
-		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_VALIDATE, "validate", err)
-	}
-	problems, compiled, err := s.cfg.Validator.CheckCompiled(ctx, files, entry, allowed)
+	checked, err := s.checkFiles(ctx, files, entry, true)
 	if err != nil {
 		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_VALIDATE, "validate", fmt.Errorf("validate: %w", err))
 	}
-	if len(problems) > 0 {
-		return "", connectError(&invalidFiles{problems: problems})
+	if len(checked.problems) > 0 {
+		return "", connectError(&invalidFiles{problems: checked.problems})
 	}
-	if err := report(v1.DeployStage_DEPLOY_STAGE_VALIDATE, fmt.Sprintf("%d file(s) valid", len(files)), nil); err != nil {
+	msg := fmt.Sprintf("%d file(s) valid", len(files))
+	var packages []*v1.Package
+	if set := checked.deps; set != nil {
+		packages = packagesProto(set.Packages)
+		msg += "; dependencies " + packagesText(set.Packages)
+		if set.Cached {
+			msg += " (installed before)"
+		}
+	}
+	if err := report(v1.DeployStage_DEPLOY_STAGE_VALIDATE, msg, &v1.DeployResponse{Packages: packages}); err != nil {
 		return "", err
 	}
 
 	hash := bundle.Hash(files)
-	unchanged := hash == a.DeployedVersion && entry == a.Entrypoint
 	v := &store.Version{AppID: a.ID, Hash: hash, Entrypoint: entry, Files: store.VersionFiles(files)}
-	if len(compiled) > 0 {
-		v.Compiled = bundle.Hash(compiled)
+	if len(checked.compiled) > 0 {
+		v.Compiled = bundle.Hash(checked.compiled)
 	}
+	if set := checked.deps; set != nil {
+		v.Deps, v.Packages = set.Archive, set.Packages
+	}
+	unchanged := hash == a.DeployedVersion && entry == a.Entrypoint && v.Deps == a.DeployedDeps
 	if unchanged {
 		// Identical content: nothing to store, publish or re-point.
 		msg := "no changes: version " + short(hash) + " is already deployed"
@@ -109,8 +119,8 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	if _, err := s.cfg.Publisher.PutBundle(ctx, files); err != nil {
 		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "publish bundle", err)
 	}
-	if !unchanged && len(compiled) > 0 {
-		if err := s.cfg.Publisher.PutCompiled(ctx, hash, compiled); err != nil {
+	if !unchanged && len(checked.compiled) > 0 {
+		if err := s.cfg.Publisher.PutCompiled(ctx, hash, checked.compiled); err != nil {
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_PUBLISH, "publish compiled modules", err)
 		}
 	}
@@ -122,13 +132,13 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "set deployed", err)
 		}
-		a.DeployedCompiled = v.Compiled
+		a.DeployedCompiled, a.DeployedDeps = v.Compiled, v.Deps
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
 	if _, err := s.publishRoute(ctx, a); err != nil {
 		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "publish route", err)
 	}
-	msg := "route points at " + short(hash)
+	msg = "route points at " + short(hash)
 	if unchanged {
 		msg = "no changes: version " + short(hash) + " is already deployed"
 	}
@@ -146,6 +156,68 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	}
 	url := s.cfg.URL(a.Name)
 	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
+}
+
+// Check returns the problems a deploy of files with entrypoint entry
+// would find, their dependencies' included (which it installs if no app
+// has before).
+func (s *Service) Check(ctx context.Context, files []bundle.File, entry string) ([]validate.Problem, error) {
+	c, err := s.checkFiles(ctx, files, entry, false)
+	return c.problems, err
+}
+
+// checked is what checking an app's files found.
+type checked struct {
+	problems []validate.Problem
+	compiled []bundle.File // when asked for and there are no problems
+	deps     *deps.Set     // the installed dependencies, if any
+}
+
+// checkFiles checks files with entrypoint entry: their dependencies
+// (requirements.txt) first, whose modules the code may then import, and
+// the code. With compile it also compiles the Python modules (see
+// validate.CheckCompiled).
+func (s *Service) checkFiles(ctx context.Context, files []bundle.File, entry string, compile bool) (checked, error) {
+	var c checked
+	allowed, err := s.cfg.Imports.AllowedImports(ctx)
+	if err != nil {
+		return c, err
+	}
+	if s.cfg.Deps != nil {
+		if c.deps, c.problems, err = s.cfg.Deps.Resolve(ctx, files); err != nil || len(c.problems) > 0 {
+			return c, err
+		}
+	}
+	var provided []string
+	if c.deps != nil {
+		provided = c.deps.Modules
+	}
+	if compile {
+		c.problems, c.compiled, err = s.cfg.Validator.CheckCompiled(ctx, files, entry, allowed, provided...)
+	} else {
+		c.problems, err = s.cfg.Validator.Check(ctx, files, entry, allowed, provided...)
+	}
+	return c, err
+}
+
+func packagesProto(ps []store.Package) []*v1.Package {
+	out := make([]*v1.Package, len(ps))
+	for i, p := range ps {
+		out[i] = &v1.Package{Name: p.Name, Version: p.Version}
+	}
+	return out
+}
+
+// packagesText lists packages as "six 1.16.0, attrs 23.2.0".
+func packagesText(ps []store.Package) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.Name + " " + p.Version
+	}
+	if len(parts) == 0 {
+		return "none beyond the platform's"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // stageFailed is what the caller of a deploy that failed at stage gets. An

@@ -260,14 +260,11 @@ func (s *Service) SaveDraft(ctx context.Context, req *connect.Request[v1.SaveDra
 	if e := req.Msg.GetEntrypoint(); e != "" {
 		entry = e
 	}
-	allowed, err := s.cfg.Imports.AllowedImports(ctx)
+	checked, err := s.checkFiles(ctx, files, entry, false)
 	if err != nil {
 		return nil, s.fail("validate", err)
 	}
-	problems, err := s.cfg.Validator.Check(ctx, files, entry, allowed)
-	if err != nil {
-		return nil, s.fail("validate", err)
-	}
+	problems := checked.problems
 	if entry != a.Entrypoint {
 		if a, err = s.cfg.Store.UpdateApp(ctx, a.ID, store.AppUpdate{Entrypoint: &entry}); err != nil {
 			return nil, s.fail("set entrypoint", err)

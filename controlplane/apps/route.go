@@ -12,16 +12,32 @@ import (
 )
 
 // Route returns the route of the app called slug, or nil if there is no such
-// deployed app. When Redis has lost the route or its bundle (Redis is only a
-// cache) both are rebuilt from the platform database first.
+// deployed app. When Redis has lost the route, its bundle or its
+// dependencies (Redis is only a cache), they are rebuilt from the platform
+// database first.
 func (s *Service) Route(ctx context.Context, slug string) (*v1.Route, error) {
 	r, err := s.cfg.Publisher.Route(ctx, slug)
 	if err != nil {
 		return nil, err
 	}
 	if r != nil {
-		return r, nil
+		ok, err := s.cfg.Publisher.HasBundle(ctx, r.GetVersion())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if err := s.publishDeps(ctx, r.GetDeps()); err != nil {
+				return nil, err
+			}
+			return r, nil
+		}
 	}
+	return s.rebuild(ctx, slug)
+}
+
+// rebuild republishes the app called slug, whose route or bundle Redis
+// has lost, and returns its route; nil if there is no such deployed app.
+func (s *Service) rebuild(ctx context.Context, slug string) (*v1.Route, error) {
 	a, err := s.cfg.Store.AppByName(ctx, slug)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -55,6 +71,9 @@ func (s *Service) Resync(ctx context.Context) (int, error) {
 			return n, err
 		}
 		if r != nil && r.GetVersion() == a.DeployedVersion && r.GetEnvRev() == a.EnvRev && ok {
+			if err := s.publishDeps(ctx, a.DeployedDeps); err != nil {
+				return n, fmt.Errorf("resync %s: %w", a.Name, err)
+			}
 			continue
 		}
 		if _, err := s.republish(ctx, a); err != nil {
@@ -71,6 +90,9 @@ func (s *Service) republish(ctx context.Context, a *store.App) (*v1.Route, error
 		return nil, fmt.Errorf("version %s of %s: %w", a.DeployedVersion, a.Name, err)
 	}
 	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(v.Files)); err != nil {
+		return nil, err
+	}
+	if err := s.publishDeps(ctx, a.DeployedDeps); err != nil {
 		return nil, err
 	}
 	r, err := s.publishRoute(ctx, a)
@@ -94,6 +116,7 @@ func (s *Service) route(ctx context.Context, a *store.App) (*v1.Route, error) {
 	}
 	r := &v1.Route{AppId: a.ID, Slug: a.Name, Version: a.DeployedVersion, Entrypoint: a.Entrypoint, OwnerId: a.OwnerID,
 		EnvRev: a.EnvRev, Title: a.Name, Description: a.Description, Compiled: a.DeployedCompiled,
+		Deps:                   a.DeployedDeps,
 		OwnerRequestsPerMinute: int32(owner.RequestLimit())}
 	env, err := s.appEnv(ctx, a)
 	if err != nil {
@@ -122,6 +145,15 @@ func (s *Service) publishRoute(ctx context.Context, a *store.App) (*v1.Route, er
 		return nil, err
 	}
 	return r, nil
+}
+
+// publishDeps makes sure Redis has the dependency archive archive, if
+// there is one.
+func (s *Service) publishDeps(ctx context.Context, archive string) error {
+	if archive == "" || s.cfg.Deps == nil {
+		return nil
+	}
+	return s.cfg.Deps.Publish(ctx, archive)
 }
 
 func routeEnvLabel(appID, rev string) string { return "route-env:" + appID + ":" + rev }

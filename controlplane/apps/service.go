@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gofastapi/gofastapi/controlplane/auth"
+	"github.com/gofastapi/gofastapi/controlplane/deps"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
@@ -73,8 +74,18 @@ type Publisher interface {
 
 // Validator checks files before they are stored, and compiles those deployed.
 type Validator interface {
-	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, error)
-	CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, []bundle.File, error)
+	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, provided ...string) ([]validate.Problem, error)
+	CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, provided ...string) ([]validate.Problem, []bundle.File, error)
+}
+
+// Dependencies installs the packages an app's requirements.txt declares
+// (see controlplane/deps).
+type Dependencies interface {
+	// Resolve returns the installed dependencies of files, nil when they
+	// declare none, or problems in requirements.txt.
+	Resolve(ctx context.Context, files []bundle.File) (*deps.Set, []validate.Problem, error)
+	// Publish makes sure Redis has the dependency archive archive.
+	Publish(ctx context.Context, archive string) error
 }
 
 // Logs keeps app logs.
@@ -130,6 +141,9 @@ type Config struct {
 	Resolver CNAMEResolver
 	// Imports is the import allowlist applied at validation.
 	Imports ImportSource
+	// Deps, when set, installs the packages of apps' requirements.txt;
+	// without it requirements.txt is an ordinary file.
+	Deps Dependencies
 	// Secrets seals app secrets.
 	Secrets Sealer
 	// PlatformEnv, when set, adds the platform's variables to every app's

@@ -74,11 +74,14 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(target.Files)); err != nil {
 		return nil, s.fail("publish bundle", err)
 	}
+	if err := s.publishDeps(ctx, target.Deps); err != nil {
+		return nil, s.fail("publish dependencies", err)
+	}
 	if err := s.cfg.Store.SetDeployed(ctx, a.ID, target); err != nil {
 		return nil, s.fail("set deployed", err)
 	}
 	prev := a.DeployedVersion
-	a.DeployedVersion, a.Entrypoint, a.DeployedCompiled = target.Hash, target.Entrypoint, target.Compiled
+	a.DeployedVersion, a.Entrypoint, a.DeployedCompiled, a.DeployedDeps = target.Hash, target.Entrypoint, target.Compiled, target.Deps
 	if _, err := s.publishRoute(ctx, a); err != nil {
 		return nil, s.fail("publish route", err)
 	}
@@ -128,7 +131,7 @@ func versionInfo(a *store.App, v *store.Version) *v1.VersionInfo {
 		t = v.CreatedAt
 	}
 	info := &v1.VersionInfo{Version: v.Hash, CreatedAt: timestamppb.New(t), Entrypoint: v.Entrypoint,
-		Current: v.Hash == a.DeployedVersion && v.Entrypoint == a.Entrypoint}
+		Current: v.Hash == a.DeployedVersion && v.Entrypoint == a.Entrypoint, Packages: packagesProto(v.Packages)}
 	for _, f := range v.Files {
 		info.Files = append(info.Files, &v1.FileInfo{Name: f.Name, Size: int64(len(f.Content))})
 	}

@@ -63,9 +63,10 @@ type Databases interface {
 	ListDatabases(context.Context, *connect.Request[v1.ListDatabasesRequest]) (*connect.Response[v1.ListDatabasesResponse], error)
 }
 
-// Validator checks an app's files as a deploy would.
+// Validator checks an app's files as a deploy would, with the import
+// allowlist in force and the app's dependencies.
 type Validator interface {
-	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, error)
+	Check(ctx context.Context, files []bundle.File, entrypoint string) ([]validate.Problem, error)
 }
 
 // Imports is the import allowlist in force.

@@ -281,11 +281,7 @@ func (s *Service) validate(ctx context.Context, files []bundle.File, entry strin
 	if entry == "" {
 		entry = "app.py"
 	}
-	allowed, err := s.cfg.Imports.AllowedImports(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.cfg.Validator.Check(ctx, files, entry, allowed)
+	return s.cfg.Validator.Check(ctx, files, entry)
 }
 
 func toFiles(fs []fileArg) []bundle.File {

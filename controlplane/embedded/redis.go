@@ -117,13 +117,14 @@ func waitPing(ctx context.Context, u string, exited <-chan struct{}) error {
 }
 
 // RunnerUser creates (or replaces) a Redis ACL user that can only GET keys
-// under bundle: and compiled: (bundles and their compiled modules) and
+// under bundle:, compiled: and deps: (bundles, their compiled modules and
+// apps' dependencies) and
 // returns a URL for it. Runners run untrusted code next to
 // this credential, so it must not allow writes or other keys.
 func RunnerUser(ctx context.Context, rdb redis.UniversalClient, adminURL string) (string, error) {
 	pass := randomHex(24)
 	err := rdb.Do(ctx, "ACL", "SETUSER", "gofastapi-runner", "reset", "on", ">"+pass,
-		"resetkeys", "~bundle:*", "~compiled:*", "resetchannels", "-@all", "+get", "+ping", "+hello", "+auth").Err()
+		"resetkeys", "~bundle:*", "~compiled:*", "~deps:*", "resetchannels", "-@all", "+get", "+ping", "+hello", "+auth").Err()
 	if err != nil {
 		return "", fmt.Errorf("create runner redis user: %w", err)
 	}

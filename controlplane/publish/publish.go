@@ -65,6 +65,21 @@ func (p *Publisher) HasBundle(ctx context.Context, hash string) (bool, error) {
 	return n == 1, err
 }
 
+// PutDeps stores the archive of an app's dependencies (bundle.PackDeps)
+// under its content hash; it never changes, so an existing one is kept.
+func (p *Publisher) PutDeps(ctx context.Context, hash string, archive []byte) error {
+	if err := p.rdb.SetNX(ctx, bundle.DepsKey(hash), archive, 0).Err(); err != nil {
+		return fmt.Errorf("put deps %s: %w", hash, err)
+	}
+	return nil
+}
+
+// HasDeps reports whether Redis holds the dependency archive hash.
+func (p *Publisher) HasDeps(ctx context.Context, hash string) (bool, error) {
+	n, err := p.rdb.Exists(ctx, bundle.DepsKey(hash)).Result()
+	return n == 1, err
+}
+
 // SetRoute writes r and announces the change.
 func (p *Publisher) SetRoute(ctx context.Context, r *v1.Route) error {
 	data, err := proto.Marshal(r)

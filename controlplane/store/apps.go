@@ -20,9 +20,12 @@ type App struct {
 	DeployedVersion string `bson:"deployed_version"`
 	// DeployedCompiled is the content hash of the deployed version's
 	// compiled modules (Version.Compiled), which its route carries.
-	DeployedCompiled string    `bson:"deployed_compiled,omitempty"`
-	CreatedAt        time.Time `bson:"created_at"`
-	DeployedAt       time.Time `bson:"deployed_at"`
+	DeployedCompiled string `bson:"deployed_compiled,omitempty"`
+	// DeployedDeps is the deployed version's dependencies (Version.Deps),
+	// which its route carries.
+	DeployedDeps string    `bson:"deployed_deps,omitempty"`
+	CreatedAt    time.Time `bson:"created_at"`
+	DeployedAt   time.Time `bson:"deployed_at"`
 	// Mode is "single" or "multi" (how the editor shows the files).
 	Mode       string `bson:"mode"`
 	Notes      string `bson:"notes"`
@@ -95,7 +98,7 @@ func (s *Store) ListApps(ctx context.Context, ownerID string) ([]*App, error) {
 // compiled modules).
 func (s *Store) SetDeployed(ctx context.Context, id string, v *Version) error {
 	res, err := s.apps.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{
-		"deployed_version": v.Hash, "entrypoint": v.Entrypoint, "deployed_compiled": v.Compiled, "deployed_at": now(),
+		"deployed_version": v.Hash, "entrypoint": v.Entrypoint, "deployed_compiled": v.Compiled, "deployed_deps": v.Deps, "deployed_at": now(),
 	}})
 	if err != nil {
 		return classify(err)

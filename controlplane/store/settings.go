@@ -20,13 +20,18 @@ type Settings struct {
 	// AllowedImports is the admin's import allowlist; nil means the
 	// built-in defaults are in force (the store does not know them).
 	AllowedImports []string
+	// AllowedPackages is the admin's dependency allowlist; nil means the
+	// built-in defaults are in force.
+	AllowedPackages []string
 }
 
 // settingsDoc is Settings as stored: the zero document means the defaults.
 type settingsDoc struct {
-	SignupsOff     bool     `bson:"signups_off"`
-	ImportsCustom  bool     `bson:"imports_custom"`
-	AllowedImports []string `bson:"allowed_imports"`
+	SignupsOff      bool     `bson:"signups_off"`
+	ImportsCustom   bool     `bson:"imports_custom"`
+	AllowedImports  []string `bson:"allowed_imports"`
+	PackagesCustom  bool     `bson:"packages_custom"`
+	AllowedPackages []string `bson:"allowed_packages"`
 }
 
 // Settings returns the platform settings; a platform nobody configured
@@ -44,6 +49,12 @@ func (s *Store) Settings(ctx context.Context) (*Settings, error) {
 			st.AllowedImports = []string{}
 		}
 	}
+	if d.PackagesCustom {
+		st.AllowedPackages = d.AllowedPackages
+		if st.AllowedPackages == nil {
+			st.AllowedPackages = []string{}
+		}
+	}
 	return st, nil
 }
 
@@ -59,6 +70,15 @@ func (s *Store) SetAllowedImports(ctx context.Context, modules []string) error {
 		return s.setSettings(ctx, bson.M{"$set": bson.M{"imports_custom": false}, "$unset": bson.M{"allowed_imports": ""}})
 	}
 	return s.setSettings(ctx, bson.M{"$set": bson.M{"imports_custom": true, "allowed_imports": modules}})
+}
+
+// SetAllowedPackages replaces the dependency allowlist; nil goes back to
+// the defaults.
+func (s *Store) SetAllowedPackages(ctx context.Context, packages []string) error {
+	if packages == nil {
+		return s.setSettings(ctx, bson.M{"$set": bson.M{"packages_custom": false}, "$unset": bson.M{"allowed_packages": ""}})
+	}
+	return s.setSettings(ctx, bson.M{"$set": bson.M{"packages_custom": true, "allowed_packages": packages}})
 }
 
 func (s *Store) setSettings(ctx context.Context, update bson.M) error {

@@ -22,7 +22,12 @@ type Version struct {
 	// deploy compiled them (see publish.PutCompiled); empty if it did not.
 	// Only the hash is kept: the compiled files are in Redis, and a route
 	// whose compiled files are gone still works (Python compiles).
-	Compiled  string    `bson:"compiled,omitempty"`
+	Compiled string `bson:"compiled,omitempty"`
+	// Deps is the content hash of the archive of the dependencies
+	// installed for the version's requirements.txt (DependencySet.Archive);
+	// empty when it declares none. Packages are what it holds.
+	Deps      string    `bson:"deps,omitempty"`
+	Packages  []Package `bson:"packages,omitempty"`
 	CreatedAt time.Time `bson:"created_at"`
 	// DeployedAt is the last time this content was deployed (not rolled
 	// back to): versions are listed in this order.
@@ -43,7 +48,9 @@ func (s *Store) PutVersion(ctx context.Context, v *Version) error {
 	v.ID, v.CreatedAt = v.AppID+":"+v.Hash, now()
 	v.DeployedAt = v.CreatedAt
 	insert := bson.M{"_id": v.ID, "app_id": v.AppID, "hash": v.Hash, "entrypoint": v.Entrypoint, "files": v.Files, "created_at": v.CreatedAt}
-	set := bson.M{"deployed_at": v.DeployedAt}
+	// The same files may install other packages when the allowlist or
+	// the index changed: the last deploy's are the version's.
+	set := bson.M{"deployed_at": v.DeployedAt, "deps": v.Deps, "packages": v.Packages}
 	if v.Compiled != "" {
 		set["compiled"] = v.Compiled
 	}

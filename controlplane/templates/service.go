@@ -35,7 +35,7 @@ type Store interface {
 
 // Validator checks template code.
 type Validator interface {
-	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]validate.Problem, error)
+	Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, provided ...string) ([]validate.Problem, error)
 }
 
 // AppFiles gives the files of a user's app, to save as a template.

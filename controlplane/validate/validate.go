@@ -106,9 +106,11 @@ func (v *Validator) Close() {
 }
 
 // Check returns every problem found in files, or nil when they may be
-// deployed. An error means validation itself could not run.
-func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]Problem, error) {
-	probs, _, err := v.check(ctx, files, entrypoint, allowed, false)
+// deployed. Imports must be on allowed, or among provided: the top-level
+// modules of the app's own dependencies (see controlplane/deps), which
+// count as installed too. An error means validation itself could not run.
+func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, provided ...string) ([]Problem, error) {
+	probs, _, err := v.check(ctx, files, entrypoint, allowed, provided, false)
 	return probs, err
 }
 
@@ -118,17 +120,17 @@ func (v *Validator) Check(ctx context.Context, files []bundle.File, entrypoint s
 // import loads instead of compiling F (an unchecked hash-based pyc, PEP
 // 552). A file only the compiler finds wrong has none. Nothing is compiled
 // when a Python file is not UTF-8, which the validator sees only as text.
-func (v *Validator) CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string) ([]Problem, []bundle.File, error) {
+func (v *Validator) CheckCompiled(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, provided ...string) ([]Problem, []bundle.File, error) {
 	compile := true
 	for _, f := range files {
 		if strings.HasSuffix(f.Name, ".py") && !utf8.Valid(f.Content) {
 			compile = false
 		}
 	}
-	return v.check(ctx, files, entrypoint, allowed, compile)
+	return v.check(ctx, files, entrypoint, allowed, provided, compile)
 }
 
-func (v *Validator) check(ctx context.Context, files []bundle.File, entrypoint string, allowed []string, compile bool) ([]Problem, []bundle.File, error) {
+func (v *Validator) check(ctx context.Context, files []bundle.File, entrypoint string, allowed, provided []string, compile bool) ([]Problem, []bundle.File, error) {
 	if probs := CheckNames(files); len(probs) > 0 {
 		return probs, nil, nil
 	}
@@ -141,8 +143,9 @@ func (v *Validator) check(ctx context.Context, files []bundle.File, entrypoint s
 		Entrypoint string   `json:"entrypoint"`
 		Allowed    []string `json:"allowed"`
 		Installed  []string `json:"installed"`
+		Provided   []string `json:"provided,omitempty"`
 		Compile    bool     `json:"compile,omitempty"`
-	}{Entrypoint: entrypoint, Allowed: allowed, Installed: v.installed, Compile: compile}
+	}{Entrypoint: entrypoint, Allowed: allowed, Installed: v.installed, Provided: provided, Compile: compile}
 	for _, f := range files {
 		req.Files = append(req.Files, file{Name: f.Name, Content: string(f.Content)})
 	}

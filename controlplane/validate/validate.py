@@ -3,7 +3,7 @@
 Reads JSON requests on stdin, one per line, and answers each with one line
 on stdout. A request is:
   {"files": [{"name": str, "content": str}], "entrypoint": str, "allowed": [str],
-   "compile": bool}
+   "installed": [str], "provided": [str], "compile": bool}
 and its answer:
   {"errors": [{"file": str, "line": int, "column": int, "message": str}],
    "compiled": [{"name": str, "content": base64}]}
@@ -62,8 +62,13 @@ def defines_app(body):
 def check(req):
     files = req.get("files", [])
     entry = req.get("entrypoint") or "app.py"
-    allowed = req.get("allowed", [])
+    # provided: the top-level modules of the app's own dependencies
+    # (requirements.txt), allowed and installed for this app.
+    provided = req.get("provided") or []
+    allowed = (req.get("allowed") or []) + provided
     installed = set(req.get("installed") or [])
+    if installed:
+        installed |= set(provided)
     errors = []
     local = set()
     for f in files:
@@ -112,7 +117,8 @@ def check(req):
 
 def bad_import(name, node, module):
     return {"file": name, "line": node.lineno, "column": node.col_offset + 1,
-            "message": "import of %r is not allowed: allowed packages are listed in the platform's import allowlist" % module}
+            "message": "import of %r is not allowed: allowed packages are listed in the platform's import allowlist,"
+                       " and packages on its dependency allowlist may be declared in requirements.txt" % module}
 
 
 def missing(module, installed, local):

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -224,6 +225,7 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		ReadyTimeout: b.cfg.ReadyTimeout,
 		RunAs:        b.runAs(),
 		BundleCache:  b.cacheRoot(),
+		DepsCache:    b.depsCache(),
 	})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -233,6 +235,15 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		return cachingRunner{Runner: r, b: b}, nil
 	}
 	return r, nil
+}
+
+// depsCache is where the runners share apps' dependencies: only when
+// they run as users of their own, who cannot change the shared files.
+func (b *Backend) depsCache() string {
+	if b.cfg.RunnerUIDs.Count == 0 {
+		return ""
+	}
+	return filepath.Join(b.workRoot, "deps")
 }
 
 func (b *Backend) cacheRoot() string {

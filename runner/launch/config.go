@@ -44,6 +44,9 @@ type Config struct {
 	// on WorkDir's file system: the agent links an app's files from it when
 	// it holds them. It needs RunAs.
 	BundleCache string
+	// DepsCache, when set, is where the host's runners share apps'
+	// dependencies, unpacked (the agent's --deps-cache); it needs RunAs.
+	DepsCache string
 	// ReadyTimeout bounds loading the app and its first answer; zero means
 	// the agent's default (10s).
 	ReadyTimeout time.Duration
@@ -76,6 +79,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("launch: Zygote %q must be an absolute path", c.Zygote)
 	case c.BundleCache != "" && !filepath.IsAbs(c.BundleCache):
 		return fmt.Errorf("launch: BundleCache %q must be an absolute path", c.BundleCache)
+	case c.DepsCache != "" && (!filepath.IsAbs(c.DepsCache) || c.RunAs == nil):
+		return fmt.Errorf("launch: DepsCache %q must be an absolute path, and needs RunAs", c.DepsCache)
 	case c.BundleCache != "" && c.RunAs == nil:
 		return errors.New("launch: BundleCache needs RunAs: the app's user must not own the cached files")
 	}
@@ -102,6 +107,9 @@ func (c Config) args() []string {
 	}
 	if c.RunAs != nil {
 		args = append(args, "--run-as", c.RunAs.String())
+	}
+	if c.DepsCache != "" {
+		args = append(args, "--deps-cache", c.DepsCache)
 	}
 	if c.BundleCache != "" {
 		args = append(args, "--bundle-cache", c.BundleCache)

@@ -1,0 +1,463 @@
+package deps
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gofastapi/gofastapi/controlplane/store"
+	"github.com/gofastapi/gofastapi/controlplane/validate"
+	"github.com/gofastapi/gofastapi/proto/bundle"
+)
+
+// Store keeps installed sets and their archives.
+type Store interface {
+	DependencySet(ctx context.Context, key string) (*store.DependencySet, error)
+	PutDependencySet(ctx context.Context, d *store.DependencySet, archive []byte) error
+	DependencyArchive(ctx context.Context, hash string) ([]byte, error)
+}
+
+// Publisher puts archives where runners fetch them.
+type Publisher interface {
+	HasDeps(ctx context.Context, hash string) (bool, error)
+	PutDeps(ctx context.Context, hash string, archive []byte) error
+}
+
+// Config configures a Resolver.
+type Config struct {
+	// Python is the runners' interpreter; pip runs in it, so the packages
+	// suit it.
+	Python string
+	// Index is the package index's URL (PEP 503 "simple" API); empty:
+	// apps cannot declare dependencies.
+	Index string
+	// Allowed returns the dependency allowlist in force.
+	Allowed   func(ctx context.Context) ([]string, error)
+	Store     Store
+	Publisher Publisher
+	// Timeout bounds one install; 0 means two minutes.
+	Timeout time.Duration
+	// TempDir is where installs happen; empty: the system's.
+	TempDir string
+}
+
+// Set is the dependencies of one app version.
+type Set struct {
+	// Archive is the content hash of the installed packages' archive
+	// (Route.deps).
+	Archive  string
+	Packages []store.Package
+	// Modules are the top-level modules the packages provide: the app may
+	// import them.
+	Modules []string
+	// Cached is true when the set had been installed before.
+	Cached bool
+}
+
+// Resolver installs apps' dependencies. It is safe for concurrent use;
+// concurrent resolutions of the same requirements install once.
+type Resolver struct {
+	cfg      Config
+	tag      string          // the interpreter's cache tag, such as cpython-311
+	platform map[string]bool // distributions the interpreter has, normalized
+	group    singleflight.Group
+}
+
+// New returns a Resolver for cfg; it asks the interpreter what it is and
+// which packages it has.
+func New(cfg Config) (*Resolver, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.TempDir != "" {
+		if err := os.MkdirAll(cfg.TempDir, 0o700); err != nil {
+			return nil, fmt.Errorf("dependencies: %w", err)
+		}
+	}
+	out, err := exec.Command(cfg.Python, "-I", "-c", `import sys, importlib.metadata as m
+print(sys.implementation.cache_tag)
+for d in m.distributions(): print(d.metadata["Name"])`).Output()
+	if err != nil {
+		return nil, fmt.Errorf("dependencies: ask %s for its packages: %w", cfg.Python, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	r := &Resolver{cfg: cfg, tag: lines[0], platform: map[string]bool{}}
+	for _, name := range lines[1:] {
+		r.platform[Normalize(name)] = true
+	}
+	return r, nil
+}
+
+// Index is the package index dependencies come from; empty if none.
+func (r *Resolver) Index() string { return r.cfg.Index }
+
+// Key names the installation of reqs by r: the same requirements for the
+// same interpreter from the same index are installed once.
+func (r *Resolver) Key(reqs []Requirement) string {
+	lines := make([]string, len(reqs))
+	for i, q := range reqs {
+		lines[i] = q.String()
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte("python=" + r.tag + "\nindex=" + r.cfg.Index + "\n" + strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:])
+}
+
+// Resolve returns the dependencies declared by files' requirements.txt,
+// installing them if no app has installed the same before, and makes sure
+// Redis has their archive. It returns nil when files declare none, and
+// problems (in requirements.txt) when they cannot be installed as
+// declared; an error means the platform failed.
+func (r *Resolver) Resolve(ctx context.Context, files []bundle.File) (*Set, []validate.Problem, error) {
+	i := slices.IndexFunc(files, func(f bundle.File) bool { return f.Name == File })
+	if i < 0 {
+		return nil, nil, nil
+	}
+	reqs, probs := Parse(files[i].Content)
+	if len(probs) > 0 || len(reqs) == 0 {
+		return nil, probs, nil
+	}
+	allowed, err := r.cfg.Allowed(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if probs := CheckAllowed(reqs, allowed); len(probs) > 0 {
+		return nil, probs, nil
+	}
+	if r.cfg.Index == "" {
+		return nil, []validate.Problem{{File: File, Message: "this platform has no package index, so apps cannot declare dependencies: remove requirements.txt, or ask an admin to start the platform with --package-index"}}, nil
+	}
+	key := r.Key(reqs)
+	v, err, _ := r.group.Do(key, func() (any, error) { return r.resolve(context.WithoutCancel(ctx), key, reqs) })
+	if err != nil {
+		return nil, nil, err
+	}
+	res := v.(resolved)
+	if len(res.probs) > 0 {
+		return nil, res.probs, nil
+	}
+	set := *res.set
+	// The allowlist may have lost a package since the set was installed.
+	ok := allowSet(allowed)
+	for _, p := range set.Packages {
+		if !ok(p.Name) && !r.platform[p.Name] {
+			return nil, []validate.Problem{{File: File, Message: fmt.Sprintf(
+				"package %s, which your requirements need, is not on the platform's dependency allowlist; ask an admin to allow it", p.Name)}}, nil
+		}
+	}
+	return &set, nil, nil
+}
+
+type resolved struct {
+	set   *Set
+	probs []validate.Problem
+}
+
+func (r *Resolver) resolve(ctx context.Context, key string, reqs []Requirement) (resolved, error) {
+	d, err := r.cfg.Store.DependencySet(ctx, key)
+	if err == nil {
+		if err := r.Publish(ctx, d.Archive); err != nil {
+			return resolved{}, err
+		}
+		return resolved{set: &Set{Archive: d.Archive, Packages: d.Packages, Modules: d.Modules, Cached: true}}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return resolved{}, err
+	}
+	allowed, err := r.cfg.Allowed(ctx)
+	if err != nil {
+		return resolved{}, err
+	}
+	dir, err := os.MkdirTemp(r.cfg.TempDir, "gofastapi-deps-")
+	if err != nil {
+		return resolved{}, fmt.Errorf("dependencies: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	site := filepath.Join(dir, "site")
+	if probs, err := r.pip(ctx, dir, site, reqs); err != nil || len(probs) > 0 {
+		return resolved{probs: probs}, err
+	}
+	packages, probs, err := r.check(site, allowSet(allowed))
+	if err != nil || len(probs) > 0 {
+		return resolved{probs: probs}, err
+	}
+	archive, hash, err := bundle.PackDeps(site)
+	if err != nil {
+		return resolved{}, err
+	}
+	set := &Set{Archive: hash, Packages: packages, Modules: topModules(site)}
+	if err := r.cfg.Store.PutDependencySet(ctx, &store.DependencySet{Key: key, Archive: hash, Packages: packages, Modules: set.Modules}, archive); err != nil {
+		return resolved{}, err
+	}
+	if err := r.cfg.Publisher.PutDeps(ctx, hash, archive); err != nil {
+		return resolved{}, err
+	}
+	return resolved{set: set}, nil
+}
+
+// Publish makes sure Redis has the archive with content hash hash, from
+// the platform database if Redis lost it.
+func (r *Resolver) Publish(ctx context.Context, hash string) error {
+	ok, err := r.cfg.Publisher.HasDeps(ctx, hash)
+	if err != nil || ok {
+		return err
+	}
+	archive, err := r.cfg.Store.DependencyArchive(ctx, hash)
+	if err != nil {
+		return fmt.Errorf("dependency archive %s: %w", hash, err)
+	}
+	return r.cfg.Publisher.PutDeps(ctx, hash, archive)
+}
+
+// pip installs reqs into site. What pip reports wrong with the
+// requirements comes back as problems, at the line of the package it
+// names when it names one.
+func (r *Resolver) pip(ctx context.Context, dir, site string, reqs []Requirement) ([]validate.Problem, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	list := filepath.Join(dir, "requirements.txt")
+	var b strings.Builder
+	for _, q := range reqs {
+		b.WriteString(q.String() + "\n")
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o600); err != nil {
+		return nil, fmt.Errorf("dependencies: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, r.cfg.Python, "-m", "pip", "install",
+		"--isolated", "--no-input", "--disable-pip-version-check", "--no-cache-dir", "--progress-bar", "off",
+		"--only-binary", ":all:", "--no-compile", "--no-warn-script-location", "--quiet", "--root-user-action", "ignore",
+		"--index-url", r.cfg.Index, "--target", site, "--requirement", list)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return []validate.Problem{{File: File, Message: fmt.Sprintf("installing the packages took more than %s; try again, or declare fewer", r.cfg.Timeout)}}, nil
+	}
+	if err == nil {
+		return nil, nil
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return nil, fmt.Errorf("dependencies: run pip: %w", err)
+	}
+	return pipProblems(stderr.String(), reqs), nil
+}
+
+// pipProblems turns pip's ERROR lines into problems.
+func pipProblems(stderr string, reqs []Requirement) []validate.Problem {
+	var probs []validate.Problem
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		msg, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "ERROR: ")
+		if !ok {
+			continue
+		}
+		p := validate.Problem{File: File, Message: "pip: " + msg}
+		for _, q := range reqs {
+			if names(msg, "requirement ", q.Name) || names(msg, "found for ", q.Name) {
+				p.Line = q.Line
+			}
+		}
+		probs = append(probs, p)
+	}
+	if len(probs) == 0 {
+		msg := strings.TrimSpace(stderr)
+		if len(msg) > 500 {
+			msg = msg[len(msg)-500:]
+		}
+		probs = append(probs, validate.Problem{File: File, Message: "pip could not install the packages: " + msg})
+	}
+	return probs
+}
+
+// names reports whether msg has after, then the package name (in pip's
+// spelling or normalized), as a whole name.
+func names(msg, after, name string) bool {
+	for rest := strings.ToLower(msg); ; {
+		i := strings.Index(rest, after)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(after):]
+		n := nameRE.FindString(rest)
+		if Normalize(n) == name {
+			return true
+		}
+	}
+}
+
+// check returns the packages installed in site, after removing those the
+// runners' Python has already (it finds its own first), or problems: a
+// package that is neither allowed nor the platform's, a native extension,
+// or too much.
+func (r *Resolver) check(site string, allowed func(string) bool) ([]store.Package, []validate.Problem, error) {
+	infos, err := filepath.Glob(filepath.Join(site, "*.dist-info"))
+	if err != nil {
+		return nil, nil, err
+	}
+	var packages []store.Package
+	var probs []validate.Problem
+	for _, info := range infos {
+		p, err := readMetadata(info)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case allowed(p.Name):
+			packages = append(packages, p)
+		case r.platform[p.Name]:
+			if err := removeInstalled(site, info); err != nil {
+				return nil, nil, err
+			}
+		default:
+			probs = append(probs, validate.Problem{File: File, Message: fmt.Sprintf(
+				"package %s %s, which your requirements need, is not on the platform's dependency allowlist; ask an admin to allow it", p.Name, p.Version)})
+		}
+	}
+	os.RemoveAll(filepath.Join(site, "bin")) // console scripts: runners do not run them
+	var size int64
+	files := 0
+	err = filepath.WalkDir(site, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(site, p)
+		if native(d.Name()) {
+			probs = append(probs, validate.Problem{File: File, Message: fmt.Sprintf(
+				"%s is a native extension; only pure-Python packages are allowed", filepath.ToSlash(rel))})
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += info.Size()
+		files++
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if size > bundle.MaxDepsBytes || files > bundle.MaxDepsFiles {
+		probs = append(probs, validate.Problem{File: File, Message: fmt.Sprintf(
+			"the packages take %d MB in %d files; at most %d MB and %d files are allowed", size>>20, files, bundle.MaxDepsBytes>>20, bundle.MaxDepsFiles)})
+	}
+	slices.SortFunc(packages, func(a, b store.Package) int { return strings.Compare(a.Name, b.Name) })
+	return packages, probs, nil
+}
+
+func native(name string) bool {
+	for _, ext := range []string{".so", ".pyd", ".dylib", ".dll"} {
+		if strings.HasSuffix(name, ext) || strings.Contains(name, ext+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// readMetadata reads the name and version of the installed distribution
+// whose .dist-info directory is info.
+func readMetadata(info string) (store.Package, error) {
+	data, err := os.ReadFile(filepath.Join(info, "METADATA"))
+	if err != nil {
+		return store.Package{}, fmt.Errorf("dependencies: %w", err)
+	}
+	var p store.Package
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
+			break // the headers end
+		}
+		if v, ok := strings.CutPrefix(line, "Name: "); ok {
+			p.Name = Normalize(strings.TrimSpace(v))
+		}
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			p.Version = strings.TrimSpace(v)
+		}
+	}
+	if p.Name == "" {
+		return p, fmt.Errorf("dependencies: %s has no name", filepath.Base(info))
+	}
+	return p, nil
+}
+
+// removeInstalled removes the files that the distribution whose .dist-info
+// directory is info installed in site (its RECORD), and the directory.
+func removeInstalled(site, info string) error {
+	data, err := os.ReadFile(filepath.Join(info, "RECORD"))
+	if err != nil {
+		return fmt.Errorf("dependencies: %w", err)
+	}
+	root, err := os.OpenRoot(site)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, line := range strings.Split(string(data), "\n") {
+		name, _, _ := strings.Cut(line, ",")
+		if name != "" {
+			root.Remove(name) // a path leaving site is refused by the Root
+		}
+	}
+	if err := os.RemoveAll(info); err != nil {
+		return err
+	}
+	// Directories the removal emptied go too.
+	entries, err := os.ReadDir(site)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			removeEmpty(filepath.Join(site, e.Name()))
+		}
+	}
+	return nil
+}
+
+// removeEmpty removes dir if nothing but directories with nothing in them
+// are under it.
+func removeEmpty(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	empty := true
+	for _, e := range entries {
+		if !e.IsDir() || !removeEmpty(filepath.Join(dir, e.Name())) {
+			empty = false
+		}
+	}
+	return empty && os.Remove(dir) == nil
+}
+
+// topModules returns the modules importable from site's top: packages
+// (directories) and single-file modules.
+func topModules(site string) []string {
+	entries, _ := os.ReadDir(site)
+	var mods []string
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".dist-info") || name == "__pycache__" || strings.HasPrefix(name, "."):
+		case e.IsDir():
+			mods = append(mods, name)
+		case strings.HasSuffix(name, ".py"):
+			mods = append(mods, strings.TrimSuffix(name, ".py"))
+		}
+	}
+	return mods
+}

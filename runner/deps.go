@@ -1,0 +1,77 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gofastapi/gofastapi/proto/bundle"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// depsRoot is where the agent unpacks apps' dependencies: the host's
+// shared --deps-cache, else its own workdir.
+func (c config) depsRoot() string {
+	if c.depsCache != "" {
+		return c.depsCache
+	}
+	return filepath.Join(c.workdir, "deps")
+}
+
+// prepareDeps makes the dependency archive hash (the route's deps) ready
+// and returns the directory Python imports them from; "" when the app has
+// none. An archive is unpacked once per depsRoot, under its content hash:
+// complete under a temporary name, then renamed into place, so a runner
+// sees all of it or nothing, and of two runners unpacking the same at
+// once, one rename wins and both use it. Its files are the agent's user's
+// and read-only to the app's (see RunAs), so no app can change what
+// another imports.
+func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.SpecializeResponse) (string, error) {
+	if hash == "" {
+		return "", nil
+	}
+	start := time.Now()
+	defer func() { res.DepsMicros = time.Since(start).Microseconds() }()
+	dir := filepath.Join(s.depsRoot, hash)
+	if _, err := os.Stat(dir); err == nil {
+		res.DepsCached = true
+		return dir, nil
+	}
+	data, err := s.redis.Get(ctx, bundle.DepsKey(hash)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", failure(errBundleNotFound, "dependencies %s not found", hash)
+	case err != nil && ctx.Err() != nil:
+		return "", ctx.Err()
+	case err != nil:
+		s.logf("fetch dependencies %s: %v", hash, err)
+		return "", failure(errBundleStore, "bundle store unavailable")
+	}
+	if err := os.MkdirAll(s.depsRoot, 0o711); err != nil {
+		return "", fmt.Errorf("dependencies: %w", err)
+	}
+	tmp, err := os.MkdirTemp(s.depsRoot, ".unpack-")
+	if err != nil {
+		return "", fmt.Errorf("dependencies: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	unpacked := filepath.Join(tmp, "d")
+	err = bundle.UnpackDeps(data, hash, unpacked)
+	switch {
+	case errors.Is(err, bundle.ErrHashMismatch):
+		return "", failure(errBundleCorrupt, "dependencies %s do not match their hash", hash)
+	case err != nil:
+		return "", failure(errBundleCorrupt, "dependencies %s: %v", hash, err)
+	}
+	if err := os.Rename(unpacked, dir); err != nil {
+		if _, serr := os.Stat(dir); serr != nil {
+			return "", fmt.Errorf("dependencies: %w", err)
+		}
+	}
+	return dir, nil
+}
