@@ -6,13 +6,15 @@
 set -euo pipefail
 
 apt_pkgs=(python3-fastapi python3-uvicorn python3-pymongo python3-jinja2 python3-jose
-  python3-httpx python3-multipart redis-server)
+  python3-httpx python3-multipart python3-pip redis-server)
 py=/usr/bin/python3
 modules="fastapi, uvicorn, starlette, pydantic, pymongo, jinja2, jose, httpx, multipart"
 
 missing() {
   [ -x "$py" ] || return 0
   "$py" -c "import $modules" 2>/dev/null || return 0
+  # pip installs the packages apps declare in requirements.txt.
+  "$py" -m pip --version >/dev/null 2>&1 || return 0
   command -v redis-server >/dev/null || return 0
   return 1
 }
