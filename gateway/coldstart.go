@@ -255,3 +255,45 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 		e.retire()
 	}
 }
+
+// WarmError is why Warm could not start a runner, in words for the app's
+// owner (the same a request would have been answered with).
+type WarmError struct {
+	Reason   string
+	appFault bool
+}
+
+func (e *WarmError) Error() string { return e.Reason }
+
+// AppFault reports whether the app itself failed to start (its import
+// raised, or it did not answer in time); if not, the platform could not
+// start it right now (every runner busy, say).
+func (e *WarmError) AppFault() bool { return e.appFault }
+
+// Warm starts a runner for route's version unless one serves it, so that
+// the first request after a deploy does not wait for a cold start, and
+// waits until it serves. The start is the one requests would share (see
+// coldStart); it runs on its own clock, and ctx only bounds the wait.
+// The runner then serves as any other, and the reaper stops it once the
+// app has been idle for the idle timeout. A failed start is a *WarmError.
+func (g *Gateway) Warm(ctx context.Context, route *v1.Route) error {
+	slug := route.GetSlug()
+	if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil {
+		e.unwaited() // started ahead of requests, as after a redeploy (see refresh)
+		return nil
+	}
+	s := g.coldStart(slug, route)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.err == nil {
+		s.e.unwaited()
+		return nil
+	}
+	var ce *connect.Error
+	appFault := errors.As(s.err, &ce) && (ce.Code() == connect.CodeFailedPrecondition || ce.Code() == connect.CodeDeadlineExceeded) ||
+		errors.Is(s.err, errColdStart) && isTimeout(s.err)
+	return &WarmError{Reason: classify(s.err, slug, &g.cfg).reason, appFault: appFault}
+}

@@ -259,3 +259,55 @@ func TestShutdownReleasesRunners(t *testing.T) {
 	}
 	wait(t, pool.lastRunner().released, "runner released at Shutdown")
 }
+
+// TestWarm: Warm starts the version's runner ahead of requests, which then
+// use it, and records the start at once; a start that fails says whether
+// the app is at fault.
+func TestWarm(t *testing.T) {
+	ctx := context.Background()
+	pool := &fakePool{addr: "runner"}
+	h := newHarness(t, pool, options{dial: newUpstream(t, func(c *fasthttp.RequestCtx) { c.WriteString("ok") })})
+	h.routes.set("demo", "app1", "v1")
+	route, _ := h.routes.Route(ctx, "demo")
+	if err := h.g.Warm(ctx, route); err != nil {
+		t.Fatal(err)
+	}
+	if got := pool.lastRunner().answers.get(); len(got) != 1 || got[0] != 0 {
+		t.Errorf("Answered calls after a warm start: %v; want one, with no first byte", got)
+	}
+	if err := h.g.Warm(ctx, route); err != nil || pool.claimCount() != 1 {
+		t.Errorf("a second Warm: %v, %d claims; want nothing done", err, pool.claimCount())
+	}
+	if status, _, body := h.do(t, http.MethodGet, "http://demo.example.test/", "", nil); status != 200 || body != "ok" {
+		t.Fatalf("GET after Warm = %d %q", status, body)
+	}
+	if pool.claimCount() != 1 {
+		t.Errorf("%d claims; want the warmed runner to serve the request", pool.claimCount())
+	}
+
+	for _, tt := range []struct {
+		err      error
+		appFault bool
+		reason   string
+	}{
+		{connect.NewError(connect.CodeFailedPrecondition, errors.New("app failed to start: NameError: x (at app.py:2)")), true, `App "other" did not start: app failed to start: NameError: x (at app.py:2)`},
+		{connect.NewError(connect.CodeDeadlineExceeded, errors.New("slow")), true, "did not start within"},
+		{connect.NewError(connect.CodeResourceExhausted, errors.New("pool: at capacity")), false, "Every runner is busy"},
+	} {
+		pool := &fakePool{err: tt.err}
+		h := newHarness(t, pool, options{})
+		h.routes.set("other", "app2", "v1")
+		route, _ := h.routes.Route(ctx, "other")
+		var we *WarmError
+		if err := h.g.Warm(ctx, route); !errors.As(err, &we) || we.AppFault() != tt.appFault || !strings.Contains(we.Error(), tt.reason) {
+			t.Errorf("Warm with claim error %v = %v; want a WarmError (app fault %v) saying %q", tt.err, err, tt.appFault, tt.reason)
+		}
+		// A request gets the same words (and the harness is serving
+		// before its cleanup shuts it down).
+		_, _, body := h.do(t, http.MethodGet, "http://other.example.test/", "", http.Header{"Accept": {"application/json"}})
+		var got struct{ Error string }
+		if err := json.Unmarshal([]byte(body), &got); err != nil || !strings.Contains(got.Error, tt.reason) {
+			t.Errorf("a request after the failed warm start: %s; want %q", body, tt.reason)
+		}
+	}
+}

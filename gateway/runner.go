@@ -54,6 +54,15 @@ func (e *runnerEntry) answered() {
 	}
 }
 
+// unwaited records e's start at once, with no first byte, unless a
+// request waited for it (a start ahead of requests, as at a deploy's warm
+// stage, would otherwise be recorded only after the pool's wait for one).
+func (e *runnerEntry) unwaited() {
+	if e.firstByte.CompareAndSwap(firstByteUnwanted, firstByteReported) {
+		e.runner.Answered(0)
+	}
+}
+
 // stopped reports whether the runner has stopped.
 func (e *runnerEntry) stopped() bool {
 	select {

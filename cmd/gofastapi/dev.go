@@ -324,6 +324,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if cfg.WarmOnDeploy {
+		appSvc.SetWarmer(gw)
+	}
 	subCtx, cancelSub := context.WithCancel(ctx)
 	stops = append(stops, cancelSub)
 	if err := pub.Subscribe(subCtx, gw.Invalidate); err != nil {

@@ -44,6 +44,9 @@ type devConfig struct {
 	MongoURI  string
 	RedisURL  string
 	Python    string
+	// WarmOnDeploy has a deploy start a runner for the new version (the
+	// warm stage), which also finds an app that does not start.
+	WarmOnDeploy bool
 	// PackageIndex is the package index (its "simple" API URL) that apps'
 	// dependencies are installed from; empty: apps cannot declare any.
 	PackageIndex string
@@ -102,6 +105,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
 	fs.StringVar(&c.RedisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis URL (default: start redis-server as a child) [REDIS_URL]")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter of the runners and the validator")
+	fs.BoolVar(&c.WarmOnDeploy, "warm-on-deploy", true, "a deploy starts a runner for the new version before it reports live, so the first request is answered at once, and a version that fails to start is not left serving (the version before serves again)")
 	fs.StringVar(&c.PackageIndex, "package-index", os.Getenv("PACKAGE_INDEX"), "URL of the package index (its simple API) that the packages of apps' requirements.txt are installed from; empty: apps cannot declare dependencies [PACKAGE_INDEX]")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", os.Getenv("GOFASTAPI_SECRET_KEY_FILE"), "file of the platform key that encrypts secrets at rest; first line is the current key, older keys below (default: DATA/secret.key, made on first run) [GOFASTAPI_SECRET_KEY_FILE]")
 	fs.IntVar(&c.Warm, "warm", 2, "generic runners kept warm")

@@ -297,8 +297,13 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("GET multi/double/21 = %d %s", code, body)
 	}
 
+	// An app that raises at import fails its deploy at the warm stage,
+	// with the error and its line; it stays deployed (there is no version
+	// to go back to) and answers with the error.
 	crash := writeFile(t, src, "crash.py", "from fastapi import FastAPI\napp = FastAPI()\nx = 1 / 0\n")
-	p.mustCLI("deploy", crash)
+	if out, err := p.cli("deploy", crash); err == nil || !strings.Contains(out, "deploy failed at the warm stage") || !strings.Contains(out, "ZeroDivisionError: division by zero (at crash.py:3)") {
+		t.Errorf("deploy of crash.py: %v\n%s", err, out)
+	}
 	if code, body := p.get("crash", "/"); code != 502 || !strings.Contains(body, "ZeroDivisionError") {
 		t.Errorf("GET crash/ = %d %s; want 502 naming ZeroDivisionError", code, body)
 	}

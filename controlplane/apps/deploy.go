@@ -128,6 +128,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		return "", err
 	}
 
+	prev := a.DeployedVersion
 	if !unchanged {
 		if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "set deployed", err)
@@ -135,7 +136,8 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		a.DeployedCompiled, a.DeployedDeps = v.Compiled, v.Deps
 	}
 	a.DeployedVersion, a.Entrypoint = hash, entry
-	if _, err := s.publishRoute(ctx, a); err != nil {
+	route, err := s.publishRoute(ctx, a)
+	if err != nil {
 		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "publish route", err)
 	}
 	msg = "route points at " + short(hash)
@@ -151,6 +153,12 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 			s.record(ctx, u, store.ActivityAppDeploy, a.Name, "version "+short(hash))
 		}
 	}
+	if !unchanged {
+		if err := s.warmUp(ctx, a, route, prev, report); err != nil {
+			<-drafted
+			return "", err
+		}
+	}
 	if err := <-drafted; err != nil {
 		return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_LIVE, "save draft", err)
 	}
@@ -164,6 +172,55 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 func (s *Service) Check(ctx context.Context, files []bundle.File, entry string) ([]validate.Problem, error) {
 	c, err := s.checkFiles(ctx, files, entry, false)
 	return c.problems, err
+}
+
+// warmUp is the warm stage of a deploy of app a, whose route now points
+// at the new version: a runner is started for it (see Warmer). When the
+// app does not start, the deploy fails with the app's error, and the
+// version deployed before, prev (if any), serves again.
+func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, prev string, report func(v1.DeployStage, string, *v1.DeployResponse) error) error {
+	const stage = v1.DeployStage_DEPLOY_STAGE_WARM
+	w := s.warmer.Load()
+	if w == nil {
+		return report(stage, "not warmed: here a runner starts on the app's first request", nil)
+	}
+	start := time.Now()
+	err := (*w).Warm(ctx, route)
+	var fault interface{ AppFault() bool }
+	switch {
+	case err == nil:
+		return report(stage, fmt.Sprintf("a runner serves version %s (started in %s)", short(route.GetVersion()), time.Since(start).Round(100*time.Microsecond)), nil)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case !errors.As(err, &fault) || !fault.AppFault():
+		return report(stage, "not warmed: "+err.Error()+" The first request starts a runner.", nil)
+	}
+	msg := "deploy failed at the warm stage: " + err.Error()
+	if prev != "" && prev != route.GetVersion() {
+		if rerr := s.restore(ctx, a, prev, route.GetVersion()); rerr != nil {
+			s.cfg.Logger.Error("restore the version deployed before", "app", a.Name, "version", prev, "err", rerr)
+			msg += " The new version stays deployed: restoring version " + short(prev) + " failed (an internal error, in the server's log); roll back to it."
+		} else {
+			msg += " Version " + short(prev) + ", deployed before, serves again meanwhile."
+		}
+	} else {
+		msg += " The app is deployed but does not start until it is fixed."
+	}
+	return connect.NewError(connect.CodeFailedPrecondition, errors.New(msg))
+}
+
+// restore points app a's route back at its version hash prev, after the
+// version failed, failing to start.
+func (s *Service) restore(ctx context.Context, a *store.App, prev, failed string) error {
+	v, err := s.cfg.Store.Version(ctx, a.ID, prev)
+	if err != nil {
+		return err
+	}
+	if err := s.pointAt(ctx, a, v); err != nil {
+		return err
+	}
+	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, v.Hash, "version %s did not start: rolled back to %s", short(failed), short(v.Hash))
+	return nil
 }
 
 // checked is what checking an app's files found.

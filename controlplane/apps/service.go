@@ -125,6 +125,13 @@ type Template struct {
 	Files                           []bundle.File
 }
 
+// Warmer starts a runner for a route's version (see gateway.Warm). An
+// error that says it is the app's fault (AppFault) means the app does not
+// start; any other, that no runner could be started right now.
+type Warmer interface {
+	Warm(ctx context.Context, route *v1.Route) error
+}
+
 // Config configures a Service.
 type Config struct {
 	Store     Store
@@ -155,6 +162,10 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// SetWarmer sets what warms new versions at deploy: the gateway, which is
+// made after the Service it looks routes up in.
+func (s *Service) SetWarmer(w Warmer) { s.warmer.Store(&w) }
+
 // Validate reports whether c is complete.
 func (c Config) Validate() error {
 	switch {
@@ -183,6 +194,9 @@ func (c Config) Validate() error {
 // Service implements gofastapiv1connect.AppServiceHandler.
 type Service struct {
 	cfg Config
+	// warmer, once set (SetWarmer), warms each new version at deploy (the
+	// warm stage); without it the first request starts the app.
+	warmer atomic.Pointer[Warmer]
 	// deploying counts the deploys running per app id (*atomic.Int32).
 	deploying sync.Map
 }

@@ -3,6 +3,7 @@ package apps
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 
 	"connectrpc.com/connect"
@@ -71,25 +72,35 @@ func (s *Service) Rollback(ctx context.Context, req *connect.Request[v1.Rollback
 	if target.Hash == a.DeployedVersion && target.Entrypoint == a.Entrypoint {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("version "+short(target.Hash)+" is already the deployed version"))
 	}
-	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(target.Files)); err != nil {
-		return nil, s.fail("publish bundle", err)
-	}
-	if err := s.publishDeps(ctx, target.Deps); err != nil {
-		return nil, s.fail("publish dependencies", err)
-	}
-	if err := s.cfg.Store.SetDeployed(ctx, a.ID, target); err != nil {
-		return nil, s.fail("set deployed", err)
-	}
 	prev := a.DeployedVersion
-	a.DeployedVersion, a.Entrypoint, a.DeployedCompiled, a.DeployedDeps = target.Hash, target.Entrypoint, target.Compiled, target.Deps
-	if _, err := s.publishRoute(ctx, a); err != nil {
-		return nil, s.fail("publish route", err)
+	if err := s.pointAt(ctx, a, target); err != nil {
+		return nil, s.fail("roll back", err)
 	}
 	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, target.Hash, "rolled back from %s to %s", short(prev), short(target.Hash))
 	if u, err := auth.User(ctx); err == nil {
 		s.record(ctx, u, store.ActivityAppDeploy, a.Name, "rollback to "+short(target.Hash))
 	}
 	return connect.NewResponse(&v1.RollbackResponse{Version: target.Hash, Previous: prev}), nil
+}
+
+// pointAt makes stored version v app a's deployed version: its bundle
+// and dependencies are republished if Redis lost them, then a's route
+// points at it. Nothing is rebuilt or validated again.
+func (s *Service) pointAt(ctx context.Context, a *store.App, v *store.Version) error {
+	if _, err := s.cfg.Publisher.PutBundle(ctx, store.BundleFiles(v.Files)); err != nil {
+		return fmt.Errorf("publish bundle: %w", err)
+	}
+	if err := s.publishDeps(ctx, v.Deps); err != nil {
+		return fmt.Errorf("publish dependencies: %w", err)
+	}
+	if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
+		return fmt.Errorf("set deployed: %w", err)
+	}
+	a.DeployedVersion, a.Entrypoint, a.DeployedCompiled, a.DeployedDeps = v.Hash, v.Entrypoint, v.Compiled, v.Deps
+	if _, err := s.publishRoute(ctx, a); err != nil {
+		return fmt.Errorf("publish route: %w", err)
+	}
+	return nil
 }
 
 // previousVersion returns the version deployed before a's current one.

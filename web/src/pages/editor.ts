@@ -20,6 +20,7 @@ const stages: [DeployStage, string][] = [
   [DeployStage.STORE, "Store version"],
   [DeployStage.PUBLISH, "Publish bundle"],
   [DeployStage.ROUTE, "Route"],
+  [DeployStage.WARM, "Warm"],
   [DeployStage.LIVE, "Live"],
 ];
 
@@ -383,6 +384,10 @@ class Editor {
           `Deploy stopped at ${stages[next]?.[1].toLowerCase() ?? "validation"}: fix the ${p.length} problem${p.length === 1 ? "" : "s"} listed above, then deploy again.`));
       } else {
         replace(result, h("span", { class: "error-text", role: "alert" }, `Deploy failed: ${message(err)}`));
+        // A deploy that failed past validation may have changed the app
+        // (at the warm stage: the files are the draft, and the version
+        // before serves again): show it as the server has it.
+        apps.getApp({ idOrName: this.app.id }).then((fresh) => this.updated(fresh.app!), () => {});
       }
     } finally {
       this.working = false;

@@ -179,7 +179,9 @@ func (Framework) EnumDescriptor() ([]byte, []int) {
 	return file_gofastapi_v1_apps_proto_rawDescGZIP(), []int{2}
 }
 
-// DeployStage names a step of a deploy, in the order they run.
+// DeployStage names a step of a deploy. They run in the order validate,
+// store, publish, route, warm, live (warm was added after live, hence its
+// number).
 type DeployStage int32
 
 const (
@@ -189,6 +191,11 @@ const (
 	DeployStage_DEPLOY_STAGE_PUBLISH     DeployStage = 3
 	DeployStage_DEPLOY_STAGE_ROUTE       DeployStage = 4
 	DeployStage_DEPLOY_STAGE_LIVE        DeployStage = 5
+	// DEPLOY_STAGE_WARM starts a runner for the new version, so that its
+	// first request does not wait for a cold start, and finds an app that
+	// fails to start: then the deploy fails, and the version deployed
+	// before (if any) serves again.
+	DeployStage_DEPLOY_STAGE_WARM DeployStage = 6
 )
 
 // Enum value maps for DeployStage.
@@ -200,6 +207,7 @@ var (
 		3: "DEPLOY_STAGE_PUBLISH",
 		4: "DEPLOY_STAGE_ROUTE",
 		5: "DEPLOY_STAGE_LIVE",
+		6: "DEPLOY_STAGE_WARM",
 	}
 	DeployStage_value = map[string]int32{
 		"DEPLOY_STAGE_UNSPECIFIED": 0,
@@ -208,6 +216,7 @@ var (
 		"DEPLOY_STAGE_PUBLISH":     3,
 		"DEPLOY_STAGE_ROUTE":       4,
 		"DEPLOY_STAGE_LIVE":        5,
+		"DEPLOY_STAGE_WARM":        6,
 	}
 )
 
@@ -3762,14 +3771,15 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\tFramework\x12\x19\n" +
 	"\x15FRAMEWORK_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FRAMEWORK_FASTAPI\x10\x01\x12\x16\n" +
-	"\x12FRAMEWORK_FASTHTML\x10\x02*\xa7\x01\n" +
+	"\x12FRAMEWORK_FASTHTML\x10\x02*\xbe\x01\n" +
 	"\vDeployStage\x12\x1c\n" +
 	"\x18DEPLOY_STAGE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DEPLOY_STAGE_VALIDATE\x10\x01\x12\x16\n" +
 	"\x12DEPLOY_STAGE_STORE\x10\x02\x12\x18\n" +
 	"\x14DEPLOY_STAGE_PUBLISH\x10\x03\x12\x16\n" +
 	"\x12DEPLOY_STAGE_ROUTE\x10\x04\x12\x15\n" +
-	"\x11DEPLOY_STAGE_LIVE\x10\x05*^\n" +
+	"\x11DEPLOY_STAGE_LIVE\x10\x05\x12\x15\n" +
+	"\x11DEPLOY_STAGE_WARM\x10\x06*^\n" +
 	"\vCloneSource\x12\x1c\n" +
 	"\x18CLONE_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CLONE_SOURCE_DEPLOYED\x10\x01\x12\x16\n" +
