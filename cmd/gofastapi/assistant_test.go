@@ -142,7 +142,10 @@ func TestAssistant(t *testing.T) {
 	oaSrv, anSrv := httptest.NewServer(oa), httptest.NewServer(an)
 	t.Cleanup(oaSrv.Close)
 	t.Cleanup(anSrv.Close)
+	// The index is never asked (no deploy declares packages): with one,
+	// the system prompt says what requirements.txt may declare.
 	p := startPlatform(t, t.TempDir(), t.TempDir(), "--assistant-private-endpoints", "--assistant-anthropic-url", anSrv.URL,
+		"--package-index", "http://127.0.0.1:9/simple/",
 		"--assistant-rate", "6/1m")
 	alice, _ := p.signup(t, "alice", "alice password")
 	bob, _ := p.signup(t, "bob", "bob's password")
@@ -223,7 +226,8 @@ func TestAssistant(t *testing.T) {
 	if hdr.Get("Authorization") != "Bearer sk-alice-secret" || req["model"] != "fake-model" || req["stream"] != true {
 		t.Errorf("first request: auth %q, model %v, stream %v", hdr.Get("Authorization"), req["model"], req["stream"])
 	}
-	if sys := fmt.Sprint(req["messages"]); !strings.Contains(sys, "PLATFORM_MONGO_URI") || !strings.Contains(sys, `"notes" open in the editor`) {
+	if sys := fmt.Sprint(req["messages"]); !strings.Contains(sys, "PLATFORM_MONGO_URI") || !strings.Contains(sys, `"notes" open in the editor`) ||
+		!strings.Contains(sys, "requirements.txt") || !strings.Contains(sys, "python-dateutil") {
 		t.Errorf("the system prompt lacks the platform's rules or the open app: %.300s", sys)
 	}
 	req, _ = oa.request(1)

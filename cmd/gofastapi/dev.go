@@ -168,9 +168,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if backend != nil && backend.BundleCache() != nil {
 		publisher = cachingPublisher{Publisher: pub, cache: backend.BundleCache(), log: log.With("component", "apps")}
 	}
+	packages := admin.NewPackages(st, deps.DefaultAllowed)
 	resolver, err := deps.New(deps.Config{
 		Python: cfg.Python, Index: cfg.PackageIndex, Store: st, Publisher: pub, TempDir: filepath.Join(cfg.Data, "tmp"),
-		Allowed: admin.NewPackages(st, deps.DefaultAllowed).AllowedPackages,
+		Allowed: packages.AllowedPackages,
 	})
 	if err != nil {
 		return err
@@ -184,12 +185,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	tmpls.SetApps(appSvc)
 	dbs.svc.SetApps(appSvc)
-	assistantSvc, err := assistant.NewService(assistant.Config{
+	assistantCfg := assistant.Config{
 		Store: st, Secrets: keys, Apps: appSvc, Databases: dbs.svc, Validator: appSvc,
 		Imports: admin.NewImports(st, validate.DefaultAllowedImports), Limiter: ratelimit.New(rdb), Rate: cfg.AssistantRate,
 		AnthropicURL: cfg.AssistantAnthropicURL, AllowPrivateEndpoints: cfg.AssistantPrivateEndpoints, Domain: cfg.Domain,
 		Logger: log.With("component", "assistant"),
-	})
+	}
+	if cfg.PackageIndex != "" {
+		assistantCfg.Packages = packages
+	}
+	assistantSvc, err := assistant.NewService(assistantCfg)
 	if err != nil {
 		return err
 	}

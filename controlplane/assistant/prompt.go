@@ -29,6 +29,13 @@ How to work:
 - You change nothing yourself: create_app, update_app and delete_app propose a change that the user sees as a diff and accepts or rejects. Give whole files. Validate with validate_code when unsure; a proposal with problems must be fixed.
 - Be brief. Say what you propose and why.
 `, s.cfg.Domain, strings.Join(allowed, " "))
+	if s.cfg.Packages != nil {
+		pkgs, err := s.cfg.Packages.AllowedPackages(ctx)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "\nExtra pure-Python packages may be declared in a file requirements.txt, one a line (a name, optionally with versions such as six==1.16.0; no options, URLs or extras), from these only: %s. Their modules may then be imported.\n", strings.Join(pkgs, " "))
+	}
 	if app != "" {
 		fmt.Fprintf(&b, "\nThe user has the app %q open in the editor.\n", app)
 	}

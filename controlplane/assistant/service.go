@@ -74,6 +74,11 @@ type Imports interface {
 	AllowedImports(ctx context.Context) ([]string, error)
 }
 
+// Packages is the dependency allowlist in force (see controlplane/deps).
+type Packages interface {
+	AllowedPackages(ctx context.Context) ([]string, error)
+}
+
 // Limiter counts chats per user.
 type Limiter interface {
 	Allow(ctx context.Context, key string, r ratelimit.Rate) (bool, time.Duration, error)
@@ -87,7 +92,10 @@ type Config struct {
 	Databases Databases
 	Validator Validator
 	Imports   Imports
-	Limiter   Limiter
+	// Packages, when set (the platform has a package index), has the
+	// system prompt say which packages requirements.txt may declare.
+	Packages Packages
+	Limiter  Limiter
 	// Rate bounds each user's chats.
 	Rate ratelimit.Rate
 	// AnthropicURL is the root of Anthropic's API (tests point it at a
