@@ -119,6 +119,7 @@ func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("deploy")
 	name := fs.String("name", "", "app name (default: the first file's base name)")
 	entry := fs.String("entrypoint", "", "file that defines `app` (default: app.py, or the only file)")
+	noWarm := fs.Bool("no-warm", false, "skip the warm stage: the app's first request starts it")
 	mk := clientFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -151,7 +152,7 @@ func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	} else if err != nil {
 		return explain(err)
 	}
-	return deployAndPrint(ctx, c, &v1.DeployRequest{IdOrName: *name, Files: files, Entrypoint: *entry}, stdout)
+	return deployAndPrint(ctx, c, &v1.DeployRequest{IdOrName: *name, Files: files, Entrypoint: *entry, NoWarm: *noWarm}, stdout)
 }
 
 // deployAndPrint runs a deploy and prints each stage; the last line is the

@@ -37,9 +37,7 @@ func TestMeasure(t *testing.T) {
 	data := []byte(benchData())
 	src := t.TempDir()
 	writeFile(t, src, "data.json", string(data))
-	// Deploys do not warm the new version here: each app's first request
-	// is then a cold start, as after scale to zero, which is the figure.
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "120", "--debug-endpoints", "--log-level", "warn", "--warm-on-deploy=false")
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "120", "--debug-endpoints", "--log-level", "warn")
 	p.mustCLI("signup", "--username", "bench", "--password", "benchmark")
 	token := p.token(t)
 	apps := gofastapiv1connect.NewAppServiceClient(http.DefaultClient, "http://127.0.0.1:"+p.port, connect.WithInterceptors(bearer(token)))
@@ -47,12 +45,14 @@ func TestMeasure(t *testing.T) {
 	stages := map[v1.DeployStage][]time.Duration{}
 	// deployFiles creates app name if needed, then deploys files as it and
 	// returns how long the Deploy RPC took.
-	deployFiles := func(name string, files []*v1.File) time.Duration {
+	// deployFiles deploys files as app name; without warm the app's first
+	// request is a cold start, as after scale to zero.
+	deployFiles := func(name string, files []*v1.File, warm bool) time.Duration {
 		if _, err := apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: name})); err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		s, err := apps.Deploy(context.Background(), connect.NewRequest(&v1.DeployRequest{IdOrName: name, Files: files}))
+		s, err := apps.Deploy(context.Background(), connect.NewRequest(&v1.DeployRequest{IdOrName: name, Files: files, NoWarm: !warm}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestMeasure(t *testing.T) {
 	benchFiles := func(greeting string) []*v1.File {
 		return []*v1.File{{Name: "app.py", Content: []byte(benchApp(greeting))}, {Name: "data.json", Content: data}}
 	}
-	deploy := func(name, greeting string) time.Duration { return deployFiles(name, benchFiles(greeting)) }
+	deploy := func(name, greeting string) time.Duration { return deployFiles(name, benchFiles(greeting), true) }
 	gw := "127.0.0.1:" + p.port
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	get := func(host, addr, path string) (time.Duration, string) {
@@ -95,7 +95,7 @@ func TestMeasure(t *testing.T) {
 	// baseline is the same app (module, source) under a fresh uvicorn.
 	coldStarts := func(prefix string, n int, files []*v1.File, module, source string) (d, base []time.Duration) {
 		for i := range n {
-			deployFiles(fmt.Sprintf("%s%d", prefix, i), files)
+			deployFiles(fmt.Sprintf("%s%d", prefix, i), files, false)
 		}
 		for i := range n {
 			p.waitWarm(2)
@@ -120,7 +120,7 @@ func TestMeasure(t *testing.T) {
 		baseName: "fresh python3 -m uvicorn", target: "(the platform's own floor)"})
 
 	// Burst: 50 concurrent first requests for one cold app.
-	deploy("burst", "burst")
+	deployFiles("burst", benchFiles("burst"), false)
 	p.waitWarm(2)
 	burst := concurrentGets(t, get, 50, func(int) string { return "burst.localhost" }, gw)
 	p.waitLog("burst", "cold start")
@@ -129,7 +129,7 @@ func TestMeasure(t *testing.T) {
 
 	// Burst: 20 different cold apps at once (more than the warm pool).
 	for i := range 20 {
-		deploy(fmt.Sprintf("many%d", i), "many")
+		deployFiles(fmt.Sprintf("many%d", i), benchFiles("many"), false)
 	}
 	p.waitWarm(2)
 	many := concurrentGets(t, get, 20, func(i int) string { return fmt.Sprintf("many%d.localhost", i) }, gw)
@@ -206,6 +206,18 @@ func TestMeasure(t *testing.T) {
 		answered = append(answered, first)
 	}
 	rows = append(rows, benchRow{name: "deploy RPC -> new version answers", d: redeploy, target: "p50 <= 250ms"})
+	// A new app's first deploy: the warm stage starts its runner, so its
+	// first request is a warm one.
+	var fresh, freshFirst []time.Duration
+	for i := range 10 {
+		p.waitWarm(2)
+		name := fmt.Sprintf("fresh%d", i)
+		rpc := deploy(name, name)
+		first, _ := get(name+".localhost", gw, "/")
+		fresh = append(fresh, rpc+first)
+		freshFirst = append(freshFirst, first)
+	}
+	rows = append(rows, benchRow{name: "deploy RPC of a new app (warmed) -> it answers", d: fresh, target: "p50 <= 250ms"})
 
 	fmt.Printf("\n%-62s %9s %9s %9s   %-26s %9s %9s %7s   %s\n", "figure", "p50", "p99", "max", "baseline", "p50", "p99", "ratio", "target")
 	for _, r := range rows {
@@ -214,8 +226,8 @@ func TestMeasure(t *testing.T) {
 
 	fmt.Printf("\ncold start phases (p50 of %d, as recorded by the pool): %s\n", coldN, phases)
 	fmt.Println(hopLine)
-	fmt.Printf("deploy -> serving (p50 of %d): %s, then the first request (the new version's cold start, or the pre-warmed runner) %s\n",
-		len(redeploy), deployStages(stages), p50(answered))
+	fmt.Printf("deploy -> serving (p50 of %d redeploys of an app in use, then %d new apps): %s, then the first request (the runner the deploy warmed) %s; of a new app %s\n",
+		len(redeploy), len(fresh), deployStages(stages), p50(answered), p50(freshFirst))
 
 	// Throughput at concurrency 64: gateway vs nginx vs direct, same runner,
 	// in alternating rounds so that none of the three always runs first or
@@ -277,7 +289,8 @@ func TestMeasure(t *testing.T) {
 // deployStages is the median time at which deploys reached each stage.
 func deployStages(stages map[v1.DeployStage][]time.Duration) string {
 	var parts []string
-	for st := v1.DeployStage_DEPLOY_STAGE_VALIDATE; st <= v1.DeployStage_DEPLOY_STAGE_LIVE; st++ {
+	for _, st := range []v1.DeployStage{v1.DeployStage_DEPLOY_STAGE_VALIDATE, v1.DeployStage_DEPLOY_STAGE_STORE, v1.DeployStage_DEPLOY_STAGE_PUBLISH,
+		v1.DeployStage_DEPLOY_STAGE_ROUTE, v1.DeployStage_DEPLOY_STAGE_WARM, v1.DeployStage_DEPLOY_STAGE_LIVE} {
 		if d := stages[st]; len(d) > 0 {
 			parts = append(parts, fmt.Sprintf("%s at %s", strings.ToLower(strings.TrimPrefix(st.String(), "DEPLOY_STAGE_")), p50(d)))
 		}

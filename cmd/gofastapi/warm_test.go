@@ -86,6 +86,26 @@ func TestWarmStage(t *testing.T) {
 	}
 	p.waitLog("warmed", "did not start: rolled back to")
 
+	// Asked not to warm (as scripts deploying many apps may), a deploy
+	// leaves starting to the first request.
+	cold := writeFile(t, t.TempDir(), "cold.py", fmt.Sprintf(helloApp, "cold"))
+	if out := p.mustCLI("deploy", "--no-warm", cold); !strings.Contains(out, "warm      not warmed, as asked") {
+		t.Errorf("deploy --no-warm:\n%s", out)
+	}
+	_, claimed := p.runners(t)
+	coldApp, err := p.as(token).apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: "cold"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range claimed {
+		if r.AppID == coldApp.Msg.GetApp().GetId() {
+			t.Errorf("a runner serves app cold, deployed with --no-warm, before any request: %+v", r)
+		}
+	}
+	if code, body := p.get("cold", "/"); code != 200 || !strings.Contains(body, "cold") {
+		t.Errorf("GET cold / = %d %s", code, body)
+	}
+
 	// A first deploy that does not start stays deployed: there is nothing
 	// to go back to.
 	_, _, err = p.deployFiles(token, "broken", map[string]string{"app.py": brokenApp})

@@ -56,7 +56,7 @@ func (s *Service) CloneApp(ctx context.Context, req *connect.Request[v1.CloneApp
 	s.record(ctx, u, store.ActivityAppCreate, a.Name, "clone of "+src.Name)
 	s.event(ctx, a.ID, "cloned from %s", src.Name)
 	if req.Msg.GetDeploy() {
-		if _, err := s.deploy(ctx, a, files, entry, nil); err != nil {
+		if _, err := s.deploy(ctx, a, files, entry, true, nil); err != nil {
 			return nil, err
 		}
 		if a, err = s.cfg.Store.AppByID(ctx, a.ID); err != nil {

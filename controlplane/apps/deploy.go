@@ -45,14 +45,15 @@ func (s *Service) Deploy(ctx context.Context, req *connect.Request[v1.DeployRequ
 			entry = d.Entrypoint
 		}
 	}
-	_, err = s.deploy(ctx, a, files, entry, stream.Send)
+	_, err = s.deploy(ctx, a, files, entry, !req.Msg.GetNoWarm(), stream.Send)
 	return err
 }
 
 // deploy runs the stages of a deploy of files as app a's new version,
 // calling send (when not nil) after each, and returns the version's hash.
-// The deployed files also become the app's draft.
-func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File, entry string, send func(*v1.DeployResponse) error) (string, error) {
+// The deployed files also become the app's draft. Without warm, the warm
+// stage is skipped.
+func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File, entry string, warm bool, send func(*v1.DeployResponse) error) (string, error) {
 	defer s.deployStarted(a.ID)()
 	start := time.Now()
 	report := func(stage v1.DeployStage, msg string, r *v1.DeployResponse) error {
@@ -154,7 +155,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	}
 	if !unchanged {
-		if err := s.warmUp(ctx, a, route, prev, report); err != nil {
+		if err := s.warmUp(ctx, a, route, prev, warm, report); err != nil {
 			<-drafted
 			return "", err
 		}
@@ -175,13 +176,16 @@ func (s *Service) Check(ctx context.Context, files []bundle.File, entry string) 
 }
 
 // warmUp is the warm stage of a deploy of app a, whose route now points
-// at the new version: a runner is started for it (see Warmer). When the
+// at the new version: a runner is started for it (see Warmer), if warm. When the
 // app does not start, the deploy fails with the app's error, and the
 // version deployed before, prev (if any), serves again.
-func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, prev string, report func(v1.DeployStage, string, *v1.DeployResponse) error) error {
+func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, prev string, warm bool, report func(v1.DeployStage, string, *v1.DeployResponse) error) error {
 	const stage = v1.DeployStage_DEPLOY_STAGE_WARM
 	w := s.warmer.Load()
-	if w == nil {
+	switch {
+	case !warm:
+		return report(stage, "not warmed, as asked: a runner starts on the app's first request", nil)
+	case w == nil:
 		return report(stage, "not warmed: here a runner starts on the app's first request", nil)
 	}
 	start := time.Now()

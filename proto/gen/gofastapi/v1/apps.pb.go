@@ -1020,7 +1020,10 @@ type DeployRequest struct {
 	IdOrName string  `protobuf:"bytes,1,opt,name=id_or_name,json=idOrName,proto3" json:"id_or_name,omitempty"`
 	Files    []*File `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
 	// entrypoint, when set, replaces the app's entrypoint.
-	Entrypoint    string `protobuf:"bytes,3,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	Entrypoint string `protobuf:"bytes,3,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	// no_warm skips the warm stage (where the platform has it): the app's
+	// first request starts a runner. For deploying many apps at once.
+	NoWarm        bool `protobuf:"varint,4,opt,name=no_warm,json=noWarm,proto3" json:"no_warm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1074,6 +1077,13 @@ func (x *DeployRequest) GetEntrypoint() string {
 		return x.Entrypoint
 	}
 	return ""
+}
+
+func (x *DeployRequest) GetNoWarm() bool {
+	if x != nil {
+		return x.NoWarm
+	}
+	return false
 }
 
 type DeployResponse struct {
@@ -3568,14 +3578,15 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\bdeployed\x18\x03 \x01(\v2\x13.gofastapi.v1.DraftR\bdeployed\"\x11\n" +
 	"\x0fListAppsRequest\"9\n" +
 	"\x10ListAppsResponse\x12%\n" +
-	"\x04apps\x18\x01 \x03(\v2\x11.gofastapi.v1.AppR\x04apps\"w\n" +
+	"\x04apps\x18\x01 \x03(\v2\x11.gofastapi.v1.AppR\x04apps\"\x90\x01\n" +
 	"\rDeployRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12(\n" +
 	"\x05files\x18\x02 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
 	"\n" +
 	"entrypoint\x18\x03 \x01(\tR\n" +
-	"entrypoint\"\xff\x01\n" +
+	"entrypoint\x12\x17\n" +
+	"\ano_warm\x18\x04 \x01(\bR\x06noWarm\"\xff\x01\n" +
 	"\x0eDeployResponse\x12/\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x19.gofastapi.v1.DeployStageR\x05stage\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
