@@ -37,7 +37,7 @@ func TestMeasure(t *testing.T) {
 	data := []byte(benchData())
 	src := t.TempDir()
 	writeFile(t, src, "data.json", string(data))
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "120", "--debug-endpoints", "--log-level", "warn")
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--max-runners", "150", "--debug-endpoints", "--log-level", "warn")
 	p.mustCLI("signup", "--username", "bench", "--password", "benchmark")
 	token := p.token(t)
 	apps := gofastapiv1connect.NewAppServiceClient(http.DefaultClient, "http://127.0.0.1:"+p.port, connect.WithInterceptors(bearer(token)))
