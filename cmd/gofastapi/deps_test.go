@@ -173,6 +173,23 @@ func packagesString(ps []*v1.Package) string {
 	return strings.Join(parts, ", ")
 }
 
+// startDepsPlatform starts a platform (with extra flags) whose package
+// index serves testWheels, on a Redis of the test's own, and returns a
+// client of that Redis.
+func startDepsPlatform(t *testing.T, extra ...string) (*platform, *packageIndex, *redis.Client) {
+	t.Helper()
+	idx := startPackageIndex(t, testWheels...)
+	rs, err := embedded.StartRedis(context.Background(), "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	p := startPlatform(t, t.TempDir(), t.TempDir(), append([]string{"--package-index", idx.url, "--redis-url", rs.URL()}, extra...)...)
+	rdb := redis.NewClient(mustParseRedisURL(t, rs.URL()))
+	t.Cleanup(func() { rdb.Close() })
+	return p, idx, rdb
+}
+
 // TestDependencies deploys apps that declare packages in requirements.txt,
 // installed by pip from a package index, and checks what is refused.
 func TestDependencies(t *testing.T) {
@@ -181,18 +198,12 @@ func TestDependencies(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	idx := startPackageIndex(t, testWheels...)
-	rs, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--package-index", idx.url, "--redis-url", rs.URL())
+	p, idx, rdb := startDepsPlatform(t)
 	admin, _ := p.signup(t, "ada", "ada's password")
 	bob, _ := p.signup(t, "bob", "bob's password")
 
 	// The defaults do not have the test's packages.
-	_, _, err = p.deployFiles(bob, "early", map[string]string{"app.py": depsApp, "requirements.txt": "greet==1.0\n"})
+	_, _, err := p.deployFiles(bob, "early", map[string]string{"app.py": depsApp, "requirements.txt": "greet==1.0\n"})
 	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "requirements.txt:1:0: package greet is not on the platform's dependency allowlist") {
 		t.Fatalf("deploy of a package not on the allowlist: %v", err)
 	}
@@ -235,12 +246,6 @@ func TestDependencies(t *testing.T) {
 	if code, body := p.get("deps2", "/"); code != 200 || !strings.Contains(body, "<hi there>") {
 		t.Errorf("GET deps2 / = %d %s", code, body)
 	}
-	opt, err := redis.ParseURL(rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
 	keys, err := rdb.Keys(ctx, "deps:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("deps keys in Redis = %v, %v; want one archive shared by both apps", keys, err)
@@ -338,13 +343,7 @@ func TestDependenciesRebuiltFromTheDatabase(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	idx := startPackageIndex(t, testWheels...)
-	rs, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--package-index", idx.url, "--redis-url", rs.URL(), "--runner-uids", "off")
+	p, _, rdb := startDepsPlatform(t, "--runner-uids", "off")
 	admin, _ := p.signup(t, "ada", "ada's password")
 	if _, err := p.as(admin).admin.UpdateSettings(ctx, connect.NewRequest(&v1.UpdateSettingsRequest{
 		AllowedPackages: &v1.PackageList{Packages: []string{"greet", "colorword", "uses-anyio"}}})); err != nil {
@@ -359,12 +358,6 @@ func TestDependenciesRebuiltFromTheDatabase(t *testing.T) {
 	if code, body := p.get("first", "/"); code != 200 || !strings.Contains(body, "<hi there>") {
 		t.Fatalf("GET first / = %d %s", code, body)
 	}
-	opt, err := redis.ParseURL(rs.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}

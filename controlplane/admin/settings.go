@@ -23,31 +23,50 @@ type SettingsStore interface {
 	Settings(ctx context.Context) (*store.Settings, error)
 }
 
-// Imports is the import allowlist in force: the admin's list, else the
+// inForce reads one allowlist in force: the admin's list, else the
 // defaults. It reads the settings at every call, so a change applies to
 // the next validation, in every replica, without a restart.
-type Imports struct {
+type inForce struct {
 	store    SettingsStore
 	defaults []string
+	pick     func(*store.Settings) []string // the admin's list; nil: none
+	what     string                         // for errors: "imports", "packages"
 }
 
-// NewImports returns the allowlist source over st with the given
+func (l inForce) list(ctx context.Context) ([]string, error) {
+	st, err := l.store.Settings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read allowed %s: %w", l.what, err)
+	}
+	if list := l.pick(st); list != nil {
+		return list, nil
+	}
+	return l.defaults, nil
+}
+
+// Imports is the import allowlist in force (see inForce).
+type Imports struct{ l inForce }
+
+// NewImports returns the import allowlist source over st with the given
 // defaults.
 func NewImports(st SettingsStore, defaults []string) *Imports {
-	return &Imports{store: st, defaults: defaults}
+	return &Imports{inForce{st, defaults, func(s *store.Settings) []string { return s.AllowedImports }, "imports"}}
 }
 
-// AllowedImports returns the allowlist in force.
-func (i *Imports) AllowedImports(ctx context.Context) ([]string, error) {
-	st, err := i.store.Settings(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read allowed imports: %w", err)
-	}
-	if st.AllowedImports == nil {
-		return i.defaults, nil
-	}
-	return st.AllowedImports, nil
+// AllowedImports returns the import allowlist in force.
+func (i *Imports) AllowedImports(ctx context.Context) ([]string, error) { return i.l.list(ctx) }
+
+// Packages is the dependency allowlist in force (see inForce).
+type Packages struct{ l inForce }
+
+// NewPackages returns the dependency allowlist source over st with the
+// given defaults.
+func NewPackages(st SettingsStore, defaults []string) *Packages {
+	return &Packages{inForce{st, defaults, func(s *store.Settings) []string { return s.AllowedPackages }, "packages"}}
 }
+
+// AllowedPackages returns the dependency allowlist in force.
+func (p *Packages) AllowedPackages(ctx context.Context) ([]string, error) { return p.l.list(ctx) }
 
 // GetSettings implements AdminService.GetSettings.
 func (s *Service) GetSettings(ctx context.Context, req *connect.Request[v1.GetSettingsRequest]) (*connect.Response[v1.GetSettingsResponse], error) {
@@ -253,29 +272,4 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-// Packages is the dependency allowlist in force: the admin's list, else
-// the defaults, read at every call like Imports.
-type Packages struct {
-	store    SettingsStore
-	defaults []string
-}
-
-// NewPackages returns the dependency allowlist source over st with the
-// given defaults.
-func NewPackages(st SettingsStore, defaults []string) *Packages {
-	return &Packages{store: st, defaults: defaults}
-}
-
-// AllowedPackages returns the dependency allowlist in force.
-func (p *Packages) AllowedPackages(ctx context.Context) ([]string, error) {
-	st, err := p.store.Settings(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read allowed packages: %w", err)
-	}
-	if st.AllowedPackages == nil {
-		return p.defaults, nil
-	}
-	return st.AllowedPackages, nil
 }

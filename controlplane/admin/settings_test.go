@@ -14,14 +14,7 @@ func TestNewImports(t *testing.T) {
 	s := &Service{cfg: Config{DefaultImports: []string{"fastapi", "json", "os"}}}
 	defaults := &store.Settings{}
 	custom := &store.Settings{AllowedImports: []string{"fastapi", "numpy"}}
-	tests := []struct {
-		name        string
-		st          *store.Settings
-		req         *v1.UpdateSettingsRequest
-		want        []string
-		wantChanged bool
-		wantErr     bool
-	}{
+	tests := []listCase{
 		{name: "no import change", st: defaults, req: &v1.UpdateSettingsRequest{}},
 		{name: "add to the defaults", st: defaults, req: &v1.UpdateSettingsRequest{AddImports: []string{"numpy", "json"}},
 			want: []string{"fastapi", "json", "os", "numpy"}, wantChanged: true},
@@ -37,27 +30,7 @@ func TestNewImports(t *testing.T) {
 		{name: "leading dot", st: defaults, req: &v1.UpdateSettingsRequest{AddImports: []string{".x"}}, wantErr: true},
 		{name: "empty list", st: custom, req: &v1.UpdateSettingsRequest{RemoveImports: []string{"fastapi", "numpy"}}, wantErr: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, changed, err := s.newImports(tt.st, tt.req)
-			var inv *invalidError
-			if tt.wantErr {
-				if !errors.As(err, &inv) {
-					t.Fatalf("error = %v, want an invalidError", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if changed != tt.wantChanged {
-				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("allowlist (-want +got):\n%s", diff)
-			}
-		})
-	}
+	runListCases(t, tests, s.newImports)
 	if diff := cmp.Diff([]string{"fastapi", "json", "os"}, s.cfg.DefaultImports); diff != "" {
 		t.Errorf("editing changed the defaults (-want +got):\n%s", diff)
 	}
@@ -107,14 +80,7 @@ func TestNewLimits(t *testing.T) {
 func TestNewPackages(t *testing.T) {
 	s := &Service{cfg: Config{DefaultPackages: []string{"six", "attrs"}}}
 	custom := &store.Settings{AllowedPackages: []string{"six"}}
-	tests := []struct {
-		name        string
-		st          *store.Settings
-		req         *v1.UpdateSettingsRequest
-		want        []string
-		wantChanged bool
-		wantErr     bool
-	}{
+	tests := []listCase{
 		{name: "no package change", st: &store.Settings{}, req: &v1.UpdateSettingsRequest{AddImports: []string{"numpy"}}},
 		{name: "add to the defaults", st: &store.Settings{}, req: &v1.UpdateSettingsRequest{AddPackages: []string{"python-dateutil"}},
 			want: []string{"six", "attrs", "python-dateutil"}, wantChanged: true},
@@ -125,9 +91,25 @@ func TestNewPackages(t *testing.T) {
 		{name: "not a package name", st: custom, req: &v1.UpdateSettingsRequest{AddPackages: []string{"six==1.0"}}, wantErr: true},
 		{name: "a URL", st: custom, req: &v1.UpdateSettingsRequest{AllowedPackages: &v1.PackageList{Packages: []string{"git+https://x/y"}}}, wantErr: true},
 	}
+	runListCases(t, tests, s.newPackages)
+}
+
+// listCase is a request's change to an allowlist and what it should give.
+type listCase struct {
+	name        string
+	st          *store.Settings
+	req         *v1.UpdateSettingsRequest
+	want        []string
+	wantChanged bool
+	wantErr     bool
+}
+
+// runListCases checks edit (newImports or newPackages) against tests.
+func runListCases(t *testing.T, tests []listCase, edit func(*store.Settings, *v1.UpdateSettingsRequest) ([]string, bool, error)) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, changed, err := s.newPackages(tt.st, tt.req)
+			got, changed, err := edit(tt.st, tt.req)
 			var inv *invalidError
 			if tt.wantErr {
 				if !errors.As(err, &inv) {
