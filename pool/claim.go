@@ -84,6 +84,13 @@ func (r *Runner) finishStart(firstByte time.Duration) {
 	if cs.GetCached() {
 		fetch, write = "fetch none", "link from the host's cache "+us(cs.GetWriteMicros())
 	}
+	if cs.GetDepsMicros() > 0 || cs.GetDepsCached() {
+		how := "unpacked"
+		if cs.GetDepsCached() {
+			how = "on the host already"
+		}
+		write += ", dependencies " + us(cs.GetDepsMicros()) + " (" + how + ")"
+	}
 	r.p.record(r.appID, cs)
 	r.p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_COLD_STARTED, r.version, cs,
 		"cold start %s: claim %s, %s, %s, load %s (import %s, %d modules compiled at deploy), first byte %s",
@@ -172,7 +179,7 @@ func (p *Pool) ClaimAhead(ctx context.Context, req *v1.SpecializeRequest, picked
 		TotalMicros: time.Since(t0).Microseconds(), ClaimMicros: claimed.Microseconds(),
 		FetchMicros: res.GetFetchMicros(), VerifyMicros: res.GetVerifyMicros(), WriteMicros: res.GetWriteMicros(),
 		LoadMicros: res.GetLoadMicros(), ImportMicros: res.GetImportMicros(), CompiledModules: res.GetCompiledModules(),
-		Cached: res.GetCached()}
+		Cached: res.GetCached(), DepsMicros: res.GetDepsMicros(), DepsCached: res.GetDepsCached()}
 	r.startWait = time.AfterFunc(firstByteWait, func() { r.finishStart(0) })
 	r.startMu.Unlock()
 	return r, nil

@@ -21,9 +21,10 @@ be in one of two ways:
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...},
     "paths": [P...]}, paths being optional: the app's dependencies.
 3. Import M from D (with D first on the import path, and the paths last, so
-   that a dependency never replaces the framework the runner imported), take its `app`, serve it with uvicorn on the pre-bound
-   socket and report {"event": "ready", "import_us": N} once uvicorn's
-   startup completed, N being how long the import took in microseconds.
+   that a dependency never replaces the framework the runner imported), take
+   its `app`, serve it with uvicorn on the pre-bound socket and report
+   {"event": "ready", "import_us": N} once uvicorn's startup completed, N
+   being how long the import took in microseconds.
    On failure print the traceback to stderr, report
    {"event": "error", "message": LAST_TRACEBACK_LINE, "file": F, "line": N}
    (file and line of the innermost frame inside D, if any) and exit 1.

@@ -35,6 +35,9 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 	if hash == "" {
 		return "", nil
 	}
+	if !sha256Hex(hash) {
+		return "", failure(errInvalidRequest, "dependencies %q is not a content hash", hash)
+	}
 	start := time.Now()
 	defer func() { res.DepsMicros = time.Since(start).Microseconds() }()
 	dir := filepath.Join(s.depsRoot, hash)
@@ -74,4 +77,18 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 		}
 	}
 	return dir, nil
+}
+
+// sha256Hex reports whether s is a sha256 in lowercase hex, as content
+// hashes are: a name that cannot leave the directory it is joined to.
+func sha256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

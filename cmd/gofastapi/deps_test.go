@@ -246,6 +246,24 @@ func TestDependencies(t *testing.T) {
 	if code, body := p.get("deps2", "/"); code != 200 || !strings.Contains(body, "<hi there>") {
 		t.Errorf("GET deps2 / = %d %s", code, body)
 	}
+	// The cold starts (at the deploys' warm stage) record the
+	// dependencies' phase: unpacked for the first app, on the host already
+	// for the second (runners have users of their own here, so the host
+	// shares them).
+	coldStart := func(token, app string) *v1.ColdStart {
+		t.Helper()
+		res, err := p.as(token).apps.ListColdStarts(ctx, connect.NewRequest(&v1.ListColdStartsRequest{IdOrName: app, Limit: 1}))
+		if err != nil || len(res.Msg.GetColdStarts()) != 1 {
+			t.Fatalf("cold starts of %s: %v, %v", app, res, err)
+		}
+		return res.Msg.GetColdStarts()[0]
+	}
+	if cs := coldStart(bob, "deps1"); cs.GetDepsMicros() <= 0 || cs.GetDepsCached() {
+		t.Errorf("deps1's cold start: dependencies %d us, cached %v; want unpacked", cs.GetDepsMicros(), cs.GetDepsCached())
+	}
+	if cs := coldStart(admin, "deps2"); !cs.GetDepsCached() {
+		t.Errorf("deps2's cold start: dependencies %d us, cached %v; want on the host already", cs.GetDepsMicros(), cs.GetDepsCached())
+	}
 	keys, err := rdb.Keys(ctx, "deps:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("deps keys in Redis = %v, %v; want one archive shared by both apps", keys, err)

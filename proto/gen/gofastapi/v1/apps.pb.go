@@ -1624,7 +1624,12 @@ type ColdStart struct {
 	// bundle cache, where the platform put them at deploy (or after an
 	// earlier start), instead of fetching them: fetch and verify are then 0
 	// and write is the linking.
-	Cached        bool `protobuf:"varint,13,opt,name=cached,proto3" json:"cached,omitempty"`
+	Cached bool `protobuf:"varint,13,opt,name=cached,proto3" json:"cached,omitempty"`
+	// deps_micros is what making the app's dependencies ready took (see
+	// SpecializeResponse.deps_micros); deps_cached is set when the host had
+	// them unpacked already.
+	DepsMicros    int64 `protobuf:"varint,14,opt,name=deps_micros,json=depsMicros,proto3" json:"deps_micros,omitempty"`
+	DepsCached    bool  `protobuf:"varint,15,opt,name=deps_cached,json=depsCached,proto3" json:"deps_cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1746,6 +1751,20 @@ func (x *ColdStart) GetCompiledModules() int32 {
 func (x *ColdStart) GetCached() bool {
 	if x != nil {
 		return x.Cached
+	}
+	return false
+}
+
+func (x *ColdStart) GetDepsMicros() int64 {
+	if x != nil {
+		return x.DepsMicros
+	}
+	return 0
+}
+
+func (x *ColdStart) GetDepsCached() bool {
+	if x != nil {
+		return x.DepsCached
 	}
 	return false
 }
@@ -3620,7 +3639,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
 	"\x16ListColdStartsResponse\x128\n" +
 	"\vcold_starts\x18\x01 \x03(\v2\x17.gofastapi.v1.ColdStartR\n" +
-	"coldStarts\"\xd1\x03\n" +
+	"coldStarts\"\x93\x04\n" +
 	"\tColdStart\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12!\n" +
@@ -3636,7 +3655,11 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\tR\x05error\x12)\n" +
 	"\x10compiled_modules\x18\f \x01(\x05R\x0fcompiledModules\x12\x16\n" +
-	"\x06cached\x18\r \x01(\bR\x06cached\"\xe5\x02\n" +
+	"\x06cached\x18\r \x01(\bR\x06cached\x12\x1f\n" +
+	"\vdeps_micros\x18\x0e \x01(\x03R\n" +
+	"depsMicros\x12\x1f\n" +
+	"\vdeps_cached\x18\x0f \x01(\bR\n" +
+	"depsCached\"\xe5\x02\n" +
 	"\x10UpdateAppRequest\x12\x1c\n" +
 	"\n" +
 	"id_or_name\x18\x01 \x01(\tR\bidOrName\x12\x17\n" +
