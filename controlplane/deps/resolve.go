@@ -238,7 +238,7 @@ func (r *Resolver) pip(ctx context.Context, dir, site string, reqs []Requirement
 	}
 	cmd := exec.CommandContext(ctx, r.cfg.Python, "-m", "pip", "install",
 		"--isolated", "--no-input", "--disable-pip-version-check", "--no-cache-dir", "--progress-bar", "off",
-		"--only-binary", ":all:", "--no-compile", "--no-warn-script-location", "--quiet", "--root-user-action", "ignore",
+		"--only-binary", ":all:", "--no-compile", "--no-warn-script-location", "--quiet", "--root-user-action", "ignore", "--timeout", "30", "--retries", "1",
 		"--index-url", r.cfg.Index, "--target", site, "--requirement", list)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"}
