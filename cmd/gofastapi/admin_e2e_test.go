@@ -229,7 +229,7 @@ func TestDeleteUserCascade(t *testing.T) {
 	for _, r := range res.Msg.GetRemoved() {
 		got[r.GetKind()] = r.GetCount()
 	}
-	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "logs": 2,
+	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "dependency archives": 0, "logs": 2,
 		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1,
 		"databases": 1 /* provisioned when dave's app first started */, "assistant settings": 1}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -315,6 +315,25 @@ func TestDependencies(t *testing.T) {
 	if code, body := p.get("deps3", "/"); code != 200 || !strings.Contains(body, "<hi there>") {
 		t.Errorf("GET deps3 / = %d %s", code, body)
 	}
+
+	// Deleting apps frees the archive once no version names it: the
+	// next app with the same requirements installs them again.
+	for _, d := range []struct{ token, app string }{{bob, "deps1"}, {admin, "deps2"}, {bob, "deps3"}} {
+		if n, err := rdb.Exists(ctx, keys[0]).Result(); err != nil || n != 1 {
+			t.Fatalf("the archive went while %s still used it: %d, %v", d.app, n, err)
+		}
+		if _, err := p.as(d.token).apps.DeleteApp(ctx, connect.NewRequest(&v1.DeleteAppRequest{IdOrName: d.app})); err != nil {
+			t.Fatalf("delete %s: %v\n%s", d.app, err, p.logs)
+		}
+	}
+	if n, err := rdb.Exists(ctx, keys[0]).Result(); err != nil || n != 0 {
+		t.Errorf("the archive is still in Redis after its last app was deleted: %d, %v", n, err)
+	}
+	hits = idx.hits.Load()
+	msgs, _, err = p.deployFiles(bob, "deps4", files)
+	if err != nil || strings.Contains(strings.Join(msgs, "\n"), "(installed before)") || idx.hits.Load() == hits {
+		t.Errorf("deploy after the archive was freed: %v, %q, %d index requests; want a new install", err, msgs, idx.hits.Load()-hits)
+	}
 }
 
 // TestDependenciesWithoutIndex: a platform with no package index refuses

@@ -39,7 +39,7 @@ func (s *Service) DeleteUserData(ctx context.Context, userID string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int64{"apps": 0, "versions": 0, "bundles": 0, "logs": 0}
+	out := map[string]int64{"apps": 0, "versions": 0, "bundles": 0, "dependency archives": 0, "logs": 0}
 	for _, a := range apps {
 		r, err := s.removeApp(ctx, a)
 		if err != nil {
@@ -48,6 +48,7 @@ func (s *Service) DeleteUserData(ctx context.Context, userID string) (map[string
 		out["apps"]++
 		out["versions"] += r.versions
 		out["bundles"] += r.bundles
+		out["dependency archives"] += r.deps
 		out["logs"] += r.logs
 	}
 	return out, nil

@@ -34,6 +34,7 @@ type Store interface {
 	Version(ctx context.Context, appID, hash string) (*store.Version, error)
 	VersionHashes(ctx context.Context, appID string) ([]string, error)
 	HashInUse(ctx context.Context, hash string) (bool, error)
+	VersionDeps(ctx context.Context, appID string) ([]string, error)
 	CountApps(ctx context.Context, ownerID string) (int64, error)
 	RecordActivity(ctx context.Context, a *store.Activity) error
 	AppByID(ctx context.Context, id string) (*store.App, error)
@@ -86,6 +87,9 @@ type Dependencies interface {
 	Resolve(ctx context.Context, files []bundle.File) (*deps.Set, []validate.Problem, error)
 	// Publish makes sure Redis has the dependency archive archive.
 	Publish(ctx context.Context, archive string) error
+	// Drop deletes those of archives no version names any more and
+	// returns how many.
+	Drop(ctx context.Context, archives []string) (int64, error)
 }
 
 // Logs keeps app logs.
@@ -252,14 +256,18 @@ func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[v1.DeleteA
 }
 
 // removal counts what removeApp removed.
-type removal struct{ versions, bundles, logs int64 }
+type removal struct{ versions, bundles, deps, logs int64 }
 
 // removeApp deletes app a: its records first and its route second, so the
 // edge cannot rebuild the route from the database once it is gone; the
-// route's removal makes the edge release the runner. Then its logs and the
-// bundles no other version uses.
+// route's removal makes the edge release the runner. Then its logs, and
+// the bundles and dependency archives no other version uses.
 func (s *Service) removeApp(ctx context.Context, a *store.App) (removal, error) {
 	hashes, err := s.cfg.Store.VersionHashes(ctx, a.ID)
+	if err != nil {
+		return removal{}, err
+	}
+	archives, err := s.cfg.Store.VersionDeps(ctx, a.ID)
 	if err != nil {
 		return removal{}, err
 	}
@@ -285,6 +293,11 @@ func (s *Service) removeApp(ctx context.Context, a *store.App) (removal, error) 
 		r.logs = 1
 	}
 	r.bundles = s.dropBundles(ctx, hashes)
+	if s.cfg.Deps != nil && len(archives) > 0 {
+		if r.deps, err = s.cfg.Deps.Drop(ctx, archives); err != nil {
+			s.cfg.Logger.Warn("delete unused dependency archives", "app", a.Name, "err", err)
+		}
+	}
 	s.cfg.Logger.Info("app deleted", "app", a.Name)
 	return r, nil
 }

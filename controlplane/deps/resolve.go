@@ -28,12 +28,15 @@ type Store interface {
 	DependencySet(ctx context.Context, key string) (*store.DependencySet, error)
 	PutDependencySet(ctx context.Context, d *store.DependencySet, archive []byte) error
 	DependencyArchive(ctx context.Context, hash string) ([]byte, error)
+	DepsInUse(ctx context.Context, hash string) (bool, error)
+	DeleteDependencyArchive(ctx context.Context, hash string) error
 }
 
 // Publisher puts archives where runners fetch them.
 type Publisher interface {
 	HasDeps(ctx context.Context, hash string) (bool, error)
 	PutDeps(ctx context.Context, hash string, archive []byte) error
+	DeleteDeps(ctx context.Context, hash string) error
 }
 
 // Config configures a Resolver.
@@ -220,6 +223,31 @@ func (r *Resolver) Publish(ctx context.Context, hash string) error {
 		return fmt.Errorf("dependency archive %s: %w", hash, err)
 	}
 	return r.cfg.Publisher.PutDeps(ctx, hash, archive)
+}
+
+// Drop deletes those of the dependency archives archives that no version
+// names any more (after an app's deletion), from the platform database and
+// Redis, and returns how many it deleted. The next app with the same
+// requirements installs them again.
+func (r *Resolver) Drop(ctx context.Context, archives []string) (int64, error) {
+	var n int64
+	for _, h := range archives {
+		used, err := r.cfg.Store.DepsInUse(ctx, h)
+		if err != nil {
+			return n, err
+		}
+		if used {
+			continue
+		}
+		if err := r.cfg.Store.DeleteDependencyArchive(ctx, h); err != nil {
+			return n, err
+		}
+		if err := r.cfg.Publisher.DeleteDeps(ctx, h); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // pip installs reqs into site. What pip reports wrong with the

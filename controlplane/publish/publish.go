@@ -74,6 +74,11 @@ func (p *Publisher) PutDeps(ctx context.Context, hash string, archive []byte) er
 	return nil
 }
 
+// DeleteDeps deletes the dependency archive hash.
+func (p *Publisher) DeleteDeps(ctx context.Context, hash string) error {
+	return p.rdb.Del(ctx, bundle.DepsKey(hash)).Err()
+}
+
 // HasDeps reports whether Redis holds the dependency archive hash.
 func (p *Publisher) HasDeps(ctx context.Context, hash string) (bool, error) {
 	n, err := p.rdb.Exists(ctx, bundle.DepsKey(hash)).Result()

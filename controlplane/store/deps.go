@@ -75,6 +75,16 @@ func (s *Store) PutDependencySet(ctx context.Context, d *DependencySet, archive 
 	return classify(err)
 }
 
+// DeleteDependencyArchive deletes dependency archive hash and the sets
+// installed as it (see DepsInUse: the caller checks no version needs it).
+func (s *Store) DeleteDependencyArchive(ctx context.Context, hash string) error {
+	if _, err := s.dependencySets().DeleteMany(ctx, bson.M{"archive": hash}); err != nil {
+		return classify(err)
+	}
+	_, err := s.dependencyChunks().DeleteMany(ctx, bson.M{"hash": hash})
+	return classify(err)
+}
+
 // DependencyArchive returns the archive with content hash hash, put by
 // PutDependencySet; ErrNotFound if there is none.
 func (s *Store) DependencyArchive(ctx context.Context, hash string) ([]byte, error) {

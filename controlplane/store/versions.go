@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -88,6 +89,32 @@ func (s *Store) VersionHashes(ctx context.Context, appID string) ([]string, erro
 // HashInUse reports whether any version of any app has content hash.
 func (s *Store) HashInUse(ctx context.Context, hash string) (bool, error) {
 	n, err := s.versions.CountDocuments(ctx, bson.M{"hash": hash}, options.Count().SetLimit(1))
+	return n > 0, classify(err)
+}
+
+// VersionDeps returns the dependency archives (Version.Deps) app appID's
+// versions name, each once.
+func (s *Store) VersionDeps(ctx context.Context, appID string) ([]string, error) {
+	cur, err := s.versions.Find(ctx, bson.M{"app_id": appID}, options.Find().SetProjection(bson.M{"deps": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var vs []Version
+	if err := cur.All(ctx, &vs); err != nil {
+		return nil, classify(err)
+	}
+	var deps []string
+	for _, v := range vs {
+		if v.Deps != "" && !slices.Contains(deps, v.Deps) {
+			deps = append(deps, v.Deps)
+		}
+	}
+	return deps, nil
+}
+
+// DepsInUse reports whether any version names dependency archive hash.
+func (s *Store) DepsInUse(ctx context.Context, hash string) (bool, error) {
+	n, err := s.versions.CountDocuments(ctx, bson.M{"deps": hash}, options.Count().SetLimit(1))
 	return n > 0, classify(err)
 }
 
