@@ -269,7 +269,7 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 
 // coldStartHeader and coldStartCells are the columns of a cold start's
 // phases (and its error) in the CLI's tables, tab-separated.
-const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tLOAD\tIMPORT\tCOMPILED\tFIRST BYTE\t ERROR"
+const coldStartHeader = "TOTAL\tCLAIM\tFETCH\tVERIFY\tWRITE\tDEPS\tLOAD\tIMPORT\tCOMPILED\tFIRST BYTE\t ERROR"
 
 func coldStartCells(c *v1.ColdStart) string {
 	fetch, verify := micros(c.GetFetchMicros()), micros(c.GetVerifyMicros())
@@ -277,9 +277,16 @@ func coldStartCells(c *v1.ColdStart) string {
 		// The files were linked from the host's cache (WRITE).
 		fetch, verify = "cached", "-"
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t %s",
+	deps := "-" // the app declares none
+	switch {
+	case c.GetDepsCached():
+		deps = "on host"
+	case c.GetDepsMicros() > 0:
+		deps = micros(c.GetDepsMicros())
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t %s",
 		micros(c.GetTotalMicros()), micros(c.GetClaimMicros()), fetch, verify,
-		micros(c.GetWriteMicros()), micros(c.GetLoadMicros()), micros(c.GetImportMicros()), c.GetCompiledModules(),
+		micros(c.GetWriteMicros()), deps, micros(c.GetLoadMicros()), micros(c.GetImportMicros()), c.GetCompiledModules(),
 		micros(c.GetFirstByteMicros()), c.GetError())
 }
 

@@ -264,6 +264,9 @@ func TestDependencies(t *testing.T) {
 	if cs := coldStart(admin, "deps2"); !cs.GetDepsCached() {
 		t.Errorf("deps2's cold start: dependencies %d us, cached %v; want on the host already", cs.GetDepsMicros(), cs.GetDepsCached())
 	}
+	if out := p.mustCLIAs(admin, "coldstarts", "deps2"); !strings.Contains(out, "DEPS") || !strings.Contains(out, "on host") {
+		t.Errorf("gofastapi coldstarts deps2:\n%s", out)
+	}
 	keys, err := rdb.Keys(ctx, "deps:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("deps keys in Redis = %v, %v; want one archive shared by both apps", keys, err)
@@ -276,6 +279,9 @@ func TestDependencies(t *testing.T) {
 	}
 	if got := packagesString(vs.Msg.GetVersions()[0].GetPackages()); got != "colorword 1.0, greet 1.0, uses-anyio 1.0" {
 		t.Errorf("version's packages = %q", got)
+	}
+	if out := p.mustCLIAs(bob, "versions", "deps1"); !strings.Contains(out, "colorword==1.0 greet==1.0 uses-anyio==1.0") {
+		t.Errorf("gofastapi versions deps1:\n%s", out)
 	}
 
 	refused := []struct {

@@ -59,7 +59,7 @@ func cmdVersions(ctx context.Context, args []string, stdout io.Writer) error {
 		return explain(err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tDEPLOYED\tFILES\t")
+	fmt.Fprintln(tw, "VERSION\tDEPLOYED\tFILES\tPACKAGES\t")
 	for _, v := range res.Msg.GetVersions() {
 		var names []string
 		for _, f := range v.GetFiles() {
@@ -69,8 +69,12 @@ func cmdVersions(ctx context.Context, args []string, stdout io.Writer) error {
 		if v.GetCurrent() {
 			cur = "(current)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", shortHash(v.GetVersion()), v.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"),
-			strings.Join(names, " "), cur)
+		var pkgs []string
+		for _, p := range v.GetPackages() {
+			pkgs = append(pkgs, p.GetName()+"=="+p.GetVersion())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortHash(v.GetVersion()), v.GetCreatedAt().AsTime().Local().Format("2006-01-02 15:04:05"),
+			strings.Join(names, " "), firstNonEmpty(strings.Join(pkgs, " "), "-"), cur)
 	}
 	return tw.Flush()
 }
