@@ -215,6 +215,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			req: static(`{"provider":"ASSISTANT_PROVIDER_ANTHROPIC","model":"claude-sonnet-4-5"}`)},
 		"gofastapi.v1.AssistantService.Chat": {want: codes{connect.CodeUnauthenticated, connect.CodeFailedPrecondition,
 			connect.CodeFailedPrecondition, connect.CodeFailedPrecondition}, req: static(`{"messages":[{"role":"user","content":"hi"}]}`)},
+		"gofastapi.v1.AssistantService.ListConversations": {want: signedIn, req: static(`{}`)},
+		// Whose a conversation is: TestAssistant (another user's is not
+		// found); here no conversation is stored (no key, no chat), so a
+		// signed-in caller of any role finds none of that id.
+		"gofastapi.v1.AssistantService.GetConversation": {want: codes{connect.CodeUnauthenticated, connect.CodeNotFound,
+			connect.CodeNotFound, connect.CodeNotFound}, req: static(`{"id":"0123456789abcdef01234567"}`)},
+		"gofastapi.v1.AssistantService.DeleteConversation": {want: codes{connect.CodeUnauthenticated, connect.CodeNotFound,
+			connect.CodeNotFound, connect.CodeNotFound}, req: static(`{"id":"0123456789abcdef01234567"}`)},
 		"gofastapi.v1.AppService.AddDomain": {want: ownerOnly, req: static(domainJSON)},
 		"gofastapi.v1.AppService.RemoveDomain": {want: ownerOnly, req: static(domainJSON),
 			before: func(role) {

@@ -92,14 +92,21 @@ func oaEnd(w io.Writer, reason string) {
 
 // chat runs one chat and collects its events.
 type chatResult struct {
-	text      string
+	conversation string // the stored conversation's id (the first event)
+	text         string
 	tools     []*v1.ToolUse
 	proposals []*v1.Proposal
 	err       error
 }
 
 func runChat(c apiClients, app string, msgs ...string) chatResult {
-	req := &v1.ChatRequest{App: app}
+	return runChatIn(c, "", app, msgs...)
+}
+
+// runChatIn runs one chat that continues stored conversation conv ("":
+// a new one).
+func runChatIn(c apiClients, conv, app string, msgs ...string) chatResult {
+	req := &v1.ChatRequest{App: app, ConversationId: conv}
 	for i, m := range msgs {
 		role := "user"
 		if i%2 == 1 {
@@ -115,6 +122,8 @@ func runChat(c apiClients, app string, msgs ...string) chatResult {
 	var b strings.Builder
 	for s.Receive() {
 		switch e := s.Msg().GetEvent().(type) {
+		case *v1.ChatResponse_ConversationId:
+			r.conversation = e.ConversationId
 		case *v1.ChatResponse_Text:
 			b.WriteString(e.Text)
 		case *v1.ChatResponse_ToolUse:
@@ -203,6 +212,7 @@ func TestAssistant(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("chat: %v\n%s", r.err, p.logs)
 	}
+	conversationID := r.conversation
 	if r.text != "Let me look.I proposed a /health route." {
 		t.Errorf("streamed text %q", r.text)
 	}
@@ -281,10 +291,54 @@ func TestAssistant(t *testing.T) {
 		t.Errorf("the tool result sent back to Anthropic: %.1000s", msgs)
 	}
 
-	// 4. A refused key.
+	// The conversations are stored, the user's own: the first with its
+	// app, each with the reply's text.
+	first, second := conversationID, r.conversation
+	list, err := a.asst.ListConversations(ctx, connect.NewRequest(&v1.ListConversationsRequest{}))
+	if err != nil || len(list.Msg.GetConversations()) != 2 || list.Msg.GetConversations()[0].GetId() != second ||
+		list.Msg.GetConversations()[1].GetTitle() != "Add a health route" || list.Msg.GetConversations()[1].GetApp() != "notes" {
+		t.Fatalf("alice's conversations: %v, %v; want the newest first, titled by their first message", list, err)
+	}
+	conv, err := a.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: first}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := conv.Msg.GetConversation().GetMessages(); len(ms) != 2 || ms[0].GetContent() != "Add a health route" ||
+		ms[1].GetRole() != "assistant" || ms[1].GetContent() != "Let me look.I proposed a /health route." {
+		t.Errorf("the stored conversation: %v", ms)
+	}
+	b := p.as(bob)
+	if _, err := b.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: first})); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("bob reads alice's conversation: %v", err)
+	}
+	if _, err := b.asst.DeleteConversation(ctx, connect.NewRequest(&v1.DeleteConversationRequest{Id: first})); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("bob deletes alice's conversation: %v", err)
+	}
+	if r := runChatIn(b, first, "", "hi"); connect.CodeOf(r.err) != connect.CodeNotFound {
+		t.Errorf("bob continues alice's conversation: %v", r.err)
+	}
+	if list, err := b.asst.ListConversations(ctx, connect.NewRequest(&v1.ListConversationsRequest{})); err != nil || len(list.Msg.GetConversations()) != 0 {
+		t.Errorf("bob's conversations: %v, %v; want none", list, err)
+	}
+
+	// 4. A refused key, in the second conversation continued: it is
+	// stored with the new message (and no reply).
 	an.mu.Lock()
 	an.status = http.StatusUnauthorized
 	an.mu.Unlock()
+	if r := runChatIn(a, second, "", "What apps do I have?", "Checking You have one app.", "hi"); r.conversation != second {
+		t.Errorf("the continued chat's conversation = %q, want %q", r.conversation, second)
+	}
+	conv, err = a.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: second}))
+	if err != nil || conv.Msg.GetConversation().GetMessageCount() != 3 {
+		t.Errorf("the continued conversation: %v, %v; want its 3 messages", conv, err)
+	}
+	if _, err := a.asst.DeleteConversation(ctx, connect.NewRequest(&v1.DeleteConversationRequest{Id: first})); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	if list, err := a.asst.ListConversations(ctx, connect.NewRequest(&v1.ListConversationsRequest{})); err != nil || len(list.Msg.GetConversations()) != 1 {
+		t.Errorf("alice's conversations after a delete: %v, %v", list, err)
+	}
 	if r := runChat(a, "", "hi"); connect.CodeOf(r.err) != connect.CodeFailedPrecondition ||
 		!strings.Contains(r.err.Error(), "Anthropic refused your key (401: invalid x-api-key): check it in the assistant's settings") {
 		t.Errorf("a refused key: %v", r.err)
@@ -296,7 +350,7 @@ func TestAssistant(t *testing.T) {
 		t.Errorf("an ftp endpoint: %v", err)
 	}
 
-	// 6. Too many messages: the limit is 6 a minute, and 4 were sent.
+	// 6. Too many messages: the limit is 6 a minute, and 5 were sent.
 	var refused error
 	for range 4 {
 		if r := runChat(a, "", "hi"); connect.CodeOf(r.err) == connect.CodeResourceExhausted {

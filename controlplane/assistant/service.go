@@ -42,6 +42,7 @@ type Store interface {
 	AssistantSettings(ctx context.Context, userID string) (*store.AssistantSettings, error)
 	SetAssistantSettings(ctx context.Context, a *store.AssistantSettings) error
 	DeleteAssistantSettings(ctx context.Context, userID string) (int64, error)
+	ConversationStore
 }
 
 // Sealer seals keys at rest (see controlplane/secretbox).
@@ -196,11 +197,21 @@ func (s *Service) SetAssistantSettings(ctx context.Context, req *connect.Request
 // DeleteUserData removes userID's assistant settings (their key
 // included). It implements admin.UserData.
 func (s *Service) DeleteUserData(ctx context.Context, userID string) (map[string]int64, error) {
+	out := map[string]int64{}
 	n, err := s.cfg.Store.DeleteAssistantSettings(ctx, userID)
-	if err != nil || n == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"assistant settings": n}, nil
+	if n > 0 {
+		out["assistant settings"] = n
+	}
+	if n, err = s.cfg.Store.DeleteConversations(ctx, userID); err != nil {
+		return out, err
+	}
+	if n > 0 {
+		out["assistant conversations"] = n
+	}
+	return out, nil
 }
 
 // settings returns userID's settings, or new ones for them.
@@ -243,6 +254,10 @@ func (s *Service) Chat(ctx context.Context, req *connect.Request[v1.ChatRequest]
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 			"you have sent the assistant as many messages as it takes (%s): try again in %s", s.cfg.Rate, retry.Round(time.Second)))
 	}
+	conv, err := s.conversationFor(ctx, u.ID, req.Msg)
+	if err != nil {
+		return err
+	}
 	m, err := s.model(ctx, u.ID)
 	if err != nil {
 		return err
@@ -254,10 +269,18 @@ func (s *Service) Chat(ctx context.Context, req *connect.Request[v1.ChatRequest]
 	ctx, cancel := context.WithTimeout(ctx, chatTimeout)
 	defer cancel()
 	send := func(r *v1.ChatResponse) error { return stream.Send(r) }
+	// The conversation is stored whatever becomes of the reply: the user's
+	// message, and what of the reply was written.
+	var reply strings.Builder
+	defer func() { s.saveConversation(ctx, conv, req.Msg.GetMessages(), reply.String()) }()
+	if err := send(&v1.ChatResponse{Event: &v1.ChatResponse_ConversationId{ConversationId: conv.ID}}); err != nil {
+		return err
+	}
 	for range maxModelSteps {
 		var text strings.Builder
 		calls, err := m.stream(ctx, system, turns, tools, func(piece string) error {
 			text.WriteString(piece)
+			reply.WriteString(piece)
 			return send(&v1.ChatResponse{Event: &v1.ChatResponse_Text{Text: piece}})
 		})
 		if err != nil {
@@ -277,8 +300,9 @@ func (s *Service) Chat(ctx context.Context, req *connect.Request[v1.ChatRequest]
 		}
 		turns = append(turns, turn{role: "tool", results: results})
 	}
-	return send(&v1.ChatResponse{Event: &v1.ChatResponse_Text{Text: fmt.Sprintf(
-		"\n\n(The assistant stopped after %d rounds of tools: ask again to go on.)", maxModelSteps)}})
+	stopped := fmt.Sprintf("\n\n(The assistant stopped after %d rounds of tools: ask again to go on.)", maxModelSteps)
+	reply.WriteString(stopped)
+	return send(&v1.ChatResponse{Event: &v1.ChatResponse_Text{Text: stopped}})
 }
 
 // checkMessages turns the client's conversation into turns.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -40,6 +41,91 @@ func (s *Store) SetAssistantSettings(ctx context.Context, a *AssistantSettings) 
 // included, and reports how many it removed (0 or 1).
 func (s *Store) DeleteAssistantSettings(ctx context.Context, userID string) (int64, error) {
 	res, err := s.assistant().DeleteOne(ctx, bson.M{"_id": userID})
+	if err != nil {
+		return 0, classify(err)
+	}
+	return res.DeletedCount, nil
+}
+
+// Conversation is a stored chat of a user with the assistant.
+type Conversation struct {
+	ID        string        `bson:"_id"`
+	OwnerID   string        `bson:"owner_id"`
+	Title     string        `bson:"title"`
+	App       string        `bson:"app,omitempty"`
+	CreatedAt time.Time     `bson:"created_at"`
+	UpdatedAt time.Time     `bson:"updated_at"`
+	Messages  []ChatMessage `bson:"messages"`
+}
+
+// ChatMessage is one message of a Conversation.
+type ChatMessage struct {
+	Role    string `bson:"role"` // user, assistant
+	Content string `bson:"content"`
+}
+
+func (s *Store) conversations() *mongo.Collection { return s.db.Collection("conversations") }
+
+// Conversation returns ownerID's conversation id; ErrNotFound if they
+// have none of that id.
+func (s *Store) Conversation(ctx context.Context, ownerID, id string) (*Conversation, error) {
+	var c Conversation
+	if err := s.conversations().FindOne(ctx, bson.M{"_id": id, "owner_id": ownerID}).Decode(&c); err != nil {
+		return nil, classify(err)
+	}
+	return &c, nil
+}
+
+// PutConversation stores c, which the caller has checked is new or its
+// owner's, and keeps at most keep conversations of the owner, dropping
+// the least recently updated.
+func (s *Store) PutConversation(ctx context.Context, c *Conversation, keep int) error {
+	if _, err := s.conversations().ReplaceOne(ctx, bson.M{"_id": c.ID}, c, options.Replace().SetUpsert(true)); err != nil {
+		return classify(err)
+	}
+	cs, err := s.Conversations(ctx, c.OwnerID)
+	if err != nil {
+		return err
+	}
+	for _, old := range cs[min(keep, len(cs)):] {
+		if _, err := s.conversations().DeleteOne(ctx, bson.M{"_id": old.ID}); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// Conversations returns ownerID's conversations, the most recently
+// updated first.
+func (s *Store) Conversations(ctx context.Context, ownerID string) ([]*Conversation, error) {
+	cur, err := s.conversations().Find(ctx, bson.M{"owner_id": ownerID}, options.Find().SetSort(bson.M{"updated_at": -1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var cs []*Conversation
+	if err := cur.All(ctx, &cs); err != nil {
+		return nil, classify(err)
+	}
+	return cs, nil
+}
+
+// DeleteConversation deletes ownerID's conversation id; ErrNotFound if
+// they have none of that id.
+func (s *Store) DeleteConversation(ctx context.Context, ownerID, id string) error {
+	res, err := s.conversations().DeleteOne(ctx, bson.M{"_id": id, "owner_id": ownerID})
+	if err != nil {
+		return classify(err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteConversations deletes every conversation of ownerID and reports
+// how many.
+func (s *Store) DeleteConversations(ctx context.Context, ownerID string) (int64, error) {
+	res, err := s.conversations().DeleteMany(ctx, bson.M{"owner_id": ownerID})
 	if err != nil {
 		return 0, classify(err)
 	}

@@ -9,6 +9,7 @@ package gofastapiv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -447,9 +448,14 @@ type ChatRequest struct {
 	// user's newest message. The conversation is the client's to keep.
 	Messages []*ChatMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
 	// app is the app open in the editor, if any, for context.
-	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	App string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// conversation_id, when set, names the stored conversation this chat
+	// continues; empty starts a new one. Either way the conversation, with
+	// the reply, is stored as the caller's (see ListConversations), and the
+	// stream's first event says its id.
+	ConversationId string `protobuf:"bytes,3,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -496,6 +502,13 @@ func (x *ChatRequest) GetApp() string {
 	return ""
 }
 
+func (x *ChatRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
 type ChatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -503,6 +516,7 @@ type ChatResponse struct {
 	//	*ChatResponse_Text
 	//	*ChatResponse_ToolUse
 	//	*ChatResponse_Proposal
+	//	*ChatResponse_ConversationId
 	Event         isChatResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -572,6 +586,15 @@ func (x *ChatResponse) GetProposal() *Proposal {
 	return nil
 }
 
+func (x *ChatResponse) GetConversationId() string {
+	if x != nil {
+		if x, ok := x.Event.(*ChatResponse_ConversationId); ok {
+			return x.ConversationId
+		}
+	}
+	return ""
+}
+
 type isChatResponse_Event interface {
 	isChatResponse_Event()
 }
@@ -589,11 +612,364 @@ type ChatResponse_Proposal struct {
 	Proposal *Proposal `protobuf:"bytes,3,opt,name=proposal,proto3,oneof"`
 }
 
+type ChatResponse_ConversationId struct {
+	// conversation_id, the stream's first event, is the id of the stored
+	// conversation the chat belongs to.
+	ConversationId string `protobuf:"bytes,4,opt,name=conversation_id,json=conversationId,proto3,oneof"`
+}
+
 func (*ChatResponse_Text) isChatResponse_Event() {}
 
 func (*ChatResponse_ToolUse) isChatResponse_Event() {}
 
 func (*ChatResponse_Proposal) isChatResponse_Event() {}
+
+func (*ChatResponse_ConversationId) isChatResponse_Event() {}
+
+// Conversation is a stored chat with the assistant. Proposals and tool
+// uses are not kept: the messages are the user's and the assistant's text.
+type Conversation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// title is the start of the first message.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// app is the app that was open when the conversation began.
+	App       string                 `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// messages are set by GetConversation only.
+	Messages      []*ChatMessage `protobuf:"bytes,6,rep,name=messages,proto3" json:"messages,omitempty"`
+	MessageCount  int32          `protobuf:"varint,7,opt,name=message_count,json=messageCount,proto3" json:"message_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conversation) Reset() {
+	*x = Conversation{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conversation) ProtoMessage() {}
+
+func (x *Conversation) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
+func (*Conversation) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Conversation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Conversation) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Conversation) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Conversation) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Conversation) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Conversation) GetMessages() []*ChatMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *Conversation) GetMessageCount() int32 {
+	if x != nil {
+		return x.MessageCount
+	}
+	return 0
+}
+
+type ListConversationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsRequest) Reset() {
+	*x = ListConversationsRequest{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsRequest) ProtoMessage() {}
+
+func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
+func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{9}
+}
+
+type ListConversationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conversations []*Conversation        `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsResponse) Reset() {
+	*x = ListConversationsResponse{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsResponse) ProtoMessage() {}
+
+func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
+func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListConversationsResponse) GetConversations() []*Conversation {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+type GetConversationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConversationRequest) Reset() {
+	*x = GetConversationRequest{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConversationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConversationRequest) ProtoMessage() {}
+
+func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
+func (*GetConversationRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetConversationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetConversationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conversation  *Conversation          `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConversationResponse) Reset() {
+	*x = GetConversationResponse{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConversationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConversationResponse) ProtoMessage() {}
+
+func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
+func (*GetConversationResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetConversationResponse) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+type DeleteConversationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConversationRequest) Reset() {
+	*x = DeleteConversationRequest{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConversationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConversationRequest) ProtoMessage() {}
+
+func (x *DeleteConversationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConversationRequest.ProtoReflect.Descriptor instead.
+func (*DeleteConversationRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteConversationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteConversationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConversationResponse) Reset() {
+	*x = DeleteConversationResponse{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConversationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConversationResponse) ProtoMessage() {}
+
+func (x *DeleteConversationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConversationResponse.ProtoReflect.Descriptor instead.
+func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{14}
+}
 
 // ToolUse is a tool the model used, with what it got back.
 type ToolUse struct {
@@ -610,7 +986,7 @@ type ToolUse struct {
 
 func (x *ToolUse) Reset() {
 	*x = ToolUse{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[8]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +998,7 @@ func (x *ToolUse) String() string {
 func (*ToolUse) ProtoMessage() {}
 
 func (x *ToolUse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[8]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +1011,7 @@ func (x *ToolUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolUse.ProtoReflect.Descriptor instead.
 func (*ToolUse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{8}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ToolUse) GetName() string {
@@ -687,7 +1063,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[9]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +1075,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[9]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +1088,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{9}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Proposal) GetKind() ProposalKind {
@@ -762,7 +1138,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[10]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +1150,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[10]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +1163,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{10}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileChange) GetName() string {
@@ -822,7 +1198,7 @@ var File_gofastapi_v1_assistant_proto protoreflect.FileDescriptor
 
 const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\n" +
-	"\x1cgofastapi/v1/assistant.proto\x12\fgofastapi.v1\x1a\x17gofastapi/v1/apps.proto\"\x9a\x01\n" +
+	"\x1cgofastapi/v1/assistant.proto\x12\fgofastapi.v1\x1a\x17gofastapi/v1/apps.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n" +
 	"\x11AssistantSettings\x12;\n" +
 	"\bprovider\x18\x01 \x01(\x0e2\x1f.gofastapi.v1.AssistantProviderR\bprovider\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x19\n" +
@@ -842,15 +1218,37 @@ const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\bsettings\x18\x01 \x01(\v2\x1f.gofastapi.v1.AssistantSettingsR\bsettings\";\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"V\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\x7f\n" +
 	"\vChatRequest\x125\n" +
 	"\bmessages\x18\x01 \x03(\v2\x19.gofastapi.v1.ChatMessageR\bmessages\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\"\x97\x01\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12'\n" +
+	"\x0fconversation_id\x18\x03 \x01(\tR\x0econversationId\"\xc2\x01\n" +
 	"\fChatResponse\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x122\n" +
 	"\btool_use\x18\x02 \x01(\v2\x15.gofastapi.v1.ToolUseH\x00R\atoolUse\x124\n" +
-	"\bproposal\x18\x03 \x01(\v2\x16.gofastapi.v1.ProposalH\x00R\bproposalB\a\n" +
-	"\x05event\"k\n" +
+	"\bproposal\x18\x03 \x01(\v2\x16.gofastapi.v1.ProposalH\x00R\bproposal\x12)\n" +
+	"\x0fconversation_id\x18\x04 \x01(\tH\x00R\x0econversationIdB\a\n" +
+	"\x05event\"\x98\x02\n" +
+	"\fConversation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x125\n" +
+	"\bmessages\x18\x06 \x03(\v2\x19.gofastapi.v1.ChatMessageR\bmessages\x12#\n" +
+	"\rmessage_count\x18\a \x01(\x05R\fmessageCount\"\x1a\n" +
+	"\x18ListConversationsRequest\"]\n" +
+	"\x19ListConversationsResponse\x12@\n" +
+	"\rconversations\x18\x01 \x03(\v2\x1a.gofastapi.v1.ConversationR\rconversations\"(\n" +
+	"\x16GetConversationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
+	"\x17GetConversationResponse\x12>\n" +
+	"\fconversation\x18\x01 \x01(\v2\x1a.gofastapi.v1.ConversationR\fconversation\"+\n" +
+	"\x19DeleteConversationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
+	"\x1aDeleteConversationResponse\"k\n" +
 	"\aToolUse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\targuments\x18\x02 \x01(\tR\targuments\x12\x16\n" +
@@ -878,11 +1276,14 @@ const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\x19PROPOSAL_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_KIND_CREATE_APP\x10\x01\x12\x1c\n" +
 	"\x18PROPOSAL_KIND_UPDATE_APP\x10\x02\x12\x1c\n" +
-	"\x18PROPOSAL_KIND_DELETE_APP\x10\x032\xb7\x02\n" +
+	"\x18PROPOSAL_KIND_DELETE_APP\x10\x032\xec\x04\n" +
 	"\x10AssistantService\x12o\n" +
 	"\x14GetAssistantSettings\x12).gofastapi.v1.GetAssistantSettingsRequest\x1a*.gofastapi.v1.GetAssistantSettingsResponse\"\x00\x12o\n" +
 	"\x14SetAssistantSettings\x12).gofastapi.v1.SetAssistantSettingsRequest\x1a*.gofastapi.v1.SetAssistantSettingsResponse\"\x00\x12A\n" +
-	"\x04Chat\x12\x19.gofastapi.v1.ChatRequest\x1a\x1a.gofastapi.v1.ChatResponse\"\x000\x01BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\x04Chat\x12\x19.gofastapi.v1.ChatRequest\x1a\x1a.gofastapi.v1.ChatResponse\"\x000\x01\x12f\n" +
+	"\x11ListConversations\x12&.gofastapi.v1.ListConversationsRequest\x1a'.gofastapi.v1.ListConversationsResponse\"\x00\x12`\n" +
+	"\x0fGetConversation\x12$.gofastapi.v1.GetConversationRequest\x1a%.gofastapi.v1.GetConversationResponse\"\x00\x12i\n" +
+	"\x12DeleteConversation\x12'.gofastapi.v1.DeleteConversationRequest\x1a(.gofastapi.v1.DeleteConversationResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_assistant_proto_rawDescOnce sync.Once
@@ -897,7 +1298,7 @@ func file_gofastapi_v1_assistant_proto_rawDescGZIP() []byte {
 }
 
 var file_gofastapi_v1_assistant_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gofastapi_v1_assistant_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_gofastapi_v1_assistant_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_gofastapi_v1_assistant_proto_goTypes = []any{
 	(AssistantProvider)(0),               // 0: gofastapi.v1.AssistantProvider
 	(ProposalKind)(0),                    // 1: gofastapi.v1.ProposalKind
@@ -909,10 +1310,18 @@ var file_gofastapi_v1_assistant_proto_goTypes = []any{
 	(*ChatMessage)(nil),                  // 7: gofastapi.v1.ChatMessage
 	(*ChatRequest)(nil),                  // 8: gofastapi.v1.ChatRequest
 	(*ChatResponse)(nil),                 // 9: gofastapi.v1.ChatResponse
-	(*ToolUse)(nil),                      // 10: gofastapi.v1.ToolUse
-	(*Proposal)(nil),                     // 11: gofastapi.v1.Proposal
-	(*FileChange)(nil),                   // 12: gofastapi.v1.FileChange
-	(*ValidationError)(nil),              // 13: gofastapi.v1.ValidationError
+	(*Conversation)(nil),                 // 10: gofastapi.v1.Conversation
+	(*ListConversationsRequest)(nil),     // 11: gofastapi.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),    // 12: gofastapi.v1.ListConversationsResponse
+	(*GetConversationRequest)(nil),       // 13: gofastapi.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),      // 14: gofastapi.v1.GetConversationResponse
+	(*DeleteConversationRequest)(nil),    // 15: gofastapi.v1.DeleteConversationRequest
+	(*DeleteConversationResponse)(nil),   // 16: gofastapi.v1.DeleteConversationResponse
+	(*ToolUse)(nil),                      // 17: gofastapi.v1.ToolUse
+	(*Proposal)(nil),                     // 18: gofastapi.v1.Proposal
+	(*FileChange)(nil),                   // 19: gofastapi.v1.FileChange
+	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
+	(*ValidationError)(nil),              // 21: gofastapi.v1.ValidationError
 }
 var file_gofastapi_v1_assistant_proto_depIdxs = []int32{
 	0,  // 0: gofastapi.v1.AssistantSettings.provider:type_name -> gofastapi.v1.AssistantProvider
@@ -920,22 +1329,33 @@ var file_gofastapi_v1_assistant_proto_depIdxs = []int32{
 	0,  // 2: gofastapi.v1.SetAssistantSettingsRequest.provider:type_name -> gofastapi.v1.AssistantProvider
 	2,  // 3: gofastapi.v1.SetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
 	7,  // 4: gofastapi.v1.ChatRequest.messages:type_name -> gofastapi.v1.ChatMessage
-	10, // 5: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
-	11, // 6: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
-	1,  // 7: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
-	12, // 8: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
-	13, // 9: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
-	3,  // 10: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
-	5,  // 11: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
-	8,  // 12: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
-	4,  // 13: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
-	6,  // 14: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
-	9,  // 15: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 5: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
+	18, // 6: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
+	20, // 7: gofastapi.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	20, // 8: gofastapi.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: gofastapi.v1.Conversation.messages:type_name -> gofastapi.v1.ChatMessage
+	10, // 10: gofastapi.v1.ListConversationsResponse.conversations:type_name -> gofastapi.v1.Conversation
+	10, // 11: gofastapi.v1.GetConversationResponse.conversation:type_name -> gofastapi.v1.Conversation
+	1,  // 12: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
+	19, // 13: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
+	21, // 14: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
+	3,  // 15: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
+	5,  // 16: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
+	8,  // 17: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
+	11, // 18: gofastapi.v1.AssistantService.ListConversations:input_type -> gofastapi.v1.ListConversationsRequest
+	13, // 19: gofastapi.v1.AssistantService.GetConversation:input_type -> gofastapi.v1.GetConversationRequest
+	15, // 20: gofastapi.v1.AssistantService.DeleteConversation:input_type -> gofastapi.v1.DeleteConversationRequest
+	4,  // 21: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
+	6,  // 22: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
+	9,  // 23: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
+	12, // 24: gofastapi.v1.AssistantService.ListConversations:output_type -> gofastapi.v1.ListConversationsResponse
+	14, // 25: gofastapi.v1.AssistantService.GetConversation:output_type -> gofastapi.v1.GetConversationResponse
+	16, // 26: gofastapi.v1.AssistantService.DeleteConversation:output_type -> gofastapi.v1.DeleteConversationResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_assistant_proto_init() }
@@ -949,6 +1369,7 @@ func file_gofastapi_v1_assistant_proto_init() {
 		(*ChatResponse_Text)(nil),
 		(*ChatResponse_ToolUse)(nil),
 		(*ChatResponse_Proposal)(nil),
+		(*ChatResponse_ConversationId)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -956,7 +1377,7 @@ func file_gofastapi_v1_assistant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_assistant_proto_rawDesc), len(file_gofastapi_v1_assistant_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

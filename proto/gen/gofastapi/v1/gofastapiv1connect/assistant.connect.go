@@ -41,6 +41,15 @@ const (
 	AssistantServiceSetAssistantSettingsProcedure = "/gofastapi.v1.AssistantService/SetAssistantSettings"
 	// AssistantServiceChatProcedure is the fully-qualified name of the AssistantService's Chat RPC.
 	AssistantServiceChatProcedure = "/gofastapi.v1.AssistantService/Chat"
+	// AssistantServiceListConversationsProcedure is the fully-qualified name of the AssistantService's
+	// ListConversations RPC.
+	AssistantServiceListConversationsProcedure = "/gofastapi.v1.AssistantService/ListConversations"
+	// AssistantServiceGetConversationProcedure is the fully-qualified name of the AssistantService's
+	// GetConversation RPC.
+	AssistantServiceGetConversationProcedure = "/gofastapi.v1.AssistantService/GetConversation"
+	// AssistantServiceDeleteConversationProcedure is the fully-qualified name of the AssistantService's
+	// DeleteConversation RPC.
+	AssistantServiceDeleteConversationProcedure = "/gofastapi.v1.AssistantService/DeleteConversation"
 )
 
 // AssistantServiceClient is a client for the gofastapi.v1.AssistantService service.
@@ -55,6 +64,13 @@ type AssistantServiceClient interface {
 	// reply: text as it is written, each tool the model used, and the
 	// changes it proposes. Rate limited per user.
 	Chat(context.Context, *connect.Request[v1.ChatRequest]) (*connect.ServerStreamForClient[v1.ChatResponse], error)
+	// ListConversations lists the caller's stored conversations, the most
+	// recently continued first (at most 100 are kept; older ones go).
+	ListConversations(context.Context, *connect.Request[v1.ListConversationsRequest]) (*connect.Response[v1.ListConversationsResponse], error)
+	// GetConversation returns one of the caller's conversations whole.
+	GetConversation(context.Context, *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error)
+	// DeleteConversation deletes one of the caller's conversations.
+	DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error)
 }
 
 // NewAssistantServiceClient constructs a client for the gofastapi.v1.AssistantService service. By
@@ -86,6 +102,24 @@ func NewAssistantServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(assistantServiceMethods.ByName("Chat")),
 			connect.WithClientOptions(opts...),
 		),
+		listConversations: connect.NewClient[v1.ListConversationsRequest, v1.ListConversationsResponse](
+			httpClient,
+			baseURL+AssistantServiceListConversationsProcedure,
+			connect.WithSchema(assistantServiceMethods.ByName("ListConversations")),
+			connect.WithClientOptions(opts...),
+		),
+		getConversation: connect.NewClient[v1.GetConversationRequest, v1.GetConversationResponse](
+			httpClient,
+			baseURL+AssistantServiceGetConversationProcedure,
+			connect.WithSchema(assistantServiceMethods.ByName("GetConversation")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteConversation: connect.NewClient[v1.DeleteConversationRequest, v1.DeleteConversationResponse](
+			httpClient,
+			baseURL+AssistantServiceDeleteConversationProcedure,
+			connect.WithSchema(assistantServiceMethods.ByName("DeleteConversation")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -94,6 +128,9 @@ type assistantServiceClient struct {
 	getAssistantSettings *connect.Client[v1.GetAssistantSettingsRequest, v1.GetAssistantSettingsResponse]
 	setAssistantSettings *connect.Client[v1.SetAssistantSettingsRequest, v1.SetAssistantSettingsResponse]
 	chat                 *connect.Client[v1.ChatRequest, v1.ChatResponse]
+	listConversations    *connect.Client[v1.ListConversationsRequest, v1.ListConversationsResponse]
+	getConversation      *connect.Client[v1.GetConversationRequest, v1.GetConversationResponse]
+	deleteConversation   *connect.Client[v1.DeleteConversationRequest, v1.DeleteConversationResponse]
 }
 
 // GetAssistantSettings calls gofastapi.v1.AssistantService.GetAssistantSettings.
@@ -111,6 +148,21 @@ func (c *assistantServiceClient) Chat(ctx context.Context, req *connect.Request[
 	return c.chat.CallServerStream(ctx, req)
 }
 
+// ListConversations calls gofastapi.v1.AssistantService.ListConversations.
+func (c *assistantServiceClient) ListConversations(ctx context.Context, req *connect.Request[v1.ListConversationsRequest]) (*connect.Response[v1.ListConversationsResponse], error) {
+	return c.listConversations.CallUnary(ctx, req)
+}
+
+// GetConversation calls gofastapi.v1.AssistantService.GetConversation.
+func (c *assistantServiceClient) GetConversation(ctx context.Context, req *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error) {
+	return c.getConversation.CallUnary(ctx, req)
+}
+
+// DeleteConversation calls gofastapi.v1.AssistantService.DeleteConversation.
+func (c *assistantServiceClient) DeleteConversation(ctx context.Context, req *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error) {
+	return c.deleteConversation.CallUnary(ctx, req)
+}
+
 // AssistantServiceHandler is an implementation of the gofastapi.v1.AssistantService service.
 type AssistantServiceHandler interface {
 	// GetAssistantSettings returns the caller's provider settings. The key
@@ -123,6 +175,13 @@ type AssistantServiceHandler interface {
 	// reply: text as it is written, each tool the model used, and the
 	// changes it proposes. Rate limited per user.
 	Chat(context.Context, *connect.Request[v1.ChatRequest], *connect.ServerStream[v1.ChatResponse]) error
+	// ListConversations lists the caller's stored conversations, the most
+	// recently continued first (at most 100 are kept; older ones go).
+	ListConversations(context.Context, *connect.Request[v1.ListConversationsRequest]) (*connect.Response[v1.ListConversationsResponse], error)
+	// GetConversation returns one of the caller's conversations whole.
+	GetConversation(context.Context, *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error)
+	// DeleteConversation deletes one of the caller's conversations.
+	DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error)
 }
 
 // NewAssistantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -150,6 +209,24 @@ func NewAssistantServiceHandler(svc AssistantServiceHandler, opts ...connect.Han
 		connect.WithSchema(assistantServiceMethods.ByName("Chat")),
 		connect.WithHandlerOptions(opts...),
 	)
+	assistantServiceListConversationsHandler := connect.NewUnaryHandler(
+		AssistantServiceListConversationsProcedure,
+		svc.ListConversations,
+		connect.WithSchema(assistantServiceMethods.ByName("ListConversations")),
+		connect.WithHandlerOptions(opts...),
+	)
+	assistantServiceGetConversationHandler := connect.NewUnaryHandler(
+		AssistantServiceGetConversationProcedure,
+		svc.GetConversation,
+		connect.WithSchema(assistantServiceMethods.ByName("GetConversation")),
+		connect.WithHandlerOptions(opts...),
+	)
+	assistantServiceDeleteConversationHandler := connect.NewUnaryHandler(
+		AssistantServiceDeleteConversationProcedure,
+		svc.DeleteConversation,
+		connect.WithSchema(assistantServiceMethods.ByName("DeleteConversation")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gofastapi.v1.AssistantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AssistantServiceGetAssistantSettingsProcedure:
@@ -158,6 +235,12 @@ func NewAssistantServiceHandler(svc AssistantServiceHandler, opts ...connect.Han
 			assistantServiceSetAssistantSettingsHandler.ServeHTTP(w, r)
 		case AssistantServiceChatProcedure:
 			assistantServiceChatHandler.ServeHTTP(w, r)
+		case AssistantServiceListConversationsProcedure:
+			assistantServiceListConversationsHandler.ServeHTTP(w, r)
+		case AssistantServiceGetConversationProcedure:
+			assistantServiceGetConversationHandler.ServeHTTP(w, r)
+		case AssistantServiceDeleteConversationProcedure:
+			assistantServiceDeleteConversationHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -177,4 +260,16 @@ func (UnimplementedAssistantServiceHandler) SetAssistantSettings(context.Context
 
 func (UnimplementedAssistantServiceHandler) Chat(context.Context, *connect.Request[v1.ChatRequest], *connect.ServerStream[v1.ChatResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.Chat is not implemented"))
+}
+
+func (UnimplementedAssistantServiceHandler) ListConversations(context.Context, *connect.Request[v1.ListConversationsRequest]) (*connect.Response[v1.ListConversationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.ListConversations is not implemented"))
+}
+
+func (UnimplementedAssistantServiceHandler) GetConversation(context.Context, *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.GetConversation is not implemented"))
+}
+
+func (UnimplementedAssistantServiceHandler) DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.DeleteConversation is not implemented"))
 }

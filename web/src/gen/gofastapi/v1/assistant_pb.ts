@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ValidationError } from "./apps_pb";
 import { file_gofastapi_v1_apps } from "./apps_pb";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file gofastapi/v1/assistant.proto.
  */
 export const file_gofastapi_v1_assistant: GenFile = /*@__PURE__*/
-  fileDesc("Chxnb2Zhc3RhcGkvdjEvYXNzaXN0YW50LnByb3RvEgxnb2Zhc3RhcGkudjEieAoRQXNzaXN0YW50U2V0dGluZ3MSMQoIcHJvdmlkZXIYASABKA4yHy5nb2Zhc3RhcGkudjEuQXNzaXN0YW50UHJvdmlkZXISDQoFbW9kZWwYAiABKAkSEAoIYmFzZV91cmwYAyABKAkSDwoHa2V5X3NldBgEIAEoCCIdChtHZXRBc3Npc3RhbnRTZXR0aW5nc1JlcXVlc3QiUQocR2V0QXNzaXN0YW50U2V0dGluZ3NSZXNwb25zZRIxCghzZXR0aW5ncxgBIAEoCzIfLmdvZmFzdGFwaS52MS5Bc3Npc3RhbnRTZXR0aW5ncyKTAQobU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0EjEKCHByb3ZpZGVyGAEgASgOMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFByb3ZpZGVyEg0KBW1vZGVsGAIgASgJEhAKCGJhc2VfdXJsGAMgASgJEhQKB2FwaV9rZXkYBCABKAlIAIgBAUIKCghfYXBpX2tleSJRChxTZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlEjEKCHNldHRpbmdzGAEgASgLMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFNldHRpbmdzIiwKC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCSJHCgtDaGF0UmVxdWVzdBIrCghtZXNzYWdlcxgBIAMoCzIZLmdvZmFzdGFwaS52MS5DaGF0TWVzc2FnZRILCgNhcHAYAiABKAkifgoMQ2hhdFJlc3BvbnNlEg4KBHRleHQYASABKAlIABIpCgh0b29sX3VzZRgCIAEoCzIVLmdvZmFzdGFwaS52MS5Ub29sVXNlSAASKgoIcHJvcG9zYWwYAyABKAsyFi5nb2Zhc3RhcGkudjEuUHJvcG9zYWxIAEIHCgVldmVudCJKCgdUb29sVXNlEgwKBG5hbWUYASABKAkSEQoJYXJndW1lbnRzGAIgASgJEg4KBnJlc3VsdBgDIAEoCRIOCgZmYWlsZWQYBCABKAgirAEKCFByb3Bvc2FsEigKBGtpbmQYASABKA4yGi5nb2Zhc3RhcGkudjEuUHJvcG9zYWxLaW5kEgsKA2FwcBgCIAEoCRIPCgdzdW1tYXJ5GAMgASgJEicKBWZpbGVzGAQgAygLMhguZ29mYXN0YXBpLnYxLkZpbGVDaGFuZ2USLwoIcHJvYmxlbXMYBSADKAsyHS5nb2Zhc3RhcGkudjEuVmFsaWRhdGlvbkVycm9yIlUKCkZpbGVDaGFuZ2USDAoEbmFtZRgBIAEoCRITCgtvbGRfY29udGVudBgCIAEoCRITCgtuZXdfY29udGVudBgDIAEoCRIPCgdyZW1vdmVkGAQgASgIKngKEUFzc2lzdGFudFByb3ZpZGVyEiIKHkFTU0lTVEFOVF9QUk9WSURFUl9VTlNQRUNJRklFRBAAEiAKHEFTU0lTVEFOVF9QUk9WSURFUl9BTlRIUk9QSUMQARIdChlBU1NJU1RBTlRfUFJPVklERVJfT1BFTkFJEAIqhwEKDFByb3Bvc2FsS2luZBIdChlQUk9QT1NBTF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYUFJPUE9TQUxfS0lORF9DUkVBVEVfQVBQEAESHAoYUFJPUE9TQUxfS0lORF9VUERBVEVfQVBQEAISHAoYUFJPUE9TQUxfS0lORF9ERUxFVEVfQVBQEAMytwIKEEFzc2lzdGFudFNlcnZpY2USbwoUR2V0QXNzaXN0YW50U2V0dGluZ3MSKS5nb2Zhc3RhcGkudjEuR2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0GiouZ29mYXN0YXBpLnYxLkdldEFzc2lzdGFudFNldHRpbmdzUmVzcG9uc2UiABJvChRTZXRBc3Npc3RhbnRTZXR0aW5ncxIpLmdvZmFzdGFwaS52MS5TZXRBc3Npc3RhbnRTZXR0aW5nc1JlcXVlc3QaKi5nb2Zhc3RhcGkudjEuU2V0QXNzaXN0YW50U2V0dGluZ3NSZXNwb25zZSIAEkEKBENoYXQSGS5nb2Zhc3RhcGkudjEuQ2hhdFJlcXVlc3QaGi5nb2Zhc3RhcGkudjEuQ2hhdFJlc3BvbnNlIgAwAUJDWkFnaXRodWIuY29tL2dvZmFzdGFwaS9nb2Zhc3RhcGkvcHJvdG8vZ2VuL2dvZmFzdGFwaS92MTtnb2Zhc3RhcGl2MWIGcHJvdG8z", [file_gofastapi_v1_apps]);
+  fileDesc("Chxnb2Zhc3RhcGkvdjEvYXNzaXN0YW50LnByb3RvEgxnb2Zhc3RhcGkudjEieAoRQXNzaXN0YW50U2V0dGluZ3MSMQoIcHJvdmlkZXIYASABKA4yHy5nb2Zhc3RhcGkudjEuQXNzaXN0YW50UHJvdmlkZXISDQoFbW9kZWwYAiABKAkSEAoIYmFzZV91cmwYAyABKAkSDwoHa2V5X3NldBgEIAEoCCIdChtHZXRBc3Npc3RhbnRTZXR0aW5nc1JlcXVlc3QiUQocR2V0QXNzaXN0YW50U2V0dGluZ3NSZXNwb25zZRIxCghzZXR0aW5ncxgBIAEoCzIfLmdvZmFzdGFwaS52MS5Bc3Npc3RhbnRTZXR0aW5ncyKTAQobU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0EjEKCHByb3ZpZGVyGAEgASgOMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFByb3ZpZGVyEg0KBW1vZGVsGAIgASgJEhAKCGJhc2VfdXJsGAMgASgJEhQKB2FwaV9rZXkYBCABKAlIAIgBAUIKCghfYXBpX2tleSJRChxTZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlEjEKCHNldHRpbmdzGAEgASgLMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFNldHRpbmdzIiwKC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCSJgCgtDaGF0UmVxdWVzdBIrCghtZXNzYWdlcxgBIAMoCzIZLmdvZmFzdGFwaS52MS5DaGF0TWVzc2FnZRILCgNhcHAYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIpkBCgxDaGF0UmVzcG9uc2USDgoEdGV4dBgBIAEoCUgAEikKCHRvb2xfdXNlGAIgASgLMhUuZ29mYXN0YXBpLnYxLlRvb2xVc2VIABIqCghwcm9wb3NhbBgDIAEoCzIWLmdvZmFzdGFwaS52MS5Qcm9wb3NhbEgAEhkKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCUgAQgcKBWV2ZW50ItoBCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSCwoDYXBwGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCG1lc3NhZ2VzGAYgAygLMhkuZ29mYXN0YXBpLnYxLkNoYXRNZXNzYWdlEhUKDW1lc3NhZ2VfY291bnQYByABKAUiGgoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0Ik4KGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USMQoNY29udmVyc2F0aW9ucxgBIAMoCzIaLmdvZmFzdGFwaS52MS5Db252ZXJzYXRpb24iJAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJLChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIwCgxjb252ZXJzYXRpb24YASABKAsyGi5nb2Zhc3RhcGkudjEuQ29udmVyc2F0aW9uIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlQ29udmVyc2F0aW9uUmVzcG9uc2UiSgoHVG9vbFVzZRIMCgRuYW1lGAEgASgJEhEKCWFyZ3VtZW50cxgCIAEoCRIOCgZyZXN1bHQYAyABKAkSDgoGZmFpbGVkGAQgASgIIqwBCghQcm9wb3NhbBIoCgRraW5kGAEgASgOMhouZ29mYXN0YXBpLnYxLlByb3Bvc2FsS2luZBILCgNhcHAYAiABKAkSDwoHc3VtbWFyeRgDIAEoCRInCgVmaWxlcxgEIAMoCzIYLmdvZmFzdGFwaS52MS5GaWxlQ2hhbmdlEi8KCHByb2JsZW1zGAUgAygLMh0uZ29mYXN0YXBpLnYxLlZhbGlkYXRpb25FcnJvciJVCgpGaWxlQ2hhbmdlEgwKBG5hbWUYASABKAkSEwoLb2xkX2NvbnRlbnQYAiABKAkSEwoLbmV3X2NvbnRlbnQYAyABKAkSDwoHcmVtb3ZlZBgEIAEoCCp4ChFBc3Npc3RhbnRQcm92aWRlchIiCh5BU1NJU1RBTlRfUFJPVklERVJfVU5TUEVDSUZJRUQQABIgChxBU1NJU1RBTlRfUFJPVklERVJfQU5USFJPUElDEAESHQoZQVNTSVNUQU5UX1BST1ZJREVSX09QRU5BSRACKocBCgxQcm9wb3NhbEtpbmQSHQoZUFJPUE9TQUxfS0lORF9VTlNQRUNJRklFRBAAEhwKGFBST1BPU0FMX0tJTkRfQ1JFQVRFX0FQUBABEhwKGFBST1BPU0FMX0tJTkRfVVBEQVRFX0FQUBACEhwKGFBST1BPU0FMX0tJTkRfREVMRVRFX0FQUBADMuwEChBBc3Npc3RhbnRTZXJ2aWNlEm8KFEdldEFzc2lzdGFudFNldHRpbmdzEikuZ29mYXN0YXBpLnYxLkdldEFzc2lzdGFudFNldHRpbmdzUmVxdWVzdBoqLmdvZmFzdGFwaS52MS5HZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlIgASbwoUU2V0QXNzaXN0YW50U2V0dGluZ3MSKS5nb2Zhc3RhcGkudjEuU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0GiouZ29mYXN0YXBpLnYxLlNldEFzc2lzdGFudFNldHRpbmdzUmVzcG9uc2UiABJBCgRDaGF0EhkuZ29mYXN0YXBpLnYxLkNoYXRSZXF1ZXN0GhouZ29mYXN0YXBpLnYxLkNoYXRSZXNwb25zZSIAMAESZgoRTGlzdENvbnZlcnNhdGlvbnMSJi5nb2Zhc3RhcGkudjEuTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0GicuZ29mYXN0YXBpLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2UiABJgCg9HZXRDb252ZXJzYXRpb24SJC5nb2Zhc3RhcGkudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBolLmdvZmFzdGFwaS52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZSIAEmkKEkRlbGV0ZUNvbnZlcnNhdGlvbhInLmdvZmFzdGFwaS52MS5EZWxldGVDb252ZXJzYXRpb25SZXF1ZXN0GiguZ29mYXN0YXBpLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgBCQ1pBZ2l0aHViLmNvbS9nb2Zhc3RhcGkvZ29mYXN0YXBpL3Byb3RvL2dlbi9nb2Zhc3RhcGkvdjE7Z29mYXN0YXBpdjFiBnByb3RvMw", [file_gofastapi_v1_apps, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message gofastapi.v1.AssistantSettings
@@ -172,6 +174,16 @@ export type ChatRequest = Message<"gofastapi.v1.ChatRequest"> & {
    * @generated from field: string app = 2;
    */
   app: string;
+
+  /**
+   * conversation_id, when set, names the stored conversation this chat
+   * continues; empty starts a new one. Either way the conversation, with
+   * the reply, is stored as the caller's (see ListConversations), and the
+   * stream's first event says its id.
+   *
+   * @generated from field: string conversation_id = 3;
+   */
+  conversationId: string;
 };
 
 /**
@@ -208,6 +220,15 @@ export type ChatResponse = Message<"gofastapi.v1.ChatResponse"> & {
      */
     value: Proposal;
     case: "proposal";
+  } | {
+    /**
+     * conversation_id, the stream's first event, is the id of the stored
+     * conversation the chat belongs to.
+     *
+     * @generated from field: string conversation_id = 4;
+     */
+    value: string;
+    case: "conversationId";
   } | { case: undefined; value?: undefined };
 };
 
@@ -217,6 +238,156 @@ export type ChatResponse = Message<"gofastapi.v1.ChatResponse"> & {
  */
 export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
   messageDesc(file_gofastapi_v1_assistant, 7);
+
+/**
+ * Conversation is a stored chat with the assistant. Proposals and tool
+ * uses are not kept: the messages are the user's and the assistant's text.
+ *
+ * @generated from message gofastapi.v1.Conversation
+ */
+export type Conversation = Message<"gofastapi.v1.Conversation"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * title is the start of the first message.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * app is the app that was open when the conversation began.
+   *
+   * @generated from field: string app = 3;
+   */
+  app: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * messages are set by GetConversation only.
+   *
+   * @generated from field: repeated gofastapi.v1.ChatMessage messages = 6;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * @generated from field: int32 message_count = 7;
+   */
+  messageCount: number;
+};
+
+/**
+ * Describes the message gofastapi.v1.Conversation.
+ * Use `create(ConversationSchema)` to create a new message.
+ */
+export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 8);
+
+/**
+ * @generated from message gofastapi.v1.ListConversationsRequest
+ */
+export type ListConversationsRequest = Message<"gofastapi.v1.ListConversationsRequest"> & {
+};
+
+/**
+ * Describes the message gofastapi.v1.ListConversationsRequest.
+ * Use `create(ListConversationsRequestSchema)` to create a new message.
+ */
+export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 9);
+
+/**
+ * @generated from message gofastapi.v1.ListConversationsResponse
+ */
+export type ListConversationsResponse = Message<"gofastapi.v1.ListConversationsResponse"> & {
+  /**
+   * @generated from field: repeated gofastapi.v1.Conversation conversations = 1;
+   */
+  conversations: Conversation[];
+};
+
+/**
+ * Describes the message gofastapi.v1.ListConversationsResponse.
+ * Use `create(ListConversationsResponseSchema)` to create a new message.
+ */
+export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 10);
+
+/**
+ * @generated from message gofastapi.v1.GetConversationRequest
+ */
+export type GetConversationRequest = Message<"gofastapi.v1.GetConversationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message gofastapi.v1.GetConversationRequest.
+ * Use `create(GetConversationRequestSchema)` to create a new message.
+ */
+export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 11);
+
+/**
+ * @generated from message gofastapi.v1.GetConversationResponse
+ */
+export type GetConversationResponse = Message<"gofastapi.v1.GetConversationResponse"> & {
+  /**
+   * @generated from field: gofastapi.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message gofastapi.v1.GetConversationResponse.
+ * Use `create(GetConversationResponseSchema)` to create a new message.
+ */
+export const GetConversationResponseSchema: GenMessage<GetConversationResponse> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 12);
+
+/**
+ * @generated from message gofastapi.v1.DeleteConversationRequest
+ */
+export type DeleteConversationRequest = Message<"gofastapi.v1.DeleteConversationRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message gofastapi.v1.DeleteConversationRequest.
+ * Use `create(DeleteConversationRequestSchema)` to create a new message.
+ */
+export const DeleteConversationRequestSchema: GenMessage<DeleteConversationRequest> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 13);
+
+/**
+ * @generated from message gofastapi.v1.DeleteConversationResponse
+ */
+export type DeleteConversationResponse = Message<"gofastapi.v1.DeleteConversationResponse"> & {
+};
+
+/**
+ * Describes the message gofastapi.v1.DeleteConversationResponse.
+ * Use `create(DeleteConversationResponseSchema)` to create a new message.
+ */
+export const DeleteConversationResponseSchema: GenMessage<DeleteConversationResponse> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 14);
 
 /**
  * ToolUse is a tool the model used, with what it got back.
@@ -254,7 +425,7 @@ export type ToolUse = Message<"gofastapi.v1.ToolUse"> & {
  * Use `create(ToolUseSchema)` to create a new message.
  */
 export const ToolUseSchema: GenMessage<ToolUse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 8);
+  messageDesc(file_gofastapi_v1_assistant, 15);
 
 /**
  * Proposal is a change the model proposes, for the user to accept (with
@@ -303,7 +474,7 @@ export type Proposal = Message<"gofastapi.v1.Proposal"> & {
  * Use `create(ProposalSchema)` to create a new message.
  */
 export const ProposalSchema: GenMessage<Proposal> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 9);
+  messageDesc(file_gofastapi_v1_assistant, 16);
 
 /**
  * @generated from message gofastapi.v1.FileChange
@@ -335,7 +506,7 @@ export type FileChange = Message<"gofastapi.v1.FileChange"> & {
  * Use `create(FileChangeSchema)` to create a new message.
  */
 export const FileChangeSchema: GenMessage<FileChange> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 10);
+  messageDesc(file_gofastapi_v1_assistant, 17);
 
 /**
  * @generated from enum gofastapi.v1.AssistantProvider
@@ -442,6 +613,37 @@ export const AssistantService: GenService<{
     methodKind: "server_streaming";
     input: typeof ChatRequestSchema;
     output: typeof ChatResponseSchema;
+  },
+  /**
+   * ListConversations lists the caller's stored conversations, the most
+   * recently continued first (at most 100 are kept; older ones go).
+   *
+   * @generated from rpc gofastapi.v1.AssistantService.ListConversations
+   */
+  listConversations: {
+    methodKind: "unary";
+    input: typeof ListConversationsRequestSchema;
+    output: typeof ListConversationsResponseSchema;
+  },
+  /**
+   * GetConversation returns one of the caller's conversations whole.
+   *
+   * @generated from rpc gofastapi.v1.AssistantService.GetConversation
+   */
+  getConversation: {
+    methodKind: "unary";
+    input: typeof GetConversationRequestSchema;
+    output: typeof GetConversationResponseSchema;
+  },
+  /**
+   * DeleteConversation deletes one of the caller's conversations.
+   *
+   * @generated from rpc gofastapi.v1.AssistantService.DeleteConversation
+   */
+  deleteConversation: {
+    methodKind: "unary";
+    input: typeof DeleteConversationRequestSchema;
+    output: typeof DeleteConversationResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gofastapi_v1_assistant, 0);

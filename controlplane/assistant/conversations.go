@@ -1,0 +1,129 @@
+package assistant
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gofastapi/gofastapi/controlplane/auth"
+	"github.com/gofastapi/gofastapi/controlplane/store"
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// keptConversations is how many conversations a user keeps; older ones go.
+const keptConversations = 100
+
+// ConversationStore keeps users' conversations.
+type ConversationStore interface {
+	Conversation(ctx context.Context, ownerID, id string) (*store.Conversation, error)
+	PutConversation(ctx context.Context, c *store.Conversation, keep int) error
+	Conversations(ctx context.Context, ownerID string) ([]*store.Conversation, error)
+	DeleteConversation(ctx context.Context, ownerID, id string) error
+	DeleteConversations(ctx context.Context, ownerID string) (int64, error)
+}
+
+// conversationFor returns the stored conversation that chat req of
+// userID continues, or a new one; another user's id is not found.
+func (s *Service) conversationFor(ctx context.Context, userID string, req *v1.ChatRequest) (*store.Conversation, error) {
+	if id := req.GetConversationId(); id != "" {
+		c, err := s.cfg.Store.Conversation(ctx, userID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, connect.NewError(connect.CodeNotFound, errors.New("no such conversation: start a new chat"))
+		}
+		return c, err
+	}
+	now := time.Now()
+	return &store.Conversation{ID: store.NewID(), OwnerID: userID, Title: title(req.GetMessages()), App: req.GetApp(), CreatedAt: now}, nil
+}
+
+// saveConversation stores c as the chat's messages and, if any, the reply.
+func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, msgs []*v1.ChatMessage, reply string) {
+	c.Messages = c.Messages[:0]
+	for _, m := range msgs {
+		c.Messages = append(c.Messages, store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()})
+	}
+	if strings.TrimSpace(reply) != "" {
+		c.Messages = append(c.Messages, store.ChatMessage{Role: "assistant", Content: reply})
+	}
+	c.UpdatedAt = time.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.PutConversation(ctx, c, keptConversations); err != nil {
+		s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
+	}
+}
+
+// title is the start of the first message.
+func title(msgs []*v1.ChatMessage) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	t := strings.Join(strings.Fields(msgs[0].GetContent()), " ")
+	if utf8.RuneCountInString(t) > 60 {
+		t = string([]rune(t)[:60]) + "…"
+	}
+	return t
+}
+
+func conversationProto(c *store.Conversation, withMessages bool) *v1.Conversation {
+	p := &v1.Conversation{Id: c.ID, Title: c.Title, App: c.App, CreatedAt: timestamppb.New(c.CreatedAt),
+		UpdatedAt: timestamppb.New(c.UpdatedAt), MessageCount: int32(len(c.Messages))}
+	if withMessages {
+		for _, m := range c.Messages {
+			p.Messages = append(p.Messages, &v1.ChatMessage{Role: m.Role, Content: m.Content})
+		}
+	}
+	return p
+}
+
+// ListConversations implements AssistantService.ListConversations.
+func (s *Service) ListConversations(ctx context.Context, _ *connect.Request[v1.ListConversationsRequest]) (*connect.Response[v1.ListConversationsResponse], error) {
+	u, err := auth.User(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.cfg.Store.Conversations(ctx, u.ID)
+	if err != nil {
+		return nil, s.internal("list conversations", err)
+	}
+	out := &v1.ListConversationsResponse{}
+	for _, c := range cs {
+		out.Conversations = append(out.Conversations, conversationProto(c, false))
+	}
+	return connect.NewResponse(out), nil
+}
+
+// GetConversation implements AssistantService.GetConversation.
+func (s *Service) GetConversation(ctx context.Context, req *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error) {
+	u, err := auth.User(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.cfg.Store.Conversation(ctx, u.ID, req.Msg.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such conversation"))
+	} else if err != nil {
+		return nil, s.internal("get conversation", err)
+	}
+	return connect.NewResponse(&v1.GetConversationResponse{Conversation: conversationProto(c, true)}), nil
+}
+
+// DeleteConversation implements AssistantService.DeleteConversation.
+func (s *Service) DeleteConversation(ctx context.Context, req *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error) {
+	u, err := auth.User(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.cfg.Store.DeleteConversation(ctx, u.ID, req.Msg.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such conversation"))
+	} else if err != nil {
+		return nil, s.internal("delete conversation", err)
+	}
+	return connect.NewResponse(&v1.DeleteConversationResponse{}), nil
+}
