@@ -94,9 +94,9 @@ func oaEnd(w io.Writer, reason string) {
 type chatResult struct {
 	conversation string // the stored conversation's id (the first event)
 	text         string
-	tools     []*v1.ToolUse
-	proposals []*v1.Proposal
-	err       error
+	tools        []*v1.ToolUse
+	proposals    []*v1.Proposal
+	err          error
 }
 
 func runChat(c apiClients, app string, msgs ...string) chatResult {
