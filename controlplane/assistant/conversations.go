@@ -72,7 +72,7 @@ func title(msgs []*v1.ChatMessage) string {
 
 func conversationProto(c *store.Conversation, withMessages bool) *v1.Conversation {
 	p := &v1.Conversation{Id: c.ID, Title: c.Title, App: c.App, CreatedAt: timestamppb.New(c.CreatedAt),
-		UpdatedAt: timestamppb.New(c.UpdatedAt), MessageCount: int32(len(c.Messages))}
+		UpdatedAt: timestamppb.New(c.UpdatedAt), MessageCount: int32(c.MessageCount)}
 	if withMessages {
 		for _, m := range c.Messages {
 			p.Messages = append(p.Messages, &v1.ChatMessage{Role: m.Role, Content: m.Content})

@@ -56,6 +56,9 @@ type Conversation struct {
 	CreatedAt time.Time     `bson:"created_at"`
 	UpdatedAt time.Time     `bson:"updated_at"`
 	Messages  []ChatMessage `bson:"messages"`
+	// MessageCount is len(Messages), kept so that listing conversations
+	// reads no messages.
+	MessageCount int `bson:"message_count"`
 }
 
 // ChatMessage is one message of a Conversation.
@@ -80,6 +83,7 @@ func (s *Store) Conversation(ctx context.Context, ownerID, id string) (*Conversa
 // owner's, and keeps at most keep conversations of the owner, dropping
 // the least recently updated.
 func (s *Store) PutConversation(ctx context.Context, c *Conversation, keep int) error {
+	c.MessageCount = len(c.Messages)
 	if _, err := s.conversations().ReplaceOne(ctx, bson.M{"_id": c.ID}, c, options.Replace().SetUpsert(true)); err != nil {
 		return classify(err)
 	}
@@ -96,9 +100,10 @@ func (s *Store) PutConversation(ctx context.Context, c *Conversation, keep int) 
 }
 
 // Conversations returns ownerID's conversations, the most recently
-// updated first.
+// updated first, without their messages (see MessageCount).
 func (s *Store) Conversations(ctx context.Context, ownerID string) ([]*Conversation, error) {
-	cur, err := s.conversations().Find(ctx, bson.M{"owner_id": ownerID}, options.Find().SetSort(bson.M{"updated_at": -1}))
+	cur, err := s.conversations().Find(ctx, bson.M{"owner_id": ownerID},
+		options.Find().SetSort(bson.M{"updated_at": -1}).SetProjection(bson.M{"messages": 0}))
 	if err != nil {
 		return nil, classify(err)
 	}
