@@ -1,7 +1,8 @@
 // The web editor's scenario in a real Chromium (Debian's, headless,
 // driven by playwright-core) against a real `gofastapi dev`: sign up,
 // create an app from a template, break and fix it, deploy, use it, have
-// the assistant (a scripted model) change it, change it, roll back, set a
+// the assistant (a scripted model) change it, go on with that stored
+// conversation and delete it, change it, roll back, set a
 // secret, look at the admin page (the import and dependency allowlists),
 // and have a requirements.txt refused for a package off the allowlist.
 // Screenshots of each page go to web/test-results/.
@@ -251,6 +252,60 @@ test("the editor, end to end in Chromium", async (t) => {
     assert.deepEqual(end, want, "the editor ends with the accepted change");
     assert.equal(await page.getByTestId("status").innerText(), "Changes not deployed", "the draft is saved, not deployed");
     await shot("06c-assistant-accepted");
+  });
+
+  await step(t, "the assistant's conversations: listed, a new chat, opened again and gone on with, deleted", async () => {
+    const panel = page.locator("#panel-assistant");
+    const msgs = panel.locator(".msg");
+    await panel.locator("summary", { hasText: "Past conversations" }).click();
+    const list = panel.getByRole("list", { name: "Past conversations" });
+    const items = list.getByRole("listitem");
+    // The chat so far is stored, titled by its first message, and it is the open one.
+    const item = items.filter({ has: page.getByRole("button", { name: "Add a /health route", exact: true }) });
+    const titleButton = item.getByRole("button", { name: "Add a /health route", exact: true });
+    await item.waitFor();
+    assert.equal(await items.count(), 1, "one conversation");
+    assert.match(await item.locator("small").innerText(), /^notes · (just now|\d+ minutes? ago) · 2 messages$/, "its app, when, and the question and reply");
+    assert.equal(await titleButton.getAttribute("aria-current"), "true", "the open conversation is marked");
+    await shot("06d-assistant-conversations");
+
+    await panel.getByRole("button", { name: "New chat" }).click();
+    assert.equal(await msgs.count(), 0, "a new chat is empty");
+    assert.equal(await list.locator("[aria-current]").count(), 0, "no conversation is open");
+
+    // Opened again: the question and the reply's text (proposals and tools are not kept).
+    await titleButton.click();
+    await panel.locator(".msg.assistant", { hasText: "I proposed adding a /health route." }).waitFor();
+    assert.equal(await msgs.count(), 2);
+    assert.equal(await msgs.nth(0).innerText(), "Add a /health route");
+    assert.match(await msgs.nth(1).innerText(), /Let me look at the app\.\s*I proposed adding a \/health route\./);
+    assert.equal(await titleButton.getAttribute("aria-current"), "true");
+
+    // Gone on with: the model gets the earlier messages, and the list has the same conversation, longer.
+    const before = dev.llm.requests.length;
+    await panel.getByLabel("Message to the assistant").fill("What did I ask you for?");
+    await panel.getByRole("button", { name: "Send" }).click();
+    await panel.locator(".msg.assistant", { hasText: "You asked me for a /health route, and I proposed one." }).waitFor();
+    const reqs = dev.llm.requests.slice(before);
+    assert.equal(reqs.length, 1, "one call: the model answers in words");
+    assert.deepEqual(reqs[0].problems, []);
+    const sent = reqs[0].body.messages.filter((m) => m.role !== "system").map((m) => [m.role, JSON.stringify(m.content)]);
+    assert.equal(sent.length, 3, `the earlier question and reply, then the new question: ${JSON.stringify(sent)}`);
+    assert.deepEqual(sent.map((m) => m[0]), ["user", "assistant", "user"]);
+    assert.match(sent[0][1], /Add a \/health route/);
+    assert.match(sent[1][1], /I proposed adding a \/health route\./);
+    assert.match(sent[2][1], /What did I ask you for\?/);
+    await item.locator("small", { hasText: "4 messages" }).waitFor();
+    assert.equal(await items.count(), 1, "the same conversation, not another");
+    assert.equal(await msgs.count(), 4);
+
+    // Deleted, after a confirmation: the list is empty and the chat, which was that conversation, too.
+    await item.getByRole("button", { name: "Delete conversation: Add a /health route" }).click();
+    await page.getByRole("dialog", { name: "Delete this conversation?" }).getByRole("button", { name: "Delete" }).click();
+    await panel.getByText("No conversations yet").waitFor();
+    assert.equal(await items.count(), 0, "no conversations left");
+    assert.equal(await msgs.count(), 0, "the open conversation was deleted: the chat is cleared");
+    await page.locator("#toast", { hasText: "Conversation deleted" }).waitFor();
   });
 
   if (T.db) {

@@ -2,7 +2,8 @@
 // API, for the assistant's browser test: it streams like the real one
 // (text/event-stream of chat.completion.chunk objects, tool calls in
 // pieces, then [DONE]) and plays one conversation: look at the app with
-// get_app, propose a /health route with update_app, then say so.
+// get_app, propose a /health route with update_app, then say so; asked
+// again in the same conversation, it answers from what it said before.
 import { createServer } from "node:http";
 
 export const KEY = "sk-test";
@@ -74,6 +75,12 @@ function play(messages) {
   if (!messages.some((m) => m.role === "tool")) {
     if (!messages.some((m) => m.role === "system")) throw new Error("no system message");
     if (last?.role !== "user") throw new Error("the conversation does not end with the user");
+    // A conversation gone on with: the earlier reply is there, in words.
+    const before = messages.slice(0, -1).find((m) => m.role === "assistant");
+    if (before) {
+      if (!JSON.stringify(before.content ?? "").includes("I proposed adding a /health route.")) throw new Error("the earlier reply is not the one this model gave");
+      return { deltas: [{ content: "You asked me for a /health route, " }, { content: "and I proposed one." }], finish: "stop" };
+    }
     return {
       deltas: [
         { content: "Let me " }, { content: "look at " }, { content: "the app." },

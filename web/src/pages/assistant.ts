@@ -1,11 +1,13 @@
 // The editor's assistant: a chat with a language model of the user's own
 // (bring your own key) that reads the user's apps, logs and databases and
 // proposes changes, shown as diffs for the user to accept (with the API's
-// own calls: CreateApp, SaveDraft, DeleteApp) or reject.
-import { apps, assistant, isAbort, message, text, utf8 } from "../api";
+// own calls: CreateApp, SaveDraft, DeleteApp) or reject. Each chat is
+// stored as the user's (its text, not its proposals): the list of past
+// conversations opens one again to go on with it.
+import { ago, apps, assistant, date, isAbort, message, text, utf8 } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import type { App, SaveDraftResponse } from "../gen/gofastapi/v1/apps_pb";
-import { AssistantProvider, ProposalKind, type AssistantSettings, type FileChange, type Proposal, type ToolUse } from "../gen/gofastapi/v1/assistant_pb";
+import { AssistantProvider, ProposalKind, type AssistantSettings, type Conversation, type FileChange, type Proposal, type ToolUse } from "../gen/gofastapi/v1/assistant_pb";
 import { leaving, navigate, type PageContext } from "../nav";
 
 type Files = { name: string; content: string }[];
@@ -27,6 +29,14 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
   let editing = false;
   let loading = false;
   const history: { role: string; content: string }[] = [];
+  // conversationId is the stored conversation the chat continues ("": the
+  // next message starts one); the server says it in each reply's first event.
+  let conversationId = "";
+  // answering stops the reply being written, when the chat is cleared or
+  // another conversation opened under it.
+  let answering: AbortController | null = null;
+  let conversations: Conversation[] = [];
+  let listed = false;
 
   const err = errorBox();
   const log = h("ol", { class: "chat", role: "log", "aria-label": "Conversation" });
@@ -34,6 +44,99 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
   const send = h("button", { type: "submit", class: "primary" }, "Send");
   const model = h("span", { class: "muted" });
   const scroll = () => (log.scrollTop = log.scrollHeight);
+  const pastErr = errorBox();
+  const pastList = h("ul", { class: "conversations", "aria-label": "Past conversations" });
+  const pastNone = h("p", { class: "muted", hidden: true }, "No conversations yet: each chat is kept here to go on with later.");
+  const pastCount = h("span", { class: "muted" });
+  const past = h("details", { class: "past" }, h("summary", null, "Past conversations ", pastCount), pastErr, pastNone, pastList);
+
+  /** clear empties the chat, stops a reply being written, and forgets the conversation: the next message starts a new one. */
+  const clear = () => {
+    answering?.abort();
+    answering = null;
+    history.length = 0;
+    conversationId = "";
+    log.replaceChildren();
+    err.clear();
+    showList();
+  };
+
+  const showList = () => {
+    pastCount.textContent = listed ? `(${conversations.length})` : "";
+    pastNone.hidden = !listed || conversations.length > 0;
+    pastList.hidden = conversations.length === 0;
+    replace(pastList, conversations.map(conversationItem));
+  };
+
+  let listSeq = 0;
+  const refreshList = async () => {
+    const seq = ++listSeq;
+    try {
+      const r = await assistant.listConversations({}, { signal: ctx.signal });
+      if (seq !== listSeq) return;
+      pastErr.clear();
+      conversations = r.conversations;
+      listed = true;
+      showList();
+    } catch (e) {
+      if (isAbort(e) || seq !== listSeq) return;
+      pastErr.show(`Could not list your conversations: ${message(e)}`);
+    }
+  };
+
+  const conversationItem = (c: Conversation): HTMLElement => {
+    const current = c.id === conversationId;
+    const name = c.title || "Untitled";
+    const when = date(c.updatedAt);
+    return h("li", { class: `conversation${current ? " current" : ""}`, "data-conversation": c.id },
+      h("button", { type: "button", class: "link", "aria-current": current ? "true" : undefined,
+        onclick: (e: Event) => void openConversation(c.id, e.currentTarget as HTMLButtonElement) }, name),
+      h("small", { class: "muted" },
+        c.app ? [h("code", null, c.app), " · "] : null,
+        h("time", { datetime: when?.toISOString(), title: when?.toLocaleString() }, ago(when)),
+        ` · ${c.messageCount} message${c.messageCount === 1 ? "" : "s"}`),
+      h("button", { type: "button", class: "small danger", "aria-label": `Delete conversation: ${name}`,
+        onclick: (e: Event) => void deleteConversation(c, name, e.currentTarget as HTMLButtonElement) }, "Delete"));
+  };
+
+  /** openConversation shows a stored conversation's messages in the chat, to go on with it. */
+  const openConversation = async (id: string, button: HTMLButtonElement) => {
+    pastErr.clear();
+    try {
+      const r = await busy(button, "Opening…", () => assistant.getConversation({ id }, { signal: ctx.signal }));
+      clear();
+      conversationId = id;
+      for (const m of r.conversation?.messages ?? []) {
+        history.push({ role: m.role, content: m.content });
+        log.append(m.role === "user" ? h("li", { class: "msg user" }, m.content)
+          : h("li", { class: "msg assistant" }, h("div", { class: "text" }, m.content)));
+      }
+      showList();
+      scroll();
+      input.focus();
+    } catch (e) {
+      if (isAbort(e)) return;
+      pastErr.show(`Could not open the conversation: ${message(e)}`);
+      void refreshList();
+    }
+  };
+
+  const deleteConversation = async (c: Conversation, name: string, button: HTMLButtonElement) => {
+    if ((await dialog("Delete this conversation?", h("p", null, `“${name}” and its ${c.messageCount} message${c.messageCount === 1 ? "" : "s"} are deleted. This cannot be undone.`),
+      [{ label: "Cancel" }, { label: "Delete", kind: "danger" }])) !== "Delete") return;
+    pastErr.clear();
+    // A reply still being written would store the conversation again.
+    if (c.id === conversationId) answering?.abort();
+    try {
+      await busy(button, "Deleting…", () => assistant.deleteConversation({ id: c.id }, { signal: ctx.signal }));
+      if (c.id === conversationId) clear();
+      toast("Conversation deleted");
+    } catch (e) {
+      if (isAbort(e)) return;
+      pastErr.show(`Could not delete the conversation: ${message(e)}`);
+    }
+    await refreshList();
+  };
 
   const ask = async () => {
     const q = input.value.trim();
@@ -47,11 +150,21 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     scroll();
     let full = "";
     let piece: HTMLElement | null = null;
+    let stored = false;
+    const ctl = new AbortController();
+    const stop = () => ctl.abort();
+    ctx.signal.addEventListener("abort", stop);
+    answering = ctl;
     await busy(send, "Answering…", async () => {
       try {
-        for await (const r of assistant.chat({ messages: history, app: app().name }, { signal: ctx.signal })) {
+        for await (const r of assistant.chat({ messages: history, app: app().name, conversationId }, { signal: ctl.signal })) {
+          if (ctl.signal.aborted) return;
           const ev = r.event;
-          if (ev.case === "text") {
+          if (ev.case === "conversationId") {
+            // The stored conversation: the next message goes on with it.
+            conversationId = ev.value;
+            stored = true;
+          } else if (ev.case === "text") {
             full += ev.value;
             if (!piece) reply.append((piece = h("div", { class: "text" })));
             piece.textContent += ev.value;
@@ -77,17 +190,23 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
         reply.removeAttribute("aria-busy");
         if (!reply.firstChild) reply.remove();
       }
-      if (full) history.push({ role: "assistant", content: full });
+      if (full && !ctl.signal.aborted) history.push({ role: "assistant", content: full });
     });
+    ctx.signal.removeEventListener("abort", stop);
+    if (answering === ctl) answering = null;
+    if (stored && !ctx.signal.aborted) void refreshList();
   };
 
   const chat = h("div", { class: "stack" },
     h("div", { class: "row" }, model, h("button", { type: "button", class: "small", onclick: () => {
       editing = true;
       render();
-    } }, "Change key")),
+    } }, "Change key"), h("button", { type: "button", class: "small", onclick: () => {
+      clear();
+      input.focus();
+    } }, "New chat")),
     h("p", { class: "muted" }, "Ask about your apps, their logs and databases, or for a change: the assistant proposes it here for you to accept or reject."),
-    log, err,
+    past, log, err,
     h("form", { class: "stack chat-form", "aria-label": "Message", onsubmit: (e: Event) => {
       e.preventDefault();
       void ask();
@@ -103,6 +222,7 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     if (settings?.keySet && !editing) {
       model.textContent = `${settings.model} · ${settings.provider === AssistantProvider.OPENAI ? "OpenAI-compatible" : "Anthropic"}`;
       replace(el, chat);
+      if (!listed) void refreshList();
     } else {
       replace(el, settingsForm(settings));
     }
