@@ -304,7 +304,7 @@ func TestAssistant(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ms := conv.Msg.GetConversation().GetMessages(); len(ms) != 2 || ms[0].GetContent() != "Add a health route" ||
-		ms[1].GetRole() != "assistant" || ms[1].GetContent() != "Let me look.I proposed a /health route." {
+		ms[1].GetRole() != "assistant" || ms[1].GetContent() != "Let me look.\n\nI proposed a /health route." {
 		t.Errorf("the stored conversation: %v", ms)
 	}
 	b := p.as(bob)

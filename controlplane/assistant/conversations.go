@@ -21,7 +21,7 @@ const keptConversations = 100
 // ConversationStore keeps users' conversations.
 type ConversationStore interface {
 	Conversation(ctx context.Context, ownerID, id string) (*store.Conversation, error)
-	PutConversation(ctx context.Context, c *store.Conversation, keep int) error
+	PutConversation(ctx context.Context, c *store.Conversation, create bool, keep int) error
 	Conversations(ctx context.Context, ownerID string) ([]*store.Conversation, error)
 	DeleteConversation(ctx context.Context, ownerID, id string) error
 	DeleteConversations(ctx context.Context, ownerID string) (int64, error)
@@ -42,7 +42,10 @@ func (s *Service) conversationFor(ctx context.Context, userID string, req *v1.Ch
 }
 
 // saveConversation stores c as the chat's messages and, if any, the reply.
+// A continued conversation the user deleted while the reply was written
+// stays deleted.
 func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, msgs []*v1.ChatMessage, reply string) {
+	create := c.UpdatedAt.IsZero() // never stored
 	c.Messages = c.Messages[:0]
 	for _, m := range msgs {
 		c.Messages = append(c.Messages, store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()})
@@ -53,7 +56,7 @@ func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, m
 	c.UpdatedAt = time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := s.cfg.Store.PutConversation(ctx, c, keptConversations); err != nil {
+	if err := s.cfg.Store.PutConversation(ctx, c, create, keptConversations); err != nil {
 		s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
 	}
 }

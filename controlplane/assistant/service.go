@@ -279,6 +279,9 @@ func (s *Service) Chat(ctx context.Context, req *connect.Request[v1.ChatRequest]
 	for range maxModelSteps {
 		var text strings.Builder
 		calls, err := m.stream(ctx, system, turns, tools, func(piece string) error {
+			if text.Len() == 0 && reply.Len() > 0 {
+				reply.WriteString("\n\n") // the stored reply's rounds, apart
+			}
 			text.WriteString(piece)
 			reply.WriteString(piece)
 			return send(&v1.ChatResponse{Event: &v1.ChatResponse_Text{Text: piece}})

@@ -79,12 +79,13 @@ func (s *Store) Conversation(ctx context.Context, ownerID, id string) (*Conversa
 	return &c, nil
 }
 
-// PutConversation stores c, which the caller has checked is new or its
-// owner's, and keeps at most keep conversations of the owner, dropping
-// the least recently updated.
-func (s *Store) PutConversation(ctx context.Context, c *Conversation, keep int) error {
+// PutConversation stores c, which the caller has checked is its owner's:
+// a new one if create, else over the stored one, unless that was deleted
+// meanwhile (then nothing is stored). It keeps at most keep conversations
+// of the owner, dropping the least recently updated.
+func (s *Store) PutConversation(ctx context.Context, c *Conversation, create bool, keep int) error {
 	c.MessageCount = len(c.Messages)
-	if _, err := s.conversations().ReplaceOne(ctx, bson.M{"_id": c.ID}, c, options.Replace().SetUpsert(true)); err != nil {
+	if _, err := s.conversations().ReplaceOne(ctx, bson.M{"_id": c.ID, "owner_id": c.OwnerID}, c, options.Replace().SetUpsert(create)); err != nil {
 		return classify(err)
 	}
 	cs, err := s.Conversations(ctx, c.OwnerID)
