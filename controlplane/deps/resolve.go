@@ -144,7 +144,7 @@ func (r *Resolver) Resolve(ctx context.Context, files []bundle.File) (*Set, []va
 		return nil, []validate.Problem{{File: File, Message: "this platform has no package index, so apps cannot declare dependencies: remove requirements.txt, or ask an admin to start the platform with --package-index"}}, nil
 	}
 	key := r.Key(reqs)
-	v, err, _ := r.group.Do(key, func() (any, error) { return r.resolve(context.WithoutCancel(ctx), key, reqs) })
+	v, err, _ := r.group.Do(key, func() (any, error) { return r.resolve(context.WithoutCancel(ctx), key, reqs, allowed) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,8 +157,7 @@ func (r *Resolver) Resolve(ctx context.Context, files []bundle.File) (*Set, []va
 	ok := allowSet(allowed)
 	for _, p := range set.Packages {
 		if !ok(p.Name) && !r.platform[p.Name] {
-			return nil, []validate.Problem{{File: File, Message: fmt.Sprintf(
-				"package %s, which your requirements need, is not on the platform's dependency allowlist; ask an admin to allow it", p.Name)}}, nil
+			return nil, []validate.Problem{notAllowed(p)}, nil
 		}
 	}
 	return &set, nil, nil
@@ -169,7 +168,16 @@ type resolved struct {
 	probs []validate.Problem
 }
 
-func (r *Resolver) resolve(ctx context.Context, key string, reqs []Requirement) (resolved, error) {
+// notAllowed is the problem of package p, which the requirements need,
+// being off the allowlist.
+func notAllowed(p store.Package) validate.Problem {
+	return validate.Problem{File: File, Message: fmt.Sprintf(
+		"package %s %s, which your requirements need, is not on the platform's dependency allowlist; ask an admin to allow it", p.Name, p.Version)}
+}
+
+// resolve installs reqs, allowed by allowed, unless the set of key was
+// installed before.
+func (r *Resolver) resolve(ctx context.Context, key string, reqs []Requirement, allowed []string) (resolved, error) {
 	d, err := r.cfg.Store.DependencySet(ctx, key)
 	if err == nil {
 		if err := r.Publish(ctx, d.Archive); err != nil {
@@ -178,10 +186,6 @@ func (r *Resolver) resolve(ctx context.Context, key string, reqs []Requirement) 
 		return resolved{set: &Set{Archive: d.Archive, Packages: d.Packages, Modules: d.Modules, Cached: true}}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return resolved{}, err
-	}
-	allowed, err := r.cfg.Allowed(ctx)
-	if err != nil {
 		return resolved{}, err
 	}
 	dir, err := os.MkdirTemp(r.cfg.TempDir, "gofastapi-deps-")
@@ -353,8 +357,7 @@ func (r *Resolver) check(site string, allowed func(string) bool) ([]store.Packag
 				return nil, nil, err
 			}
 		default:
-			probs = append(probs, validate.Problem{File: File, Message: fmt.Sprintf(
-				"package %s %s, which your requirements need, is not on the platform's dependency allowlist; ask an admin to allow it", p.Name, p.Version)})
+			probs = append(probs, notAllowed(p))
 		}
 	}
 	os.RemoveAll(filepath.Join(site, "bin")) // console scripts: runners do not run them
