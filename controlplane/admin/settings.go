@@ -115,14 +115,14 @@ func (s *Service) UpdateSettings(ctx context.Context, req *connect.Request[v1.Up
 			return nil, s.fail("update settings", err)
 		}
 		st.AllowedImports = imports
-		notes = append(notes, describeImports(m))
+		notes = append(notes, importsEdit(m).describe("allowed imports"))
 	}
 	if packagesChanged {
 		if err := s.cfg.Store.SetAllowedPackages(ctx, packages); err != nil {
 			return nil, s.fail("update settings", err)
 		}
 		st.AllowedPackages = packages
-		notes = append(notes, describePackages(m))
+		notes = append(notes, packagesEdit(m).describe("allowed packages"))
 	}
 	s.record(ctx, me, store.ActivitySettings, "", strings.Join(notes, "; "))
 	return connect.NewResponse(&v1.UpdateSettingsResponse{Settings: s.settingsProto(st)}), nil
@@ -182,16 +182,21 @@ func newList(cur, defaults []string, e listEdit) ([]string, bool, error) {
 	return out, true, nil
 }
 
-// newImports returns the import allowlist the request asks for (nil: the
-// defaults) and whether the request changes it at all.
-func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+// importsEdit is request m's change to the import allowlist.
+func importsEdit(m *v1.UpdateSettingsRequest) listEdit {
 	e := listEdit{what: "module", resetField: "reset_allowed_imports", add: m.GetAddImports(), remove: m.GetRemoveImports(), reset: m.GetResetAllowedImports(),
 		valid: moduleRE.MatchString, invalidReason: "numpy or os.path"}
 	if m.AllowedImports != nil {
 		mods := m.GetAllowedImports().GetModules()
 		e.replace = &mods
 	}
-	out, changed, err := newList(st.AllowedImports, s.cfg.DefaultImports, e)
+	return e
+}
+
+// newImports returns the import allowlist the request asks for (nil: the
+// defaults) and whether the request changes it at all.
+func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+	out, changed, err := newList(st.AllowedImports, s.cfg.DefaultImports, importsEdit(m))
 	if err == nil && changed && out != nil && len(out) == 0 {
 		return nil, false, invalid("the allowlist would be empty and apps could not even import fastapi: reset it to the defaults instead")
 	}
@@ -200,51 +205,41 @@ func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([
 
 var packageRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 
-// newPackages returns the dependency allowlist the request asks for (nil:
-// the defaults) and whether the request changes it at all. An empty list
-// is allowed: no app may then declare any.
-func (s *Service) newPackages(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+// packagesEdit is request m's change to the dependency allowlist.
+func packagesEdit(m *v1.UpdateSettingsRequest) listEdit {
 	e := listEdit{what: "package", resetField: "reset_allowed_packages", add: m.GetAddPackages(), remove: m.GetRemovePackages(), reset: m.GetResetAllowedPackages(),
 		valid: packageRE.MatchString, invalidReason: "python-dateutil or six"}
 	if m.AllowedPackages != nil {
 		pkgs := m.GetAllowedPackages().GetPackages()
 		e.replace = &pkgs
 	}
-	return newList(st.AllowedPackages, s.cfg.DefaultPackages, e)
+	return e
 }
 
-func describeImports(m *v1.UpdateSettingsRequest) string {
-	if m.GetResetAllowedImports() {
-		return "allowed imports reset to the defaults"
-	}
-	var parts []string
-	if m.AllowedImports != nil {
-		parts = append(parts, "set to "+strings.Join(m.GetAllowedImports().GetModules(), " "))
-	}
-	for _, a := range m.GetAddImports() {
-		parts = append(parts, "+"+a)
-	}
-	for _, r := range m.GetRemoveImports() {
-		parts = append(parts, "-"+r)
-	}
-	return "allowed imports " + strings.Join(parts, " ")
+// newPackages returns the dependency allowlist the request asks for (nil:
+// the defaults) and whether the request changes it at all. An empty list
+// is allowed: no app may then declare any.
+func (s *Service) newPackages(st *store.Settings, m *v1.UpdateSettingsRequest) ([]string, bool, error) {
+	return newList(st.AllowedPackages, s.cfg.DefaultPackages, packagesEdit(m))
 }
 
-func describePackages(m *v1.UpdateSettingsRequest) string {
-	if m.GetResetAllowedPackages() {
-		return "allowed packages reset to the defaults"
+// describe is the activity note of edit e of the allowlist named label,
+// such as "allowed imports +numpy -os".
+func (e listEdit) describe(label string) string {
+	if e.reset {
+		return label + " reset to the defaults"
 	}
 	var parts []string
-	if m.AllowedPackages != nil {
-		parts = append(parts, "set to "+strings.Join(m.GetAllowedPackages().GetPackages(), " "))
+	if e.replace != nil {
+		parts = append(parts, "set to "+strings.Join(*e.replace, " "))
 	}
-	for _, a := range m.GetAddPackages() {
+	for _, a := range e.add {
 		parts = append(parts, "+"+a)
 	}
-	for _, r := range m.GetRemovePackages() {
+	for _, r := range e.remove {
 		parts = append(parts, "-"+r)
 	}
-	return "allowed packages " + strings.Join(parts, " ")
+	return label + " " + strings.Join(parts, " ")
 }
 
 func (s *Service) settingsProto(st *store.Settings) *v1.Settings {

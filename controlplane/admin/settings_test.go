@@ -129,3 +129,16 @@ func runListCases(t *testing.T, tests []listCase, edit func(*store.Settings, *v1
 		})
 	}
 }
+
+func TestListEditDescribe(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{importsEdit(&v1.UpdateSettingsRequest{AddImports: []string{"numpy"}, RemoveImports: []string{"os"}}).describe("allowed imports"), "allowed imports +numpy -os"},
+		{importsEdit(&v1.UpdateSettingsRequest{AllowedImports: &v1.ImportList{Modules: []string{"a", "b"}}}).describe("allowed imports"), "allowed imports set to a b"},
+		{packagesEdit(&v1.UpdateSettingsRequest{ResetAllowedPackages: true}).describe("allowed packages"), "allowed packages reset to the defaults"},
+		{packagesEdit(&v1.UpdateSettingsRequest{AddPackages: []string{"six"}}).describe("allowed packages"), "allowed packages +six"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("describe = %q, want %q", tt.got, tt.want)
+		}
+	}
+}
