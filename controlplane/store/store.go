@@ -65,6 +65,10 @@ func Open(ctx context.Context, client *mongo.Client, db string) (*Store, error) 
 		{s.versions, bson.D{{Key: "app_id", Value: 1}, {Key: "deployed_at", Value: -1}}, false},
 		{s.tmpls, bson.D{{Key: "owner_id", Value: 1}}, false},
 		{s.domains(), bson.D{{Key: "app_id", Value: 1}}, false},
+		{s.versions, bson.D{{Key: "deps", Value: 1}}, false},
+		{s.dependencyChunks(), bson.D{{Key: "hash", Value: 1}, {Key: "n", Value: 1}}, false},
+		{s.dependencySets(), bson.D{{Key: "archive", Value: 1}}, false},
+		{s.conversations(), bson.D{{Key: "owner_id", Value: 1}, {Key: "updated_at", Value: -1}}, false},
 	}
 	for _, ix := range indexes {
 		m := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetUnique(ix.uniq)}
