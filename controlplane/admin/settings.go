@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/controlplane/deps"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -203,12 +204,10 @@ func (s *Service) newImports(st *store.Settings, m *v1.UpdateSettingsRequest) ([
 	return out, changed, err
 }
 
-var packageRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
-
 // packagesEdit is request m's change to the dependency allowlist.
 func packagesEdit(m *v1.UpdateSettingsRequest) listEdit {
 	e := listEdit{what: "package", resetField: "reset_allowed_packages", add: m.GetAddPackages(), remove: m.GetRemovePackages(), reset: m.GetResetAllowedPackages(),
-		valid: packageRE.MatchString, invalidReason: "python-dateutil or six"}
+		valid: deps.ValidName, invalidReason: "python-dateutil or six"}
 	if m.AllowedPackages != nil {
 		pkgs := m.GetAllowedPackages().GetPackages()
 		e.replace = &pkgs

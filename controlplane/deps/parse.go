@@ -33,6 +33,10 @@ var (
 	sepRE  = regexp.MustCompile(`[-_.]+`)
 )
 
+// ValidName reports whether s is a package's name (as package indexes
+// spell them: letters, digits, and . _ - inside).
+func ValidName(s string) bool { return s != "" && nameRE.FindString(s) == s }
+
 // Normalize returns a package's name as package indexes compare them:
 // lower case, with runs of -, _ and . as one -.
 func Normalize(name string) string { return sepRE.ReplaceAllString(strings.ToLower(name), "-") }

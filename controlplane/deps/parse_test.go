@@ -86,3 +86,12 @@ func TestPipProblemsNameTheWholeName(t *testing.T) {
 		t.Errorf("pipProblems = %+v; want line 2 (greeting), not greet's", probs)
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for s, want := range map[string]bool{"six": true, "python-dateutil": true, "zope.interface": true, "a": true,
+		"": false, "six==1.0": false, "-six": false, "six-": false, "git+https://x/y": false, "a b": false} {
+		if got := ValidName(s); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
