@@ -27,17 +27,10 @@ func TestDevConfigMongoUsers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("MONGO_URI", "")
 			t.Setenv("GOFASTAPI_DB_MONGO_USERS", tc.env)
-			c, err := parseDevConfig(append([]string{"--runner-uids", "off", "--data", t.TempDir()}, tc.args...), io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseDevConfig = %v, want an error containing %q", err, tc.wantErr)
-				}
+			c := parseCase(t, tc.args, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.DBMongoUsers != tc.wantUsers {
 				t.Errorf("DBMongoUsers = %v, want %v", c.DBMongoUsers, tc.wantUsers)
@@ -73,21 +66,33 @@ func TestDevConfigPublicURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("MONGO_URI", "")
 			t.Setenv("PUBLIC_URL", tc.env)
-			c, err := parseDevConfig(append([]string{"--runner-uids", "off", "--data", t.TempDir()}, tc.args...), io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseDevConfig = %v, want an error containing %q", err, tc.wantErr)
-				}
+			c := parseCase(t, tc.args, tc.wantErr)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := c.appURL(listen(tc.port))("shop"); got != tc.want {
 				t.Errorf("app URL %q, want %q", got, tc.want)
 			}
 		})
 	}
+}
+
+// parseCase parses the dev flags args (with MONGO_URI empty, runners as
+// the platform's user and a data directory of the test's own): with
+// wantErr, it checks the error says it and returns nil.
+func parseCase(t *testing.T, args []string, wantErr string) *devConfig {
+	t.Helper()
+	t.Setenv("MONGO_URI", "")
+	c, err := parseDevConfig(append([]string{"--runner-uids", "off", "--data", t.TempDir()}, args...), io.Discard)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("parseDevConfig = %v, want an error containing %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
