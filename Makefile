@@ -92,5 +92,6 @@ bench: deps testenv ## Measure cold start, bursts, the gateway hop (beside nginx
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench 'RoutingChain/gateway(\+metrics)?$$' -benchtime 1s -count 3 ./gateway/ | grep -E '^Benchmark'
 	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/metrics/ | grep -E '^Benchmark'
+	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./gateway/ownerlimit/ | grep -E '^Benchmark'
 	PATH=$$PATH:/usr/sbin GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure(MetricsCost|Database)?$$' -v -timeout 30m ./cmd/gofastapi | grep -vE '^(=== RUN|--- PASS|PASS|ok )'
 	GOFASTAPI_MEASURE=1 $(GO) test -count=1 -run '^TestMeasure$$' -v -timeout 15m ./pool/kube/ | grep -E '^(kube|pool manager)'

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -76,8 +77,8 @@ type Recorder interface {
 	Record(appID string, status int, d time.Duration, method, path, requestID []byte)
 }
 
-// Config configures a Gateway. Every field but Env, MaxConnsPerIP and
-// Recorder is required.
+// Config configures a Gateway. Every field but Env, MaxConnsPerIP,
+// Recorder, OwnerCounts and OwnerSync is required.
 type Config struct {
 	// Domain is the apex host name (no scheme, port or trailing dot): it
 	// serves the platform API, and {slug}.{Domain} serves app slug.
@@ -118,6 +119,12 @@ type Config struct {
 	MaxConnsPerIP int
 	// Recorder, when set, records every app request (per-app metrics).
 	Recorder Recorder
+	// OwnerCounts, when set, shares the count of owners' requests with the
+	// other gateways every OwnerSync (default 100ms), so that together they
+	// let through each owner's limit (see package ownerlimit). Without it
+	// each gateway lets through each owner's whole limit.
+	OwnerCounts ownerlimit.Shared
+	OwnerSync   time.Duration
 	// Logger receives failed requests and background errors.
 	Logger *slog.Logger
 }
@@ -163,6 +170,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency <= 0 {
 		bad("Concurrency", "must be positive")
+	}
+	if c.OwnerSync < 0 {
+		bad("OwnerSync", "must not be negative (0 means the default, 100ms)")
 	}
 	if c.MaxConnsPerIP < 0 {
 		bad("MaxConnsPerIP", "must not be negative (0 means no cap)")

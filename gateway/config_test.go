@@ -51,6 +51,7 @@ func TestConfigValidate(t *testing.T) {
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "Concurrency"},
 		{"no per-IP cap is fine", func(c *Config) { c.MaxConnsPerIP = 0 }, ""},
 		{"per-IP cap", func(c *Config) { c.MaxConnsPerIP = -1 }, "MaxConnsPerIP"},
+		{"owner sync interval", func(c *Config) { c.OwnerSync = -time.Second }, "OwnerSync"},
 		{"logger", func(c *Config) { c.Logger = nil }, "Logger"},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/valyala/fasthttp"
+
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate and New return.
@@ -42,13 +44,13 @@ type answer struct {
 func classify(err error, name string, cfg *Config) answer {
 	app := fmt.Sprintf("App %q", name)
 	var ce *connect.Error
-	var over *overLimit
+	var over *ownerlimit.Exceeded
 	switch {
 	case errors.As(err, &over):
-		secs := int(math.Ceil(over.retry.Seconds()))
+		secs := int(math.Ceil(over.Retry.Seconds()))
 		return answer{fasthttp.StatusTooManyRequests, max(secs, 1),
 			fmt.Sprintf("%s has had as many requests as its owner's plan allows (%d a minute). Retry in %s.",
-				app, over.perMinute, plural(max(secs, 1), "second"))}
+				app, over.PerMinute, plural(max(secs, 1), "second"))}
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		return answer{fasthttp.StatusRequestEntityTooLarge, 0,
 			fmt.Sprintf("The request body is larger than %s, the most an app may receive. "+

@@ -12,6 +12,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
 	"github.com/valyala/fasthttp"
+
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 )
 
 func TestClassify(t *testing.T) {
@@ -51,9 +53,9 @@ func TestClassify(t *testing.T) {
 		{"headers too large", fmt.Errorf("%w: %w", errBadRequest, &fasthttp.ErrSmallBuffer{}), result{431, 0, "headers"}},
 		{"garbage", fmt.Errorf("%w: %w", errBadRequest, io.EOF), result{400, 0, "not valid"}},
 		{"shutting down", errShuttingDown, result{503, 1, "restarting"}},
-		{"owner's limit", &overLimit{perMinute: 3000, retry: 20 * time.Millisecond},
+		{"owner's limit", &ownerlimit.Exceeded{PerMinute: 3000, Retry: 20 * time.Millisecond},
 			result{429, 1, `App "demo" has had as many requests as its owner's plan allows (3000 a minute). Retry in 1 second.`}},
-		{"owner's small limit", &overLimit{perMinute: 6, retry: 9500 * time.Millisecond}, result{429, 10, "(6 a minute). Retry in 10 seconds."}},
+		{"owner's small limit", &ownerlimit.Exceeded{PerMinute: 6, Retry: 9500 * time.Millisecond}, result{429, 10, "(6 a minute). Retry in 10 seconds."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,13 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 )
+
+// defaultOwnerSync is how often owners' request counts are shared when
+// Config.OwnerSync is 0.
+const defaultOwnerSync = 100 * time.Millisecond
 
 // Gateway is the platform's HTTP/1.1 edge: the apex host reaches the
 // platform API, {slug}.{domain} reaches app slug. It is safe for
@@ -31,7 +38,7 @@ type Gateway struct {
 	starts   map[string]*start
 	live     liveSet  // streamed responses and WebSocket sessions, for Shutdown
 	conns    *ipLimit // client connections per IP, across listeners
-	owners   ownerLimits
+	owners   ownerlimit.Limits
 
 	// touching starts touchBusy with the first runner.
 	touching sync.Once
@@ -76,6 +83,14 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Domains != nil {
 		g.domains = newDomainCache(cfg.Domains, cfg.ColdStartTimeout)
+	}
+	if cfg.OwnerCounts != nil {
+		g.owners.Share(cfg.OwnerCounts, cmp.Or(cfg.OwnerSync, defaultOwnerSync), cfg.Logger)
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			g.owners.Run(base)
+		}()
 	}
 	g.api = g.apiClient()
 	g.server = &fasthttp.Server{
@@ -237,7 +252,7 @@ func (g *Gateway) serveApp(ctx *fasthttp.RequestCtx, slug string) {
 	}
 	if n := route.GetOwnerRequestsPerMinute(); n > 0 {
 		// Only then: most requests, of owners with no limit, read no clock.
-		if err := g.owners.take(route.GetOwnerId(), n, time.Now()); err != nil {
+		if err := g.owners.Take(route.GetOwnerId(), n, time.Now()); err != nil {
 			g.fail(ctx, slug, err)
 			return
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/templates"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/gateway"
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 	"github.com/gofastapi/gofastapi/pool"
 	"github.com/gofastapi/gofastapi/pool/local"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -322,6 +323,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	gw, err := gateway.New(gateway.Config{
 		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Domains: appSvc, Pool: gwPool, Env: appSvc,
 		Recorder:           obs.gatewayRecorder(),
+		OwnerCounts:        ownerlimit.NewRedis(rdb), // every gateway replica counts each owner's requests together
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),

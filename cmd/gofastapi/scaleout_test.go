@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 	"github.com/gofastapi/gofastapi/pool/kube"
 	"github.com/gofastapi/gofastapi/pool/kube/kubetest"
 )
@@ -245,5 +246,34 @@ func TestScaleOutOnKube(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond) // the route change travels through Redis pub/sub
 		}
+	}
+
+	// An owner's request limit holds across the gateways: together they
+	// let through the limit, not each of them the whole of it.
+	bob, user := a.signup(t, "bob", "bob password")
+	b.mustCLI("admin", "limits", "--requests", "6", "bob") // alice's CLI session is with b now
+	a.deploy(t, bob, "bobs", fmt.Sprintf(helloApp, "bob's"))
+	for i := range 6 {
+		if code, body := a.get("bobs", "/"); code != 200 {
+			t.Fatalf("gateway :%s: request %d of bob's 6 a minute: %d %s", a.port, i+1, code, body)
+		}
+	}
+	if code, body := a.get("bobs", "/"); code != http.StatusTooManyRequests {
+		t.Fatalf("gateway :%s: bob's 7th request: %d %s, want 429", a.port, code, body)
+	}
+	// The first gateway spends its 6 from bob's shared bucket at its next
+	// sync; the second, which has not served bob, starts from that.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, err := rdb.HGet(ctx, ownerlimit.Key(user.GetId()), "tokens").Float64()
+		if err == nil && left < 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's shared bucket holds %v (%v) after his 6 requests, want less than 1", left, err)
+		}
+	}
+	code, body := b.get("bobs", "/")
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "plan allows (6 a minute)") {
+		t.Fatalf("gateway :%s: bob's 8th request, the first there: %d %s, want 429 (the limit is shared)", b.port, code, body)
 	}
 }

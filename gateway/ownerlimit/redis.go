@@ -1,0 +1,104 @@
+package ownerlimit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// keyPrefix is the prefix of the shared buckets' keys; the owner's id
+// follows.
+const keyPrefix = "owner-requests:"
+
+// expiry is how long a bucket no one spends from is kept. It must be at
+// least a minute: a bucket refills in one.
+const expiry = 2 * time.Minute
+
+// spend refills the bucket KEYS[1] of ARGV[1] tokens a minute by Redis's
+// clock, takes ARGV[2] from it, never owing more than a minute's worth,
+// and returns what is left as a string (a number would be cut to an
+// integer). ARGV[3] is the expiry in milliseconds.
+var spend = redis.NewScript(`
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local size = tonumber(ARGV[1])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(v[1]), tonumber(v[2])
+if not tokens or not at then
+  tokens, at = size, now
+end
+if now > at then
+  tokens = tokens + (now - at) * size / 60000
+  at = now
+end
+tokens = math.max(math.min(tokens, size) - tonumber(ARGV[2]), -size)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', at)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return tostring(tokens)
+`)
+
+// Redis is Shared over Redis: each owner's bucket is a hash of its tokens
+// and when they were counted. It is safe for concurrent use.
+type Redis struct{ rdb redis.UniversalClient }
+
+// NewRedis returns Shared buckets kept in rdb.
+func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
+
+// Spend implements Shared: one pipeline of one script run per spend. Runs
+// refused because Redis had forgotten the script (a restart) are sent
+// again once it is loaded; only they, so nothing is spent twice.
+func (r *Redis) Spend(ctx context.Context, spends []Spend) ([]float64, error) {
+	cmds := r.run(ctx, spends, nil)
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		if err := spend.Load(ctx, r.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("shared request counts: loading the script: %w", err)
+		}
+		for j, cmd := range r.run(ctx, spends, again) {
+			cmds[again[j]] = cmd
+		}
+	}
+	left := make([]float64, len(cmds))
+	for i, cmd := range cmds {
+		s, err := cmd.Text()
+		if err == nil {
+			left[i], err = strconv.ParseFloat(s, 64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("shared request counts: owner %s: %w", spends[i].Owner, err)
+		}
+	}
+	return left, nil
+}
+
+// run sends the script runs of spends (of those at the indices only, if
+// any are given) in one pipeline; each command holds its own result or
+// error.
+func (r *Redis) run(ctx context.Context, spends []Spend, only []int) []*redis.Cmd {
+	if only == nil {
+		only = make([]int, len(spends))
+		for i := range only {
+			only[i] = i
+		}
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(only))
+	for j, i := range only {
+		s := spends[i]
+		cmds[j] = spend.EvalSha(ctx, pipe, []string{Key(s.Owner)}, s.PerMinute, s.N, expiry.Milliseconds())
+	}
+	pipe.Exec(ctx) // each command keeps its own error
+	return cmds
+}
+
+// Key is the Redis key of owner's shared bucket.
+func Key(owner string) string { return keyPrefix + owner }

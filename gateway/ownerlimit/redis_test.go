@@ -1,0 +1,165 @@
+package ownerlimit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gofastapi/gofastapi/controlplane/embedded"
+)
+
+// startShared starts a real redis-server and returns a client of it and
+// n Limits sharing their buckets through it, each running until the test
+// ends. Their interval is an hour, so only the syncs the test makes (and
+// those a new bucket asks for) happen.
+func startShared(t *testing.T, n int) (*embedded.Redis, *redis.Client, []*Limits) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rs, err := embedded.StartRedis(ctx, "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	opt, _ := redis.ParseURL(rs.URL())
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	ls := make([]*Limits, n)
+	for i := range ls {
+		ls[i] = &Limits{}
+		ls[i].Share(NewRedis(rdb), time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	go func() {
+		defer close(done)
+		for _, l := range ls[1:] {
+			go l.Run(ctx)
+		}
+		ls[0].Run(ctx)
+	}()
+	return rs, rdb, ls
+}
+
+// syncNow makes l spend what it let through and learn what is left.
+func syncNow(t *testing.T, l *Limits) {
+	t.Helper()
+	if err := l.sync(context.Background(), l.shared, time.Now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sharedTokens reads what owner's shared bucket holds.
+func sharedTokens(t *testing.T, rdb *redis.Client, owner string) float64 {
+	t.Helper()
+	s, err := rdb.HGet(context.Background(), Key(owner), "tokens").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// takeN takes n requests of owner from l, each of which must pass.
+func takeN(t *testing.T, l *Limits, owner string, perMinute int32, n int) {
+	t.Helper()
+	for i := range n {
+		if err := l.Take(owner, perMinute, time.Now()); err != nil {
+			t.Fatalf("%s: request %d of %d: %v", owner, i+1, n, err)
+		}
+	}
+}
+
+// TestSharedBuckets: two gateways' Limits sharing one Redis let through
+// an owner's limit together, not each of them; a new bucket starts from
+// the shared count; what they let through past it is owed; other owners
+// are apart.
+func TestSharedBuckets(t *testing.T) {
+	_, rdb, ls := startShared(t, 2)
+	a, b := ls[0], ls[1]
+
+	takeN(t, a, "u1", 6, 6)
+	var over *Exceeded
+	if err := a.Take("u1", 6, time.Now()); !errors.As(err, &over) {
+		t.Fatalf("the 7th request at the first gateway: %v, want over the limit", err)
+	}
+	syncNow(t, a)
+	if got := sharedTokens(t, rdb, "u1"); got < 0 || got >= 1 {
+		t.Fatalf("the shared bucket holds %v after 6 of 6 requests, want less than one", got)
+	}
+	// The second gateway has not served u1: its new bucket starts from the
+	// shared count, not a full one.
+	if err := b.Take("u1", 6, time.Now()); !errors.As(err, &over) || over.PerMinute != 6 || over.Retry <= 9*time.Second || over.Retry > 10*time.Second {
+		t.Fatalf("the first request at the second gateway: %v, want over the limit, next in 9-10s (one request earned every 10s)", err)
+	}
+	takeN(t, b, "u2", 6, 6) // another owner
+
+	// Between syncs each gateway lets through what it alone still sees:
+	// together they pass the limit, and the excess is owed.
+	takeN(t, a, "u3", 2, 1) // a's new bucket starts from the shared 2
+	takeN(t, b, "u3", 2, 1) // so does b's: a has not spent its request yet
+	takeN(t, a, "u3", 2, 1) // a still sees 1
+	syncNow(t, a)
+	syncNow(t, b)
+	syncNow(t, a) // a learns of b's request
+	if got := sharedTokens(t, rdb, "u3"); got < -1 || got >= -0.9 {
+		t.Fatalf("the shared bucket holds %v after 3 requests of a limit of 2, want -1 (owed)", got)
+	}
+	for _, l := range ls {
+		// Two requests to earn back at 30s each: more than one would need.
+		if err := l.Take("u3", 2, time.Now()); !errors.As(err, &over) || over.Retry <= 59*time.Second {
+			t.Fatalf("after the excess: %v, want over the limit, next in about 60s", err)
+		}
+	}
+	ttl, err := rdb.PTTL(context.Background(), Key("u3")).Result()
+	if err != nil || ttl <= time.Minute || ttl > expiry {
+		t.Errorf("the shared bucket expires in %v (%v), want in 1-2 minutes", ttl, err)
+	}
+}
+
+// TestSharedBucketsScriptLost: Redis forgetting the script (a restart, a
+// SCRIPT FLUSH) costs a reload, and each spend still counts once.
+func TestSharedBucketsScriptLost(t *testing.T) {
+	_, rdb, ls := startShared(t, 1)
+	a := ls[0]
+	takeN(t, a, "u1", 10, 3)
+	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	takeN(t, a, "u2", 10, 1) // a new bucket: synced with the script reloaded
+	syncNow(t, a)
+	for owner, want := range map[string]float64{"u1": 7, "u2": 9} {
+		if got := sharedTokens(t, rdb, owner); got < want || got >= want+0.1 {
+			t.Errorf("%s's shared bucket holds %v, want %v", owner, got, want)
+		}
+	}
+}
+
+// TestSharedBucketsWithoutRedis: with Redis gone, an owner's first request
+// waits for one failed sync, then each gateway counts alone; once Run
+// ends nothing waits.
+func TestSharedBucketsWithoutRedis(t *testing.T) {
+	rs, _, ls := startShared(t, 1)
+	a := ls[0]
+	rs.Stop()
+	takeN(t, a, "u1", 2, 2)
+	var over *Exceeded
+	if err := a.Take("u1", 2, time.Now()); !errors.As(err, &over) {
+		t.Fatalf("the 3rd request of 2 counted alone: %v, want over the limit", err)
+	}
+
+	l := &Limits{}
+	l.Share(NewRedis(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})), time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Run(ctx)
+	takeN(t, l, "u1", 2, 2) // no sync will come: no wait
+}
