@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/gateway/ownerlimit"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -164,8 +167,11 @@ func TestDeleteUserCascade(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rs.Stop)
+	model := &fakeModel{}
+	modelSrv := httptest.NewServer(model)
+	t.Cleanup(modelSrv.Close)
 	data := t.TempDir()
-	p := startPlatform(t, data, t.TempDir(), "--warm", "1", "--redis-url", rs.URL())
+	p := startPlatform(t, data, t.TempDir(), "--warm", "1", "--redis-url", rs.URL(), "--assistant-private-endpoints")
 
 	root, _ := p.signup(t, "root", "root password")
 	dave, daveUser := p.signup(t, "dave", "dave password")
@@ -181,8 +187,12 @@ func TestDeleteUserCascade(t *testing.T) {
 	}
 	p.deploy(t, root, "root-app", shared) // the same files: the same bundle
 	if _, err := p.as(dave).asst.SetAssistantSettings(ctx, connect.NewRequest(&v1.SetAssistantSettingsRequest{
-		Provider: v1.AssistantProvider_ASSISTANT_PROVIDER_ANTHROPIC, Model: "claude-sonnet-4-5", ApiKey: proto.String("sk-dave")})); err != nil {
+		Provider: v1.AssistantProvider_ASSISTANT_PROVIDER_OPENAI, Model: "fake-model", BaseUrl: modelSrv.URL + "/v1", ApiKey: proto.String("sk-dave")})); err != nil {
 		t.Fatal(err)
+	}
+	model.reset(func(w io.Writer, _ map[string]any) { oaText(w, "Hello, dave."); oaEnd(w, "stop") })
+	if r := runChat(p.as(dave), "dave-one", "hi"); r.err != nil || r.conversation == "" || r.text != "Hello, dave." {
+		t.Fatalf("dave's chat: %+v", r)
 	}
 	if code, body := p.get("dave-one", "/"); code != 200 || !strings.Contains(body, "two") {
 		t.Fatalf("GET dave-one = %d %s", code, body)
@@ -214,6 +224,13 @@ func TestDeleteUserCascade(t *testing.T) {
 	for h := range hashes {
 		forbidden = append(forbidden, h)
 	}
+	// The gateway spends dave's requests from his shared request count at
+	// its next sync.
+	for deadline := time.Now().Add(10 * time.Second); rdb.Exists(ctx, ownerlimit.Key(daveUser.GetId())).Val() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("dave's shared request count was not written")
+		}
+	}
 	before := redisKeys(t, rdb)
 	for _, k := range []string{"route:dave-one", "route:dave-two", "bundle:" + sharedHash, "logs:" + appIDs[0], "coldstarts:" + appIDs[0]} {
 		if !before[k] {
@@ -231,7 +248,7 @@ func TestDeleteUserCascade(t *testing.T) {
 	}
 	want := map[string]int64{"sessions": 2, "apps": 2, "versions": 3, "bundles": 2, "dependency archives": 0, "logs": 2,
 		"activity": 6 /* signup, 2 app.create, 3 app.deploy */, "user": 1, "templates": 1,
-		"databases": 1 /* provisioned when dave's app first started */, "assistant settings": 1}
+		"databases": 1 /* provisioned when dave's app first started */, "assistant settings": 1, "assistant conversations": 1, "request counts": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
 	}

@@ -256,8 +256,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// Every gateway replica counts each owner's requests together; a
+	// deleted user's count goes with them.
+	ownerCounts := ownerlimit.NewRedis(rdb)
 	adminSvc, err := admin.NewService(admin.Config{
-		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc}, Templates: tmpls, Routes: appSvc, UserStorage: dbs.svc,
+		Store: st, Runners: runnerStats, UserData: []admin.UserData{appSvc, tmpls, dbs.svc, assistantSvc, ownerCounts}, Templates: tmpls, Routes: appSvc, UserStorage: dbs.svc,
 		DefaultImports: validate.DefaultAllowedImports, DefaultPackages: deps.DefaultAllowed, PackageIndex: cfg.PackageIndex, Logger: log.With("component", "admin"),
 	})
 	if err != nil {
@@ -323,7 +326,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	gw, err := gateway.New(gateway.Config{
 		Domain: cfg.Domain, API: func() (net.Conn, error) { return net.Dial("unix", apiSock) }, Routes: appSvc, Domains: appSvc, Pool: gwPool, Env: appSvc,
 		Recorder:           obs.gatewayRecorder(),
-		OwnerCounts:        ownerlimit.NewRedis(rdb), // every gateway replica counts each owner's requests together
+		OwnerCounts:        ownerCounts,
 		MaxRequestBodySize: cfg.MaxBody, MaxConnsPerIP: cfg.MaxConnsPerIP, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		UpstreamTimeout: time.Minute, ColdStartTimeout: cfg.ReadyTimeout + 10*time.Second, Concurrency: 64 << 10,
 		Logger: log.With("component", "gateway"),

@@ -21,8 +21,8 @@ import (
 // their runners, custom domains, logs, events, cold start records and
 // metrics), the templates service (templates the user saved), the
 // databases service (per-user databases and their credentials) and the
-// assistant (the user's provider settings and sealed key; conversations
-// are not stored). The admin service itself removes sessions and the
+// assistant (the user's provider settings and sealed key, and their
+// stored conversations). The admin service itself removes sessions and the
 // user's own activity entries. Every future owner of user data must
 // implement UserData and be added to Config.UserData in the wiring, or
 // DeleteUser leaves that data behind.

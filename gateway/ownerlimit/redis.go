@@ -20,7 +20,8 @@ const expiry = 2 * time.Minute
 // spend refills the bucket KEYS[1] of ARGV[1] tokens a minute by Redis's
 // clock, takes ARGV[2] from it, never owing more than a minute's worth,
 // and returns what is left as a string (a number would be cut to an
-// integer). ARGV[3] is the expiry in milliseconds.
+// integer). ARGV[3] is the expiry in milliseconds. Taking nothing from a
+// bucket that does not exist does not make it.
 var spend = redis.NewScript(`
 redis.replicate_commands()
 local t = redis.call('TIME')
@@ -29,6 +30,9 @@ local size = tonumber(ARGV[1])
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(v[1]), tonumber(v[2])
 if not tokens or not at then
+  if tonumber(ARGV[2]) == 0 then
+    return tostring(size) -- a full bucket, read: not written
+  end
   tokens, at = size, now
 end
 if now > at then
@@ -98,6 +102,21 @@ func (r *Redis) run(ctx context.Context, spends []Spend, only []int) []*redis.Cm
 	}
 	pipe.Exec(ctx) // each command keeps its own error
 	return cmds
+}
+
+// DeleteUserData deletes the shared bucket of a deleted user, for the
+// platform's user-deletion cascade. It holds only a count; if a gateway
+// spends from it after the deletion (what it let through in the last
+// sync interval), it is made again and expires two minutes later.
+func (r *Redis) DeleteUserData(ctx context.Context, userID string) (map[string]int64, error) {
+	n, err := r.rdb.Del(ctx, Key(userID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("shared request counts: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return map[string]int64{"request counts": n}, nil
 }
 
 // Key is the Redis key of owner's shared bucket.

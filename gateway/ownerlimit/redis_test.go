@@ -163,3 +163,32 @@ func TestSharedBucketsWithoutRedis(t *testing.T) {
 	l.Run(ctx)
 	takeN(t, l, "u1", 2, 2) // no sync will come: no wait
 }
+
+// TestSharedBucketsDeleted: a sync that spends nothing does not make a
+// bucket, so once a deleted user's bucket is gone, the gateways' syncs of
+// what they remember of it do not bring it back.
+func TestSharedBucketsDeleted(t *testing.T) {
+	_, rdb, ls := startShared(t, 1)
+	a := ls[0]
+	ctx := context.Background()
+	exists := func() bool { return rdb.Exists(ctx, Key("u1")).Val() == 1 }
+	takeN(t, a, "u1", 10, 1) // its first sync spent nothing
+	if exists() {
+		t.Fatal("a sync that spent nothing made the bucket")
+	}
+	syncNow(t, a)
+	if !exists() {
+		t.Fatal("a spend did not make the bucket")
+	}
+	r := NewRedis(rdb)
+	if got, err := r.DeleteUserData(ctx, "u1"); err != nil || got["request counts"] != 1 || len(got) != 1 {
+		t.Fatalf("DeleteUserData = %v, %v; want request counts: 1", got, err)
+	}
+	syncNow(t, a) // a still remembers u1's bucket
+	if exists() {
+		t.Error("a sync after the deletion made the bucket again")
+	}
+	if got, err := r.DeleteUserData(ctx, "u1"); err != nil || len(got) != 0 {
+		t.Errorf("DeleteUserData again = %v, %v; want nothing", got, err)
+	}
+}
