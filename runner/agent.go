@@ -128,6 +128,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		appDir:        appDir,
 		bundleCache:   cfg.bundleCache,
 		depsRoot:      cfg.depsRoot(),
+		depsKeep:      cfg.sharedDepsKeep(),
 		runAs:         cfg.runAs,
 		appAddr:       appAddr,
 		readyTimeout:  cfg.readyTimeout,

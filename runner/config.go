@@ -36,6 +36,9 @@ type config struct {
 	// unpacked, shared by its runners (see prepareDeps); else each runner
 	// unpacks them in its workdir.
 	depsCache string
+	// depsKeep is how long a set in depsCache that no runner uses is kept
+	// after its last use.
+	depsKeep time.Duration
 	// secretsFile, if set, holds the Secrets line instead of stdin (a
 	// mounted Kubernetes Secret: a pod has no stdin to write to).
 	secretsFile string
@@ -59,6 +62,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
 	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
 	fs.StringVar(&c.depsCache, "deps-cache", "", "where the host's runners share apps' dependencies, unpacked (needs --run-as: the apps' users must not own them)")
+	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
 	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
@@ -100,6 +104,8 @@ func (c config) validate() error {
 		return errors.New("--python is required")
 	case c.readyTimeout <= 0:
 		return errors.New("--ready-timeout must be positive")
+	case c.depsCache != "" && c.depsKeep <= 0:
+		return errors.New("--deps-cache-keep must be positive")
 	case c.startPriority < 0:
 		return errors.New("--start-priority must not be negative (0 turns it off)")
 	case c.redisURL == "":

@@ -13,7 +13,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{control: "127.0.0.1:7000", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 3 * time.Second}
+	want := config{control: "127.0.0.1:7000", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 3 * time.Second, depsKeep: 24 * time.Hour}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags (-want +got):\n%s", diff)
 	}
@@ -22,7 +22,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock",
-		startPriority: 20 * time.Millisecond}
+		startPriority: 20 * time.Millisecond, depsKeep: 24 * time.Hour}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags with --zygote (-want +got):\n%s", diff)
 	}
@@ -63,6 +63,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.validate(); err != nil {
 		t.Errorf("validate(%+v) = %v", ok, err)
 	}
+	shared := ok
+	shared.depsCache, shared.runAs, shared.depsKeep = "/deps", &RunAs{UID: 1000, GID: 1000}, time.Hour
+	if err := shared.validate(); err != nil {
+		t.Errorf("validate(%+v) = %v", shared, err)
+	}
 	bad := []func(*config){
 		func(c *config) { c.workdir = "" },
 		func(c *config) { c.python = "" },
@@ -70,6 +75,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *config) { c.redisURL = "" },
 		func(c *config) { c.zygote = "zygote.sock" },
 		func(c *config) { c.startPriority = -time.Millisecond },
+		func(c *config) { c.depsCache, c.runAs, c.depsKeep = "/deps", &RunAs{UID: 1000, GID: 1000}, 0 },
 	}
 	for i, mutate := range bad {
 		c := ok

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,15 @@ func (c config) depsRoot() string {
 	return filepath.Join(c.workdir, "deps")
 }
 
+// sharedDepsKeep is how long unused sets are kept in the host's shared
+// cache; 0 without one (a runner's own directory goes with the runner).
+func (c config) sharedDepsKeep() time.Duration {
+	if c.depsCache == "" {
+		return 0
+	}
+	return c.depsKeep
+}
+
 // prepareDeps makes the dependency archive hash (the route's deps) ready
 // and returns the directory Python imports them from; "" when the app has
 // none. An archive is unpacked once per depsRoot, under its content hash:
@@ -31,6 +41,11 @@ func (c config) depsRoot() string {
 // once, one rename wins and both use it. Its files are the agent's user's
 // and read-only to the app's (see RunAs), so no app can change what
 // another imports.
+//
+// In the host's shared cache (depsKeep set) the runner holds the set it
+// uses (see lockDeps) until it exits, and an agent that unpacked a new set
+// then removes those no runner holds that were last used more than
+// depsKeep ago (see pruneDeps), so the cache does not grow without end.
 func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.SpecializeResponse) (string, error) {
 	if hash == "" {
 		return "", nil
@@ -41,8 +56,23 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 	start := time.Now()
 	defer func() { res.DepsMicros = time.Since(start).Microseconds() }()
 	dir := filepath.Join(s.depsRoot, hash)
+	if s.depsKeep > 0 {
+		// The host's shared cache: held until the agent exits, so no
+		// pruner removes the set while the app may import from it.
+		if err := os.MkdirAll(s.depsRoot, 0o711); err != nil {
+			return "", fmt.Errorf("dependencies: %w", err)
+		}
+		lock, err := lockDeps(s.depsRoot, hash)
+		if err != nil {
+			return "", fmt.Errorf("dependencies: %w", err)
+		}
+		s.depsLock = lock
+	}
 	if _, err := os.Stat(dir); err == nil {
 		res.DepsCached = true
+		if s.depsKeep > 0 {
+			os.Chtimes(dir, start, start) // used now: kept another depsKeep
+		}
 		return dir, nil
 	}
 	data, err := s.redis.Get(ctx, bundle.DepsKey(hash)).Bytes()
@@ -75,6 +105,19 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 		if _, serr := os.Stat(dir); serr != nil {
 			return "", fmt.Errorf("dependencies: %w", err)
 		}
+	}
+	if s.depsKeep > 0 {
+		// The cache grew: sets no runner used for depsKeep go, off the
+		// start's path.
+		go func() {
+			removed, err := pruneDeps(s.depsRoot, hash, s.depsKeep, time.Now())
+			if len(removed) > 0 {
+				s.logf("removed dependencies unused for %s from the host's cache: %s", s.depsKeep, strings.Join(removed, ", "))
+			}
+			if err != nil {
+				s.logf("prune the host's dependencies: %v", err)
+			}
+		}()
 	}
 	return dir, nil
 }
