@@ -36,7 +36,8 @@ type Limits struct {
 	Databases    int32 `protobuf:"varint,3,opt,name=databases,proto3" json:"databases,omitempty"`
 	StorageBytes int64 `protobuf:"varint,4,opt,name=storage_bytes,json=storageBytes,proto3" json:"storage_bytes,omitempty"`
 	// requests_per_minute caps the requests the user's apps get together,
-	// at each gateway: beyond it they are answered 429 with Retry-After.
+	// through every gateway: beyond it they are answered 429 with
+	// Retry-After.
 	// The free tier allows 3000 a minute (50 a second), a minute's worth at
 	// once.
 	RequestsPerMinute int32 `protobuf:"varint,5,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`

@@ -51,7 +51,7 @@ type Route struct {
 	// when the deploy compiled nothing.
 	Compiled string `protobuf:"bytes,10,opt,name=compiled,proto3" json:"compiled,omitempty"`
 	// owner_requests_per_minute is the owner's limit on the requests their
-	// apps get together at each gateway (see Limits); 0 means none.
+	// apps get together through every gateway (see Limits); 0 means none.
 	OwnerRequestsPerMinute int32 `protobuf:"varint,11,opt,name=owner_requests_per_minute,json=ownerRequestsPerMinute,proto3" json:"owner_requests_per_minute,omitempty"`
 	// deps is the content hash (sha256, hex) of the version's installed
 	// dependencies (the packages of its requirements.txt), a gzipped tar

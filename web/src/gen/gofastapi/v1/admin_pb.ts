@@ -52,7 +52,8 @@ export type Limits = Message<"gofastapi.v1.Limits"> & {
 
   /**
    * requests_per_minute caps the requests the user's apps get together,
-   * at each gateway: beyond it they are answered 429 with Retry-After.
+   * through every gateway: beyond it they are answered 429 with
+   * Retry-After.
    * The free tier allows 3000 a minute (50 a second), a minute's worth at
    * once.
    *
