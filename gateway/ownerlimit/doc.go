@@ -18,5 +18,9 @@
 // In Redis each owner's bucket is a hash of its tokens and when they were
 // counted, refilled by Redis's clock, so gateways whose clocks differ
 // agree; it expires two minutes after its last spend, when it would be
-// full again. A spend is one atomic script, so it counts exactly once.
+// full again. A spend is one atomic script. A sync that fails keeps what
+// it was to spend for the next one, so requests are not forgotten; if it
+// failed after Redis ran some of its scripts, those count twice. Requests
+// let through before an owner's limit changed are spent at the old size,
+// as the gateway's own bucket took them.
 package ownerlimit

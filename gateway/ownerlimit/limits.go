@@ -48,6 +48,11 @@ type bucket struct {
 	perMinute int32
 	last      time.Time
 	pending   int       // requests let through since the last sync, if shared
+	// prior is those of the pending requests let through under an earlier
+	// limit, priorPerMinute: the shared bucket takes them at that size,
+	// as this one did.
+	prior          int
+	priorPerMinute int32
 	taken     time.Time // the last request let through, or the bucket's making
 	// synced, while not nil, is closed by the bucket's first sync; takes
 	// wait for it.
@@ -96,6 +101,13 @@ func (o *Limits) Take(owner string, perMinute int32, now time.Time) error {
 	if b.perMinute != perMinute {
 		// The limit changed: the bucket keeps what is left, up to the new
 		// size.
+		if b.pending > 0 {
+			if b.prior == 0 {
+				b.priorPerMinute = b.perMinute
+			}
+			b.prior += b.pending
+			b.pending = 0
+		}
 		b.perMinute = perMinute
 		b.tokens = min(b.tokens, float64(perMinute))
 	}
@@ -125,7 +137,7 @@ func (b *bucket) refill(now time.Time) {
 // sync: the next take of their owner starts a full one, which is the same.
 func (o *Limits) prune(now time.Time) {
 	for owner, b := range o.buckets {
-		if b.refill(now); b.tokens >= float64(b.perMinute) && b.pending == 0 && b.synced == nil {
+		if b.refill(now); b.tokens >= float64(b.perMinute) && b.pending == 0 && b.prior == 0 && b.synced == nil {
 			delete(o.buckets, owner)
 		}
 	}
@@ -133,9 +145,9 @@ func (o *Limits) prune(now time.Time) {
 
 // Shared holds the owners' shared buckets. Spend takes each spend's N
 // requests from its owner's bucket, which holds PerMinute requests and
-// refills at that pace, and returns what each bucket has left, in the
-// order of spends: a negative number when more were let through than it
-// held.
+// refills at that pace, in the order of spends, and returns what the
+// bucket has left after each: a negative number when more were let
+// through than it held.
 type Shared interface {
 	Spend(ctx context.Context, spends []Spend) (left []float64, err error)
 }
@@ -165,12 +177,19 @@ func (o *Limits) sync(ctx context.Context, shared Shared, now func() time.Time) 
 	o.mu.Lock()
 	t := now()
 	spends := make([]Spend, 0, len(o.buckets))
+	prior := make([]bool, 0, len(o.buckets)) // spends[i] is a bucket's prior
 	for owner, b := range o.buckets {
-		if b.pending == 0 && t.Sub(b.taken) > syncIdle {
+		if b.pending == 0 && b.prior == 0 && t.Sub(b.taken) > syncIdle {
 			delete(o.buckets, owner)
 			continue
 		}
+		if b.prior > 0 {
+			spends = append(spends, Spend{Owner: owner, PerMinute: b.priorPerMinute, N: b.prior})
+			prior = append(prior, true)
+			b.prior = 0
+		}
 		spends = append(spends, Spend{Owner: owner, PerMinute: b.perMinute, N: b.pending})
+		prior = append(prior, false)
 		b.pending = 0
 	}
 	o.mu.Unlock()
@@ -192,16 +211,24 @@ func (o *Limits) sync(ctx context.Context, shared Shared, now func() time.Time) 
 			b = &bucket{tokens: float64(s.PerMinute), perMinute: s.PerMinute, last: t, taken: t}
 			o.buckets[s.Owner] = b
 		}
-		if b.synced != nil {
+		switch {
+		case err != nil && prior[i]:
+			if b.prior == 0 {
+				b.priorPerMinute = s.PerMinute
+			}
+			b.prior += s.N
+		case err != nil:
+			b.pending += s.N
+		case prior[i]:
+			// The bucket's own spend follows, with what is left after both.
+		default:
+			b.tokens = min(left[i], float64(b.perMinute)) - float64(b.pending)
+			b.last = t
+		}
+		if !prior[i] && b.synced != nil {
 			close(b.synced)
 			b.synced = nil
 		}
-		if err != nil {
-			b.pending += s.N
-			continue
-		}
-		b.tokens = min(left[i], float64(b.perMinute)) - float64(b.pending)
-		b.last = t
 	}
 	return err
 }

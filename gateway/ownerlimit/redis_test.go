@@ -192,3 +192,25 @@ func TestSharedBucketsDeleted(t *testing.T) {
 		t.Errorf("DeleteUserData again = %v, %v; want nothing", got, err)
 	}
 }
+
+// TestSharedBucketsLimitChanged: requests let through before an owner's
+// limit changed are spent from the shared bucket at the old size, as the
+// gateway's own bucket took them, so a lower limit does not make the owner
+// owe them.
+func TestSharedBucketsLimitChanged(t *testing.T) {
+	_, rdb, ls := startShared(t, 1)
+	a := ls[0]
+	takeN(t, a, "u1", 3000, 1)
+	takeN(t, a, "u1", 3, 3) // the limit is now 3: the bucket keeps 3 of its 2999
+	var over *Exceeded
+	if err := a.Take("u1", 3, time.Now()); !errors.As(err, &over) || over.Retry > 20*time.Second {
+		t.Fatalf("the 4th request under the new limit: %v, want over the limit, next within 20s", err)
+	}
+	syncNow(t, a)
+	if got := sharedTokens(t, rdb, "u1"); got < 0 || got >= 1 {
+		t.Errorf("the shared bucket holds %v, want less than 1 and nothing owed", got)
+	}
+	if err := a.Take("u1", 3, time.Now()); !errors.As(err, &over) || over.Retry > 20*time.Second {
+		t.Errorf("after the sync: %v, want over the limit, next within 20s", err)
+	}
+}
