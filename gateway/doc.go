@@ -4,7 +4,8 @@
 // host to the app's current version through an in-memory route cache,
 // finds the runner serving that version or cold starts one, and proxies
 // the request to it. An owner's apps together get at most the requests a
-// minute their route says (ownerlimit.go: a token bucket per owner,
+// minute their route says, through every gateway sharing Config.OwnerCounts
+// (package ownerlimit: a token bucket per owner, shared through Redis,
 // answered 429 beyond it).
 //
 // An app behind the gateway behaves as under plain uvicorn (a
