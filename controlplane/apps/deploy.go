@@ -105,6 +105,11 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		if err := s.cfg.Store.PutVersion(ctx, v); err != nil {
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_STORE, "store version", err)
 		}
+		if v.Deps != "" {
+			if err := s.depsKept(ctx, v.Deps); err != nil {
+				return "", err
+			}
+		}
 		if err := report(v1.DeployStage_DEPLOY_STAGE_STORE, "version "+short(hash)+" stored", &v1.DeployResponse{Version: hash}); err != nil {
 			return "", err
 		}
@@ -165,6 +170,22 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	}
 	url := s.cfg.URL(a.Name)
 	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
+}
+
+// depsKept fails a deploy whose version names dependency archive archive
+// if the deletion of the last other app that used the archive freed it
+// while the version was stored (see deps.Resolver.Drop).
+func (s *Service) depsKept(ctx context.Context, archive string) error {
+	kept, err := s.cfg.Deps.Kept(ctx, archive)
+	if err != nil {
+		return s.stageFailed(v1.DeployStage_DEPLOY_STAGE_STORE, "check dependencies", err)
+	}
+	if !kept {
+		return connect.NewError(connect.CodeAborted, errors.New("deploy failed at the store stage: the installed dependencies this version names were "+
+			"freed while it was stored, as the last other app that used them was deleted at the same moment. The app is as it was before this deploy: "+
+			"deploy again, and they are installed anew."))
+	}
+	return nil
 }
 
 // Check returns the problems a deploy of files with entrypoint entry

@@ -90,6 +90,9 @@ type Dependencies interface {
 	// Drop deletes those of archives no version names any more and
 	// returns how many.
 	Drop(ctx context.Context, archives []string) (int64, error)
+	// Kept reports whether archive is still kept, once a stored version
+	// names it: a Drop running at the same time may have freed it.
+	Kept(ctx context.Context, archive string) (bool, error)
 }
 
 // Logs keeps app logs.

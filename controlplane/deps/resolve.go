@@ -29,6 +29,8 @@ type Store interface {
 	PutDependencySet(ctx context.Context, d *store.DependencySet, archive []byte) error
 	DependencyArchive(ctx context.Context, hash string) ([]byte, error)
 	DepsInUse(ctx context.Context, hash string) (bool, error)
+	DependencySetsByArchive(ctx context.Context, hash string) ([]*store.DependencySet, error)
+	HasDependencyArchive(ctx context.Context, hash string) (bool, error)
 	DeleteDependencyArchive(ctx context.Context, hash string) error
 }
 
@@ -233,25 +235,74 @@ func (r *Resolver) Publish(ctx context.Context, hash string) error {
 // names any more (after an app's deletion), from the platform database and
 // Redis, and returns how many it deleted. The next app with the same
 // requirements installs them again.
+//
+// A deploy may store a version naming an archive while Drop deletes it
+// (the deploy resolved the same requirements as the deleted app's just
+// before). So Drop looks again once the archive is out of the platform
+// database: if a version names it now, it puts the archive back and leaves
+// Redis alone; Redis loses it only after that look found none. A deploy
+// that stored its version after that look finds the archive gone (Kept)
+// and does not point its route at it.
 func (r *Resolver) Drop(ctx context.Context, archives []string) (int64, error) {
 	var n int64
 	for _, h := range archives {
-		used, err := r.cfg.Store.DepsInUse(ctx, h)
+		dropped, err := r.drop(ctx, h)
 		if err != nil {
 			return n, err
 		}
-		if used {
-			continue
+		if dropped {
+			n++
 		}
-		if err := r.cfg.Store.DeleteDependencyArchive(ctx, h); err != nil {
-			return n, err
-		}
-		if err := r.cfg.Publisher.DeleteDeps(ctx, h); err != nil {
-			return n, err
-		}
-		n++
 	}
 	return n, nil
+}
+
+// drop deletes archive h unless a version names it; see Drop.
+func (r *Resolver) drop(ctx context.Context, h string) (bool, error) {
+	if used, err := r.cfg.Store.DepsInUse(ctx, h); err != nil || used {
+		return false, err
+	}
+	sets, err := r.cfg.Store.DependencySetsByArchive(ctx, h)
+	if err != nil {
+		return false, err
+	}
+	archive, err := r.cfg.Store.DependencyArchive(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		archive = nil // dropped before: only Redis may still have it
+	} else if err != nil {
+		return false, err
+	}
+	if err := r.cfg.Store.DeleteDependencyArchive(ctx, h); err != nil {
+		return false, err
+	}
+	used, err := r.cfg.Store.DepsInUse(ctx, h)
+	if err != nil {
+		return false, err
+	}
+	if used {
+		// A deploy named it meanwhile: it stays (in Redis at least, if
+		// the platform database had lost it before).
+		for _, d := range sets {
+			if archive == nil {
+				break
+			}
+			if err := r.cfg.Store.PutDependencySet(ctx, d, archive); err != nil {
+				return false, fmt.Errorf("dependency archive %s, named by a version while it was deleted: put back: %w", h, err)
+			}
+		}
+		return false, nil
+	}
+	if err := r.cfg.Publisher.DeleteDeps(ctx, h); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Kept reports whether dependency archive hash is still kept: a deploy
+// asks, once its version names the archive, in case Drop freed it
+// meanwhile (see Drop).
+func (r *Resolver) Kept(ctx context.Context, hash string) (bool, error) {
+	return r.cfg.Store.HasDependencyArchive(ctx, hash)
 }
 
 // pip installs reqs into site. What pip reports wrong with the

@@ -75,6 +75,25 @@ func (s *Store) PutDependencySet(ctx context.Context, d *DependencySet, archive 
 	return classify(err)
 }
 
+// DependencySetsByArchive returns the sets installed as archive hash.
+func (s *Store) DependencySetsByArchive(ctx context.Context, hash string) ([]*DependencySet, error) {
+	cur, err := s.dependencySets().Find(ctx, bson.M{"archive": hash})
+	if err != nil {
+		return nil, classify(err)
+	}
+	var out []*DependencySet
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+// HasDependencyArchive reports whether archive hash is stored.
+func (s *Store) HasDependencyArchive(ctx context.Context, hash string) (bool, error) {
+	n, err := s.dependencyChunks().CountDocuments(ctx, bson.M{"hash": hash, "n": 0}, options.Count().SetLimit(1))
+	return n > 0, classify(err)
+}
+
 // DeleteDependencyArchive deletes dependency archive hash and the sets
 // installed as it (see DepsInUse: the caller checks no version needs it).
 func (s *Store) DeleteDependencyArchive(ctx context.Context, hash string) error {
