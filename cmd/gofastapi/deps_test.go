@@ -1,133 +1,35 @@
 package main
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gofastapi/gofastapi/controlplane/deps/depstest"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
-
-// wheel is a pure-Python wheel the test's package index serves.
-type wheel struct {
-	name, version string
-	files         map[string]string
-	requires      []string
-}
-
-// build returns the wheel's file name and bytes: a zip with the files and
-// a .dist-info directory (METADATA, WHEEL, RECORD), as pip installs it.
-func (w wheel) build(t *testing.T) (string, []byte) {
-	t.Helper()
-	escaped := strings.ReplaceAll(w.name, "-", "_") // as wheel file and directory names have it
-	dist := fmt.Sprintf("%s-%s.dist-info", escaped, w.version)
-	files := map[string]string{}
-	for k, v := range w.files {
-		files[k] = v
-	}
-	meta := fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\n", w.name, w.version)
-	for _, r := range w.requires {
-		meta += "Requires-Dist: " + r + "\n"
-	}
-	files[dist+"/METADATA"] = meta
-	files[dist+"/WHEEL"] = "Wheel-Version: 1.0\nGenerator: gofastapi-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-	names := make([]string, 0, len(files))
-	for k := range files {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var record strings.Builder
-	for _, k := range names {
-		sum := sha256.Sum256([]byte(files[k]))
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", k, base64.RawURLEncoding.EncodeToString(sum[:]), len(files[k]))
-	}
-	record.WriteString(dist + "/RECORD,,\n")
-	files[dist+"/RECORD"] = record.String()
-	names = append(names, dist+"/RECORD")
-	var buf bytes.Buffer
-	z := zip.NewWriter(&buf)
-	for _, k := range names {
-		f, err := z.Create(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Write([]byte(files[k]))
-	}
-	if err := z.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%s-%s-py3-none-any.whl", escaped, w.version), buf.Bytes()
-}
-
-// packageIndex is a package index (the "simple" API of PEP 503) on a
-// loopback port, serving wheels the test builds: the stand-in for a
-// public index, which this machine cannot reach.
-type packageIndex struct {
-	url  string // of the simple API
-	hits atomic.Int64
-}
-
-func startPackageIndex(t *testing.T, wheels ...wheel) *packageIndex {
-	t.Helper()
-	idx := &packageIndex{}
-	pages := map[string][]string{} // project -> links
-	files := map[string][]byte{}
-	for _, w := range wheels {
-		name, data := w.build(t)
-		sum := sha256.Sum256(data)
-		files[name] = data
-		pages[w.name] = append(pages[w.name], fmt.Sprintf(`<a href="/files/%s#sha256=%s">%s</a>`, name, hex.EncodeToString(sum[:]), name))
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		idx.hits.Add(1)
-		if name, ok := strings.CutPrefix(r.URL.Path, "/files/"); ok && files[name] != nil {
-			w.Write(files[name])
-			return
-		}
-		project := strings.Trim(strings.TrimPrefix(r.URL.Path, "/simple/"), "/")
-		links, ok := pages[project]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(w, "<!DOCTYPE html><html><body>\n%s\n</body></html>\n", strings.Join(links, "<br>\n"))
-	}))
-	t.Cleanup(srv.Close)
-	idx.url = srv.URL + "/simple/"
-	return idx
-}
 
 // testWheels are the index's packages: greet needs colorword; uses-anyio
 // needs anyio, which the index has in a version of its own but the
 // runners' Python has already; sneaky needs notallowed; native carries a
 // compiled extension.
-var testWheels = []wheel{
-	{name: "greet", version: "1.0", requires: []string{"colorword"},
-		files: map[string]string{"greet/__init__.py": "from colorword import color\n\ndef hi(n):\n    return color('hi ' + n)\n"}},
-	{name: "greet", version: "2.0", requires: []string{"colorword"},
-		files: map[string]string{"greet/__init__.py": "def hi(n):\n    return 'v2'\n"}},
-	{name: "colorword", version: "1.0", files: map[string]string{"colorword.py": "def color(s):\n    return '<' + s + '>'\n"}},
-	{name: "uses-anyio", version: "1.0", requires: []string{"anyio"},
-		files: map[string]string{"uses_anyio/__init__.py": "import anyio\nFAKE = getattr(anyio, 'FAKE', False)\n"}},
-	{name: "anyio", version: "99.0", files: map[string]string{"anyio/__init__.py": "FAKE = True\n"}},
-	{name: "sneaky", version: "1.0", requires: []string{"notallowed"}, files: map[string]string{"sneaky.py": "X = 1\n"}},
-	{name: "notallowed", version: "1.0", files: map[string]string{"notallowed.py": "X = 1\n"}},
-	{name: "native", version: "1.0", files: map[string]string{"native/__init__.py": "", "native/_speed.cpython-311-x86_64-linux-gnu.so": "\x7fELF not really"}},
+var testWheels = []depstest.Wheel{
+	{Name: "greet", Version: "1.0", Requires: []string{"colorword"},
+		Files: map[string]string{"greet/__init__.py": "from colorword import color\n\ndef hi(n):\n    return color('hi ' + n)\n"}},
+	{Name: "greet", Version: "2.0", Requires: []string{"colorword"},
+		Files: map[string]string{"greet/__init__.py": "def hi(n):\n    return 'v2'\n"}},
+	{Name: "colorword", Version: "1.0", Files: map[string]string{"colorword.py": "def color(s):\n    return '<' + s + '>'\n"}},
+	{Name: "uses-anyio", Version: "1.0", Requires: []string{"anyio"},
+		Files: map[string]string{"uses_anyio/__init__.py": "import anyio\nFAKE = getattr(anyio, 'FAKE', False)\n"}},
+	{Name: "anyio", Version: "99.0", Files: map[string]string{"anyio/__init__.py": "FAKE = True\n"}},
+	{Name: "sneaky", Version: "1.0", Requires: []string{"notallowed"}, Files: map[string]string{"sneaky.py": "X = 1\n"}},
+	{Name: "notallowed", Version: "1.0", Files: map[string]string{"notallowed.py": "X = 1\n"}},
+	{Name: "native", Version: "1.0", Files: map[string]string{"native/__init__.py": "", "native/_speed.cpython-311-x86_64-linux-gnu.so": "\x7fELF not really"}},
 }
 
 const depsApp = `from fastapi import FastAPI
@@ -176,15 +78,15 @@ func packagesString(ps []*v1.Package) string {
 // startDepsPlatform starts a platform (with extra flags) whose package
 // index serves testWheels, on a Redis of the test's own, and returns a
 // client of that Redis.
-func startDepsPlatform(t *testing.T, extra ...string) (*platform, *packageIndex, *redis.Client) {
+func startDepsPlatform(t *testing.T, extra ...string) (*platform, *depstest.Index, *redis.Client) {
 	t.Helper()
-	idx := startPackageIndex(t, testWheels...)
+	idx := depstest.StartIndex(t, testWheels...)
 	rs, err := embedded.StartRedis(context.Background(), "redis-server")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rs.Stop)
-	p := startPlatform(t, t.TempDir(), t.TempDir(), append([]string{"--package-index", idx.url, "--redis-url", rs.URL()}, extra...)...)
+	p := startPlatform(t, t.TempDir(), t.TempDir(), append([]string{"--package-index", idx.URL, "--redis-url", rs.URL()}, extra...)...)
 	rdb := redis.NewClient(mustParseRedisURL(t, rs.URL()))
 	t.Cleanup(func() { rdb.Close() })
 	return p, idx, rdb
@@ -215,7 +117,7 @@ func TestDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := res.Msg.GetSettings(); !st.GetAllowedPackagesCustomized() || st.GetPackageIndex() != idx.url {
+	if st := res.Msg.GetSettings(); !st.GetAllowedPackagesCustomized() || st.GetPackageIndex() != idx.URL {
 		t.Errorf("settings after the edit: %v", st)
 	}
 
@@ -235,12 +137,12 @@ func TestDependencies(t *testing.T) {
 
 	// The same requirements, for another app of another user: installed
 	// before, so the index is not asked again.
-	hits := idx.hits.Load()
+	hits := idx.Hits.Load()
 	msgs, packages, err = p.deployFiles(admin, "deps2", map[string]string{"app.py": depsApp, "requirements.txt": "uses-anyio\ngreet==1.0\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := idx.hits.Load() - hits; n != 0 || !strings.Contains(strings.Join(msgs, "\n"), "(installed before)") || len(packages) != 3 {
+	if n := idx.Hits.Load() - hits; n != 0 || !strings.Contains(strings.Join(msgs, "\n"), "(installed before)") || len(packages) != 3 {
 		t.Errorf("second deploy of the same requirements: %d index requests, stages %q, packages %v", n, msgs, packages)
 	}
 	if code, body := p.get("deps2", "/"); code != 200 || !strings.Contains(body, "<hi there>") {
@@ -335,10 +237,10 @@ func TestDependencies(t *testing.T) {
 	if n, err := rdb.Exists(ctx, keys[0]).Result(); err != nil || n != 0 {
 		t.Errorf("the archive is still in Redis after its last app was deleted: %d, %v", n, err)
 	}
-	hits = idx.hits.Load()
+	hits = idx.Hits.Load()
 	msgs, _, err = p.deployFiles(bob, "deps4", files)
-	if err != nil || strings.Contains(strings.Join(msgs, "\n"), "(installed before)") || idx.hits.Load() == hits {
-		t.Errorf("deploy after the archive was freed: %v, %q, %d index requests; want a new install", err, msgs, idx.hits.Load()-hits)
+	if err != nil || strings.Contains(strings.Join(msgs, "\n"), "(installed before)") || idx.Hits.Load() == hits {
+		t.Errorf("deploy after the archive was freed: %v, %q, %d index requests; want a new install", err, msgs, idx.Hits.Load()-hits)
 	}
 }
 

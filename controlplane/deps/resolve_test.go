@@ -3,16 +3,20 @@ package deps
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gofastapi/gofastapi/controlplane/deps/depstest"
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/store"
@@ -198,4 +202,39 @@ func TestDropWhileADeployStoresItsVersion(t *testing.T) {
 			t.Error("the deploy that stored its version after Drop's last look found the archive kept")
 		}
 	})
+}
+
+// TestInstallBounds: an index serving more than an install may take is
+// stopped while pip works, before any disk fills: a wheel larger than an
+// archive may be, a file that large in a small wheel, and more files in
+// all than an install may write.
+func TestInstallBounds(t *testing.T) {
+	zeros := func(n int) string { return strings.Repeat("\x00", n) }
+	random := make([]byte, bundle.MaxDepsBytes+1<<20)
+	rand.Read(random)
+	many := map[string]string{}
+	for i := range 5 {
+		many[fmt.Sprintf("many/f%d.dat", i)] = zeros(60 << 20) // each under the bound, 300 MB in all
+	}
+	idx := depstest.StartIndex(t,
+		depstest.Wheel{Name: "bigwheel", Version: "1.0", Stored: true, Files: map[string]string{"bigwheel/data.bin": string(random)}},
+		depstest.Wheel{Name: "bigfile", Version: "1.0", Files: map[string]string{"bigfile/data.bin": zeros(bundle.MaxDepsBytes + 1<<20)}},
+		depstest.Wheel{Name: "many", Version: "1.0", Files: many},
+	)
+	e := newDropEnv(t)
+	r, err := New(Config{Python: "python3", Index: idx.URL, Store: e.st, Publisher: e.pub, TempDir: t.TempDir(),
+		Allowed: func(context.Context) ([]string, error) { return []string{"bigwheel", "bigfile", "many"}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ pkg, want string }{
+		{"bigwheel", "larger than 64 MB"},
+		{"bigfile", "larger than 64 MB"},
+		{"many", "installing the packages wrote more than 256 MB"},
+	} {
+		set, probs, err := r.Resolve(context.Background(), []bundle.File{{Name: File, Content: []byte(tc.pkg + "\n")}})
+		if err != nil || set != nil || len(probs) != 1 || !strings.Contains(probs[0].Message, tc.want) {
+			t.Errorf("%s: %v, %v, %v; want one problem saying %q", tc.pkg, set, probs, err, tc.want)
+		}
+	}
 }
