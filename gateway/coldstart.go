@@ -124,15 +124,20 @@ func (g *Gateway) useStarted(s *start, slug string, route *v1.Route) error {
 	return nil
 }
 
-// serveKey identifies what a runner serves: the route's version and, when
-// set, its environment revision. A route whose env_rev changed (new
-// environment variables, secrets or database credentials) needs a new
+// serveKey identifies what a runner serves: the route's version and what
+// else of the route it is started with. A route whose entrypoint, env_rev
+// (new environment variables, secrets or database credentials) or deps
+// (the same files, with packages installed anew) changed needs a new
 // runner just as a new version does.
 func serveKey(route *v1.Route) string {
+	key := route.GetVersion() + "+entry=" + route.GetEntrypoint()
 	if rev := route.GetEnvRev(); rev != "" {
-		return route.GetVersion() + "+" + rev
+		key += "+env=" + rev
 	}
-	return route.GetVersion()
+	if d := route.GetDeps(); d != "" {
+		key += "+deps=" + d
+	}
+	return key
 }
 
 // startRunner claims a runner for route's version, puts it in service in
@@ -158,6 +163,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 		Entrypoint: route.GetEntrypoint(),
 		Compiled:   route.GetCompiled(),
 		Deps:       route.GetDeps(),
+		ServeKey:   serveKey(route),
 	}
 	if g.cfg.Env != nil {
 		env, err := g.cfg.Env.Env(ctx, route)

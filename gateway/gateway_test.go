@@ -100,7 +100,7 @@ func TestProxyToFastAPI(t *testing.T) {
 	}
 
 	wantReq := []*v1.SpecializeRequest{{AppId: "app1", Slug: "demo", Version: "v1", Entrypoint: "main:app",
-		Env: map[string]string{"GREETING": "hello"}}}
+		Env: map[string]string{"GREETING": "hello"}, ServeKey: "v1+entry=main:app"}}
 	pool.mu.Lock()
 	gotReq := pool.reqs
 	pool.mu.Unlock()

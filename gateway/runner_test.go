@@ -40,26 +40,39 @@ func TestRunnerEntryStopped(t *testing.T) {
 
 func TestRunnerTable(t *testing.T) {
 	tab := newRunnerTable()
-	mk := func(slug, app, ver string) *runnerEntry {
-		return &runnerEntry{runner: newFakeRunner(""), client: &fasthttp.HostClient{}, slug: slug, appID: app, ver: ver}
+	mk := func(slug, app string, r *v1.Route) *runnerEntry {
+		return &runnerEntry{runner: newFakeRunner(""), client: &fasthttp.HostClient{}, slug: slug, appID: app, ver: serveKey(r)}
 	}
-	a1 := mk("demo", "a", "v1")
+	r1 := &v1.Route{AppId: "a", Version: "v1", Entrypoint: "app.py"}
+	r2 := &v1.Route{AppId: "a", Version: "v2", Entrypoint: "app.py"}
+	a1 := mk("demo", "a", r1)
 	if old, err := tab.install(a1); old != nil || err != nil {
 		t.Fatalf("install = %v, %v", old, err)
 	}
-	if tab.active("a", "v1") != a1 || tab.active("a", "v2") != nil {
+	if tab.active("a", serveKey(r1)) != a1 || tab.active("a", serveKey(r2)) != nil {
 		t.Error("active does not match by version")
 	}
-	a2 := mk("demo", "a", "v2")
+	a2 := mk("demo", "a", r2)
 	if old, _ := tab.install(a2); old != a1 {
 		t.Errorf("install of v2 replaced %v, want v1", old)
 	}
 	tab.remove(a1) // no longer in service: no effect
-	if tab.active("a", "v2") != a2 {
+	if tab.active("a", serveKey(r2)) != a2 {
 		t.Error("remove of a replaced runner removed its successor")
 	}
-	if stale := tab.removeStale("demo", &v1.Route{AppId: "a", Version: "v2"}); len(stale) != 0 {
+	if stale := tab.removeStale("demo", r2); len(stale) != 0 {
 		t.Errorf("removeStale kept-version removed %d", len(stale))
+	}
+	// The same files with another entrypoint, environment or packages
+	// need another runner.
+	for _, r := range []*v1.Route{
+		{AppId: "a", Version: "v2", Entrypoint: "main.py"},
+		{AppId: "a", Version: "v2", Entrypoint: "app.py", EnvRev: "2"},
+		{AppId: "a", Version: "v2", Entrypoint: "app.py", Deps: "d2"},
+	} {
+		if tab.active("a", serveKey(r)) != nil {
+			t.Errorf("the runner of %v serves %v", r2, r)
+		}
 	}
 	if stale := tab.removeStale("demo", nil); len(stale) != 1 || stale[0] != a2 {
 		t.Errorf("removeStale(nil) = %v", stale)
@@ -67,7 +80,7 @@ func TestRunnerTable(t *testing.T) {
 	if all := tab.close(); len(all) != 0 {
 		t.Errorf("close returned %d", len(all))
 	}
-	if _, err := tab.install(mk("x", "b", "v1")); err == nil {
+	if _, err := tab.install(mk("x", "b", r1)); err == nil {
 		t.Error("install after close succeeded")
 	}
 }

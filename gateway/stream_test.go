@@ -76,7 +76,7 @@ func TestServerSentEventsArriveAsProduced(t *testing.T) {
 	// The stream is over, so the runner has nothing in flight: the
 	// entry was released when fasthttp closed the body, before it sent
 	// the last chunk.
-	if e := h.g.runners.active("app1", "edge"); e == nil || e.busy() {
+	if e := h.g.runners.active("app1", "edge+entry=main:app"); e == nil || e.busy() {
 		t.Errorf("runner entry after the stream: %v, want in service and idle", e)
 	}
 }

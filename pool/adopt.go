@@ -21,6 +21,18 @@ type Adopted struct {
 	Inst    Instance
 	AppID   string
 	Version string
+	// ServeKey is the ServeKey of the request it was specialized with;
+	// empty means Version.
+	ServeKey string
+}
+
+// ServeKey names what a runner specialized with req serves: req's
+// serve_key, or its version when that is empty.
+func ServeKey(req *v1.SpecializeRequest) string {
+	if k := req.GetServeKey(); k != "" {
+		return k
+	}
+	return req.GetVersion()
 }
 
 // adoptLocked places runners found by an Adopter: warm ones in the warm set,
@@ -34,7 +46,11 @@ func (p *Pool) adoptLocked(warm []Instance, claimed []Adopted) {
 		go p.watchWarm(inst)
 	}
 	for _, a := range claimed {
-		r := &Runner{p: p, inst: a.Inst, appID: a.AppID, version: a.Version, stopping: make(chan struct{})}
+		key := a.ServeKey
+		if key == "" {
+			key = a.Version
+		}
+		r := &Runner{p: p, inst: a.Inst, appID: a.AppID, version: a.Version, serveKey: key, stopping: make(chan struct{})}
 		r.Touch()
 		r.timings = &v1.SpecializeResponse{AppAddr: a.Inst.AppAddr()}
 		r.ready.Store(true)
@@ -71,15 +87,16 @@ func (p *Pool) adopt() error {
 	return nil
 }
 
-// Serving returns a runner that serves appID at version and takes
-// requests, if there is one: a runner adopted from an earlier pool manager,
-// or one a caller claimed before. Callers that share one pool (several
-// gateways) use it to keep one runner per app version.
-func (p *Pool) Serving(appID, version string) *Runner {
+// Serving returns a runner that serves appID with serveKey (see ServeKey)
+// and takes requests, if there is one: a runner adopted from an earlier
+// pool manager, or one a caller claimed before. Callers that share one
+// pool (several gateways) use it to keep one runner per app version (and
+// entrypoint, environment and dependencies).
+func (p *Pool) Serving(appID, serveKey string) *Runner {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for r := range p.claimed {
-		if r.appID == appID && r.version == version && r.ready.Load() && !r.released.Load() {
+		if r.appID == appID && r.serveKey == serveKey && r.ready.Load() && !r.released.Load() {
 			select {
 			case <-r.stopping:
 			default:

@@ -18,6 +18,7 @@ type Runner struct {
 	inst     Instance
 	appID    string
 	version  string
+	serveKey string // see ServeKey
 	timings  *v1.SpecializeResponse
 	lastUsed atomic.Int64 // unix nanos of the last request
 	released atomic.Bool
@@ -149,7 +150,7 @@ func (p *Pool) ClaimAhead(ctx context.Context, req *v1.SpecializeRequest, picked
 	if addr := inst.AppAddr(); picked != nil && addr != "" {
 		picked(addr)
 	}
-	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion(), stopping: make(chan struct{})}
+	r := &Runner{p: p, inst: inst, appID: req.GetAppId(), version: req.GetVersion(), serveKey: ServeKey(req), stopping: make(chan struct{})}
 	r.Touch()
 	p.mu.Lock()
 	p.claimed[r] = struct{}{}

@@ -86,6 +86,34 @@ func TestWarmStage(t *testing.T) {
 	}
 	p.waitLog("warmed", "did not start: rolled back to")
 
+	// A deploy that changes only the entrypoint, to a module that does not
+	// start, goes back to the entrypoint before, with the same files.
+	files := []*v1.File{{Name: "app.py", Content: []byte(fmt.Sprintf(helloApp, "entry v1"))}, {Name: "main.py", Content: []byte(brokenApp)}}
+	p.createApp(t, token, "entry")
+	deployEntry := func(entry string) error {
+		s, err := p.as(token).apps.Deploy(ctx, connect.NewRequest(&v1.DeployRequest{IdOrName: "entry", Files: files, Entrypoint: entry}))
+		if err != nil {
+			return err
+		}
+		for s.Receive() {
+		}
+		return s.Err()
+	}
+	if err := deployEntry("app.py"); err != nil {
+		t.Fatal(err)
+	}
+	err = deployEntry("main.py")
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "with entrypoint app.py, deployed before, serves again meanwhile") {
+		t.Errorf("deploy of the entrypoint main.py, which does not start: %v; want the entrypoint app.py restored", err)
+	}
+	if code, body := p.get("entry", "/"); code != 200 || !strings.Contains(body, "entry v1") {
+		t.Errorf("GET entry / after the failed deploy = %d %s; want the app of app.py", code, body)
+	}
+	if a, err := p.as(token).apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: "entry"})); err != nil || a.Msg.GetApp().GetEntrypoint() != "app.py" {
+		t.Errorf("the app's entrypoint after the failed deploy: %v, %v; want app.py", a, err)
+	}
+	p.waitLog("entry", "with entrypoint main.py did not start: rolled back to entrypoint app.py")
+
 	// Asked not to warm (as scripts deploying many apps may), a deploy
 	// leaves starting to the first request.
 	cold := writeFile(t, t.TempDir(), "cold.py", fmt.Sprintf(helloApp, "cold"))

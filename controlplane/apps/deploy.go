@@ -134,7 +134,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		return "", err
 	}
 
-	prev := a.DeployedVersion
+	prev, prevEntry := a.DeployedVersion, a.Entrypoint
 	if !unchanged {
 		if err := s.cfg.Store.SetDeployed(ctx, a.ID, v); err != nil {
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_ROUTE, "set deployed", err)
@@ -160,7 +160,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 		}
 	}
 	if !unchanged {
-		if err := s.warmUp(ctx, a, route, prev, warm, report); err != nil {
+		if err := s.warmUp(ctx, a, route, prev, prevEntry, warm, report); err != nil {
 			<-drafted
 			return "", err
 		}
@@ -200,7 +200,7 @@ func (s *Service) Check(ctx context.Context, files []bundle.File, entry string) 
 // at the new version: a runner is started for it (see Warmer), if warm. When the
 // app does not start, the deploy fails with the app's error, and the
 // version deployed before, prev (if any), serves again.
-func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, prev string, warm bool, report func(v1.DeployStage, string, *v1.DeployResponse) error) error {
+func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, prev, prevEntry string, warm bool, report func(v1.DeployStage, string, *v1.DeployResponse) error) error {
 	const stage = v1.DeployStage_DEPLOY_STAGE_WARM
 	w := s.warmer.Load()
 	switch {
@@ -221,12 +221,17 @@ func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, pre
 		return report(stage, "not warmed: "+err.Error()+" The first request starts a runner.", nil)
 	}
 	msg := "deploy failed at the warm stage: " + err.Error()
-	if prev != "" && prev != route.GetVersion() {
-		if rerr := s.restore(ctx, a, prev, route.GetVersion()); rerr != nil {
+	if prev != "" && (prev != route.GetVersion() || prevEntry != a.Entrypoint) {
+		before := short(prev)
+		if prev == route.GetVersion() {
+			// Only the entrypoint changed: the same files with the one before.
+			before += " with entrypoint " + prevEntry
+		}
+		if rerr := s.restore(ctx, a, prev, prevEntry, route.GetVersion()); rerr != nil {
 			s.cfg.Logger.Error("restore the version deployed before", "app", a.Name, "version", prev, "err", rerr)
-			msg += " The new version stays deployed: restoring version " + short(prev) + " failed (an internal error, in the server's log); roll back to it."
+			msg += " The new version stays deployed: restoring version " + before + " failed (an internal error, in the server's log); roll back to it."
 		} else {
-			msg += " Version " + short(prev) + ", deployed before, serves again meanwhile."
+			msg += " Version " + before + ", deployed before, serves again meanwhile."
 		}
 	} else {
 		msg += " The app is deployed but does not start until it is fixed."
@@ -234,15 +239,23 @@ func (s *Service) warmUp(ctx context.Context, a *store.App, route *v1.Route, pre
 	return connect.NewError(connect.CodeFailedPrecondition, errors.New(msg))
 }
 
-// restore points app a's route back at its version hash prev, after the
-// version failed, failing to start.
-func (s *Service) restore(ctx context.Context, a *store.App, prev, failed string) error {
+// restore points app a's route back at its version hash prev, deployed
+// with entrypoint prevEntry, after version failed (which may be the same
+// files with another entrypoint) did not start.
+func (s *Service) restore(ctx context.Context, a *store.App, prev, prevEntry, failed string) error {
 	v, err := s.cfg.Store.Version(ctx, a.ID, prev)
 	if err != nil {
 		return err
 	}
+	failedEntry := a.Entrypoint
+	v.Entrypoint = prevEntry
 	if err := s.pointAt(ctx, a, v); err != nil {
 		return err
+	}
+	if failed == prev {
+		s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, v.Hash, "version %s with entrypoint %s did not start: rolled back to entrypoint %s",
+			short(failed), failedEntry, prevEntry)
+		return nil
 	}
 	s.lifecycle(ctx, a.ID, v1.EventKind_EVENT_KIND_ROLLED_BACK, v.Hash, "version %s did not start: rolled back to %s", short(failed), short(v.Hash))
 	return nil

@@ -33,12 +33,14 @@ const (
 	// LabelApp is the app a claimed pod serves, when the app id is a valid
 	// label value (AnnAppID always has it).
 	LabelApp = "gofastapi.dev/app"
-	// AnnAppID, AnnVersion and AnnAppPort record a claim: the app, its
-	// version and the port its listener took, all a new leader needs to
-	// route to a pod it did not specialize.
-	AnnAppID   = "gofastapi.dev/app-id"
-	AnnVersion = "gofastapi.dev/version"
-	AnnAppPort = "gofastapi.dev/app-port"
+	// AnnAppID, AnnVersion, AnnServeKey and AnnAppPort record a claim:
+	// the app, its version, what else of its route it was started with
+	// (pool.ServeKey) and the port its listener took, all a new leader
+	// needs to route to a pod it did not specialize.
+	AnnAppID    = "gofastapi.dev/app-id"
+	AnnVersion  = "gofastapi.dev/version"
+	AnnServeKey = "gofastapi.dev/serve-key"
+	AnnAppPort  = "gofastapi.dev/app-port"
 
 	StateWarm    = "warm"
 	StateClaimed = "claimed"
@@ -269,7 +271,8 @@ func (b *Backend) Existing(ctx context.Context) (warm []pool.Instance, claimed [
 		case ok && state == StateClaimed && port != "" && pod.Annotations[AnnAppID] != "":
 			inst := b.register(pod.Name)
 			inst.setApp(port)
-			claimed = append(claimed, pool.Adopted{Inst: inst, AppID: pod.Annotations[AnnAppID], Version: pod.Annotations[AnnVersion]})
+			claimed = append(claimed, pool.Adopted{Inst: inst, AppID: pod.Annotations[AnnAppID], Version: pod.Annotations[AnnVersion],
+				ServeKey: pod.Annotations[AnnServeKey]})
 		default:
 			b.deletePod(ctx, pod.Name, pod.UID, 0)
 		}

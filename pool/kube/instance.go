@@ -219,7 +219,7 @@ func (i *Instance) recordClaim(ctx context.Context, req *v1.SpecializeRequest) e
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": pod.ResourceVersion,
 			"labels":          lbl,
-			"annotations":     map[string]string{AnnAppID: req.GetAppId(), AnnVersion: req.GetVersion()},
+			"annotations":     map[string]string{AnnAppID: req.GetAppId(), AnnVersion: req.GetVersion(), AnnServeKey: pool.ServeKey(req)},
 		}})
 		_, err := pods.Patch(ctx, i.name, types.MergePatchType, patch, metav1.PatchOptions{})
 		if err == nil || !apierrors.IsConflict(err) || attempt >= 5 {

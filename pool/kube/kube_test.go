@@ -322,7 +322,7 @@ func TestLeaderElection(t *testing.T) {
 	stop1()
 	<-done1
 	p2 := waitLead(s2)
-	got := p2.Serving(a.ID, a.Version)
+	got := p2.Serving(a.ID, a.ServeKey())
 	if got == nil || got.Addr() != addr {
 		t.Fatalf("new leader serves %s with %v, want the runner at %s", a.ID, got, addr)
 	}

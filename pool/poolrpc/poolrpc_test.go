@@ -111,6 +111,30 @@ func TestClaimSharedAcrossGateways(t *testing.T) {
 	}
 }
 
+// TestClaimSharedPerServeKey: gateways share a runner for an app version
+// only when it was started with the same route (serve_key): another
+// entrypoint or environment of the same version needs a runner of its own.
+func TestClaimSharedPerServeKey(t *testing.T) {
+	b, _, url := newService(t)
+	g := NewClient(url, "secret", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer g.Close()
+	keys := []string{"v1+entry=app.py", "v1+entry=app.py", "v1+entry=main.py", "v1+entry=main.py+env=2", "v1+entry=main.py+env=2"}
+	ids := make([]string, len(keys))
+	for i, key := range keys {
+		r, err := g.Claim(context.Background(), &v1.SpecializeRequest{AppId: "a", Version: "v1", ServeKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = r.id
+	}
+	if ids[0] != ids[1] || ids[3] != ids[4] || ids[0] == ids[2] || ids[2] == ids[3] {
+		t.Errorf("runners of the claims of %q: %q; want one per serve key", keys, ids)
+	}
+	if n := b.specialized.Load(); n != 3 {
+		t.Errorf("claims of three serve keys of one version specialized %d runners, want 3", n)
+	}
+}
+
 // TestFirstByteReachesThePool checks that the first byte a gateway reports
 // for a start its Claim made reaches the pool manager's cold-start record
 // (with the next Touch); a gateway that shares the runner reports nothing.

@@ -116,8 +116,9 @@ func (s *Server) Claim(ctx context.Context, req *connect.Request[v1.PoolServiceC
 	if err != nil {
 		return nil, err
 	}
-	ch := s.flight.DoChan(sr.GetAppId()+"\x00"+sr.GetVersion(), func() (any, error) {
-		if r := p.Serving(sr.GetAppId(), sr.GetVersion()); r != nil {
+	key := pool.ServeKey(sr)
+	ch := s.flight.DoChan(sr.GetAppId()+"\x00"+key, func() (any, error) {
+		if r := p.Serving(sr.GetAppId(), key); r != nil {
 			return claimed{r: r}, nil
 		}
 		// Shared by every caller waiting: not bound to the first one's context.

@@ -178,8 +178,12 @@ def root():
 
 // Request is the SpecializeRequest for a.
 func (a App) Request() *v1.SpecializeRequest {
-	return &v1.SpecializeRequest{AppId: a.ID, Slug: a.ID, Version: a.Version, Entrypoint: "main.py"}
+	return &v1.SpecializeRequest{AppId: a.ID, Slug: a.ID, Version: a.Version, Entrypoint: "main.py", ServeKey: a.ServeKey()}
 }
+
+// ServeKey is the serve key of a's Request (see pool.ServeKey), which a
+// pool that takes over a's runner must keep.
+func (a App) ServeKey() string { return a.Version + "+entry=main.py" }
 
 // Claim claims a runner for a or fails the test.
 func Claim(t *testing.T, p *pool.Pool, a App) *pool.Runner {
@@ -369,7 +373,7 @@ func Run(t *testing.T, h Harness) {
 		Get(t, r.Addr(), "sleepy")
 		waitDone(t, r.Done(), "idle reap")
 		ev.Wait(t, "sleepy platform scaled to zero")
-		if p.Serving(a.ID, a.Version) != nil {
+		if p.Serving(a.ID, a.ServeKey()) != nil {
 			t.Error("a reaped runner still serves")
 		}
 	})
@@ -408,7 +412,7 @@ func Run(t *testing.T, h Harness) {
 		h.Crash(t, claimedInfo(t, p, a.ID))
 		waitDone(t, r.Done(), "crash noticed")
 		ev.Wait(t, "fragile platform crashed")
-		if p.Serving(a.ID, a.Version) != nil {
+		if p.Serving(a.ID, a.ServeKey()) != nil {
 			t.Error("a crashed runner still serves")
 		}
 		waitWarm(t, p, 1)
@@ -430,7 +434,7 @@ func Run(t *testing.T, h Harness) {
 		p2, _ := NewPool(t, h.NewBackend(t), Options{Warm: 1, Max: 3})
 		if h.Adopts {
 			// The app keeps its runner across the change of manager.
-			got := p2.Serving(a.ID, a.Version)
+			got := p2.Serving(a.ID, a.ServeKey())
 			if got == nil {
 				t.Fatalf("the new manager did not take over the runner serving %s (stats %+v)", a.ID, p2.Stats())
 			}

@@ -336,7 +336,14 @@ type SpecializeRequest struct {
 	// deps is the route's deps (see Route): the runner puts those packages,
 	// fetched from Redis and checked against the hash unless the host has
 	// them already, on the app's import path.
-	Deps          string `protobuf:"bytes,7,opt,name=deps,proto3" json:"deps,omitempty"`
+	Deps string `protobuf:"bytes,7,opt,name=deps,proto3" json:"deps,omitempty"`
+	// serve_key names what a runner specialized with this request serves:
+	// the version, and what else of the route the runner is started with
+	// (entrypoint, environment revision, dependencies). A pool shared by
+	// several gateways hands a request the runner that serves its app with
+	// the same serve_key, if one does; empty means the version. Runners
+	// ignore it.
+	ServeKey      string `protobuf:"bytes,8,opt,name=serve_key,json=serveKey,proto3" json:"serve_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -416,6 +423,13 @@ func (x *SpecializeRequest) GetCompiled() string {
 func (x *SpecializeRequest) GetDeps() string {
 	if x != nil {
 		return x.Deps
+	}
+	return ""
+}
+
+func (x *SpecializeRequest) GetServeKey() string {
+	if x != nil {
+		return x.ServeKey
 	}
 	return ""
 }
@@ -580,7 +594,7 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"BundleFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\x9c\x02\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\xb9\x02\n" +
 	"\x11SpecializeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x18\n" +
@@ -590,7 +604,8 @@ const file_gofastapi_v1_runner_proto_rawDesc = "" +
 	"entrypoint\x12:\n" +
 	"\x03env\x18\x05 \x03(\v2(.gofastapi.v1.SpecializeRequest.EnvEntryR\x03env\x12\x1a\n" +
 	"\bcompiled\x18\x06 \x01(\tR\bcompiled\x12\x12\n" +
-	"\x04deps\x18\a \x01(\tR\x04deps\x1a6\n" +
+	"\x04deps\x18\a \x01(\tR\x04deps\x12\x1b\n" +
+	"\tserve_key\x18\b \x01(\tR\bserveKey\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x02\n" +
