@@ -22,13 +22,13 @@ import (
 
 // service implements RunnerService for one agent.
 type service struct {
-	appDir       string // where the bundle's files go
-	bundleCache  string // the host's bundle cache, if any (see bundlecache)
-	depsRoot     string // where apps' dependencies are unpacked (see prepareDeps)
+	appDir      string // where the bundle's files go
+	bundleCache string // the host's bundle cache, if any (see bundlecache)
+	depsRoot    string // where apps' dependencies are unpacked (see prepareDeps)
 	// depsKeep, when set (the host's shared cache), is how long a set no
 	// runner uses is kept; depsLock holds the set this runner uses.
-	depsKeep time.Duration
-	depsLock *os.File
+	depsKeep     time.Duration
+	depsLock     *os.File
 	runAs        *RunAs // owner of the files Python reads, if not the agent's user
 	appAddr      string
 	readyTimeout time.Duration

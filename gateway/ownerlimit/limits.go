@@ -47,13 +47,13 @@ type bucket struct {
 	tokens    float64
 	perMinute int32
 	last      time.Time
-	pending   int       // requests let through since the last sync, if shared
+	pending   int // requests let through since the last sync, if shared
 	// prior is those of the pending requests let through under an earlier
 	// limit, priorPerMinute: the shared bucket takes them at that size,
 	// as this one did.
 	prior          int
 	priorPerMinute int32
-	taken     time.Time // the last request let through, or the bucket's making
+	taken          time.Time // the last request let through, or the bucket's making
 	// synced, while not nil, is closed by the bucket's first sync; takes
 	// wait for it.
 	synced chan struct{}
