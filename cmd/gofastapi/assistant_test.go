@@ -306,6 +306,19 @@ func TestAssistant(t *testing.T) {
 	if ms := conv.Msg.GetConversation().GetMessages(); len(ms) != 2 || ms[0].GetContent() != "Add a health route" ||
 		ms[1].GetRole() != "assistant" || ms[1].GetContent() != "Let me look.\n\nI proposed a /health route." {
 		t.Errorf("the stored conversation: %v", ms)
+	} else {
+		// The reply keeps the tools it used and what it proposed, without
+		// the files' contents.
+		tools, props := ms[1].GetTools(), ms[1].GetProposals()
+		if len(tools) != 4 || tools[0].GetName() != "get_app" || tools[0].GetResult() != "notes: 1 files" || !tools[1].GetFailed() ||
+			!strings.Contains(tools[0].GetArguments(), `"notes"`) {
+			t.Errorf("the stored reply's tools: %v", tools)
+		}
+		if len(props) != 2 || props[1].GetKind() != v1.ProposalKind_PROPOSAL_KIND_UPDATE_APP || props[1].GetSummary() != "Add /health" ||
+			len(props[1].GetFiles()) != 1 || props[1].GetFiles()[0].GetName() != "app.py" || props[1].GetFiles()[0].GetNewContent() != "" ||
+			len(props[0].GetProblems()) == 0 || props[0].GetProblems()[0].GetLine() != 4 {
+			t.Errorf("the stored reply's proposals: %v", props)
+		}
 	}
 	b := p.as(bob)
 	if _, err := b.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: first})); connect.CodeOf(err) != connect.CodeNotFound {
@@ -332,6 +345,10 @@ func TestAssistant(t *testing.T) {
 	conv, err = a.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: second}))
 	if err != nil || conv.Msg.GetConversation().GetMessageCount() != 3 {
 		t.Errorf("the continued conversation: %v, %v; want its 3 messages", conv, err)
+	} else if ms := conv.Msg.GetConversation().GetMessages(); len(ms) != 3 || len(ms[1].GetTools()) != 1 || ms[1].GetTools()[0].GetName() != "list_apps" {
+		// The client sent the earlier reply back as it streamed (no blank
+		// line between its rounds): it keeps its tool.
+		t.Errorf("the continued conversation's earlier reply lost its tool: %v", ms)
 	}
 	if _, err := a.asst.DeleteConversation(ctx, connect.NewRequest(&v1.DeleteConversationRequest{Id: first})); err != nil {
 		t.Errorf("delete: %v", err)

@@ -41,17 +41,25 @@ func (s *Service) conversationFor(ctx context.Context, userID string, req *v1.Ch
 	return &store.Conversation{ID: store.NewID(), OwnerID: userID, Title: title(req.GetMessages()), App: req.GetApp(), CreatedAt: now}, nil
 }
 
-// saveConversation stores c as the chat's messages and, if any, the reply.
-// A continued conversation the user deleted while the reply was written
-// stays deleted.
-func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, msgs []*v1.ChatMessage, reply string) {
+// saveConversation stores c as the chat's messages and, if it has any
+// text, tool use or proposal, the reply. The messages the conversation
+// had stored keep their tools and proposals (the client sends only their
+// text back). A continued conversation the user deleted while the reply
+// was written stays deleted.
+func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, msgs []*v1.ChatMessage, reply store.ChatMessage) {
 	create := c.UpdatedAt.IsZero() // never stored
-	c.Messages = c.Messages[:0]
-	for _, m := range msgs {
-		c.Messages = append(c.Messages, store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()})
+	before := c.Messages
+	c.Messages = make([]store.ChatMessage, 0, len(msgs)+1)
+	for i, m := range msgs {
+		sm := store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()}
+		if i < len(before) && before[i].Role == sm.Role && sameText(before[i].Content, sm.Content) {
+			sm = before[i]
+		}
+		c.Messages = append(c.Messages, sm)
 	}
-	if strings.TrimSpace(reply) != "" {
-		c.Messages = append(c.Messages, store.ChatMessage{Role: "assistant", Content: reply})
+	if strings.TrimSpace(reply.Content) != "" || len(reply.Tools) > 0 || len(reply.Proposals) > 0 {
+		reply.Role = "assistant"
+		c.Messages = append(c.Messages, reply)
 	}
 	c.UpdatedAt = time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -59,6 +67,13 @@ func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, m
 	if err := s.cfg.Store.PutConversation(ctx, c, create, keptConversations); err != nil {
 		s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
 	}
+}
+
+// sameText reports whether a and b are the same text but for white
+// space: a client keeps a reply as it streamed, without the blank lines
+// the stored one has between its rounds.
+func sameText(a, b string) bool {
+	return strings.Join(strings.Fields(a), "") == strings.Join(strings.Fields(b), "")
 }
 
 // title is the start of the first message.
@@ -78,10 +93,53 @@ func conversationProto(c *store.Conversation, withMessages bool) *v1.Conversatio
 		UpdatedAt: timestamppb.New(c.UpdatedAt), MessageCount: int32(c.MessageCount)}
 	if withMessages {
 		for _, m := range c.Messages {
-			p.Messages = append(p.Messages, &v1.ChatMessage{Role: m.Role, Content: m.Content})
+			pm := &v1.ChatMessage{Role: m.Role, Content: m.Content}
+			for _, t := range m.Tools {
+				pm.Tools = append(pm.Tools, &v1.ToolUse{Name: t.Name, Arguments: t.Arguments, Result: t.Result, Failed: t.Failed})
+			}
+			for _, n := range m.Proposals {
+				pp := &v1.Proposal{Kind: v1.ProposalKind(n.Kind), App: n.App, Summary: n.Summary}
+				for _, f := range n.Files {
+					pp.Files = append(pp.Files, &v1.FileChange{Name: f.Name, Removed: f.Removed})
+				}
+				for _, q := range n.Problems {
+					pp.Problems = append(pp.Problems, &v1.ValidationError{File: q.File, Line: q.Line, Column: q.Column, Message: q.Message})
+				}
+				pm.Proposals = append(pm.Proposals, pp)
+			}
+			p.Messages = append(p.Messages, pm)
 		}
 	}
 	return p
+}
+
+// keptArguments and keptProblems bound what a stored conversation keeps
+// of a tool's arguments and of a proposal's problems.
+const (
+	keptArguments = 2 << 10
+	keptProblems  = 5
+)
+
+// toolNote is what a stored conversation keeps of tool use t.
+func toolNote(t *v1.ToolUse) store.ToolUse {
+	args := t.GetArguments()
+	if len(args) > keptArguments {
+		args = strings.ToValidUTF8(args[:keptArguments], "") + "…"
+	}
+	return store.ToolUse{Name: t.GetName(), Arguments: args, Result: t.GetResult(), Failed: t.GetFailed()}
+}
+
+// proposalNote is what a stored conversation keeps of proposal p: not the
+// files' contents.
+func proposalNote(p *v1.Proposal) store.ProposalNote {
+	n := store.ProposalNote{Kind: int32(p.GetKind()), App: p.GetApp(), Summary: p.GetSummary()}
+	for _, f := range p.GetFiles() {
+		n.Files = append(n.Files, store.ProposalFile{Name: f.GetName(), Removed: f.GetRemoved()})
+	}
+	for _, q := range p.GetProblems()[:min(len(p.GetProblems()), keptProblems)] {
+		n.Problems = append(n.Problems, store.ProposalProblem{File: q.GetFile(), Line: q.GetLine(), Column: q.GetColumn(), Message: q.GetMessage()})
+	}
+	return n
 }
 
 // ListConversations implements AssistantService.ListConversations.

@@ -268,11 +268,24 @@ func (s *Service) Chat(ctx context.Context, req *connect.Request[v1.ChatRequest]
 	}
 	ctx, cancel := context.WithTimeout(ctx, chatTimeout)
 	defer cancel()
-	send := func(r *v1.ChatResponse) error { return stream.Send(r) }
 	// The conversation is stored whatever becomes of the reply: the user's
-	// message, and what of the reply was written.
+	// message, and what of the reply was written, the tools it used and
+	// the changes it proposed included.
 	var reply strings.Builder
-	defer func() { s.saveConversation(ctx, conv, req.Msg.GetMessages(), reply.String()) }()
+	var done store.ChatMessage
+	send := func(r *v1.ChatResponse) error {
+		switch ev := r.GetEvent().(type) {
+		case *v1.ChatResponse_ToolUse:
+			done.Tools = append(done.Tools, toolNote(ev.ToolUse))
+		case *v1.ChatResponse_Proposal:
+			done.Proposals = append(done.Proposals, proposalNote(ev.Proposal))
+		}
+		return stream.Send(r)
+	}
+	defer func() {
+		done.Content = reply.String()
+		s.saveConversation(ctx, conv, req.Msg.GetMessages(), done)
+	}()
 	if err := send(&v1.ChatResponse{Event: &v1.ChatResponse_ConversationId{ConversationId: conv.ID}}); err != nil {
 		return err
 	}

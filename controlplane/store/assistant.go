@@ -65,6 +65,42 @@ type Conversation struct {
 type ChatMessage struct {
 	Role    string `bson:"role"` // user, assistant
 	Content string `bson:"content"`
+	// Tools and Proposals are what an assistant's reply used and
+	// proposed, in order.
+	Tools     []ToolUse      `bson:"tools,omitempty"`
+	Proposals []ProposalNote `bson:"proposals,omitempty"`
+}
+
+// ToolUse is a tool an assistant's reply used.
+type ToolUse struct {
+	Name      string `bson:"name"`
+	Arguments string `bson:"arguments"` // JSON, cut short
+	Result    string `bson:"result"`
+	Failed    bool   `bson:"failed,omitempty"`
+}
+
+// ProposalNote is what is kept of a change an assistant's reply proposed:
+// not the files' contents.
+type ProposalNote struct {
+	Kind     int32             `bson:"kind"` // v1.ProposalKind
+	App      string            `bson:"app"`
+	Summary  string            `bson:"summary"`
+	Files    []ProposalFile    `bson:"files,omitempty"`
+	Problems []ProposalProblem `bson:"problems,omitempty"`
+}
+
+// ProposalProblem is one problem validation found in a proposal.
+type ProposalProblem struct {
+	File    string `bson:"file"`
+	Line    int32  `bson:"line"`
+	Column  int32  `bson:"column"`
+	Message string `bson:"message"`
+}
+
+// ProposalFile is a file a proposal touched.
+type ProposalFile struct {
+	Name    string `bson:"name"`
+	Removed bool   `bson:"removed,omitempty"`
 }
 
 func (s *Store) conversations() *mongo.Collection { return s.db.Collection("conversations") }

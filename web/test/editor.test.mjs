@@ -273,12 +273,17 @@ test("the editor, end to end in Chromium", async (t) => {
     assert.equal(await msgs.count(), 0, "a new chat is empty");
     assert.equal(await list.locator("[aria-current]").count(), 0, "no conversation is open");
 
-    // Opened again: the question and the reply's text (proposals and tools are not kept).
+    // Opened again: the question and the reply: its text, the tools it used and what it proposed (decided then).
     await titleButton.click();
     await panel.locator(".msg.assistant", { hasText: "I proposed adding a /health route." }).waitFor();
     assert.equal(await msgs.count(), 2);
     assert.equal(await msgs.nth(0).innerText(), "Add a /health route");
     assert.match(await msgs.nth(1).innerText(), /Let me look at the app\.\s*I proposed adding a \/health route\./);
+    await msgs.nth(1).locator(".tool", { hasText: "get_app →" }).waitFor();
+    const past = msgs.nth(1).getByRole("group", { name: "Earlier proposal: Add a /health route" });
+    await past.waitFor();
+    assert.match(await past.innerText(), /Update app\s*notes[\s\S]*Files: app\.py[\s\S]*Proposed earlier/);
+    assert.equal(await past.getByRole("button").count(), 0, "an earlier proposal is not accepted again");
     assert.equal(await titleButton.getAttribute("aria-current"), "true");
 
     // Gone on with: the model gets the earlier messages, and the list has the same conversation, longer.

@@ -2,8 +2,9 @@
 // (bring your own key) that reads the user's apps, logs and databases and
 // proposes changes, shown as diffs for the user to accept (with the API's
 // own calls: CreateApp, SaveDraft, DeleteApp) or reject. Each chat is
-// stored as the user's (its text, not its proposals): the list of past
-// conversations opens one again to go on with it.
+// stored as the user's, with the tools its replies used and what they
+// proposed (without the files' contents): the list of past conversations
+// opens one again to go on with it.
 import { ago, apps, assistant, date, isAbort, message, text, utf8 } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import type { App, SaveDraftResponse } from "../gen/gofastapi/v1/apps_pb";
@@ -109,7 +110,8 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
       for (const m of r.conversation?.messages ?? []) {
         history.push({ role: m.role, content: m.content });
         log.append(m.role === "user" ? h("li", { class: "msg user" }, m.content)
-          : h("li", { class: "msg assistant" }, h("div", { class: "text" }, m.content)));
+          : h("li", { class: "msg assistant" }, m.content ? h("div", { class: "text" }, m.content) : null,
+            m.tools.map(toolLine), m.proposals.map(pastProposal)));
       }
       showList();
       scroll();
@@ -385,6 +387,18 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
       });
     },
   };
+}
+
+/** pastProposal shows a proposal of a stored conversation: what it changed, decided when it was made. */
+function pastProposal(p: Proposal): HTMLElement {
+  const n = p.problems.length;
+  return h("div", { class: "proposal past", role: "group", "aria-label": `Earlier proposal: ${p.summary}` },
+    h("div", { class: "row" }, h("strong", null, kindLabel[p.kind] ?? "Change"), h("code", null, p.app)),
+    p.summary ? h("p", { class: "summary" }, p.summary) : null,
+    p.files.length ? h("p", { class: "muted" }, "Files: ", p.files.map((f, i) => [i ? ", " : "", h("code", null, f.name), f.removed ? " (removed)" : ""])) : null,
+    n ? h("p", { class: "error-text" }, `Validation found ${n === 5 ? "5 or more" : n} problem${n === 1 ? "" : "s"}, first `,
+      h("code", null, `${p.problems[0].file}${p.problems[0].line ? `:${p.problems[0].line}` : ""}`), `: ${p.problems[0].message}`) : null,
+    h("span", { class: "muted decided" }, "Proposed earlier: accepted or rejected then"));
 }
 
 function toolLine(t: ToolUse): HTMLElement {

@@ -392,8 +392,16 @@ func (x *SetAssistantSettingsResponse) GetSettings() *AssistantSettings {
 type ChatMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// role is `user` or `assistant`.
-	Role          string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	Role    string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// tools and proposals are set on the assistant's messages of a stored
+	// conversation (GetConversation): the tools its reply used and the
+	// changes it proposed, each in order. A stored tool use keeps at most
+	// 2 KB of its arguments; a stored proposal keeps the names of the files
+	// it touched, not their contents (it was accepted or rejected when it was
+	// made), and at most 5 of its problems. Chat ignores them.
+	Tools         []*ToolUse  `protobuf:"bytes,3,rep,name=tools,proto3" json:"tools,omitempty"`
+	Proposals     []*Proposal `protobuf:"bytes,4,rep,name=proposals,proto3" json:"proposals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -440,6 +448,20 @@ func (x *ChatMessage) GetContent() string {
 		return x.Content
 	}
 	return ""
+}
+
+func (x *ChatMessage) GetTools() []*ToolUse {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *ChatMessage) GetProposals() []*Proposal {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
 }
 
 type ChatRequest struct {
@@ -1215,10 +1237,12 @@ const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\n" +
 	"\b_api_key\"[\n" +
 	"\x1cSetAssistantSettingsResponse\x12;\n" +
-	"\bsettings\x18\x01 \x01(\v2\x1f.gofastapi.v1.AssistantSettingsR\bsettings\";\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1f.gofastapi.v1.AssistantSettingsR\bsettings\"\x9e\x01\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\tR\acontent\"\x7f\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x12+\n" +
+	"\x05tools\x18\x03 \x03(\v2\x15.gofastapi.v1.ToolUseR\x05tools\x124\n" +
+	"\tproposals\x18\x04 \x03(\v2\x16.gofastapi.v1.ProposalR\tproposals\"\x7f\n" +
 	"\vChatRequest\x125\n" +
 	"\bmessages\x18\x01 \x03(\v2\x19.gofastapi.v1.ChatMessageR\bmessages\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12'\n" +
@@ -1328,34 +1352,36 @@ var file_gofastapi_v1_assistant_proto_depIdxs = []int32{
 	2,  // 1: gofastapi.v1.GetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
 	0,  // 2: gofastapi.v1.SetAssistantSettingsRequest.provider:type_name -> gofastapi.v1.AssistantProvider
 	2,  // 3: gofastapi.v1.SetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
-	7,  // 4: gofastapi.v1.ChatRequest.messages:type_name -> gofastapi.v1.ChatMessage
-	17, // 5: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
-	18, // 6: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
-	20, // 7: gofastapi.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	20, // 8: gofastapi.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: gofastapi.v1.Conversation.messages:type_name -> gofastapi.v1.ChatMessage
-	10, // 10: gofastapi.v1.ListConversationsResponse.conversations:type_name -> gofastapi.v1.Conversation
-	10, // 11: gofastapi.v1.GetConversationResponse.conversation:type_name -> gofastapi.v1.Conversation
-	1,  // 12: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
-	19, // 13: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
-	21, // 14: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
-	3,  // 15: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
-	5,  // 16: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
-	8,  // 17: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
-	11, // 18: gofastapi.v1.AssistantService.ListConversations:input_type -> gofastapi.v1.ListConversationsRequest
-	13, // 19: gofastapi.v1.AssistantService.GetConversation:input_type -> gofastapi.v1.GetConversationRequest
-	15, // 20: gofastapi.v1.AssistantService.DeleteConversation:input_type -> gofastapi.v1.DeleteConversationRequest
-	4,  // 21: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
-	6,  // 22: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
-	9,  // 23: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
-	12, // 24: gofastapi.v1.AssistantService.ListConversations:output_type -> gofastapi.v1.ListConversationsResponse
-	14, // 25: gofastapi.v1.AssistantService.GetConversation:output_type -> gofastapi.v1.GetConversationResponse
-	16, // 26: gofastapi.v1.AssistantService.DeleteConversation:output_type -> gofastapi.v1.DeleteConversationResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	17, // 4: gofastapi.v1.ChatMessage.tools:type_name -> gofastapi.v1.ToolUse
+	18, // 5: gofastapi.v1.ChatMessage.proposals:type_name -> gofastapi.v1.Proposal
+	7,  // 6: gofastapi.v1.ChatRequest.messages:type_name -> gofastapi.v1.ChatMessage
+	17, // 7: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
+	18, // 8: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
+	20, // 9: gofastapi.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	20, // 10: gofastapi.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 11: gofastapi.v1.Conversation.messages:type_name -> gofastapi.v1.ChatMessage
+	10, // 12: gofastapi.v1.ListConversationsResponse.conversations:type_name -> gofastapi.v1.Conversation
+	10, // 13: gofastapi.v1.GetConversationResponse.conversation:type_name -> gofastapi.v1.Conversation
+	1,  // 14: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
+	19, // 15: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
+	21, // 16: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
+	3,  // 17: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
+	5,  // 18: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
+	8,  // 19: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
+	11, // 20: gofastapi.v1.AssistantService.ListConversations:input_type -> gofastapi.v1.ListConversationsRequest
+	13, // 21: gofastapi.v1.AssistantService.GetConversation:input_type -> gofastapi.v1.GetConversationRequest
+	15, // 22: gofastapi.v1.AssistantService.DeleteConversation:input_type -> gofastapi.v1.DeleteConversationRequest
+	4,  // 23: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
+	6,  // 24: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
+	9,  // 25: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
+	12, // 26: gofastapi.v1.AssistantService.ListConversations:output_type -> gofastapi.v1.ListConversationsResponse
+	14, // 27: gofastapi.v1.AssistantService.GetConversation:output_type -> gofastapi.v1.GetConversationResponse
+	16, // 28: gofastapi.v1.AssistantService.DeleteConversation:output_type -> gofastapi.v1.DeleteConversationResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_assistant_proto_init() }
