@@ -186,6 +186,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	tmpls.SetApps(appSvc)
 	dbs.svc.SetApps(appSvc)
+	if cfg.DomainRecheck > 0 {
+		recheckCtx, stopRecheck := context.WithCancel(ctx)
+		stops = append(stops, stopRecheck)
+		go appSvc.RecheckDomainsEvery(recheckCtx, cfg.DomainRecheck)
+	}
 	assistantCfg := assistant.Config{
 		Store: st, Secrets: keys, Apps: appSvc, Databases: dbs.svc, Validator: appSvc,
 		Imports: admin.NewImports(st, validate.DefaultAllowedImports), Limiter: ratelimit.New(rdb), Rate: cfg.AssistantRate,

@@ -29,6 +29,9 @@ type devConfig struct {
 	// DNSResolver is the DNS server (host:port) that checks custom
 	// domains' CNAME records; empty means the system's resolver.
 	DNSResolver string
+	// DomainRecheck is how often every custom domain's CNAME record is
+	// looked up again (apps.RecheckDomains); 0: never.
+	DomainRecheck time.Duration
 	// AssistantRate bounds each user's chats with the AI assistant;
 	// AssistantAnthropicURL is the root of Anthropic's API;
 	// AssistantPrivateEndpoints lets users' OpenAI-compatible endpoints be
@@ -100,6 +103,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address of the gateway (API, web editor and apps)")
 	fs.StringVar(&c.Domain, "domain", "localhost", "apex domain: the API at DOMAIN, app NAME at NAME.DOMAIN")
 	fs.StringVar(&c.DNSResolver, "dns-resolver", "", "DNS server, HOST:PORT, that checks custom domains' CNAME records (default: the system's resolver)")
+	fs.DurationVar(&c.DomainRecheck, "domain-recheck", time.Hour, "how often custom domains' CNAME records are checked again; one that 3 checks in a row find gone or pointing elsewhere is removed (0: never)")
 	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("PUBLIC_URL"), "the apex as users reach it, http(s)://DOMAIN[:PORT], when that is not the gateway's own address (behind TLS or a load balancer): app URLs become SCHEME://NAME.DOMAIN[:PORT] (default: http and --addr's port) [PUBLIC_URL]")
 	fs.StringVar(&c.Data, "data", ".gofastapi", "data directory (embedded database, runner work dirs)")
 	fs.StringVar(&c.MongoURI, "mongo-uri", os.Getenv("MONGO_URI"), "MongoDB URI of the platform database (default: embedded FerretDB under --data) [MONGO_URI]")
@@ -200,6 +204,8 @@ func (c *devConfig) Validate() error {
 		return errors.New("--metrics-flush must be positive")
 	case c.HealthProbe <= 0:
 		return errors.New("--health-probe-interval must be positive")
+	case c.DomainRecheck < 0:
+		return errors.New("--domain-recheck must not be negative (0: never)")
 	}
 	if c.PackageIndex != "" {
 		if u, err := url.Parse(c.PackageIndex); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

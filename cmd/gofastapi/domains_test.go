@@ -210,3 +210,59 @@ func TestCustomDomains(t *testing.T) {
 	}
 	waitHost(host, 200, "bob's")
 }
+
+// TestCustomDomainRecheck: custom domains are looked up again; one whose
+// CNAME record is gone for three checks in a row is removed, saying why,
+// and another user may then add it; one still pointing at its app stays.
+func TestCustomDomainRecheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	dns := startDNS(t)
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--dns-resolver", dns.addr(), "--domain-recheck", "100ms")
+	alice, _ := p.signup(t, "alice", "alice password")
+	bob, _ := p.signup(t, "bob", "bob's password")
+	p.mustCLI("login", "--username", "alice", "--password", "alice password")
+	p.deploy(t, alice, "shop", fmt.Sprintf(helloApp, "shop v1"))
+	p.deploy(t, bob, "bobs", fmt.Sprintf(helloApp, "bob's"))
+	const kept, gone = "www.kept-example.test", "www.gone-example.test"
+	for _, h := range []string{kept, gone} {
+		dns.set(h, "shop.localhost")
+		if _, err := p.as(alice).apps.AddDomain(ctx, connect.NewRequest(&v1.AddDomainRequest{IdOrName: "shop", Domain: h})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dns.set(gone, "") // its owner took the record away
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		a, err := p.as(alice).apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: "shop"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := strings.Join(a.Msg.GetApp().GetDomains(), ",")
+		if ds == kept {
+			break
+		}
+		if ds != kept+","+gone && ds != gone+","+kept || time.Now().After(deadline) {
+			t.Fatalf("shop's domains %q; want %s kept and %s removed by the re-check", ds, kept, gone)
+		}
+	}
+	p.waitLog("shop", "no longer served at "+gone+": the domain has no CNAME record (checked 3 times in a row), so it was removed; add it again once its CNAME record points at shop.localhost")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) { // the change travels through Redis pub/sub
+		code, _, body := p.request(gone, "/", nil)
+		if code == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s after its removal = %d %s, want 404", gone, code, body)
+		}
+	}
+	if code, _, body := p.request(kept, "/", nil); code != 200 || !strings.Contains(body, "shop v1") {
+		t.Errorf("GET %s, still pointing at shop = %d %s", kept, code, body)
+	}
+	dns.set(gone, "bobs.localhost") // the domain's new owner
+	if _, err := p.as(bob).apps.AddDomain(ctx, connect.NewRequest(&v1.AddDomainRequest{IdOrName: "bobs", Domain: gone})); err != nil {
+		t.Errorf("bob adds the removed domain: %v", err)
+	}
+}

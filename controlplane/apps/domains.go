@@ -188,7 +188,28 @@ func isDomainLabel(l string) bool {
 // that it was meant for this app (a CNAME to the apex alone would let
 // any user claim it first).
 func (s *Service) checkCNAME(ctx context.Context, host, slug string) error {
-	target := slug + "." + strings.ToLower(s.cfg.Domain)
+	c := s.lookupCNAME(ctx, host, slug)
+	if c.ok {
+		return nil
+	}
+	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		"the domain %s %s: add a CNAME record for %s pointing at %s, wait until DNS serves it, then add the domain again", host, c.found, host, c.target))
+}
+
+// cnameCheck is what a look-up of a custom domain's CNAME record found.
+type cnameCheck struct {
+	ok     bool   // it points at its app's host
+	target string // the app's host
+	found  string // what was found instead, for a message
+	// settled is true when DNS answered (no record, another target), as
+	// against a look-up that failed (timeout, server failure).
+	settled bool
+}
+
+// lookupCNAME looks up host's CNAME record, which must point at app
+// slug's own host.
+func (s *Service) lookupCNAME(ctx context.Context, host, slug string) cnameCheck {
+	c := cnameCheck{target: slug + "." + strings.ToLower(s.cfg.Domain), found: "has no CNAME record"}
 	var r CNAMEResolver = net.DefaultResolver
 	if s.cfg.Resolver != nil {
 		r = s.cfg.Resolver
@@ -197,16 +218,91 @@ func (s *Service) checkCNAME(ctx context.Context, host, slug string) error {
 	defer cancel()
 	cname, err := r.LookupCNAME(ctx, host)
 	cname = normalizeDomain(cname)
-	if err == nil && cname == target {
-		return nil
-	}
-	found := "has no CNAME record"
+	var dnsErr *net.DNSError
 	switch {
-	case err != nil && ctx.Err() != nil:
-		found = "could not be looked up in time"
+	case err == nil && cname == c.target:
+		c.ok, c.settled = true, true
 	case err == nil && cname != host:
-		found = "points at " + cname
+		c.found, c.settled = "points at "+cname, true
+	case err == nil, errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		c.settled = true
+	case ctx.Err() != nil:
+		c.found = "could not be looked up in time"
+	default:
+		c.found = "could not be looked up"
 	}
-	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
-		"the domain %s %s: add a CNAME record for %s pointing at %s, wait until DNS serves it, then add the domain again", host, found, host, target))
+	return c
+}
+
+// domainMisses is how many re-checks in a row must find a custom domain's
+// CNAME record gone or pointing elsewhere before the domain is removed:
+// a DNS change being made, or a server's hiccup, does not remove it.
+const domainMisses = 3
+
+// RecheckDomains looks up the CNAME record of every custom domain again.
+// A domain whose record, domainMisses checks in a row, is gone or points
+// at anything but its app's host is removed from the app, with an event
+// saying why: its owner no longer means it for the app (or no longer owns
+// it), and a new owner may add it to an app of theirs. A look-up that
+// fails counts for nothing. It returns how many domains it removed.
+func (s *Service) RecheckDomains(ctx context.Context) (int, error) {
+	ds, err := s.cfg.Store.Domains(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, d := range ds {
+		a, err := s.cfg.Store.AppByID(ctx, d.AppID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile, its domains with it
+		} else if err != nil {
+			return removed, err
+		}
+		c := s.lookupCNAME(ctx, d.Host, a.Name)
+		misses := d.Misses
+		switch {
+		case c.ok:
+			misses = 0
+		case c.settled:
+			misses++
+		}
+		if misses < domainMisses {
+			if misses != d.Misses {
+				if err := s.cfg.Store.SetDomainMisses(ctx, d.Host, d.AppID, misses); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return removed, err
+				}
+			}
+			continue
+		}
+		switch err := s.cfg.Store.RemoveDomain(ctx, d.Host, d.AppID); {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return removed, err
+		}
+		if err := s.cfg.Publisher.DeleteDomain(ctx, d.Host); err != nil {
+			return removed, err
+		}
+		removed++
+		s.event(ctx, a.ID, "no longer served at %s: the domain %s (checked %d times in a row), so it was removed; "+
+			"add it again once its CNAME record points at %s", d.Host, c.found, domainMisses, c.target)
+		s.cfg.Logger.Info("custom domain removed: its CNAME record no longer points at its app", "domain", d.Host, "app", a.Name, "found", c.found)
+	}
+	return removed, nil
+}
+
+// RecheckDomainsEvery runs RecheckDomains every interval until ctx ends.
+func (s *Service) RecheckDomainsEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.RecheckDomains(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("re-check custom domains", "err", err)
+		}
+	}
 }

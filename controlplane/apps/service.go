@@ -51,6 +51,8 @@ type Store interface {
 	RemoveDomain(ctx context.Context, host, appID string) error
 	AppDomains(ctx context.Context, appID string) ([]string, error)
 	DomainApp(ctx context.Context, host string) (string, error)
+	Domains(ctx context.Context) ([]store.Domain, error)
+	SetDomainMisses(ctx context.Context, host, appID string, misses int) error
 }
 
 // ImportSource returns the import allowlist in force. It is asked at every

@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // domain is an app's custom domain; the host is the document's id, so one
@@ -16,6 +17,16 @@ type domain struct {
 	AppID     string    `bson:"app_id"`
 	OwnerID   string    `bson:"owner_id"`
 	CreatedAt time.Time `bson:"created_at"`
+	// Misses counts the re-checks in a row that found the domain's CNAME
+	// record no longer pointing at its app (see apps.RecheckDomains).
+	Misses int `bson:"misses,omitempty"`
+}
+
+// Domain is a custom domain as its re-check sees it.
+type Domain struct {
+	Host   string
+	AppID  string
+	Misses int
 }
 
 func (s *Store) domains() *mongo.Collection { return s.db.Collection("domains") }
@@ -72,6 +83,37 @@ func (s *Store) DomainApp(ctx context.Context, host string) (string, error) {
 		return "", classify(err)
 	}
 	return d.AppID, nil
+}
+
+// Domains returns every custom domain, by host.
+func (s *Store) Domains(ctx context.Context) ([]Domain, error) {
+	cur, err := s.domains().Find(ctx, bson.M{}, options.Find().SetSort(bson.M{"_id": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var ds []domain
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, classify(err)
+	}
+	out := make([]Domain, len(ds))
+	for i, d := range ds {
+		out[i] = Domain{Host: d.Host, AppID: d.AppID, Misses: d.Misses}
+	}
+	return out, nil
+}
+
+// SetDomainMisses records how many re-checks in a row found custom domain
+// host of app appID not pointing at it; ErrNotFound if the app no longer
+// has it.
+func (s *Store) SetDomainMisses(ctx context.Context, host, appID string, misses int) error {
+	res, err := s.domains().UpdateOne(ctx, bson.M{"_id": host, "app_id": appID}, bson.M{"$set": bson.M{"misses": misses}})
+	if err != nil {
+		return classify(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // deleteAppDomains removes every custom domain of app appID.
