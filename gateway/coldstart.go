@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,7 @@ type start struct {
 // set only then).
 func (g *Gateway) runnerFor(slug string, route *v1.Route, ahead bool) (e *runnerEntry, wait func() error, err error) {
 	for range maxColdStarts {
-		if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil && e.acquire() {
+		if e := g.runners.serving(route); e != nil && e.acquire() {
 			return e, nil, nil
 		}
 		s := g.coldStart(slug, route)
@@ -138,6 +139,27 @@ func serveKey(route *v1.Route) string {
 		key += "+deps=" + d
 	}
 	return key
+}
+
+// keyOf reports whether key is serveKey(route), without building it.
+func keyOf(key string, route *v1.Route) bool {
+	key, ok := strings.CutPrefix(key, route.GetVersion())
+	if !ok {
+		return false
+	}
+	parts := [...][2]string{{"+entry=", route.GetEntrypoint()}, {"+env=", route.GetEnvRev()}, {"+deps=", route.GetDeps()}}
+	for i, p := range parts {
+		if i > 0 && p[1] == "" {
+			continue // left out of the key
+		}
+		if key, ok = strings.CutPrefix(key, p[0]); !ok {
+			return false
+		}
+		if key, ok = strings.CutPrefix(key, p[1]); !ok {
+			return false
+		}
+	}
+	return key == ""
 }
 
 // startRunner claims a runner for route's version, puts it in service in

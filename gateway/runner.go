@@ -137,13 +137,25 @@ func newRunnerTable() *runnerTable {
 	return &runnerTable{byApp: map[string]*runnerEntry{}}
 }
 
-// active returns the running runner in service for appID at version, or
-// nil.
-func (t *runnerTable) active(appID, version string) *runnerEntry {
+// active returns the running runner in service for appID with serve key
+// key, or nil.
+func (t *runnerTable) active(appID, key string) *runnerEntry {
 	t.mu.RLock()
 	e := t.byApp[appID]
 	t.mu.RUnlock()
-	if e == nil || e.ver != version || e.stopped() {
+	if e == nil || e.ver != key || e.stopped() {
+		return nil
+	}
+	return e
+}
+
+// serving returns the running runner in service for route, or nil: active
+// for serveKey(route), without building the key (the request path).
+func (t *runnerTable) serving(route *v1.Route) *runnerEntry {
+	t.mu.RLock()
+	e := t.byApp[route.GetAppId()]
+	t.mu.RUnlock()
+	if e == nil || !keyOf(e.ver, route) || e.stopped() {
 		return nil
 	}
 	return e

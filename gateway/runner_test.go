@@ -69,9 +69,24 @@ func TestRunnerTable(t *testing.T) {
 		{AppId: "a", Version: "v2", Entrypoint: "main.py"},
 		{AppId: "a", Version: "v2", Entrypoint: "app.py", EnvRev: "2"},
 		{AppId: "a", Version: "v2", Entrypoint: "app.py", Deps: "d2"},
+		{AppId: "a", Version: "v2", Entrypoint: "app.p"},
+		{AppId: "a", Version: "v", Entrypoint: "app.py"},
 	} {
-		if tab.active("a", serveKey(r)) != nil {
+		if tab.active("a", serveKey(r)) != nil || tab.serving(r) != nil {
 			t.Errorf("the runner of %v serves %v", r2, r)
+		}
+	}
+	if tab.serving(r2) != a2 {
+		t.Error("serving does not find the runner of the route")
+	}
+	// keyOf agrees with serveKey.
+	routes := []*v1.Route{r1, r2, {Version: "v2", Entrypoint: "app.py", EnvRev: "2", Deps: "d"}, {Version: "v2", Entrypoint: "app.py", Deps: "d"},
+		{Version: "v2", EnvRev: "2"}, {Version: "v2+entry=app.py"}}
+	for _, a := range routes {
+		for _, b := range routes {
+			if got, want := keyOf(serveKey(a), b), serveKey(a) == serveKey(b); got != want {
+				t.Errorf("keyOf(serveKey(%v), %v) = %v, want %v", a, b, got, want)
+			}
 		}
 	}
 	if stale := tab.removeStale("demo", nil); len(stale) != 1 || stale[0] != a2 {
