@@ -7,11 +7,9 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gofastapi/gofastapi/controlplane/deps"
-	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 )
 
@@ -20,17 +18,7 @@ import (
 // again; one whose archive is kept goes on.
 func TestDepsKept(t *testing.T) {
 	ctx := context.Background()
-	f, err := embedded.StartFerret(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	st, err := store.Open(ctx, client, "test")
+	st, err := store.Open(ctx, embeddedtest.Mongo(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

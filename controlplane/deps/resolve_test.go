@@ -6,18 +6,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/gofastapi/gofastapi/controlplane/deps/depstest"
-	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 	"github.com/gofastapi/gofastapi/controlplane/publish"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/proto/bundle"
@@ -35,28 +30,11 @@ type dropEnv struct {
 func newDropEnv(t *testing.T) *dropEnv {
 	t.Helper()
 	ctx := context.Background()
-	f, err := embedded.StartFerret(t.TempDir(), slog.New(slog.DiscardHandler))
+	st, err := store.Open(ctx, embeddedtest.Mongo(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.Stop)
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	st, err := store.Open(ctx, client, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	opt, _ := redis.ParseURL(rs.URL())
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	_, rdb := embeddedtest.Redis(t)
 
 	site := t.TempDir()
 	if err := os.WriteFile(filepath.Join(site, "greet.py"), []byte("def hello(): return 'hi'\n"), 0o644); err != nil {

@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 )
 
 func TestParseRate(t *testing.T) {
@@ -44,14 +43,7 @@ func TestParseRate(t *testing.T) {
 
 func TestAllow(t *testing.T) {
 	ctx := context.Background()
-	rs, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	opt, _ := redis.ParseURL(rs.URL())
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	_, rdb := embeddedtest.Redis(t)
 	l := New(rdb)
 	r := Rate{N: 3, Per: time.Minute}
 

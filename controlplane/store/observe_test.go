@@ -3,18 +3,16 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -162,16 +160,7 @@ func TestRequestErrorsNewestFirst(t *testing.T) {
 // openDB is open, also returning the database for looking at it directly.
 func openDB(t *testing.T) (*store.Store, *mongo.Database) {
 	t.Helper()
-	f, err := embedded.StartFerret(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	client := embeddedtest.Mongo(t)
 	s, err := store.Open(context.Background(), client, "test")
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 )
 
@@ -24,16 +20,7 @@ import (
 // database again, as a restart does.
 func open(t *testing.T) (*store.Store, func() *store.Store) {
 	t.Helper()
-	f, err := embedded.StartFerret(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	client := embeddedtest.Mongo(t)
 	reopen := func() *store.Store {
 		s, err := store.Open(context.Background(), client, "test")
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
+	"github.com/gofastapi/gofastapi/controlplane/embedded/embeddedtest"
 )
 
 // startShared starts a real redis-server and returns a client of it and
@@ -21,14 +22,7 @@ import (
 func startShared(t *testing.T, n int) (*embedded.Redis, *redis.Client, []*Limits) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rs, err := embedded.StartRedis(ctx, "redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	opt, _ := redis.ParseURL(rs.URL())
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rs, rdb := embeddedtest.Redis(t)
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	ls := make([]*Limits, n)
