@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,8 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
@@ -290,12 +286,7 @@ func TestDeleteUserCascade(t *testing.T) {
 		t.Error("the bundle root's app shares with dave's was deleted")
 	}
 
-	mc, err := mongo.Connect(options.Client().ApplyURI((&url.URL{Scheme: "mongodb", Host: filepath.Join(data, "mongo.sock"), Path: "/"}).String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mc.Disconnect(context.Background()) })
-	db := mc.Database("gofastapi")
+	db := platformDB(t, data)
 	colls, err := db.ListCollectionNames(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)

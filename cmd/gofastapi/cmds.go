@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -394,6 +395,10 @@ func cmdDomains(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s has no custom domains\n", app.GetName())
 	}
 	for _, d := range app.GetDomains() {
+		if slices.Contains(app.GetDomainsFailing(), d) {
+			fmt.Fprintf(stdout, "%s  (its CNAME record was gone or pointed elsewhere at the last check; 3 such checks in a row remove it)\n", d)
+			continue
+		}
 		fmt.Fprintln(stdout, d)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/net/dns/dnsmessage"
 
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -94,7 +95,8 @@ func TestCustomDomains(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dns := startDNS(t)
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--dns-resolver", dns.addr())
+	data := t.TempDir()
+	p := startPlatform(t, data, t.TempDir(), "--dns-resolver", dns.addr())
 	alice, _ := p.signup(t, "alice", "alice password")
 	bob, _ := p.signup(t, "bob", "bob's password")
 	p.deploy(t, alice, "shop", fmt.Sprintf(helloApp, "shop v1"))
@@ -172,6 +174,17 @@ func TestCustomDomains(t *testing.T) {
 	}
 	if out := p.mustCLIAs(alice, "domains", "shop"); strings.TrimSpace(out) != host {
 		t.Errorf("gofastapi domains shop:\n%s", out)
+	}
+	// A domain the last re-check missed (see TestCustomDomainRecheck) says so.
+	if res, err := platformDB(t, data).Collection("domains").UpdateOne(ctx, bson.M{"_id": host}, bson.M{"$set": bson.M{"misses": 2}}); err != nil || res.ModifiedCount != 1 {
+		t.Fatalf("set the domain's misses: %v, %v", res, err)
+	}
+	got, err = p.as(alice).apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: "shop"}))
+	if err != nil || strings.Join(got.Msg.GetApp().GetDomainsFailing(), ",") != host {
+		t.Errorf("GetApp domains failing %v (%v), want [%s]", got.Msg.GetApp().GetDomainsFailing(), err, host)
+	}
+	if out := p.mustCLIAs(alice, "domains", "shop"); !strings.Contains(out, host+"  (its CNAME record was gone or pointed elsewhere at the last check; 3 such checks in a row remove it)") {
+		t.Errorf("gofastapi domains shop with a missed check:\n%s", out)
 	}
 	dns.set(host, "bobs.localhost")
 	_, err = add(bob, "bobs", host)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gofastapi/gofastapi/controlplane/embedded"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
@@ -475,4 +478,16 @@ func TestDeployFailureNamesItsStage(t *testing.T) {
 	if !strings.Contains(out, "validate") || !strings.Contains(out, "store") {
 		t.Errorf("the stages before publish are not shown:\n%s", out)
 	}
+}
+
+// platformDB opens the platform database of the platform whose data
+// directory is data (its embedded store's socket), to look at it directly.
+func platformDB(t *testing.T, data string) *mongo.Database {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI((&url.URL{Scheme: "mongodb", Host: filepath.Join(data, "mongo.sock"), Path: "/"}).String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mc.Disconnect(context.Background()) })
+	return mc.Database("gofastapi")
 }

@@ -14,8 +14,6 @@ import (
 
 	"connectrpc.com/connect"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -324,13 +322,8 @@ func (p *platform) waitGet(slug, path string, code int, want string) string {
 // the secret's value is stored nowhere in clear.
 func assertSealedAtRest(t *testing.T, data, secret string) {
 	t.Helper()
-	cl, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + strings.ReplaceAll(filepath.Join(data, "mongo.sock"), "/", "%2F")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Disconnect(context.Background())
 	var doc bson.M
-	if err := cl.Database("gofastapi").Collection("apps").FindOne(context.Background(), bson.M{"name": "life"}).Decode(&doc); err != nil {
+	if err := platformDB(t, data).Collection("apps").FindOne(context.Background(), bson.M{"name": "life"}).Decode(&doc); err != nil {
 		t.Fatalf("read the app document: %v", err)
 	}
 	raw, _ := bson.Marshal(doc)

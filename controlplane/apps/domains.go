@@ -119,10 +119,25 @@ func (s *Service) appWithDomains(ctx context.Context, a *store.App) (*v1.App, er
 		return nil, s.fail("get draft", err)
 	}
 	p := s.appProto(a, d)
-	if p.Domains, err = s.cfg.Store.AppDomains(ctx, a.ID); err != nil {
-		return nil, s.fail("list domains", err)
+	if err := s.setDomains(ctx, p); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// setDomains fills app p's custom domains and those of them whose last
+// re-check missed.
+func (s *Service) setDomains(ctx context.Context, p *v1.App) error {
+	var err error
+	if p.Domains, err = s.cfg.Store.AppDomains(ctx, p.GetId()); err != nil {
+		return s.fail("list domains", err)
+	}
+	if len(p.Domains) > 0 {
+		if p.DomainsFailing, err = s.cfg.Store.AppDomainsFailing(ctx, p.GetId()); err != nil {
+			return s.fail("list domains", err)
+		}
+	}
+	return nil
 }
 
 // moveDomains points app a's custom domains at its new name.

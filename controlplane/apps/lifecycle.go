@@ -133,8 +133,8 @@ func (s *Service) GetApp(ctx context.Context, req *connect.Request[v1.GetAppRequ
 		return nil, s.fail("get draft", err)
 	}
 	out := &v1.GetAppResponse{App: s.appProto(a, d), Draft: draftProto(d)}
-	if out.App.Domains, err = s.cfg.Store.AppDomains(ctx, a.ID); err != nil {
-		return nil, s.fail("list domains", err)
+	if err := s.setDomains(ctx, out.App); err != nil {
+		return nil, err
 	}
 	if a.DeployedVersion != "" {
 		v, err := s.cfg.Store.Version(ctx, a.ID, a.DeployedVersion)

@@ -52,6 +52,7 @@ type Store interface {
 	AppDomains(ctx context.Context, appID string) ([]string, error)
 	DomainApp(ctx context.Context, host string) (string, error)
 	Domains(ctx context.Context) ([]store.Domain, error)
+	AppDomainsFailing(ctx context.Context, appID string) ([]string, error)
 	SetDomainMisses(ctx context.Context, host, appID string, misses int) error
 }
 

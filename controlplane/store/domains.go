@@ -76,6 +76,24 @@ func (s *Store) AppDomains(ctx context.Context, appID string) ([]string, error) 
 	return hosts, nil
 }
 
+// AppDomainsFailing returns those of app appID's custom domains whose
+// last re-check missed (see SetDomainMisses), sorted.
+func (s *Store) AppDomainsFailing(ctx context.Context, appID string) ([]string, error) {
+	cur, err := s.domains().Find(ctx, bson.M{"app_id": appID, "misses": bson.M{"$gt": 0}}, options.Find().SetSort(bson.M{"_id": 1}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var ds []domain
+	if err := cur.All(ctx, &ds); err != nil {
+		return nil, classify(err)
+	}
+	hosts := make([]string, len(ds))
+	for i, d := range ds {
+		hosts[i] = d.Host
+	}
+	return hosts, nil
+}
+
 // DomainApp returns the id of the app served at host; ErrNotFound if none.
 func (s *Store) DomainApp(ctx context.Context, host string) (string, error) {
 	var d domain

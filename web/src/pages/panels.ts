@@ -323,7 +323,8 @@ function domainsSection(app: () => App, updated: (a: App) => void): HTMLElement 
   const err = errorBox();
   const list = h("ul", { class: "domains", "aria-label": "Custom domains" });
   const target = () => `${app().name}.${location.hostname}`;
-  const render = (domains: string[]) => {
+  const render = (a: App) => {
+    const domains = a.domains;
     replace(list, domains.length === 0 ? h("li", { class: "muted" }, "None yet.") : domains.map((d) => h("li", { "data-domain": d },
       h("a", { href: `${location.protocol}//${d}${location.port ? `:${location.port}` : ""}/`, target: "_blank", rel: "noopener" }, d), " ",
       h("button", { type: "button", class: "small", "aria-label": `Remove ${d}`, onclick: async () => {
@@ -331,12 +332,15 @@ function domainsSection(app: () => App, updated: (a: App) => void): HTMLElement 
         try {
           const res = await apps.removeDomain({ idOrName: app().id, domain: d });
           updated(res.app!);
-          render(res.app!.domains);
+          render(res.app!);
           toast(`${d} no longer serves the app`);
         } catch (e) {
           err.show(message(e));
         }
-      } }, "Remove"))));
+      } }, "Remove"),
+      a.domainsFailing.includes(d) ? h("p", { class: "error-text", role: "status" },
+        "Its CNAME record was gone or pointed elsewhere at the last check: point it at ", h("code", null, target()),
+        " again, or it is removed after 3 such checks in a row.") : null)));
   };
   const domain = h("input", { name: "domain", placeholder: "www.example.com", required: true, spellcheck: "false", autocomplete: "off", "aria-label": "Custom domain" });
   const add = h("button", { type: "submit" }, "Add domain");
@@ -346,14 +350,14 @@ function domainsSection(app: () => App, updated: (a: App) => void): HTMLElement 
     try {
       const res = await busy(add, "Checking DNS…", () => apps.addDomain({ idOrName: app().id, domain: domain.value.trim() }));
       updated(res.app!);
-      render(res.app!.domains);
+      render(res.app!);
       toast(`The app is now served at ${domain.value.trim()} as well`);
       form.reset();
     } catch (e2) {
       err.show(message(e2));
     }
   } }, domain, add);
-  render(app().domains);
+  render(app());
   return h("section", { class: "stack", "aria-label": "Custom domains" },
     h("h2", null, "Custom domains"),
     h("p", { class: "muted" }, "Serve the app at a domain of yours as well: give the domain a CNAME record pointing at ", h("code", null, target()),

@@ -444,9 +444,13 @@ type App struct {
 	Deploying bool `protobuf:"varint,16,opt,name=deploying,proto3" json:"deploying,omitempty"`
 	// domains are the custom domains the app is served at as well (set by
 	// GetApp and the domain RPCs).
-	Domains       []string `protobuf:"bytes,17,rep,name=domains,proto3" json:"domains,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Domains []string `protobuf:"bytes,17,rep,name=domains,proto3" json:"domains,omitempty"`
+	// domains_failing are those of domains whose CNAME record the last
+	// re-check found gone or pointing elsewhere: three such checks in a row
+	// remove the domain from the app.
+	DomainsFailing []string `protobuf:"bytes,18,rep,name=domains_failing,json=domainsFailing,proto3" json:"domains_failing,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -594,6 +598,13 @@ func (x *App) GetDeploying() bool {
 func (x *App) GetDomains() []string {
 	if x != nil {
 		return x.Domains
+	}
+	return nil
+}
+
+func (x *App) GetDomainsFailing() []string {
+	if x != nil {
+		return x.DomainsFailing
 	}
 	return nil
 }
@@ -3540,7 +3551,7 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\x17gofastapi/v1/apps.proto\x12\fgofastapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x04File\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acontent\x18\x02 \x01(\fR\acontent\"\x83\x05\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\xac\x05\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -3565,7 +3576,8 @@ const file_gofastapi_v1_apps_proto_rawDesc = "" +
 	"\vtemplate_id\x18\x0f \x01(\tR\n" +
 	"templateId\x12\x1c\n" +
 	"\tdeploying\x18\x10 \x01(\bR\tdeploying\x12\x18\n" +
-	"\adomains\x18\x11 \x03(\tR\adomains\"\x9c\x01\n" +
+	"\adomains\x18\x11 \x03(\tR\adomains\x12'\n" +
+	"\x0fdomains_failing\x18\x12 \x03(\tR\x0edomainsFailing\"\x9c\x01\n" +
 	"\x05Draft\x12(\n" +
 	"\x05files\x18\x01 \x03(\v2\x12.gofastapi.v1.FileR\x05files\x12\x1e\n" +
 	"\n" +
