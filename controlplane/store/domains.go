@@ -60,7 +60,18 @@ func (s *Store) RemoveDomain(ctx context.Context, host, appID string) error {
 
 // AppDomains returns app appID's custom domains, sorted.
 func (s *Store) AppDomains(ctx context.Context, appID string) ([]string, error) {
-	cur, err := s.domains().Find(ctx, bson.M{"app_id": appID})
+	return s.domainHosts(ctx, bson.M{"app_id": appID})
+}
+
+// AppDomainsFailing returns those of app appID's custom domains whose
+// last re-check missed (see SetDomainMisses), sorted.
+func (s *Store) AppDomainsFailing(ctx context.Context, appID string) ([]string, error) {
+	return s.domainHosts(ctx, bson.M{"app_id": appID, "misses": bson.M{"$gt": 0}})
+}
+
+// domainHosts returns the hosts of the domains filter matches, sorted.
+func (s *Store) domainHosts(ctx context.Context, filter bson.M) ([]string, error) {
+	cur, err := s.domains().Find(ctx, filter)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -73,24 +84,6 @@ func (s *Store) AppDomains(ctx context.Context, appID string) ([]string, error) 
 		hosts[i] = d.Host
 	}
 	slices.Sort(hosts)
-	return hosts, nil
-}
-
-// AppDomainsFailing returns those of app appID's custom domains whose
-// last re-check missed (see SetDomainMisses), sorted.
-func (s *Store) AppDomainsFailing(ctx context.Context, appID string) ([]string, error) {
-	cur, err := s.domains().Find(ctx, bson.M{"app_id": appID, "misses": bson.M{"$gt": 0}}, options.Find().SetSort(bson.M{"_id": 1}))
-	if err != nil {
-		return nil, classify(err)
-	}
-	var ds []domain
-	if err := cur.All(ctx, &ds); err != nil {
-		return nil, classify(err)
-	}
-	hosts := make([]string, len(ds))
-	for i, d := range ds {
-		hosts[i] = d.Host
-	}
 	return hosts, nil
 }
 
