@@ -168,7 +168,7 @@ func keyOf(key string, route *v1.Route) bool {
 // its runner yet), for a request to be sent ahead on.
 func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEntry, error) {
 	// A start that finished just before this one began has done the work.
-	if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil {
+	if e := g.runners.serving(route); e != nil {
 		return e, nil
 	}
 	if !g.enter() {
@@ -178,6 +178,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 
 	ctx, cancel := context.WithTimeout(g.base, g.cfg.ColdStartTimeout)
 	defer cancel()
+	key := serveKey(route)
 	req := &v1.SpecializeRequest{
 		AppId:      route.GetAppId(),
 		Slug:       slug,
@@ -185,7 +186,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 		Entrypoint: route.GetEntrypoint(),
 		Compiled:   route.GetCompiled(),
 		Deps:       route.GetDeps(),
-		ServeKey:   serveKey(route),
+		ServeKey:   key,
 	}
 	if g.cfg.Env != nil {
 		env, err := g.cfg.Env.Env(ctx, route)
@@ -195,7 +196,7 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 		req.Env = env
 	}
 	newEntry := func(addr string) *runnerEntry {
-		return &runnerEntry{client: g.runnerClient(addr), slug: slug, appID: route.GetAppId(), ver: serveKey(route)}
+		return &runnerEntry{client: g.runnerClient(addr), slug: slug, appID: route.GetAppId(), ver: key}
 	}
 	picked := func(addr string) {
 		if s.ahead == nil {
@@ -271,7 +272,7 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 	if g.routes.generation(slug) != gen {
 		return // invalidated again meanwhile: a newer refresh decides
 	}
-	if route != nil && g.runners.inUse(route.GetAppId()) && g.runners.active(route.GetAppId(), serveKey(route)) == nil {
+	if route != nil && g.runners.inUse(route.GetAppId()) && g.runners.serving(route) == nil {
 		// Installing the new version's runner retires the old one. If the
 		// start fails, removeStale below still retires the old version, so
 		// requests see the new version's error rather than old code.
@@ -306,7 +307,7 @@ func (e *WarmError) AppFault() bool { return e.appFault }
 // app has been idle for the idle timeout. A failed start is a *WarmError.
 func (g *Gateway) Warm(ctx context.Context, route *v1.Route) error {
 	slug := route.GetSlug()
-	if e := g.runners.active(route.GetAppId(), serveKey(route)); e != nil {
+	if e := g.runners.serving(route); e != nil {
 		e.unwaited() // started ahead of requests, as after a redeploy (see refresh)
 		return nil
 	}

@@ -137,20 +137,8 @@ func newRunnerTable() *runnerTable {
 	return &runnerTable{byApp: map[string]*runnerEntry{}}
 }
 
-// active returns the running runner in service for appID with serve key
-// key, or nil.
-func (t *runnerTable) active(appID, key string) *runnerEntry {
-	t.mu.RLock()
-	e := t.byApp[appID]
-	t.mu.RUnlock()
-	if e == nil || e.ver != key || e.stopped() {
-		return nil
-	}
-	return e
-}
-
-// serving returns the running runner in service for route, or nil: active
-// for serveKey(route), without building the key (the request path).
+// serving returns the running runner in service for route (the one whose
+// serve key is serveKey(route), compared without building it), or nil.
 func (t *runnerTable) serving(route *v1.Route) *runnerEntry {
 	t.mu.RLock()
 	e := t.byApp[route.GetAppId()]
@@ -198,7 +186,7 @@ func (t *runnerTable) removeStale(slug string, route *v1.Route) []*runnerEntry {
 	defer t.mu.Unlock()
 	var stale []*runnerEntry
 	for id, e := range t.byApp {
-		if e.slug != slug || (route != nil && e.appID == route.GetAppId() && e.ver == serveKey(route)) {
+		if e.slug != slug || (route != nil && e.appID == route.GetAppId() && keyOf(e.ver, route)) {
 			continue
 		}
 		delete(t.byApp, id)

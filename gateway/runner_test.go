@@ -49,7 +49,7 @@ func TestRunnerTable(t *testing.T) {
 	if old, err := tab.install(a1); old != nil || err != nil {
 		t.Fatalf("install = %v, %v", old, err)
 	}
-	if tab.active("a", serveKey(r1)) != a1 || tab.active("a", serveKey(r2)) != nil {
+	if tab.serving(r1) != a1 || tab.serving(r2) != nil {
 		t.Error("active does not match by version")
 	}
 	a2 := mk("demo", "a", r2)
@@ -57,7 +57,7 @@ func TestRunnerTable(t *testing.T) {
 		t.Errorf("install of v2 replaced %v, want v1", old)
 	}
 	tab.remove(a1) // no longer in service: no effect
-	if tab.active("a", serveKey(r2)) != a2 {
+	if tab.serving(r2) != a2 {
 		t.Error("remove of a replaced runner removed its successor")
 	}
 	if stale := tab.removeStale("demo", r2); len(stale) != 0 {
@@ -72,12 +72,9 @@ func TestRunnerTable(t *testing.T) {
 		{AppId: "a", Version: "v2", Entrypoint: "app.p"},
 		{AppId: "a", Version: "v", Entrypoint: "app.py"},
 	} {
-		if tab.active("a", serveKey(r)) != nil || tab.serving(r) != nil {
+		if tab.serving(r) != nil {
 			t.Errorf("the runner of %v serves %v", r2, r)
 		}
-	}
-	if tab.serving(r2) != a2 {
-		t.Error("serving does not find the runner of the route")
 	}
 	// keyOf agrees with serveKey.
 	routes := []*v1.Route{r1, r2, {Version: "v2", Entrypoint: "app.py", EnvRev: "2", Deps: "d"}, {Version: "v2", Entrypoint: "app.py", Deps: "d"},
@@ -113,11 +110,12 @@ func TestRunnerTableTouchesBusyRunners(t *testing.T) {
 	tab := newRunnerTable()
 	busy, idle := newFakeRunner(""), newFakeRunner("")
 	for app, r := range map[string]*fakeRunner{"busy": busy, "idle": idle} {
-		if _, err := tab.install(&runnerEntry{runner: r, client: &fasthttp.HostClient{}, slug: app, appID: app, ver: "v1"}); err != nil {
+		ver := serveKey(&v1.Route{AppId: app, Version: "v1"})
+		if _, err := tab.install(&runnerEntry{runner: r, client: &fasthttp.HostClient{}, slug: app, appID: app, ver: ver}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e := tab.active("busy", "v1")
+	e := tab.serving(&v1.Route{AppId: "busy", Version: "v1"})
 	if !e.acquire() {
 		t.Fatal("acquire failed")
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
 // readEvents sends each server-sent event read from r (the text up to a
@@ -76,7 +78,7 @@ func TestServerSentEventsArriveAsProduced(t *testing.T) {
 	// The stream is over, so the runner has nothing in flight: the
 	// entry was released when fasthttp closed the body, before it sent
 	// the last chunk.
-	if e := h.g.runners.active("app1", "edge+entry=main:app"); e == nil || e.busy() {
+	if e := h.g.runners.serving(&v1.Route{AppId: "app1", Version: "edge", Entrypoint: "main:app"}); e == nil || e.busy() {
 		t.Errorf("runner entry after the stream: %v, want in service and idle", e)
 	}
 }
