@@ -282,10 +282,10 @@ func (r *Resolver) drop(ctx context.Context, h string) (bool, error) {
 	if used {
 		// A deploy named it meanwhile: it stays (in Redis at least, if
 		// the platform database had lost it before).
+		if archive == nil {
+			return false, nil
+		}
 		for _, d := range sets {
-			if archive == nil {
-				break
-			}
 			if err := r.cfg.Store.PutDependencySet(ctx, d, archive); err != nil {
 				return false, fmt.Errorf("dependency archive %s, named by a version while it was deleted: put back: %w", h, err)
 			}
