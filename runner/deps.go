@@ -56,12 +56,12 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 	start := time.Now()
 	defer func() { res.DepsMicros = time.Since(start).Microseconds() }()
 	dir := filepath.Join(s.depsRoot, hash)
+	if err := os.MkdirAll(s.depsRoot, 0o711); err != nil {
+		return "", fmt.Errorf("dependencies: %w", err)
+	}
 	if s.depsKeep > 0 {
 		// The host's shared cache: held until the agent exits, so no
 		// pruner removes the set while the app may import from it.
-		if err := os.MkdirAll(s.depsRoot, 0o711); err != nil {
-			return "", fmt.Errorf("dependencies: %w", err)
-		}
 		lock, err := lockDeps(s.depsRoot, hash)
 		if err != nil {
 			return "", fmt.Errorf("dependencies: %w", err)
@@ -84,9 +84,6 @@ func (s *service) prepareDeps(ctx context.Context, hash string, res *v1.Speciali
 	case err != nil:
 		s.logf("fetch dependencies %s: %v", hash, err)
 		return "", failure(errBundleStore, "bundle store unavailable")
-	}
-	if err := os.MkdirAll(s.depsRoot, 0o711); err != nil {
-		return "", fmt.Errorf("dependencies: %w", err)
 	}
 	tmp, err := os.MkdirTemp(s.depsRoot, ".unpack-")
 	if err != nil {
