@@ -179,7 +179,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	appSvc, err := apps.NewService(apps.Config{
 		Store: st, Publisher: publisher, Validator: validator, Deps: resolver, Logs: logs, Secrets: keys, Templates: tmpls, PlatformEnv: dbs.svc,
-		URL: cfg.appURL(l.Addr()), Domain: cfg.Domain, Resolver: cfg.resolver(), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
+		URL: cfg.appURL(l.Addr()), Domain: cfg.Domain, Resolver: cfg.resolver(), Rechecks: ratelimit.New(rdb), Imports: admin.NewImports(st, validate.DefaultAllowedImports), Logger: log.With("component", "apps"),
 	})
 	if err != nil {
 		return err

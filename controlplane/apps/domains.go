@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
@@ -260,7 +261,12 @@ const domainMisses = 3
 // saying why: its owner no longer means it for the app (or no longer owns
 // it), and a new owner may add it to an app of theirs. A look-up that
 // fails counts for nothing. It returns how many domains it removed.
-func (s *Service) RecheckDomains(ctx context.Context) (int, error) {
+//
+// With Config.Rechecks, a domain that a re-check (of this control plane
+// or another replica) took less than three quarters of every ago is left
+// alone: replicas re-checking every interval check each domain about once
+// an interval between them, and "in a row" means intervals apart.
+func (s *Service) RecheckDomains(ctx context.Context, every time.Duration) (int, error) {
 	ds, err := s.cfg.Store.Domains(ctx)
 	if err != nil {
 		return 0, err
@@ -273,8 +279,23 @@ func (s *Service) RecheckDomains(ctx context.Context) (int, error) {
 		} else if err != nil {
 			return removed, err
 		}
+		if s.cfg.Rechecks != nil {
+			ok, _, err := s.cfg.Rechecks.Allow(ctx, "domain-recheck:"+d.Host, ratelimit.Rate{N: 1, Per: every * 3 / 4})
+			if err != nil {
+				return removed, err
+			}
+			if !ok {
+				continue // another replica checked it this interval
+			}
+		}
+		was, err := s.cfg.Store.DomainMisses(ctx, d.Host, d.AppID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed meanwhile
+		} else if err != nil {
+			return removed, err
+		}
 		c := s.lookupCNAME(ctx, d.Host, a.Name)
-		misses := d.Misses
+		misses := was
 		switch {
 		case c.ok:
 			misses = 0
@@ -282,7 +303,7 @@ func (s *Service) RecheckDomains(ctx context.Context) (int, error) {
 			misses++
 		}
 		if misses < domainMisses {
-			if misses != d.Misses {
+			if misses != was {
 				if err := s.cfg.Store.SetDomainMisses(ctx, d.Host, d.AppID, misses); err != nil && !errors.Is(err, store.ErrNotFound) {
 					return removed, err
 				}
@@ -316,7 +337,7 @@ func (s *Service) RecheckDomainsEvery(ctx context.Context, every time.Duration) 
 			return
 		case <-t.C:
 		}
-		if _, err := s.RecheckDomains(ctx); err != nil && ctx.Err() == nil {
+		if _, err := s.RecheckDomains(ctx, every); err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Warn("re-check custom domains", "err", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/auth"
 	"github.com/gofastapi/gofastapi/controlplane/deps"
 	"github.com/gofastapi/gofastapi/controlplane/logstore"
+	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/controlplane/store"
 	"github.com/gofastapi/gofastapi/controlplane/validate"
 	"github.com/gofastapi/gofastapi/proto/bundle"
@@ -53,6 +54,7 @@ type Store interface {
 	DomainApp(ctx context.Context, host string) (string, error)
 	Domains(ctx context.Context) ([]store.Domain, error)
 	AppDomainsFailing(ctx context.Context, appID string) ([]string, error)
+	DomainMisses(ctx context.Context, host, appID string) (int, error)
 	SetDomainMisses(ctx context.Context, host, appID string, misses int) error
 }
 
@@ -111,6 +113,12 @@ type Logs interface {
 	FollowEvents(ctx context.Context, appID, pos string, f func(*v1.Event) error) error
 }
 
+// Limiter counts events per key across replicas (see
+// controlplane/ratelimit).
+type Limiter interface {
+	Allow(ctx context.Context, key string, r ratelimit.Rate) (ok bool, retry time.Duration, err error)
+}
+
 // Sealer encrypts secrets at rest (see controlplane/secretbox).
 type Sealer interface {
 	Seal(plaintext []byte, label string) ([]byte, error)
@@ -156,6 +164,10 @@ type Config struct {
 	// Resolver checks custom domains' CNAME records; nil means the
 	// system's resolver.
 	Resolver CNAMEResolver
+	// Rechecks, when set, is shared by every control-plane replica: of
+	// the replicas re-checking custom domains, one checks each domain in
+	// an interval. Without it each replica checks every domain.
+	Rechecks Limiter
 	// Imports is the import allowlist applied at validation.
 	Imports ImportSource
 	// Deps, when set, installs the packages of apps' requirements.txt;

@@ -24,9 +24,8 @@ type domain struct {
 
 // Domain is a custom domain as its re-check sees it.
 type Domain struct {
-	Host   string
-	AppID  string
-	Misses int
+	Host  string
+	AppID string
 }
 
 func (s *Store) domains() *mongo.Collection { return s.db.Collection("domains") }
@@ -108,9 +107,20 @@ func (s *Store) Domains(ctx context.Context) ([]Domain, error) {
 	}
 	out := make([]Domain, len(ds))
 	for i, d := range ds {
-		out[i] = Domain{Host: d.Host, AppID: d.AppID, Misses: d.Misses}
+		out[i] = Domain{Host: d.Host, AppID: d.AppID}
 	}
 	return out, nil
+}
+
+// DomainMisses returns how many re-checks in a row found custom domain
+// host of app appID not pointing at it; ErrNotFound if the app no longer
+// has it.
+func (s *Store) DomainMisses(ctx context.Context, host, appID string) (int, error) {
+	var d domain
+	if err := s.domains().FindOne(ctx, bson.M{"_id": host, "app_id": appID}).Decode(&d); err != nil {
+		return 0, classify(err)
+	}
+	return d.Misses, nil
 }
 
 // SetDomainMisses records how many re-checks in a row found custom domain
