@@ -223,6 +223,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			connect.CodeNotFound, connect.CodeNotFound}, req: static(`{"id":"0123456789abcdef01234567"}`)},
 		"gofastapi.v1.AssistantService.DeleteConversation": {want: codes{connect.CodeUnauthenticated, connect.CodeNotFound,
 			connect.CodeNotFound, connect.CodeNotFound}, req: static(`{"id":"0123456789abcdef01234567"}`)},
+		"gofastapi.v1.AssistantService.DecideProposal": {want: codes{connect.CodeUnauthenticated, connect.CodeNotFound,
+			connect.CodeNotFound, connect.CodeNotFound}, req: static(`{"conversationId":"0123456789abcdef01234567","message":1,"decision":"PROPOSAL_DECISION_ACCEPTED"}`)},
 		"gofastapi.v1.AppService.AddDomain": {want: ownerOnly, req: static(domainJSON)},
 		"gofastapi.v1.AppService.RemoveDomain": {want: ownerOnly, req: static(domainJSON),
 			before: func(role) {

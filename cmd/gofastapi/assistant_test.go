@@ -307,18 +307,52 @@ func TestAssistant(t *testing.T) {
 		ms[1].GetRole() != "assistant" || ms[1].GetContent() != "Let me look.\n\nI proposed a /health route." {
 		t.Errorf("the stored conversation: %v", ms)
 	} else {
-		// The reply keeps the tools it used and what it proposed, without
-		// the files' contents.
+		// The reply keeps the tools it used and what it proposed, its
+		// files' contents too until it is decided.
 		tools, props := ms[1].GetTools(), ms[1].GetProposals()
 		if len(tools) != 4 || tools[0].GetName() != "get_app" || tools[0].GetResult() != "notes: 1 files" || !tools[1].GetFailed() ||
 			!strings.Contains(tools[0].GetArguments(), `"notes"`) {
 			t.Errorf("the stored reply's tools: %v", tools)
 		}
 		if len(props) != 2 || props[1].GetKind() != v1.ProposalKind_PROPOSAL_KIND_UPDATE_APP || props[1].GetSummary() != "Add /health" ||
-			len(props[1].GetFiles()) != 1 || props[1].GetFiles()[0].GetName() != "app.py" || props[1].GetFiles()[0].GetNewContent() != "" ||
+			!props[1].GetPending() || props[1].GetDecision() != v1.ProposalDecision_PROPOSAL_DECISION_UNSPECIFIED ||
+			len(props[1].GetFiles()) != 1 || props[1].GetFiles()[0].GetName() != "app.py" || props[1].GetFiles()[0].GetNewContent() != fixed ||
+			props[1].GetFiles()[0].GetOldContent() != fmt.Sprintf(helloApp, "notes") ||
 			len(props[0].GetProblems()) == 0 || props[0].GetProblems()[0].GetLine() != 4 {
 			t.Errorf("the stored reply's proposals: %v", props)
 		}
+	}
+	// The proposal is decided once, by its conversation's owner; its
+	// files' contents then go.
+	decide := func(c apiClients, prop int32, d v1.ProposalDecision) error {
+		_, err := c.asst.DecideProposal(ctx, connect.NewRequest(&v1.DecideProposalRequest{ConversationId: first, Message: 1, Proposal: prop, Decision: d}))
+		return err
+	}
+	if err := decide(p.as(bob), 1, v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("bob decides alice's proposal: %v, want not found", err)
+	}
+	if err := decide(a, 2, v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED); connect.CodeOf(err) != connect.CodeNotFound ||
+		!strings.Contains(err.Error(), "no proposal 2 in message 1 of conversation") {
+		t.Errorf("a proposal that is not there: %v", err)
+	}
+	if err := decide(a, 1, v1.ProposalDecision_PROPOSAL_DECISION_UNSPECIFIED); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("no decision: %v", err)
+	}
+	if err := decide(a, 1, v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED); err != nil {
+		t.Fatalf("alice accepts: %v", err)
+	}
+	if err := decide(a, 1, v1.ProposalDecision_PROPOSAL_DECISION_REJECTED); connect.CodeOf(err) != connect.CodeFailedPrecondition ||
+		!strings.Contains(err.Error(), "was decided before") {
+		t.Errorf("deciding again: %v", err)
+	}
+	conv, err = a.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: first}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if props := conv.Msg.GetConversation().GetMessages()[1].GetProposals(); props[1].GetDecision() != v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED ||
+		props[1].GetPending() || props[1].GetFiles()[0].GetName() != "app.py" || props[1].GetFiles()[0].GetNewContent() != "" ||
+		!props[0].GetPending() {
+		t.Errorf("the proposals after alice accepted the second: %v", props)
 	}
 	b := p.as(bob)
 	if _, err := b.asst.GetConversation(ctx, connect.NewRequest(&v1.GetConversationRequest{Id: first})); connect.CodeOf(err) != connect.CodeNotFound {

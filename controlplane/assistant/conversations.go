@@ -3,6 +3,7 @@ package assistant
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,6 +25,7 @@ type ConversationStore interface {
 	PutConversation(ctx context.Context, c *store.Conversation, create bool, keep int) error
 	Conversations(ctx context.Context, ownerID string) ([]*store.Conversation, error)
 	DeleteConversation(ctx context.Context, ownerID, id string) error
+	DecideProposal(ctx context.Context, ownerID, id string, msg, prop int, decision string) error
 	DeleteConversations(ctx context.Context, ownerID string) (int64, error)
 }
 
@@ -43,30 +45,69 @@ func (s *Service) conversationFor(ctx context.Context, userID string, req *v1.Ch
 
 // saveConversation stores c as the chat's messages and, if it has any
 // text, tool use or proposal, the reply. The messages the conversation
-// had stored keep their tools and proposals (the client sends only their
-// text back). A continued conversation the user deleted while the reply
-// was written stays deleted.
+// had stored keep their tools and proposals, and the decisions made on
+// those meanwhile (the client sends only their text back). A continued
+// conversation the user deleted while the reply was written stays
+// deleted.
 func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, msgs []*v1.ChatMessage, reply store.ChatMessage) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	create := c.UpdatedAt.IsZero() // never stored
 	before := c.Messages
+	if !create {
+		switch now, err := s.cfg.Store.Conversation(ctx, c.OwnerID, c.ID); {
+		case errors.Is(err, store.ErrNotFound):
+			return // deleted meanwhile
+		case err != nil:
+			s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
+			return
+		default:
+			before = now.Messages
+		}
+	}
 	c.Messages = make([]store.ChatMessage, 0, len(msgs)+1)
+	kept := 0 // bytes of pending proposals' contents
 	for i, m := range msgs {
 		sm := store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()}
 		if i < len(before) && before[i].Role == sm.Role && sameText(before[i].Content, sm.Content) {
 			sm = before[i]
+			kept += contentsSize(sm.Proposals)
 		}
 		c.Messages = append(c.Messages, sm)
 	}
 	if strings.TrimSpace(reply.Content) != "" || len(reply.Tools) > 0 || len(reply.Proposals) > 0 {
 		reply.Role = "assistant"
+		for i := range reply.Proposals {
+			p := &reply.Proposals[i]
+			if n := contentsSize([]store.ProposalNote{*p}); kept+n <= keptContents {
+				kept += n
+				continue
+			}
+			p.Pending = false // too much to keep: shown, no longer decidable
+			for j := range p.Files {
+				p.Files[j].Old, p.Files[j].New = "", ""
+			}
+		}
 		c.Messages = append(c.Messages, reply)
 	}
 	c.UpdatedAt = time.Now()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	if err := s.cfg.Store.PutConversation(ctx, c, create, keptConversations); err != nil {
 		s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
 	}
+}
+
+// contentsSize is the bytes of file contents the pending ones of ps keep.
+func contentsSize(ps []store.ProposalNote) int {
+	n := 0
+	for _, p := range ps {
+		if !p.Pending {
+			continue
+		}
+		for _, f := range p.Files {
+			n += len(f.Old) + len(f.New)
+		}
+	}
+	return n
 }
 
 // sameText reports whether a and b are the same text but for white
@@ -98,9 +139,9 @@ func conversationProto(c *store.Conversation, withMessages bool) *v1.Conversatio
 				pm.Tools = append(pm.Tools, &v1.ToolUse{Name: t.Name, Arguments: t.Arguments, Result: t.Result, Failed: t.Failed})
 			}
 			for _, n := range m.Proposals {
-				pp := &v1.Proposal{Kind: v1.ProposalKind(n.Kind), App: n.App, Summary: n.Summary}
+				pp := &v1.Proposal{Kind: v1.ProposalKind(n.Kind), App: n.App, Summary: n.Summary, Pending: n.Pending, Decision: decisions[n.Decision]}
 				for _, f := range n.Files {
-					pp.Files = append(pp.Files, &v1.FileChange{Name: f.Name, Removed: f.Removed})
+					pp.Files = append(pp.Files, &v1.FileChange{Name: f.Name, Removed: f.Removed, OldContent: f.Old, NewContent: f.New})
 				}
 				for _, q := range n.Problems {
 					pp.Problems = append(pp.Problems, &v1.ValidationError{File: q.File, Line: q.Line, Column: q.Column, Message: q.Message})
@@ -113,11 +154,26 @@ func conversationProto(c *store.Conversation, withMessages bool) *v1.Conversatio
 	return p
 }
 
-// keptArguments and keptProblems bound what a stored conversation keeps
-// of a tool's arguments and of a proposal's problems.
+// keptArguments, keptProblems and keptContents bound what a stored
+// conversation keeps of a tool's arguments, of a proposal's problems, and
+// of its pending proposals' files (a proposal is at most an app's 500 KB
+// before and after).
 const (
 	keptArguments = 2 << 10
 	keptProblems  = 5
+	keptContents  = 2 << 20
+)
+
+// decisions maps a stored decision to its proto value, and back.
+var (
+	decisions = map[string]v1.ProposalDecision{
+		"accepted": v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED,
+		"rejected": v1.ProposalDecision_PROPOSAL_DECISION_REJECTED,
+	}
+	decisionNames = map[v1.ProposalDecision]string{
+		v1.ProposalDecision_PROPOSAL_DECISION_ACCEPTED: "accepted",
+		v1.ProposalDecision_PROPOSAL_DECISION_REJECTED: "rejected",
+	}
 )
 
 // toolNote is what a stored conversation keeps of tool use t.
@@ -129,12 +185,12 @@ func toolNote(t *v1.ToolUse) store.ToolUse {
 	return store.ToolUse{Name: t.GetName(), Arguments: args, Result: t.GetResult(), Failed: t.GetFailed()}
 }
 
-// proposalNote is what a stored conversation keeps of proposal p: not the
-// files' contents.
+// proposalNote is what a stored conversation keeps of proposal p: all
+// of it but its problems after the first few, pending its decision.
 func proposalNote(p *v1.Proposal) store.ProposalNote {
-	n := store.ProposalNote{Kind: int32(p.GetKind()), App: p.GetApp(), Summary: p.GetSummary()}
+	n := store.ProposalNote{Kind: int32(p.GetKind()), App: p.GetApp(), Summary: p.GetSummary(), Pending: true}
 	for _, f := range p.GetFiles() {
-		n.Files = append(n.Files, store.ProposalFile{Name: f.GetName(), Removed: f.GetRemoved()})
+		n.Files = append(n.Files, store.ProposalFile{Name: f.GetName(), Removed: f.GetRemoved(), Old: f.GetOldContent(), New: f.GetNewContent()})
 	}
 	for _, q := range p.GetProblems()[:min(len(p.GetProblems()), keptProblems)] {
 		n.Problems = append(n.Problems, store.ProposalProblem{File: q.GetFile(), Line: q.GetLine(), Column: q.GetColumn(), Message: q.GetMessage()})
@@ -172,6 +228,29 @@ func (s *Service) GetConversation(ctx context.Context, req *connect.Request[v1.G
 		return nil, s.internal("get conversation", err)
 	}
 	return connect.NewResponse(&v1.GetConversationResponse{Conversation: conversationProto(c, true)}), nil
+}
+
+// DecideProposal implements AssistantService.DecideProposal.
+func (s *Service) DecideProposal(ctx context.Context, req *connect.Request[v1.DecideProposalRequest]) (*connect.Response[v1.DecideProposalResponse], error) {
+	u, err := auth.User(ctx)
+	if err != nil {
+		return nil, err
+	}
+	decision, ok := decisionNames[req.Msg.GetDecision()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("decision must be accepted or rejected"))
+	}
+	m, p := req.Msg.GetMessage(), req.Msg.GetProposal()
+	switch err := s.cfg.Store.DecideProposal(ctx, u.ID, req.Msg.GetConversationId(), int(m), int(p), decision); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no proposal %d in message %d of conversation %q", p, m, req.Msg.GetConversationId()))
+	case errors.Is(err, store.ErrDecided):
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"proposal %d in message %d was decided before (or its files were too large to keep): reload the conversation to see it", p, m))
+	case err != nil:
+		return nil, s.internal("decide proposal", err)
+	}
+	return connect.NewResponse(&v1.DecideProposalResponse{}), nil
 }
 
 // DeleteConversation implements AssistantService.DeleteConversation.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -79,14 +81,18 @@ type ToolUse struct {
 	Failed    bool   `bson:"failed,omitempty"`
 }
 
-// ProposalNote is what is kept of a change an assistant's reply proposed:
-// not the files' contents.
+// ProposalNote is what is kept of a change an assistant's reply proposed.
 type ProposalNote struct {
 	Kind     int32             `bson:"kind"` // v1.ProposalKind
 	App      string            `bson:"app"`
 	Summary  string            `bson:"summary"`
 	Files    []ProposalFile    `bson:"files,omitempty"`
 	Problems []ProposalProblem `bson:"problems,omitempty"`
+	// Pending is set while the proposal is not decided and its files'
+	// contents are kept (see DecideProposal).
+	Pending bool `bson:"pending,omitempty"`
+	// Decision is "accepted" or "rejected" once the user decided.
+	Decision string `bson:"decision,omitempty"`
 }
 
 // ProposalProblem is one problem validation found in a proposal.
@@ -97,10 +103,13 @@ type ProposalProblem struct {
 	Message string `bson:"message"`
 }
 
-// ProposalFile is a file a proposal touched.
+// ProposalFile is a file a proposal touched, with its contents before
+// and after while the proposal is pending.
 type ProposalFile struct {
 	Name    string `bson:"name"`
 	Removed bool   `bson:"removed,omitempty"`
+	Old     string `bson:"old,omitempty"`
+	New     string `bson:"new,omitempty"`
 }
 
 func (s *Store) conversations() *mongo.Collection { return s.db.Collection("conversations") }
@@ -132,6 +141,42 @@ func (s *Store) PutConversation(ctx context.Context, c *Conversation, create boo
 		if _, err := s.conversations().DeleteOne(ctx, bson.M{"_id": old.ID}); err != nil {
 			return classify(err)
 		}
+	}
+	return nil
+}
+
+// DecideProposal records decision ("accepted", "rejected") on proposal
+// prop of message msg of ownerID's conversation id, which then no longer
+// keeps the proposal's files' contents. ErrNotFound if there is no such
+// conversation or proposal, ErrDecided if the proposal was decided (or
+// kept no contents) before. The conversation's update time is unchanged:
+// deciding is not continuing it.
+func (s *Store) DecideProposal(ctx context.Context, ownerID, id string, msg, prop int, decision string) error {
+	c, err := s.Conversation(ctx, ownerID, id)
+	if err != nil {
+		return err
+	}
+	if msg < 0 || msg >= len(c.Messages) || prop < 0 || prop >= len(c.Messages[msg].Proposals) {
+		return ErrNotFound
+	}
+	p := c.Messages[msg].Proposals[prop]
+	if !p.Pending {
+		return ErrDecided
+	}
+	p.Pending, p.Decision = false, decision
+	p.Files = slices.Clone(p.Files)
+	for i := range p.Files {
+		p.Files[i].Old, p.Files[i].New = "", ""
+	}
+	path := fmt.Sprintf("messages.%d.proposals.%d", msg, prop)
+	res, err := s.conversations().UpdateOne(ctx,
+		bson.M{"_id": id, "owner_id": ownerID, path + ".pending": true},
+		bson.M{"$set": bson.M{path: p}})
+	if err != nil {
+		return classify(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrDecided // decided (or the conversation rewritten) meanwhile
 	}
 	return nil
 }

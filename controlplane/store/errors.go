@@ -10,4 +10,7 @@ var (
 	// ErrLastAdmin means the change would leave the platform without an
 	// admin.
 	ErrLastAdmin = errors.New("store: last admin")
+	// ErrDecided means an assistant's proposal was accepted or rejected
+	// already.
+	ErrDecided = errors.New("store: already decided")
 )

@@ -74,6 +74,55 @@ func (AssistantProvider) EnumDescriptor() ([]byte, []int) {
 	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{0}
 }
 
+type ProposalDecision int32
+
+const (
+	ProposalDecision_PROPOSAL_DECISION_UNSPECIFIED ProposalDecision = 0
+	ProposalDecision_PROPOSAL_DECISION_ACCEPTED    ProposalDecision = 1
+	ProposalDecision_PROPOSAL_DECISION_REJECTED    ProposalDecision = 2
+)
+
+// Enum value maps for ProposalDecision.
+var (
+	ProposalDecision_name = map[int32]string{
+		0: "PROPOSAL_DECISION_UNSPECIFIED",
+		1: "PROPOSAL_DECISION_ACCEPTED",
+		2: "PROPOSAL_DECISION_REJECTED",
+	}
+	ProposalDecision_value = map[string]int32{
+		"PROPOSAL_DECISION_UNSPECIFIED": 0,
+		"PROPOSAL_DECISION_ACCEPTED":    1,
+		"PROPOSAL_DECISION_REJECTED":    2,
+	}
+)
+
+func (x ProposalDecision) Enum() *ProposalDecision {
+	p := new(ProposalDecision)
+	*p = x
+	return p
+}
+
+func (x ProposalDecision) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProposalDecision) Descriptor() protoreflect.EnumDescriptor {
+	return file_gofastapi_v1_assistant_proto_enumTypes[1].Descriptor()
+}
+
+func (ProposalDecision) Type() protoreflect.EnumType {
+	return &file_gofastapi_v1_assistant_proto_enumTypes[1]
+}
+
+func (x ProposalDecision) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProposalDecision.Descriptor instead.
+func (ProposalDecision) EnumDescriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{1}
+}
+
 type ProposalKind int32
 
 const (
@@ -110,11 +159,11 @@ func (x ProposalKind) String() string {
 }
 
 func (ProposalKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_gofastapi_v1_assistant_proto_enumTypes[1].Descriptor()
+	return file_gofastapi_v1_assistant_proto_enumTypes[2].Descriptor()
 }
 
 func (ProposalKind) Type() protoreflect.EnumType {
-	return &file_gofastapi_v1_assistant_proto_enumTypes[1]
+	return &file_gofastapi_v1_assistant_proto_enumTypes[2]
 }
 
 func (x ProposalKind) Number() protoreflect.EnumNumber {
@@ -123,7 +172,7 @@ func (x ProposalKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProposalKind.Descriptor instead.
 func (ProposalKind) EnumDescriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{1}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{2}
 }
 
 type AssistantSettings struct {
@@ -397,9 +446,11 @@ type ChatMessage struct {
 	// tools and proposals are set on the assistant's messages of a stored
 	// conversation (GetConversation): the tools its reply used and the
 	// changes it proposed, each in order. A stored tool use keeps at most
-	// 2 KB of its arguments; a stored proposal keeps the names of the files
-	// it touched, not their contents (it was accepted or rejected when it was
-	// made), and at most 5 of its problems. Chat ignores them.
+	// 2 KB of its arguments; a stored proposal keeps at most 5 of its
+	// problems, and its files' contents until it is decided (see
+	// DecideProposal), within 2 MB of contents a conversation; a decided
+	// one, or one over that bound, keeps the files' names. Chat ignores
+	// them.
 	Tools         []*ToolUse  `protobuf:"bytes,3,rep,name=tools,proto3" json:"tools,omitempty"`
 	Proposals     []*Proposal `protobuf:"bytes,4,rep,name=proposals,proto3" json:"proposals,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -648,8 +699,9 @@ func (*ChatResponse_Proposal) isChatResponse_Event() {}
 
 func (*ChatResponse_ConversationId) isChatResponse_Event() {}
 
-// Conversation is a stored chat with the assistant. Proposals and tool
-// uses are not kept: the messages are the user's and the assistant's text.
+// Conversation is a stored chat with the assistant: the user's and the
+// assistant's messages, the latter with the tools they used and the
+// changes they proposed (see ChatMessage).
 type Conversation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -993,6 +1045,113 @@ func (*DeleteConversationResponse) Descriptor() ([]byte, []int) {
 	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{14}
 }
 
+type DecideProposalRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	// message is the index of the assistant's message in the conversation
+	// (a chat's reply is at the index of the number of messages it sent),
+	// proposal the index of the proposal in that message.
+	Message       int32            `protobuf:"varint,2,opt,name=message,proto3" json:"message,omitempty"`
+	Proposal      int32            `protobuf:"varint,3,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	Decision      ProposalDecision `protobuf:"varint,4,opt,name=decision,proto3,enum=gofastapi.v1.ProposalDecision" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideProposalRequest) Reset() {
+	*x = DecideProposalRequest{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideProposalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideProposalRequest) ProtoMessage() {}
+
+func (x *DecideProposalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideProposalRequest.ProtoReflect.Descriptor instead.
+func (*DecideProposalRequest) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DecideProposalRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *DecideProposalRequest) GetMessage() int32 {
+	if x != nil {
+		return x.Message
+	}
+	return 0
+}
+
+func (x *DecideProposalRequest) GetProposal() int32 {
+	if x != nil {
+		return x.Proposal
+	}
+	return 0
+}
+
+func (x *DecideProposalRequest) GetDecision() ProposalDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return ProposalDecision_PROPOSAL_DECISION_UNSPECIFIED
+}
+
+type DecideProposalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideProposalResponse) Reset() {
+	*x = DecideProposalResponse{}
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideProposalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideProposalResponse) ProtoMessage() {}
+
+func (x *DecideProposalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideProposalResponse.ProtoReflect.Descriptor instead.
+func (*DecideProposalResponse) Descriptor() ([]byte, []int) {
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{16}
+}
+
 // ToolUse is a tool the model used, with what it got back.
 type ToolUse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1008,7 +1167,7 @@ type ToolUse struct {
 
 func (x *ToolUse) Reset() {
 	*x = ToolUse{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1179,7 @@ func (x *ToolUse) String() string {
 func (*ToolUse) ProtoMessage() {}
 
 func (x *ToolUse) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[15]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1192,7 @@ func (x *ToolUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolUse.ProtoReflect.Descriptor instead.
 func (*ToolUse) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{15}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ToolUse) GetName() string {
@@ -1078,14 +1237,20 @@ type Proposal struct {
 	// problems is what validation found in the app's files after the
 	// change; a proposal with problems should be fixed before it is
 	// accepted.
-	Problems      []*ValidationError `protobuf:"bytes,5,rep,name=problems,proto3" json:"problems,omitempty"`
+	Problems []*ValidationError `protobuf:"bytes,5,rep,name=problems,proto3" json:"problems,omitempty"`
+	// decision is set on a stored proposal (GetConversation) the caller
+	// decided; unspecified on one not decided yet, and on a new one.
+	Decision ProposalDecision `protobuf:"varint,6,opt,name=decision,proto3,enum=gofastapi.v1.ProposalDecision" json:"decision,omitempty"`
+	// pending is set on a stored proposal not decided yet whose files'
+	// contents are kept: it can still be accepted or rejected.
+	Pending       bool `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1262,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[16]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1275,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{16}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Proposal) GetKind() ProposalKind {
@@ -1148,6 +1313,20 @@ func (x *Proposal) GetProblems() []*ValidationError {
 	return nil
 }
 
+func (x *Proposal) GetDecision() ProposalDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return ProposalDecision_PROPOSAL_DECISION_UNSPECIFIED
+}
+
+func (x *Proposal) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
 type FileChange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1160,7 +1339,7 @@ type FileChange struct {
 
 func (x *FileChange) Reset() {
 	*x = FileChange{}
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1351,7 @@ func (x *FileChange) String() string {
 func (*FileChange) ProtoMessage() {}
 
 func (x *FileChange) ProtoReflect() protoreflect.Message {
-	mi := &file_gofastapi_v1_assistant_proto_msgTypes[17]
+	mi := &file_gofastapi_v1_assistant_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1364,7 @@ func (x *FileChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChange.ProtoReflect.Descriptor instead.
 func (*FileChange) Descriptor() ([]byte, []int) {
-	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{17}
+	return file_gofastapi_v1_assistant_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileChange) GetName() string {
@@ -1272,18 +1451,26 @@ const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\fconversation\x18\x01 \x01(\v2\x1a.gofastapi.v1.ConversationR\fconversation\"+\n" +
 	"\x19DeleteConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
-	"\x1aDeleteConversationResponse\"k\n" +
+	"\x1aDeleteConversationResponse\"\xb2\x01\n" +
+	"\x15DecideProposalRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\x05R\amessage\x12\x1a\n" +
+	"\bproposal\x18\x03 \x01(\x05R\bproposal\x12:\n" +
+	"\bdecision\x18\x04 \x01(\x0e2\x1e.gofastapi.v1.ProposalDecisionR\bdecision\"\x18\n" +
+	"\x16DecideProposalResponse\"k\n" +
 	"\aToolUse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\targuments\x18\x02 \x01(\tR\targuments\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\tR\x06result\x12\x16\n" +
-	"\x06failed\x18\x04 \x01(\bR\x06failed\"\xd1\x01\n" +
+	"\x06failed\x18\x04 \x01(\bR\x06failed\"\xa7\x02\n" +
 	"\bProposal\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.gofastapi.v1.ProposalKindR\x04kind\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\asummary\x18\x03 \x01(\tR\asummary\x12.\n" +
 	"\x05files\x18\x04 \x03(\v2\x18.gofastapi.v1.FileChangeR\x05files\x129\n" +
-	"\bproblems\x18\x05 \x03(\v2\x1d.gofastapi.v1.ValidationErrorR\bproblems\"|\n" +
+	"\bproblems\x18\x05 \x03(\v2\x1d.gofastapi.v1.ValidationErrorR\bproblems\x12:\n" +
+	"\bdecision\x18\x06 \x01(\x0e2\x1e.gofastapi.v1.ProposalDecisionR\bdecision\x12\x18\n" +
+	"\apending\x18\a \x01(\bR\apending\"|\n" +
 	"\n" +
 	"FileChange\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
@@ -1295,19 +1482,24 @@ const file_gofastapi_v1_assistant_proto_rawDesc = "" +
 	"\x11AssistantProvider\x12\"\n" +
 	"\x1eASSISTANT_PROVIDER_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cASSISTANT_PROVIDER_ANTHROPIC\x10\x01\x12\x1d\n" +
-	"\x19ASSISTANT_PROVIDER_OPENAI\x10\x02*\x87\x01\n" +
+	"\x19ASSISTANT_PROVIDER_OPENAI\x10\x02*u\n" +
+	"\x10ProposalDecision\x12!\n" +
+	"\x1dPROPOSAL_DECISION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aPROPOSAL_DECISION_ACCEPTED\x10\x01\x12\x1e\n" +
+	"\x1aPROPOSAL_DECISION_REJECTED\x10\x02*\x87\x01\n" +
 	"\fProposalKind\x12\x1d\n" +
 	"\x19PROPOSAL_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROPOSAL_KIND_CREATE_APP\x10\x01\x12\x1c\n" +
 	"\x18PROPOSAL_KIND_UPDATE_APP\x10\x02\x12\x1c\n" +
-	"\x18PROPOSAL_KIND_DELETE_APP\x10\x032\xec\x04\n" +
+	"\x18PROPOSAL_KIND_DELETE_APP\x10\x032\xcb\x05\n" +
 	"\x10AssistantService\x12o\n" +
 	"\x14GetAssistantSettings\x12).gofastapi.v1.GetAssistantSettingsRequest\x1a*.gofastapi.v1.GetAssistantSettingsResponse\"\x00\x12o\n" +
 	"\x14SetAssistantSettings\x12).gofastapi.v1.SetAssistantSettingsRequest\x1a*.gofastapi.v1.SetAssistantSettingsResponse\"\x00\x12A\n" +
 	"\x04Chat\x12\x19.gofastapi.v1.ChatRequest\x1a\x1a.gofastapi.v1.ChatResponse\"\x000\x01\x12f\n" +
 	"\x11ListConversations\x12&.gofastapi.v1.ListConversationsRequest\x1a'.gofastapi.v1.ListConversationsResponse\"\x00\x12`\n" +
 	"\x0fGetConversation\x12$.gofastapi.v1.GetConversationRequest\x1a%.gofastapi.v1.GetConversationResponse\"\x00\x12i\n" +
-	"\x12DeleteConversation\x12'.gofastapi.v1.DeleteConversationRequest\x1a(.gofastapi.v1.DeleteConversationResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
+	"\x12DeleteConversation\x12'.gofastapi.v1.DeleteConversationRequest\x1a(.gofastapi.v1.DeleteConversationResponse\"\x00\x12]\n" +
+	"\x0eDecideProposal\x12#.gofastapi.v1.DecideProposalRequest\x1a$.gofastapi.v1.DecideProposalResponse\"\x00BCZAgithub.com/gofastapi/gofastapi/proto/gen/gofastapi/v1;gofastapiv1b\x06proto3"
 
 var (
 	file_gofastapi_v1_assistant_proto_rawDescOnce sync.Once
@@ -1321,67 +1513,74 @@ func file_gofastapi_v1_assistant_proto_rawDescGZIP() []byte {
 	return file_gofastapi_v1_assistant_proto_rawDescData
 }
 
-var file_gofastapi_v1_assistant_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_gofastapi_v1_assistant_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_gofastapi_v1_assistant_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_gofastapi_v1_assistant_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_gofastapi_v1_assistant_proto_goTypes = []any{
 	(AssistantProvider)(0),               // 0: gofastapi.v1.AssistantProvider
-	(ProposalKind)(0),                    // 1: gofastapi.v1.ProposalKind
-	(*AssistantSettings)(nil),            // 2: gofastapi.v1.AssistantSettings
-	(*GetAssistantSettingsRequest)(nil),  // 3: gofastapi.v1.GetAssistantSettingsRequest
-	(*GetAssistantSettingsResponse)(nil), // 4: gofastapi.v1.GetAssistantSettingsResponse
-	(*SetAssistantSettingsRequest)(nil),  // 5: gofastapi.v1.SetAssistantSettingsRequest
-	(*SetAssistantSettingsResponse)(nil), // 6: gofastapi.v1.SetAssistantSettingsResponse
-	(*ChatMessage)(nil),                  // 7: gofastapi.v1.ChatMessage
-	(*ChatRequest)(nil),                  // 8: gofastapi.v1.ChatRequest
-	(*ChatResponse)(nil),                 // 9: gofastapi.v1.ChatResponse
-	(*Conversation)(nil),                 // 10: gofastapi.v1.Conversation
-	(*ListConversationsRequest)(nil),     // 11: gofastapi.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),    // 12: gofastapi.v1.ListConversationsResponse
-	(*GetConversationRequest)(nil),       // 13: gofastapi.v1.GetConversationRequest
-	(*GetConversationResponse)(nil),      // 14: gofastapi.v1.GetConversationResponse
-	(*DeleteConversationRequest)(nil),    // 15: gofastapi.v1.DeleteConversationRequest
-	(*DeleteConversationResponse)(nil),   // 16: gofastapi.v1.DeleteConversationResponse
-	(*ToolUse)(nil),                      // 17: gofastapi.v1.ToolUse
-	(*Proposal)(nil),                     // 18: gofastapi.v1.Proposal
-	(*FileChange)(nil),                   // 19: gofastapi.v1.FileChange
-	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
-	(*ValidationError)(nil),              // 21: gofastapi.v1.ValidationError
+	(ProposalDecision)(0),                // 1: gofastapi.v1.ProposalDecision
+	(ProposalKind)(0),                    // 2: gofastapi.v1.ProposalKind
+	(*AssistantSettings)(nil),            // 3: gofastapi.v1.AssistantSettings
+	(*GetAssistantSettingsRequest)(nil),  // 4: gofastapi.v1.GetAssistantSettingsRequest
+	(*GetAssistantSettingsResponse)(nil), // 5: gofastapi.v1.GetAssistantSettingsResponse
+	(*SetAssistantSettingsRequest)(nil),  // 6: gofastapi.v1.SetAssistantSettingsRequest
+	(*SetAssistantSettingsResponse)(nil), // 7: gofastapi.v1.SetAssistantSettingsResponse
+	(*ChatMessage)(nil),                  // 8: gofastapi.v1.ChatMessage
+	(*ChatRequest)(nil),                  // 9: gofastapi.v1.ChatRequest
+	(*ChatResponse)(nil),                 // 10: gofastapi.v1.ChatResponse
+	(*Conversation)(nil),                 // 11: gofastapi.v1.Conversation
+	(*ListConversationsRequest)(nil),     // 12: gofastapi.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),    // 13: gofastapi.v1.ListConversationsResponse
+	(*GetConversationRequest)(nil),       // 14: gofastapi.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),      // 15: gofastapi.v1.GetConversationResponse
+	(*DeleteConversationRequest)(nil),    // 16: gofastapi.v1.DeleteConversationRequest
+	(*DeleteConversationResponse)(nil),   // 17: gofastapi.v1.DeleteConversationResponse
+	(*DecideProposalRequest)(nil),        // 18: gofastapi.v1.DecideProposalRequest
+	(*DecideProposalResponse)(nil),       // 19: gofastapi.v1.DecideProposalResponse
+	(*ToolUse)(nil),                      // 20: gofastapi.v1.ToolUse
+	(*Proposal)(nil),                     // 21: gofastapi.v1.Proposal
+	(*FileChange)(nil),                   // 22: gofastapi.v1.FileChange
+	(*timestamppb.Timestamp)(nil),        // 23: google.protobuf.Timestamp
+	(*ValidationError)(nil),              // 24: gofastapi.v1.ValidationError
 }
 var file_gofastapi_v1_assistant_proto_depIdxs = []int32{
 	0,  // 0: gofastapi.v1.AssistantSettings.provider:type_name -> gofastapi.v1.AssistantProvider
-	2,  // 1: gofastapi.v1.GetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
+	3,  // 1: gofastapi.v1.GetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
 	0,  // 2: gofastapi.v1.SetAssistantSettingsRequest.provider:type_name -> gofastapi.v1.AssistantProvider
-	2,  // 3: gofastapi.v1.SetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
-	17, // 4: gofastapi.v1.ChatMessage.tools:type_name -> gofastapi.v1.ToolUse
-	18, // 5: gofastapi.v1.ChatMessage.proposals:type_name -> gofastapi.v1.Proposal
-	7,  // 6: gofastapi.v1.ChatRequest.messages:type_name -> gofastapi.v1.ChatMessage
-	17, // 7: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
-	18, // 8: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
-	20, // 9: gofastapi.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	20, // 10: gofastapi.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 11: gofastapi.v1.Conversation.messages:type_name -> gofastapi.v1.ChatMessage
-	10, // 12: gofastapi.v1.ListConversationsResponse.conversations:type_name -> gofastapi.v1.Conversation
-	10, // 13: gofastapi.v1.GetConversationResponse.conversation:type_name -> gofastapi.v1.Conversation
-	1,  // 14: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
-	19, // 15: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
-	21, // 16: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
-	3,  // 17: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
-	5,  // 18: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
-	8,  // 19: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
-	11, // 20: gofastapi.v1.AssistantService.ListConversations:input_type -> gofastapi.v1.ListConversationsRequest
-	13, // 21: gofastapi.v1.AssistantService.GetConversation:input_type -> gofastapi.v1.GetConversationRequest
-	15, // 22: gofastapi.v1.AssistantService.DeleteConversation:input_type -> gofastapi.v1.DeleteConversationRequest
-	4,  // 23: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
-	6,  // 24: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
-	9,  // 25: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
-	12, // 26: gofastapi.v1.AssistantService.ListConversations:output_type -> gofastapi.v1.ListConversationsResponse
-	14, // 27: gofastapi.v1.AssistantService.GetConversation:output_type -> gofastapi.v1.GetConversationResponse
-	16, // 28: gofastapi.v1.AssistantService.DeleteConversation:output_type -> gofastapi.v1.DeleteConversationResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	3,  // 3: gofastapi.v1.SetAssistantSettingsResponse.settings:type_name -> gofastapi.v1.AssistantSettings
+	20, // 4: gofastapi.v1.ChatMessage.tools:type_name -> gofastapi.v1.ToolUse
+	21, // 5: gofastapi.v1.ChatMessage.proposals:type_name -> gofastapi.v1.Proposal
+	8,  // 6: gofastapi.v1.ChatRequest.messages:type_name -> gofastapi.v1.ChatMessage
+	20, // 7: gofastapi.v1.ChatResponse.tool_use:type_name -> gofastapi.v1.ToolUse
+	21, // 8: gofastapi.v1.ChatResponse.proposal:type_name -> gofastapi.v1.Proposal
+	23, // 9: gofastapi.v1.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	23, // 10: gofastapi.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 11: gofastapi.v1.Conversation.messages:type_name -> gofastapi.v1.ChatMessage
+	11, // 12: gofastapi.v1.ListConversationsResponse.conversations:type_name -> gofastapi.v1.Conversation
+	11, // 13: gofastapi.v1.GetConversationResponse.conversation:type_name -> gofastapi.v1.Conversation
+	1,  // 14: gofastapi.v1.DecideProposalRequest.decision:type_name -> gofastapi.v1.ProposalDecision
+	2,  // 15: gofastapi.v1.Proposal.kind:type_name -> gofastapi.v1.ProposalKind
+	22, // 16: gofastapi.v1.Proposal.files:type_name -> gofastapi.v1.FileChange
+	24, // 17: gofastapi.v1.Proposal.problems:type_name -> gofastapi.v1.ValidationError
+	1,  // 18: gofastapi.v1.Proposal.decision:type_name -> gofastapi.v1.ProposalDecision
+	4,  // 19: gofastapi.v1.AssistantService.GetAssistantSettings:input_type -> gofastapi.v1.GetAssistantSettingsRequest
+	6,  // 20: gofastapi.v1.AssistantService.SetAssistantSettings:input_type -> gofastapi.v1.SetAssistantSettingsRequest
+	9,  // 21: gofastapi.v1.AssistantService.Chat:input_type -> gofastapi.v1.ChatRequest
+	12, // 22: gofastapi.v1.AssistantService.ListConversations:input_type -> gofastapi.v1.ListConversationsRequest
+	14, // 23: gofastapi.v1.AssistantService.GetConversation:input_type -> gofastapi.v1.GetConversationRequest
+	16, // 24: gofastapi.v1.AssistantService.DeleteConversation:input_type -> gofastapi.v1.DeleteConversationRequest
+	18, // 25: gofastapi.v1.AssistantService.DecideProposal:input_type -> gofastapi.v1.DecideProposalRequest
+	5,  // 26: gofastapi.v1.AssistantService.GetAssistantSettings:output_type -> gofastapi.v1.GetAssistantSettingsResponse
+	7,  // 27: gofastapi.v1.AssistantService.SetAssistantSettings:output_type -> gofastapi.v1.SetAssistantSettingsResponse
+	10, // 28: gofastapi.v1.AssistantService.Chat:output_type -> gofastapi.v1.ChatResponse
+	13, // 29: gofastapi.v1.AssistantService.ListConversations:output_type -> gofastapi.v1.ListConversationsResponse
+	15, // 30: gofastapi.v1.AssistantService.GetConversation:output_type -> gofastapi.v1.GetConversationResponse
+	17, // 31: gofastapi.v1.AssistantService.DeleteConversation:output_type -> gofastapi.v1.DeleteConversationResponse
+	19, // 32: gofastapi.v1.AssistantService.DecideProposal:output_type -> gofastapi.v1.DecideProposalResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_gofastapi_v1_assistant_proto_init() }
@@ -1402,8 +1601,8 @@ func file_gofastapi_v1_assistant_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofastapi_v1_assistant_proto_rawDesc), len(file_gofastapi_v1_assistant_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   18,
+			NumEnums:      3,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

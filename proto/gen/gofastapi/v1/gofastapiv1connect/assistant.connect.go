@@ -50,6 +50,9 @@ const (
 	// AssistantServiceDeleteConversationProcedure is the fully-qualified name of the AssistantService's
 	// DeleteConversation RPC.
 	AssistantServiceDeleteConversationProcedure = "/gofastapi.v1.AssistantService/DeleteConversation"
+	// AssistantServiceDecideProposalProcedure is the fully-qualified name of the AssistantService's
+	// DecideProposal RPC.
+	AssistantServiceDecideProposalProcedure = "/gofastapi.v1.AssistantService/DecideProposal"
 )
 
 // AssistantServiceClient is a client for the gofastapi.v1.AssistantService service.
@@ -71,6 +74,11 @@ type AssistantServiceClient interface {
 	GetConversation(context.Context, *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error)
 	// DeleteConversation deletes one of the caller's conversations.
 	DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error)
+	// DecideProposal records that the caller accepted or rejected a
+	// proposal of one of their stored conversations (the client applies an
+	// accepted one with the API's own calls). A proposal is decided once;
+	// its files' contents are then no longer kept.
+	DecideProposal(context.Context, *connect.Request[v1.DecideProposalRequest]) (*connect.Response[v1.DecideProposalResponse], error)
 }
 
 // NewAssistantServiceClient constructs a client for the gofastapi.v1.AssistantService service. By
@@ -120,6 +128,12 @@ func NewAssistantServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(assistantServiceMethods.ByName("DeleteConversation")),
 			connect.WithClientOptions(opts...),
 		),
+		decideProposal: connect.NewClient[v1.DecideProposalRequest, v1.DecideProposalResponse](
+			httpClient,
+			baseURL+AssistantServiceDecideProposalProcedure,
+			connect.WithSchema(assistantServiceMethods.ByName("DecideProposal")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -131,6 +145,7 @@ type assistantServiceClient struct {
 	listConversations    *connect.Client[v1.ListConversationsRequest, v1.ListConversationsResponse]
 	getConversation      *connect.Client[v1.GetConversationRequest, v1.GetConversationResponse]
 	deleteConversation   *connect.Client[v1.DeleteConversationRequest, v1.DeleteConversationResponse]
+	decideProposal       *connect.Client[v1.DecideProposalRequest, v1.DecideProposalResponse]
 }
 
 // GetAssistantSettings calls gofastapi.v1.AssistantService.GetAssistantSettings.
@@ -163,6 +178,11 @@ func (c *assistantServiceClient) DeleteConversation(ctx context.Context, req *co
 	return c.deleteConversation.CallUnary(ctx, req)
 }
 
+// DecideProposal calls gofastapi.v1.AssistantService.DecideProposal.
+func (c *assistantServiceClient) DecideProposal(ctx context.Context, req *connect.Request[v1.DecideProposalRequest]) (*connect.Response[v1.DecideProposalResponse], error) {
+	return c.decideProposal.CallUnary(ctx, req)
+}
+
 // AssistantServiceHandler is an implementation of the gofastapi.v1.AssistantService service.
 type AssistantServiceHandler interface {
 	// GetAssistantSettings returns the caller's provider settings. The key
@@ -182,6 +202,11 @@ type AssistantServiceHandler interface {
 	GetConversation(context.Context, *connect.Request[v1.GetConversationRequest]) (*connect.Response[v1.GetConversationResponse], error)
 	// DeleteConversation deletes one of the caller's conversations.
 	DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error)
+	// DecideProposal records that the caller accepted or rejected a
+	// proposal of one of their stored conversations (the client applies an
+	// accepted one with the API's own calls). A proposal is decided once;
+	// its files' contents are then no longer kept.
+	DecideProposal(context.Context, *connect.Request[v1.DecideProposalRequest]) (*connect.Response[v1.DecideProposalResponse], error)
 }
 
 // NewAssistantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -227,6 +252,12 @@ func NewAssistantServiceHandler(svc AssistantServiceHandler, opts ...connect.Han
 		connect.WithSchema(assistantServiceMethods.ByName("DeleteConversation")),
 		connect.WithHandlerOptions(opts...),
 	)
+	assistantServiceDecideProposalHandler := connect.NewUnaryHandler(
+		AssistantServiceDecideProposalProcedure,
+		svc.DecideProposal,
+		connect.WithSchema(assistantServiceMethods.ByName("DecideProposal")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gofastapi.v1.AssistantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AssistantServiceGetAssistantSettingsProcedure:
@@ -241,6 +272,8 @@ func NewAssistantServiceHandler(svc AssistantServiceHandler, opts ...connect.Han
 			assistantServiceGetConversationHandler.ServeHTTP(w, r)
 		case AssistantServiceDeleteConversationProcedure:
 			assistantServiceDeleteConversationHandler.ServeHTTP(w, r)
+		case AssistantServiceDecideProposalProcedure:
+			assistantServiceDecideProposalHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -272,4 +305,8 @@ func (UnimplementedAssistantServiceHandler) GetConversation(context.Context, *co
 
 func (UnimplementedAssistantServiceHandler) DeleteConversation(context.Context, *connect.Request[v1.DeleteConversationRequest]) (*connect.Response[v1.DeleteConversationResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.DeleteConversation is not implemented"))
+}
+
+func (UnimplementedAssistantServiceHandler) DecideProposal(context.Context, *connect.Request[v1.DecideProposalRequest]) (*connect.Response[v1.DecideProposalResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gofastapi.v1.AssistantService.DecideProposal is not implemented"))
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gofastapi/v1/assistant.proto.
  */
 export const file_gofastapi_v1_assistant: GenFile = /*@__PURE__*/
-  fileDesc("Chxnb2Zhc3RhcGkvdjEvYXNzaXN0YW50LnByb3RvEgxnb2Zhc3RhcGkudjEieAoRQXNzaXN0YW50U2V0dGluZ3MSMQoIcHJvdmlkZXIYASABKA4yHy5nb2Zhc3RhcGkudjEuQXNzaXN0YW50UHJvdmlkZXISDQoFbW9kZWwYAiABKAkSEAoIYmFzZV91cmwYAyABKAkSDwoHa2V5X3NldBgEIAEoCCIdChtHZXRBc3Npc3RhbnRTZXR0aW5nc1JlcXVlc3QiUQocR2V0QXNzaXN0YW50U2V0dGluZ3NSZXNwb25zZRIxCghzZXR0aW5ncxgBIAEoCzIfLmdvZmFzdGFwaS52MS5Bc3Npc3RhbnRTZXR0aW5ncyKTAQobU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0EjEKCHByb3ZpZGVyGAEgASgOMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFByb3ZpZGVyEg0KBW1vZGVsGAIgASgJEhAKCGJhc2VfdXJsGAMgASgJEhQKB2FwaV9rZXkYBCABKAlIAIgBAUIKCghfYXBpX2tleSJRChxTZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlEjEKCHNldHRpbmdzGAEgASgLMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFNldHRpbmdzIn0KC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCRIkCgV0b29scxgDIAMoCzIVLmdvZmFzdGFwaS52MS5Ub29sVXNlEikKCXByb3Bvc2FscxgEIAMoCzIWLmdvZmFzdGFwaS52MS5Qcm9wb3NhbCJgCgtDaGF0UmVxdWVzdBIrCghtZXNzYWdlcxgBIAMoCzIZLmdvZmFzdGFwaS52MS5DaGF0TWVzc2FnZRILCgNhcHAYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIpkBCgxDaGF0UmVzcG9uc2USDgoEdGV4dBgBIAEoCUgAEikKCHRvb2xfdXNlGAIgASgLMhUuZ29mYXN0YXBpLnYxLlRvb2xVc2VIABIqCghwcm9wb3NhbBgDIAEoCzIWLmdvZmFzdGFwaS52MS5Qcm9wb3NhbEgAEhkKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCUgAQgcKBWV2ZW50ItoBCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSCwoDYXBwGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCG1lc3NhZ2VzGAYgAygLMhkuZ29mYXN0YXBpLnYxLkNoYXRNZXNzYWdlEhUKDW1lc3NhZ2VfY291bnQYByABKAUiGgoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0Ik4KGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USMQoNY29udmVyc2F0aW9ucxgBIAMoCzIaLmdvZmFzdGFwaS52MS5Db252ZXJzYXRpb24iJAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJLChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIwCgxjb252ZXJzYXRpb24YASABKAsyGi5nb2Zhc3RhcGkudjEuQ29udmVyc2F0aW9uIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlQ29udmVyc2F0aW9uUmVzcG9uc2UiSgoHVG9vbFVzZRIMCgRuYW1lGAEgASgJEhEKCWFyZ3VtZW50cxgCIAEoCRIOCgZyZXN1bHQYAyABKAkSDgoGZmFpbGVkGAQgASgIIqwBCghQcm9wb3NhbBIoCgRraW5kGAEgASgOMhouZ29mYXN0YXBpLnYxLlByb3Bvc2FsS2luZBILCgNhcHAYAiABKAkSDwoHc3VtbWFyeRgDIAEoCRInCgVmaWxlcxgEIAMoCzIYLmdvZmFzdGFwaS52MS5GaWxlQ2hhbmdlEi8KCHByb2JsZW1zGAUgAygLMh0uZ29mYXN0YXBpLnYxLlZhbGlkYXRpb25FcnJvciJVCgpGaWxlQ2hhbmdlEgwKBG5hbWUYASABKAkSEwoLb2xkX2NvbnRlbnQYAiABKAkSEwoLbmV3X2NvbnRlbnQYAyABKAkSDwoHcmVtb3ZlZBgEIAEoCCp4ChFBc3Npc3RhbnRQcm92aWRlchIiCh5BU1NJU1RBTlRfUFJPVklERVJfVU5TUEVDSUZJRUQQABIgChxBU1NJU1RBTlRfUFJPVklERVJfQU5USFJPUElDEAESHQoZQVNTSVNUQU5UX1BST1ZJREVSX09QRU5BSRACKocBCgxQcm9wb3NhbEtpbmQSHQoZUFJPUE9TQUxfS0lORF9VTlNQRUNJRklFRBAAEhwKGFBST1BPU0FMX0tJTkRfQ1JFQVRFX0FQUBABEhwKGFBST1BPU0FMX0tJTkRfVVBEQVRFX0FQUBACEhwKGFBST1BPU0FMX0tJTkRfREVMRVRFX0FQUBADMuwEChBBc3Npc3RhbnRTZXJ2aWNlEm8KFEdldEFzc2lzdGFudFNldHRpbmdzEikuZ29mYXN0YXBpLnYxLkdldEFzc2lzdGFudFNldHRpbmdzUmVxdWVzdBoqLmdvZmFzdGFwaS52MS5HZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlIgASbwoUU2V0QXNzaXN0YW50U2V0dGluZ3MSKS5nb2Zhc3RhcGkudjEuU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0GiouZ29mYXN0YXBpLnYxLlNldEFzc2lzdGFudFNldHRpbmdzUmVzcG9uc2UiABJBCgRDaGF0EhkuZ29mYXN0YXBpLnYxLkNoYXRSZXF1ZXN0GhouZ29mYXN0YXBpLnYxLkNoYXRSZXNwb25zZSIAMAESZgoRTGlzdENvbnZlcnNhdGlvbnMSJi5nb2Zhc3RhcGkudjEuTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0GicuZ29mYXN0YXBpLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2UiABJgCg9HZXRDb252ZXJzYXRpb24SJC5nb2Zhc3RhcGkudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBolLmdvZmFzdGFwaS52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZSIAEmkKEkRlbGV0ZUNvbnZlcnNhdGlvbhInLmdvZmFzdGFwaS52MS5EZWxldGVDb252ZXJzYXRpb25SZXF1ZXN0GiguZ29mYXN0YXBpLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgBCQ1pBZ2l0aHViLmNvbS9nb2Zhc3RhcGkvZ29mYXN0YXBpL3Byb3RvL2dlbi9nb2Zhc3RhcGkvdjE7Z29mYXN0YXBpdjFiBnByb3RvMw", [file_gofastapi_v1_apps, file_google_protobuf_timestamp]);
+  fileDesc("Chxnb2Zhc3RhcGkvdjEvYXNzaXN0YW50LnByb3RvEgxnb2Zhc3RhcGkudjEieAoRQXNzaXN0YW50U2V0dGluZ3MSMQoIcHJvdmlkZXIYASABKA4yHy5nb2Zhc3RhcGkudjEuQXNzaXN0YW50UHJvdmlkZXISDQoFbW9kZWwYAiABKAkSEAoIYmFzZV91cmwYAyABKAkSDwoHa2V5X3NldBgEIAEoCCIdChtHZXRBc3Npc3RhbnRTZXR0aW5nc1JlcXVlc3QiUQocR2V0QXNzaXN0YW50U2V0dGluZ3NSZXNwb25zZRIxCghzZXR0aW5ncxgBIAEoCzIfLmdvZmFzdGFwaS52MS5Bc3Npc3RhbnRTZXR0aW5ncyKTAQobU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0EjEKCHByb3ZpZGVyGAEgASgOMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFByb3ZpZGVyEg0KBW1vZGVsGAIgASgJEhAKCGJhc2VfdXJsGAMgASgJEhQKB2FwaV9rZXkYBCABKAlIAIgBAUIKCghfYXBpX2tleSJRChxTZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlEjEKCHNldHRpbmdzGAEgASgLMh8uZ29mYXN0YXBpLnYxLkFzc2lzdGFudFNldHRpbmdzIn0KC0NoYXRNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCRIkCgV0b29scxgDIAMoCzIVLmdvZmFzdGFwaS52MS5Ub29sVXNlEikKCXByb3Bvc2FscxgEIAMoCzIWLmdvZmFzdGFwaS52MS5Qcm9wb3NhbCJgCgtDaGF0UmVxdWVzdBIrCghtZXNzYWdlcxgBIAMoCzIZLmdvZmFzdGFwaS52MS5DaGF0TWVzc2FnZRILCgNhcHAYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJIpkBCgxDaGF0UmVzcG9uc2USDgoEdGV4dBgBIAEoCUgAEikKCHRvb2xfdXNlGAIgASgLMhUuZ29mYXN0YXBpLnYxLlRvb2xVc2VIABIqCghwcm9wb3NhbBgDIAEoCzIWLmdvZmFzdGFwaS52MS5Qcm9wb3NhbEgAEhkKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCUgAQgcKBWV2ZW50ItoBCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAkSDQoFdGl0bGUYAiABKAkSCwoDYXBwGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCG1lc3NhZ2VzGAYgAygLMhkuZ29mYXN0YXBpLnYxLkNoYXRNZXNzYWdlEhUKDW1lc3NhZ2VfY291bnQYByABKAUiGgoYTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0Ik4KGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USMQoNY29udmVyc2F0aW9ucxgBIAMoCzIaLmdvZmFzdGFwaS52MS5Db252ZXJzYXRpb24iJAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJLChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIwCgxjb252ZXJzYXRpb24YASABKAsyGi5nb2Zhc3RhcGkudjEuQ29udmVyc2F0aW9uIicKGURlbGV0ZUNvbnZlcnNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiHAoaRGVsZXRlQ29udmVyc2F0aW9uUmVzcG9uc2UihQEKFURlY2lkZVByb3Bvc2FsUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDwoHbWVzc2FnZRgCIAEoBRIQCghwcm9wb3NhbBgDIAEoBRIwCghkZWNpc2lvbhgEIAEoDjIeLmdvZmFzdGFwaS52MS5Qcm9wb3NhbERlY2lzaW9uIhgKFkRlY2lkZVByb3Bvc2FsUmVzcG9uc2UiSgoHVG9vbFVzZRIMCgRuYW1lGAEgASgJEhEKCWFyZ3VtZW50cxgCIAEoCRIOCgZyZXN1bHQYAyABKAkSDgoGZmFpbGVkGAQgASgIIu8BCghQcm9wb3NhbBIoCgRraW5kGAEgASgOMhouZ29mYXN0YXBpLnYxLlByb3Bvc2FsS2luZBILCgNhcHAYAiABKAkSDwoHc3VtbWFyeRgDIAEoCRInCgVmaWxlcxgEIAMoCzIYLmdvZmFzdGFwaS52MS5GaWxlQ2hhbmdlEi8KCHByb2JsZW1zGAUgAygLMh0uZ29mYXN0YXBpLnYxLlZhbGlkYXRpb25FcnJvchIwCghkZWNpc2lvbhgGIAEoDjIeLmdvZmFzdGFwaS52MS5Qcm9wb3NhbERlY2lzaW9uEg8KB3BlbmRpbmcYByABKAgiVQoKRmlsZUNoYW5nZRIMCgRuYW1lGAEgASgJEhMKC29sZF9jb250ZW50GAIgASgJEhMKC25ld19jb250ZW50GAMgASgJEg8KB3JlbW92ZWQYBCABKAgqeAoRQXNzaXN0YW50UHJvdmlkZXISIgoeQVNTSVNUQU5UX1BST1ZJREVSX1VOU1BFQ0lGSUVEEAASIAocQVNTSVNUQU5UX1BST1ZJREVSX0FOVEhST1BJQxABEh0KGUFTU0lTVEFOVF9QUk9WSURFUl9PUEVOQUkQAip1ChBQcm9wb3NhbERlY2lzaW9uEiEKHVBST1BPU0FMX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASHgoaUFJPUE9TQUxfREVDSVNJT05fQUNDRVBURUQQARIeChpQUk9QT1NBTF9ERUNJU0lPTl9SRUpFQ1RFRBACKocBCgxQcm9wb3NhbEtpbmQSHQoZUFJPUE9TQUxfS0lORF9VTlNQRUNJRklFRBAAEhwKGFBST1BPU0FMX0tJTkRfQ1JFQVRFX0FQUBABEhwKGFBST1BPU0FMX0tJTkRfVVBEQVRFX0FQUBACEhwKGFBST1BPU0FMX0tJTkRfREVMRVRFX0FQUBADMssFChBBc3Npc3RhbnRTZXJ2aWNlEm8KFEdldEFzc2lzdGFudFNldHRpbmdzEikuZ29mYXN0YXBpLnYxLkdldEFzc2lzdGFudFNldHRpbmdzUmVxdWVzdBoqLmdvZmFzdGFwaS52MS5HZXRBc3Npc3RhbnRTZXR0aW5nc1Jlc3BvbnNlIgASbwoUU2V0QXNzaXN0YW50U2V0dGluZ3MSKS5nb2Zhc3RhcGkudjEuU2V0QXNzaXN0YW50U2V0dGluZ3NSZXF1ZXN0GiouZ29mYXN0YXBpLnYxLlNldEFzc2lzdGFudFNldHRpbmdzUmVzcG9uc2UiABJBCgRDaGF0EhkuZ29mYXN0YXBpLnYxLkNoYXRSZXF1ZXN0GhouZ29mYXN0YXBpLnYxLkNoYXRSZXNwb25zZSIAMAESZgoRTGlzdENvbnZlcnNhdGlvbnMSJi5nb2Zhc3RhcGkudjEuTGlzdENvbnZlcnNhdGlvbnNSZXF1ZXN0GicuZ29mYXN0YXBpLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2UiABJgCg9HZXRDb252ZXJzYXRpb24SJC5nb2Zhc3RhcGkudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBolLmdvZmFzdGFwaS52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZSIAEmkKEkRlbGV0ZUNvbnZlcnNhdGlvbhInLmdvZmFzdGFwaS52MS5EZWxldGVDb252ZXJzYXRpb25SZXF1ZXN0GiguZ29mYXN0YXBpLnYxLkRlbGV0ZUNvbnZlcnNhdGlvblJlc3BvbnNlIgASXQoORGVjaWRlUHJvcG9zYWwSIy5nb2Zhc3RhcGkudjEuRGVjaWRlUHJvcG9zYWxSZXF1ZXN0GiQuZ29mYXN0YXBpLnYxLkRlY2lkZVByb3Bvc2FsUmVzcG9uc2UiAEJDWkFnaXRodWIuY29tL2dvZmFzdGFwaS9nb2Zhc3RhcGkvcHJvdG8vZ2VuL2dvZmFzdGFwaS92MTtnb2Zhc3RhcGl2MWIGcHJvdG8z", [file_gofastapi_v1_apps, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message gofastapi.v1.AssistantSettings
@@ -152,9 +152,11 @@ export type ChatMessage = Message<"gofastapi.v1.ChatMessage"> & {
    * tools and proposals are set on the assistant's messages of a stored
    * conversation (GetConversation): the tools its reply used and the
    * changes it proposed, each in order. A stored tool use keeps at most
-   * 2 KB of its arguments; a stored proposal keeps the names of the files
-   * it touched, not their contents (it was accepted or rejected when it was
-   * made), and at most 5 of its problems. Chat ignores them.
+   * 2 KB of its arguments; a stored proposal keeps at most 5 of its
+   * problems, and its files' contents until it is decided (see
+   * DecideProposal), within 2 MB of contents a conversation; a decided
+   * one, or one over that bound, keeps the files' names. Chat ignores
+   * them.
    *
    * @generated from field: repeated gofastapi.v1.ToolUse tools = 3;
    */
@@ -257,8 +259,9 @@ export const ChatResponseSchema: GenMessage<ChatResponse> = /*@__PURE__*/
   messageDesc(file_gofastapi_v1_assistant, 7);
 
 /**
- * Conversation is a stored chat with the assistant. Proposals and tool
- * uses are not kept: the messages are the user's and the assistant's text.
+ * Conversation is a stored chat with the assistant: the user's and the
+ * assistant's messages, the latter with the tools they used and the
+ * changes they proposed (see ChatMessage).
  *
  * @generated from message gofastapi.v1.Conversation
  */
@@ -407,6 +410,55 @@ export const DeleteConversationResponseSchema: GenMessage<DeleteConversationResp
   messageDesc(file_gofastapi_v1_assistant, 14);
 
 /**
+ * @generated from message gofastapi.v1.DecideProposalRequest
+ */
+export type DecideProposalRequest = Message<"gofastapi.v1.DecideProposalRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * message is the index of the assistant's message in the conversation
+   * (a chat's reply is at the index of the number of messages it sent),
+   * proposal the index of the proposal in that message.
+   *
+   * @generated from field: int32 message = 2;
+   */
+  message: number;
+
+  /**
+   * @generated from field: int32 proposal = 3;
+   */
+  proposal: number;
+
+  /**
+   * @generated from field: gofastapi.v1.ProposalDecision decision = 4;
+   */
+  decision: ProposalDecision;
+};
+
+/**
+ * Describes the message gofastapi.v1.DecideProposalRequest.
+ * Use `create(DecideProposalRequestSchema)` to create a new message.
+ */
+export const DecideProposalRequestSchema: GenMessage<DecideProposalRequest> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 15);
+
+/**
+ * @generated from message gofastapi.v1.DecideProposalResponse
+ */
+export type DecideProposalResponse = Message<"gofastapi.v1.DecideProposalResponse"> & {
+};
+
+/**
+ * Describes the message gofastapi.v1.DecideProposalResponse.
+ * Use `create(DecideProposalResponseSchema)` to create a new message.
+ */
+export const DecideProposalResponseSchema: GenMessage<DecideProposalResponse> = /*@__PURE__*/
+  messageDesc(file_gofastapi_v1_assistant, 16);
+
+/**
  * ToolUse is a tool the model used, with what it got back.
  *
  * @generated from message gofastapi.v1.ToolUse
@@ -442,7 +494,7 @@ export type ToolUse = Message<"gofastapi.v1.ToolUse"> & {
  * Use `create(ToolUseSchema)` to create a new message.
  */
 export const ToolUseSchema: GenMessage<ToolUse> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 15);
+  messageDesc(file_gofastapi_v1_assistant, 17);
 
 /**
  * Proposal is a change the model proposes, for the user to accept (with
@@ -484,6 +536,22 @@ export type Proposal = Message<"gofastapi.v1.Proposal"> & {
    * @generated from field: repeated gofastapi.v1.ValidationError problems = 5;
    */
   problems: ValidationError[];
+
+  /**
+   * decision is set on a stored proposal (GetConversation) the caller
+   * decided; unspecified on one not decided yet, and on a new one.
+   *
+   * @generated from field: gofastapi.v1.ProposalDecision decision = 6;
+   */
+  decision: ProposalDecision;
+
+  /**
+   * pending is set on a stored proposal not decided yet whose files'
+   * contents are kept: it can still be accepted or rejected.
+   *
+   * @generated from field: bool pending = 7;
+   */
+  pending: boolean;
 };
 
 /**
@@ -491,7 +559,7 @@ export type Proposal = Message<"gofastapi.v1.Proposal"> & {
  * Use `create(ProposalSchema)` to create a new message.
  */
 export const ProposalSchema: GenMessage<Proposal> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 16);
+  messageDesc(file_gofastapi_v1_assistant, 18);
 
 /**
  * @generated from message gofastapi.v1.FileChange
@@ -523,7 +591,7 @@ export type FileChange = Message<"gofastapi.v1.FileChange"> & {
  * Use `create(FileChangeSchema)` to create a new message.
  */
 export const FileChangeSchema: GenMessage<FileChange> = /*@__PURE__*/
-  messageDesc(file_gofastapi_v1_assistant, 17);
+  messageDesc(file_gofastapi_v1_assistant, 19);
 
 /**
  * @generated from enum gofastapi.v1.AssistantProvider
@@ -557,6 +625,32 @@ export const AssistantProviderSchema: GenEnum<AssistantProvider> = /*@__PURE__*/
   enumDesc(file_gofastapi_v1_assistant, 0);
 
 /**
+ * @generated from enum gofastapi.v1.ProposalDecision
+ */
+export enum ProposalDecision {
+  /**
+   * @generated from enum value: PROPOSAL_DECISION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: PROPOSAL_DECISION_ACCEPTED = 1;
+   */
+  ACCEPTED = 1,
+
+  /**
+   * @generated from enum value: PROPOSAL_DECISION_REJECTED = 2;
+   */
+  REJECTED = 2,
+}
+
+/**
+ * Describes the enum gofastapi.v1.ProposalDecision.
+ */
+export const ProposalDecisionSchema: GenEnum<ProposalDecision> = /*@__PURE__*/
+  enumDesc(file_gofastapi_v1_assistant, 1);
+
+/**
  * @generated from enum gofastapi.v1.ProposalKind
  */
 export enum ProposalKind {
@@ -585,7 +679,7 @@ export enum ProposalKind {
  * Describes the enum gofastapi.v1.ProposalKind.
  */
 export const ProposalKindSchema: GenEnum<ProposalKind> = /*@__PURE__*/
-  enumDesc(file_gofastapi_v1_assistant, 1);
+  enumDesc(file_gofastapi_v1_assistant, 2);
 
 /**
  * AssistantService is a chat with a language model of the caller's own
@@ -661,6 +755,19 @@ export const AssistantService: GenService<{
     methodKind: "unary";
     input: typeof DeleteConversationRequestSchema;
     output: typeof DeleteConversationResponseSchema;
+  },
+  /**
+   * DecideProposal records that the caller accepted or rejected a
+   * proposal of one of their stored conversations (the client applies an
+   * accepted one with the API's own calls). A proposal is decided once;
+   * its files' contents are then no longer kept.
+   *
+   * @generated from rpc gofastapi.v1.AssistantService.DecideProposal
+   */
+  decideProposal: {
+    methodKind: "unary";
+    input: typeof DecideProposalRequestSchema;
+    output: typeof DecideProposalResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gofastapi_v1_assistant, 0);
