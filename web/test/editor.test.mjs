@@ -273,7 +273,7 @@ test("the editor, end to end in Chromium", async (t) => {
     assert.equal(await msgs.count(), 0, "a new chat is empty");
     assert.equal(await list.locator("[aria-current]").count(), 0, "no conversation is open");
 
-    // Opened again: the question and the reply: its text, the tools it used and what it proposed (decided then).
+    // Opened again: the question and the reply: its text, the tools it used and what it proposed, accepted above.
     await titleButton.click();
     await panel.locator(".msg.assistant", { hasText: "I proposed adding a /health route." }).waitFor();
     assert.equal(await msgs.count(), 2);
@@ -282,8 +282,8 @@ test("the editor, end to end in Chromium", async (t) => {
     await msgs.nth(1).locator(".tool", { hasText: "get_app →" }).waitFor();
     const past = msgs.nth(1).getByRole("group", { name: "Earlier proposal: Add a /health route" });
     await past.waitFor();
-    assert.match(await past.innerText(), /Update app\s*notes[\s\S]*Files: app\.py[\s\S]*Proposed earlier/);
-    assert.equal(await past.getByRole("button").count(), 0, "an earlier proposal is not accepted again");
+    assert.match(await past.innerText(), /Update app\s*notes[\s\S]*Files: app\.py[\s\S]*Accepted$/);
+    assert.equal(await past.getByRole("button").count(), 0, "a decided proposal is not decided again");
     assert.equal(await titleButton.getAttribute("aria-current"), "true");
 
     // Gone on with: the model gets the earlier messages, and the list has the same conversation, longer.
@@ -311,6 +311,53 @@ test("the editor, end to end in Chromium", async (t) => {
     assert.equal(await items.count(), 0, "no conversations left");
     assert.equal(await msgs.count(), 0, "the open conversation was deleted: the chat is cleared");
     await page.locator("#toast", { hasText: "Conversation deleted" }).waitFor();
+  });
+
+  await step(t, "a proposal left undecided is accepted when its conversation is opened again, after the app changed", async () => {
+    const panel = page.locator("#panel-assistant");
+    const msgs = panel.locator(".msg");
+    await panel.getByLabel("Message to the assistant").fill("Add a /health route");
+    await panel.getByRole("button", { name: "Send" }).click();
+    await panel.getByRole("group", { name: "Proposal: Add a /health route" }).waitFor();
+    await panel.locator(".msg.assistant", { hasText: "I proposed adding a /health route." }).waitFor();
+    await panel.getByRole("button", { name: "Send" }).waitFor();
+
+    // Left undecided; the app changes meanwhile (a saved edit at its end).
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("# edited meanwhile");
+    await page.getByTestId("status").filter({ hasText: "Unsaved changes" }).waitFor();
+    await page.keyboard.press("Control+s");
+    await page.getByTestId("status").filter({ hasText: "Changes not deployed" }).waitFor();
+
+    await panel.getByRole("button", { name: "New chat" }).click();
+    const list = panel.getByRole("list", { name: "Past conversations" });
+    const title = list.getByRole("button", { name: "Add a /health route", exact: true });
+    await title.click();
+    const card = msgs.nth(1).getByRole("group", { name: "Proposal: Add a /health route" });
+    await card.getByText("proposed earlier, not decided yet").waitFor();
+    await card.locator(".diff .add", { hasText: '+ @app.get("/health")' }).first().waitFor();
+    await shot("06e-assistant-undecided");
+
+    const recorded = page.waitForResponse((r) => r.url().endsWith("/gofastapi.v1.AssistantService/DecideProposal"));
+    await card.getByRole("button", { name: "Accept" }).click();
+    const changed = page.getByRole("dialog", { name: "notes changed since this was proposed" });
+    assert.match(await changed.innerText(), /Accepting replaces app\.py with the proposal's version, and the changes made to it since are lost\./);
+    await changed.getByRole("button", { name: "Replace" }).click();
+    await card.getByText("Accepted").waitFor();
+    await page.locator("#toast", { hasText: "Draft saved: review and deploy" }).waitFor();
+    assert.equal((await recorded).status(), 200, "the decision is recorded");
+    await page.waitForFunction(() => ![...document.querySelectorAll(".cm-line")].some((l) => l.textContent?.includes("# edited meanwhile")));
+
+    // Opened once more: decided, with no buttons.
+    await panel.getByRole("button", { name: "New chat" }).click();
+    await title.click();
+    const past = msgs.nth(1).getByRole("group", { name: "Earlier proposal: Add a /health route" });
+    await past.getByText("Accepted").waitFor();
+    assert.equal(await past.getByRole("button").count(), 0, "a decided proposal is not decided again");
+    await list.getByRole("listitem").getByRole("button", { name: "Delete conversation: Add a /health route" }).click();
+    await page.getByRole("dialog", { name: "Delete this conversation?" }).getByRole("button", { name: "Delete" }).click();
+    await panel.getByText("No conversations yet").waitFor();
   });
 
   if (T.db) {

@@ -3,12 +3,13 @@
 // proposes changes, shown as diffs for the user to accept (with the API's
 // own calls: CreateApp, SaveDraft, DeleteApp) or reject. Each chat is
 // stored as the user's, with the tools its replies used and what they
-// proposed (without the files' contents): the list of past conversations
-// opens one again to go on with it.
+// proposed: the list of past conversations opens one again to go on with
+// it, and a proposal not decided yet can be accepted or rejected then.
+// Each decision is recorded (DecideProposal), once.
 import { ago, apps, assistant, date, isAbort, message, text, utf8 } from "../api";
 import { busy, confirmByName, dialog, errorBox, field, h, replace, toast } from "../dom";
 import type { App, SaveDraftResponse } from "../gen/gofastapi/v1/apps_pb";
-import { AssistantProvider, ProposalKind, type AssistantSettings, type Conversation, type FileChange, type Proposal, type ToolUse } from "../gen/gofastapi/v1/assistant_pb";
+import { AssistantProvider, ProposalDecision, ProposalKind, type AssistantSettings, type Conversation, type FileChange, type Proposal, type ToolUse } from "../gen/gofastapi/v1/assistant_pb";
 import { leaving, navigate, type PageContext } from "../nav";
 
 type Files = { name: string; content: string }[];
@@ -17,6 +18,13 @@ type Files = { name: string; content: string }[];
 export type Load = (files: Files, saved?: SaveDraftResponse) => void;
 
 const defaultModel: Record<string, string> = { anthropic: "claude-sonnet-4-5", openai: "gpt-4o" };
+
+/**
+ * Stored says where a proposal is kept: its conversation (known once the
+ * reply's first event came), the index of its message and its own index
+ * there. ready settles once the reply is over, and so stored.
+ */
+type Stored = { conversation: () => string; message: number; proposal: number; ready: Promise<unknown> };
 
 const kindLabel: Record<number, string> = {
   [ProposalKind.CREATE_APP]: "Create app",
@@ -107,12 +115,14 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
       const r = await busy(button, "Opening…", () => assistant.getConversation({ id }, { signal: ctx.signal }));
       clear();
       conversationId = id;
-      for (const m of r.conversation?.messages ?? []) {
+      (r.conversation?.messages ?? []).forEach((m, i) => {
         history.push({ role: m.role, content: m.content });
         log.append(m.role === "user" ? h("li", { class: "msg user" }, m.content)
           : h("li", { class: "msg assistant" }, m.content ? h("div", { class: "text" }, m.content) : null,
-            m.tools.map(toolLine), m.proposals.map(pastProposal)));
-      }
+            m.tools.map(toolLine), m.proposals.map((p, j) => p.pending
+              ? proposalCard(p, { conversation: () => id, message: i, proposal: j, ready: Promise.resolve() }, true)
+              : pastProposal(p))));
+      });
       showList();
       scroll();
       input.focus();
@@ -153,6 +163,13 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     let full = "";
     let piece: HTMLElement | null = null;
     let stored = false;
+    // The reply is stored at the index of the messages sent; its proposals
+    // are decided for the record once it is.
+    const at = history.length;
+    let replyConversation = "";
+    let proposals = 0;
+    let over = () => {};
+    const ready = new Promise<void>((r) => (over = r));
     const ctl = new AbortController();
     const stop = () => ctl.abort();
     ctx.signal.addEventListener("abort", stop);
@@ -164,7 +181,7 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
           const ev = r.event;
           if (ev.case === "conversationId") {
             // The stored conversation: the next message goes on with it.
-            conversationId = ev.value;
+            conversationId = replyConversation = ev.value;
             stored = true;
           } else if (ev.case === "text") {
             full += ev.value;
@@ -175,7 +192,7 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
             reply.append(toolLine(ev.value));
           } else if (ev.case === "proposal") {
             piece = null;
-            reply.append(proposalCard(ev.value));
+            reply.append(proposalCard(ev.value, { conversation: () => replyConversation, message: at, proposal: proposals++, ready }));
           }
           scroll();
         }
@@ -189,6 +206,7 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
           if (!input.value) input.value = q;
         }
       } finally {
+        over();
         reply.removeAttribute("aria-busy");
         if (!reply.firstChild) reply.remove();
       }
@@ -297,13 +315,20 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     return form;
   };
 
-  /** proposalCard shows a proposed change as diffs, to accept or reject. */
-  const proposalCard = (p: Proposal): HTMLElement => {
+  /**
+   * proposalCard shows a proposed change as diffs, to accept or reject;
+   * the decision is recorded where the proposal is stored. earlier marks
+   * one of a conversation opened again.
+   */
+  const proposalCard = (p: Proposal, at: Stored, earlier = false): HTMLElement => {
     const cardErr = errorBox();
     const accept = h("button", { type: "button", class: "small primary" }, "Accept");
     const reject = h("button", { type: "button", class: "small" }, "Reject");
     const buttons = h("div", { class: "row" }, accept, reject);
-    const done = (...what: (Node | string)[]) => replace(buttons, h("span", { class: "muted decided", role: "status" }, ...what));
+    const done = (...what: (Node | string)[]) => {
+      replace(buttons, h("span", { class: "muted decided", role: "status" }, ...what));
+      void record(at, what[0] === "Rejected" ? ProposalDecision.REJECTED : ProposalDecision.ACCEPTED, cardErr);
+    };
     reject.onclick = () => done("Rejected");
     accept.onclick = async () => {
       cardErr.clear();
@@ -322,6 +347,13 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
             case ProposalKind.UPDATE_APP: {
               const cur = await apps.getApp({ idOrName: p.app });
               const base = (cur.draft ?? cur.deployed)?.files.map((f) => ({ name: f.name, content: text(f.content) })) ?? [];
+              const since = p.files.filter((f) => (base.find((b) => b.name === f.name)?.content ?? "") !== f.oldContent).map((f) => f.name);
+              if (since.length && (await dialog(`${p.app} changed since this was proposed`,
+                h("p", null, `Accepting replaces ${since.join(", ")} with the proposal's version, and the changes made to ${since.length === 1 ? "it" : "them"} since are lost.`),
+                [{ label: "Cancel" }, { label: "Replace", kind: "danger" }])) !== "Replace") {
+                reject.disabled = false;
+                return;
+              }
               const files = applied(base, p.files);
               const res = await apps.saveDraft({ idOrName: cur.app!.id, files: files.map((f) => ({ name: f.name, content: utf8(f.content) })) });
               if (cur.app!.id === app().id) load(files, res);
@@ -358,7 +390,8 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     };
     const n = p.problems.length;
     return h("div", { class: "proposal", role: "group", "aria-label": `Proposal: ${p.summary}` },
-      h("div", { class: "row" }, h("strong", null, kindLabel[p.kind] ?? "Change"), h("code", null, p.app)),
+      h("div", { class: "row" }, h("strong", null, kindLabel[p.kind] ?? "Change"), h("code", null, p.app),
+        earlier ? h("small", { class: "muted" }, "proposed earlier, not decided yet") : null),
       p.summary ? h("p", { class: "summary" }, p.summary) : null,
       p.files.map(fileDiff),
       n ? h("div", { class: "problems" },
@@ -366,6 +399,19 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
         h("ul", null, p.problems.map((x) => h("li", { class: "problem" },
           h("code", null, `${x.file}${x.line ? `:${x.line}` : ""}`), `: ${x.message}`)))) : null,
       cardErr, buttons);
+  };
+
+  /** record stores decision on the proposal at at, once its reply is stored; a failure is shown on the card. */
+  const record = async (at: Stored, decision: ProposalDecision, cardErr: ReturnType<typeof errorBox>) => {
+    await at.ready;
+    const conversationId = at.conversation();
+    if (!conversationId || ctx.signal.aborted) return;
+    try {
+      await assistant.decideProposal({ conversationId, message: at.message, proposal: at.proposal, decision }, { signal: ctx.signal });
+    } catch (e) {
+      if (isAbort(e)) return;
+      cardErr.show(`The decision could not be recorded in the conversation: ${message(e)}`);
+    }
   };
 
   return {
@@ -389,16 +435,18 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
   };
 }
 
-/** pastProposal shows a proposal of a stored conversation: what it changed, decided when it was made. */
+/** pastProposal shows a decided proposal of a stored conversation, or one whose files were not kept (too large): what it changed, and the decision. */
 function pastProposal(p: Proposal): HTMLElement {
   const n = p.problems.length;
+  const decided = p.decision === ProposalDecision.ACCEPTED ? "Accepted" : p.decision === ProposalDecision.REJECTED ? "Rejected"
+    : "Proposed earlier: its files were not kept, so it can no longer be accepted here";
   return h("div", { class: "proposal past", role: "group", "aria-label": `Earlier proposal: ${p.summary}` },
     h("div", { class: "row" }, h("strong", null, kindLabel[p.kind] ?? "Change"), h("code", null, p.app)),
     p.summary ? h("p", { class: "summary" }, p.summary) : null,
     p.files.length ? h("p", { class: "muted" }, "Files: ", p.files.map((f, i) => [i ? ", " : "", h("code", null, f.name), f.removed ? " (removed)" : ""])) : null,
     n ? h("p", { class: "error-text" }, `Validation found ${n === 5 ? "5 or more" : n} problem${n === 1 ? "" : "s"}, first `,
       h("code", null, `${p.problems[0].file}${p.problems[0].line ? `:${p.problems[0].line}` : ""}`), `: ${p.problems[0].message}`) : null,
-    h("span", { class: "muted decided" }, "Proposed earlier: accepted or rejected then"));
+    h("span", { class: "muted decided" }, decided));
 }
 
 function toolLine(t: ToolUse): HTMLElement {
