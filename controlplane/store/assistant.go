@@ -152,6 +152,8 @@ func (s *Store) PutConversation(ctx context.Context, c *Conversation, create boo
 // kept no contents) before. The conversation's update time is unchanged:
 // deciding is not continuing it.
 func (s *Store) DecideProposal(ctx context.Context, ownerID, id string, msg, prop int, decision string) error {
+	s.decideMu.Lock()
+	defer s.decideMu.Unlock()
 	c, err := s.Conversation(ctx, ownerID, id)
 	if err != nil {
 		return err

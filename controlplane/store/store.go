@@ -33,6 +33,10 @@ type Store struct {
 	// document in two steps, and without this lock two admins demoting each
 	// other at once could both pass the "another admin remains" check.
 	adminMu sync.Mutex
+	// decideMu serializes decisions on assistant proposals, for the same
+	// reason: two decisions on one proposal at once must not both pass
+	// the "not decided yet" condition.
+	decideMu sync.Mutex
 }
 
 // Open returns a Store over database db of client and makes sure its indexes
