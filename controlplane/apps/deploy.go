@@ -106,7 +106,7 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 			return "", s.stageFailed(v1.DeployStage_DEPLOY_STAGE_STORE, "store version", err)
 		}
 		if v.Deps != "" {
-			if err := s.depsKept(ctx, v.Deps); err != nil {
+			if err := s.keepDeps(ctx, files, v); err != nil {
 				return "", err
 			}
 		}
@@ -172,20 +172,43 @@ func (s *Service) deploy(ctx context.Context, a *store.App, files []bundle.File,
 	return hash, report(v1.DeployStage_DEPLOY_STAGE_LIVE, "live at "+url, &v1.DeployResponse{Version: hash, Url: url, Unchanged: unchanged})
 }
 
-// depsKept fails a deploy whose version names dependency archive archive
-// if the deletion of the last other app that used the archive freed it
-// while the version was stored (see deps.Resolver.Drop).
-func (s *Service) depsKept(ctx context.Context, archive string) error {
-	kept, err := s.cfg.Deps.Kept(ctx, archive)
-	if err != nil {
-		return s.stageFailed(v1.DeployStage_DEPLOY_STAGE_STORE, "check dependencies", err)
+// depsAttempts is how many times a deploy installs its dependencies
+// again when a deletion frees them as its version is stored, before it
+// gives up: each time takes another app's deletion at that very moment.
+const depsAttempts = 3
+
+// keepDeps makes sure the dependency archive that stored version v of
+// files names is kept: the deletion of the last other app that used it
+// may have freed it while v was stored (see deps.Resolver.Drop). Then the
+// dependencies are installed anew and v is stored again naming them.
+func (s *Service) keepDeps(ctx context.Context, files []bundle.File, v *store.Version) error {
+	const stage = v1.DeployStage_DEPLOY_STAGE_STORE
+	for range depsAttempts {
+		kept, err := s.cfg.Deps.Kept(ctx, v.Deps)
+		if err != nil {
+			return s.stageFailed(stage, "check dependencies", err)
+		}
+		if kept {
+			return nil
+		}
+		s.cfg.Logger.Info("a deletion freed the dependencies of the version being deployed: installing them again", "app", v.AppID, "archive", v.Deps)
+		set, problems, err := s.cfg.Deps.Resolve(ctx, files)
+		switch {
+		case err != nil:
+			return s.stageFailed(stage, "install dependencies again", err)
+		case len(problems) > 0: // the allowlist changed meanwhile, say
+			return connectError(&invalidFiles{problems: problems})
+		case set == nil:
+			return s.stageFailed(stage, "install dependencies again", errors.New("requirements.txt declares none any more"))
+		}
+		v.Deps, v.Packages = set.Archive, set.Packages
+		if err := s.cfg.Store.PutVersion(ctx, v); err != nil {
+			return s.stageFailed(stage, "store version", err)
+		}
 	}
-	if !kept {
-		return connect.NewError(connect.CodeAborted, errors.New("deploy failed at the store stage: the installed dependencies this version names were "+
-			"freed while it was stored, as the last other app that used them was deleted at the same moment. The app is as it was before this deploy: "+
-			"deploy again, and they are installed anew."))
-	}
-	return nil
+	return connect.NewError(connect.CodeAborted, fmt.Errorf("deploy failed at the store stage: the installed dependencies this version names were "+
+		"freed while it was stored, %d times in a row, as other apps that used them were deleted at the same moments. The app is as it was before this deploy: "+
+		"deploy again.", depsAttempts))
 }
 
 // Check returns the problems a deploy of files with entrypoint entry

@@ -238,8 +238,9 @@ func (r *Resolver) Publish(ctx context.Context, hash string) error {
 // before). So Drop looks again once the archive is out of the platform
 // database: if a version names it now, it puts the archive back and leaves
 // Redis alone; Redis loses it only after that look found none. A deploy
-// that stored its version after that look finds the archive gone (Kept)
-// and does not point its route at it.
+// that stored its version after that look finds the archive gone (Kept),
+// installs the requirements again and stores its version naming the new
+// archive; it never points its route at a freed one.
 func (r *Resolver) Drop(ctx context.Context, archives []string) (int64, error) {
 	var n int64
 	for _, h := range archives {
