@@ -15,12 +15,14 @@
 // what they let through past it is owed (down to a minute's worth) and
 // paid back by the refill.
 //
-// In Redis each owner's bucket is a hash of its tokens and when they were
-// counted, refilled by Redis's clock, so gateways whose clocks differ
-// agree; it expires two minutes after its last spend, when it would be
-// full again. A spend is one atomic script. A sync that fails keeps what
-// it was to spend for the next one, so requests are not forgotten; if it
-// failed after Redis ran some of its scripts, those count twice. Requests
+// In Redis each owner's bucket is a hash of its tokens, when they were
+// counted, and each gateway's last spend number, refilled by Redis's
+// clock, so gateways whose clocks differ agree; it expires two minutes
+// after its last spend, when it would be full again. A spend is one atomic
+// script. A sync that fails keeps its spends and sends them again, as they
+// were, before any new ones; Redis takes a spend it has seen (by its
+// gateway and number) once, so requests are neither forgotten nor counted
+// twice when a sync failed after Redis ran some of its scripts. Requests
 // let through before an owner's limit changed are spent at the old size,
 // as the gateway's own bucket took them.
 package ownerlimit

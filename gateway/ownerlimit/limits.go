@@ -37,6 +37,14 @@ type Limits struct {
 	// instead of at the next tick.
 	kick chan struct{}
 
+	// seq numbers the spends of this Limits' syncs; unacked are those of
+	// the last sync if it failed: Shared may have taken some of them
+	// before it did, so the next sync sends them again, as they were,
+	// before any new ones, and Shared takes each once (see Spend.Seq).
+	seq          uint64
+	unacked      []Spend
+	unackedPrior []bool
+
 	// Set by Share.
 	shared Shared
 	every  time.Duration
@@ -158,6 +166,12 @@ type Spend struct {
 	Owner     string
 	PerMinute int32 // the owner's limit, the shared bucket's size
 	N         int
+	// Seq numbers the spend among its Limits' spends, which it sends in
+	// order. Shared takes a spend whose Seq it has seen from the same
+	// Limits before (a sync that failed after some of its spends were
+	// taken, sent again) only once: it answers what is left and takes
+	// nothing.
+	Seq uint64
 }
 
 // syncTimeout bounds a sync. An owner's first request waits for one at
@@ -171,66 +185,89 @@ const syncIdle = 10 * time.Second
 
 // sync spends every bucket's pending requests from the shared buckets and
 // sets each local bucket to what its shared one has left, less what was
-// let through here while sync waited. If shared fails, the pending
-// requests are kept for the next sync and the buckets count alone.
+// let through here while sync waited. If the last sync failed, its spends
+// go first, again and alone (Shared takes each once). If shared fails,
+// the spends are kept for the next sync and the buckets count alone.
 func (o *Limits) sync(ctx context.Context, shared Shared, now func() time.Time) error {
 	o.mu.Lock()
+	spends, prior := o.unacked, o.unackedPrior
+	o.mu.Unlock()
+	if len(spends) > 0 {
+		left, err := shared.Spend(ctx, spends)
+		if err := o.settle(spends, prior, left, err, now); err != nil {
+			return err
+		}
+	}
+	spends, prior = o.pending(now)
+	if len(spends) == 0 {
+		return nil
+	}
+	left, err := shared.Spend(ctx, spends)
+	return o.settle(spends, prior, left, err, now)
+}
+
+// pending returns the spends of every bucket's requests let through since
+// the last sync, numbered, and forgets the buckets idle for syncIdle with
+// nothing to spend. prior[i] is set when spends[i] is a bucket's requests
+// under its earlier limit, which its own spend follows.
+func (o *Limits) pending(now func() time.Time) (spends []Spend, prior []bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	t := now()
-	spends := make([]Spend, 0, len(o.buckets))
-	prior := make([]bool, 0, len(o.buckets)) // spends[i] is a bucket's prior
+	spends = make([]Spend, 0, len(o.buckets))
+	prior = make([]bool, 0, len(o.buckets))
 	for owner, b := range o.buckets {
 		if b.pending == 0 && b.prior == 0 && t.Sub(b.taken) > syncIdle {
 			delete(o.buckets, owner)
 			continue
 		}
 		if b.prior > 0 {
-			spends = append(spends, Spend{Owner: owner, PerMinute: b.priorPerMinute, N: b.prior})
+			o.seq++
+			spends = append(spends, Spend{Owner: owner, PerMinute: b.priorPerMinute, N: b.prior, Seq: o.seq})
 			prior = append(prior, true)
 			b.prior = 0
 		}
-		spends = append(spends, Spend{Owner: owner, PerMinute: b.perMinute, N: b.pending})
+		o.seq++
+		spends = append(spends, Spend{Owner: owner, PerMinute: b.perMinute, N: b.pending, Seq: o.seq})
 		prior = append(prior, false)
 		b.pending = 0
 	}
-	o.mu.Unlock()
-	if len(spends) == 0 {
-		return nil
-	}
-	left, err := shared.Spend(ctx, spends)
+	return spends, prior
+}
+
+// settle records what shared answered to spends: on success each bucket
+// is set to what its shared one has left, less what was let through here
+// meanwhile; on failure (err) the spends are kept to be sent again, and
+// every first request waiting for a sync goes on, its bucket counting
+// alone.
+func (o *Limits) settle(spends []Spend, prior []bool, left []float64, err error, now func() time.Time) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	t = now()
+	if err != nil {
+		o.unacked, o.unackedPrior = spends, prior
+		for _, b := range o.buckets {
+			if b.synced != nil {
+				close(b.synced)
+				b.synced = nil
+			}
+		}
+		return err
+	}
+	o.unacked, o.unackedPrior = nil, nil
+	t := now()
 	for i, s := range spends {
 		b := o.buckets[s.Owner]
-		if b == nil {
-			if err == nil {
-				continue
-			}
-			// Pruned meanwhile, which needs nothing pending: keep the
-			// requests for the next sync.
-			b = &bucket{tokens: float64(s.PerMinute), perMinute: s.PerMinute, last: t, taken: t}
-			o.buckets[s.Owner] = b
+		if b == nil || prior[i] {
+			continue // pruned meanwhile; or the bucket's own spend follows
 		}
-		switch {
-		case err != nil && prior[i]:
-			if b.prior == 0 {
-				b.priorPerMinute = s.PerMinute
-			}
-			b.prior += s.N
-		case err != nil:
-			b.pending += s.N
-		case prior[i]:
-			// The bucket's own spend follows, with what is left after both.
-		default:
-			b.tokens = min(left[i], float64(b.perMinute)) - float64(b.pending)
-			b.last = t
-		}
-		if !prior[i] && b.synced != nil {
+		b.tokens = min(left[i], float64(b.perMinute)) - float64(b.pending)
+		b.last = t
+		if b.synced != nil {
 			close(b.synced)
 			b.synced = nil
 		}
 	}
-	return err
+	return nil
 }
 
 // Share makes o share its buckets through shared with the other Limits

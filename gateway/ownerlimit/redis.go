@@ -2,6 +2,8 @@ package ownerlimit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,17 +22,25 @@ const expiry = 2 * time.Minute
 // spend refills the bucket KEYS[1] of ARGV[1] tokens a minute by Redis's
 // clock, takes ARGV[2] from it, never owing more than a minute's worth,
 // and returns what is left as a string (a number would be cut to an
-// integer). ARGV[3] is the expiry in milliseconds. Taking nothing from a
-// bucket that does not exist does not make it.
+// integer). ARGV[3] is the expiry in milliseconds. ARGV[4] names the
+// spender and ARGV[5] numbers the spend: a spend numbered no higher than
+// the spender's last one here was taken before, and takes nothing again.
+// Taking nothing from a bucket that does not exist does not make it.
 var spend = redis.NewScript(`
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local size = tonumber(ARGV[1])
-local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens, at = tonumber(v[1]), tonumber(v[2])
+local take = tonumber(ARGV[2])
+local seqField = 'seq:' .. ARGV[4]
+local seq = tonumber(ARGV[5])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at', seqField)
+local tokens, at, last = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+if last and seq <= last then
+  take = 0 -- sent again: taken before
+end
 if not tokens or not at then
-  if tonumber(ARGV[2]) == 0 then
+  if take == 0 then
     return tostring(size) -- a full bucket, read: not written
   end
   tokens, at = size, now
@@ -39,22 +49,37 @@ if now > at then
   tokens = tokens + (now - at) * size / 60000
   at = now
 end
-tokens = math.max(math.min(tokens, size) - tonumber(ARGV[2]), -size)
+tokens = math.max(math.min(tokens, size) - take, -size)
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', at)
+if not last or seq > last then
+  redis.call('HSET', KEYS[1], seqField, seq)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return tostring(tokens)
 `)
 
-// Redis is Shared over Redis: each owner's bucket is a hash of its tokens
-// and when they were counted. It is safe for concurrent use.
-type Redis struct{ rdb redis.UniversalClient }
+// Redis is Shared over Redis: each owner's bucket is a hash of its tokens,
+// when they were counted, and the last spend of each spender. It is safe
+// for concurrent use; one Limits spends through it.
+type Redis struct {
+	rdb redis.UniversalClient
+	// id names this spender in the buckets: random, so that a restarted
+	// gateway's spends, numbered from 1 again, are not taken for ones
+	// seen before.
+	id string
+}
 
 // NewRedis returns Shared buckets kept in rdb.
-func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
+func NewRedis(rdb redis.UniversalClient) *Redis {
+	var b [8]byte
+	rand.Read(b[:])
+	return &Redis{rdb: rdb, id: hex.EncodeToString(b[:])}
+}
 
 // Spend implements Shared: one pipeline of one script run per spend. Runs
 // refused because Redis had forgotten the script (a restart) are sent
-// again once it is loaded; only they, so nothing is spent twice.
+// again once it is loaded; and a spend sent again after a failure is
+// taken once (its Seq), so nothing is spent twice.
 func (r *Redis) Spend(ctx context.Context, spends []Spend) ([]float64, error) {
 	cmds := r.run(ctx, spends, nil)
 	var again []int
@@ -98,7 +123,7 @@ func (r *Redis) run(ctx context.Context, spends []Spend, only []int) []*redis.Cm
 	cmds := make([]*redis.Cmd, len(only))
 	for j, i := range only {
 		s := spends[i]
-		cmds[j] = spend.EvalSha(ctx, pipe, []string{Key(s.Owner)}, s.PerMinute, s.N, expiry.Milliseconds())
+		cmds[j] = spend.EvalSha(ctx, pipe, []string{Key(s.Owner)}, s.PerMinute, s.N, expiry.Milliseconds(), r.id, s.Seq)
 	}
 	pipe.Exec(ctx) // each command keeps its own error
 	return cmds

@@ -208,3 +208,53 @@ func TestSharedBucketsLimitChanged(t *testing.T) {
 		t.Errorf("after the sync: %v, want over the limit, next within 20s", err)
 	}
 }
+
+// lostReply is Shared whose Spend, when lose is set, reaches Redis, which
+// takes the spends, but whose reply is lost: the sync fails as if Redis
+// had not.
+type lostReply struct {
+	Shared
+	lose bool
+}
+
+func (l *lostReply) Spend(ctx context.Context, spends []Spend) ([]float64, error) {
+	left, err := l.Shared.Spend(ctx, spends)
+	if err == nil && l.lose {
+		l.lose = false
+		return nil, errors.New("i/o timeout (the reply was lost)")
+	}
+	return left, err
+}
+
+// TestSharedBucketsReplyLost: a sync that failed after Redis took its
+// spends sends them again, and Redis takes them once: the requests are
+// counted once, and those let through meanwhile after them.
+func TestSharedBucketsReplyLost(t *testing.T) {
+	_, rdb := embeddedtest.Redis(t)
+	l := &Limits{}
+	shared := &lostReply{Shared: NewRedis(rdb)}
+	l.Share(shared, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	// Not running: the syncs are the test's, this one the sync the first
+	// request asks for.
+	go func() {
+		<-l.kick
+		_ = l.sync(ctx, shared, time.Now)
+	}()
+	takeN(t, l, "u1", 10, 3)
+
+	shared.lose = true
+	if err := l.sync(ctx, shared, time.Now); err == nil {
+		t.Fatal("the sync whose reply was lost succeeded")
+	}
+	if got := sharedTokens(t, rdb, "u1"); got < 7 || got >= 7.1 {
+		t.Fatalf("after the lost reply the shared bucket holds %v, want 7: Redis took the 3 requests", got)
+	}
+	takeN(t, l, "u1", 10, 2)
+	if err := l.sync(ctx, shared, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if got := sharedTokens(t, rdb, "u1"); got < 5 || got >= 5.1 {
+		t.Errorf("after the next sync the shared bucket holds %v, want 5: the 3 sent again taken once, then the 2", got)
+	}
+}
