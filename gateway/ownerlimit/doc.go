@@ -23,6 +23,7 @@
 // were, before any new ones; Redis takes a spend it has seen (by its
 // gateway and number) once, so requests are neither forgotten nor counted
 // twice when a sync failed after Redis ran some of its scripts. Requests
-// let through before an owner's limit changed are spent at the old size,
-// as the gateway's own bucket took them.
+// let through before an owner's limit changed are spent at the size they
+// were let through under (each earlier limit's apart, however many changes
+// one interval saw), as the gateway's own bucket took them.
 package ownerlimit

@@ -51,17 +51,22 @@ type Limits struct {
 	log    *slog.Logger
 }
 
+// priorSpend is n requests let through under a limit of perMinute.
+type priorSpend struct {
+	n         int
+	perMinute int32
+}
+
 type bucket struct {
 	tokens    float64
 	perMinute int32
 	last      time.Time
 	pending   int // requests let through since the last sync, if shared
-	// prior is those of the pending requests let through under an earlier
-	// limit, priorPerMinute: the shared bucket takes them at that size,
-	// as this one did.
-	prior          int
-	priorPerMinute int32
-	taken          time.Time // the last request let through, or the bucket's making
+	// priors are the requests let through since the last sync under the
+	// owner's earlier limits, each limit's apart and in order: the shared
+	// bucket takes them at those sizes, as this one did.
+	priors []priorSpend
+	taken  time.Time // the last request let through, or the bucket's making
 	// synced, while not nil, is closed by the bucket's first sync; takes
 	// wait for it.
 	synced chan struct{}
@@ -110,10 +115,7 @@ func (o *Limits) Take(owner string, perMinute int32, now time.Time) error {
 		// The limit changed: the bucket keeps what is left, up to the new
 		// size.
 		if b.pending > 0 {
-			if b.prior == 0 {
-				b.priorPerMinute = b.perMinute
-			}
-			b.prior += b.pending
+			b.priors = append(b.priors, priorSpend{n: b.pending, perMinute: b.perMinute})
 			b.pending = 0
 		}
 		b.perMinute = perMinute
@@ -145,7 +147,7 @@ func (b *bucket) refill(now time.Time) {
 // sync: the next take of their owner starts a full one, which is the same.
 func (o *Limits) prune(now time.Time) {
 	for owner, b := range o.buckets {
-		if b.refill(now); b.tokens >= float64(b.perMinute) && b.pending == 0 && b.prior == 0 && b.synced == nil {
+		if b.refill(now); b.tokens >= float64(b.perMinute) && b.pending == 0 && len(b.priors) == 0 && b.synced == nil {
 			delete(o.buckets, owner)
 		}
 	}
@@ -209,7 +211,7 @@ func (o *Limits) sync(ctx context.Context, shared Shared, now func() time.Time) 
 // pending returns the spends of every bucket's requests let through since
 // the last sync, numbered, and forgets the buckets idle for syncIdle with
 // nothing to spend. prior[i] is set when spends[i] is a bucket's requests
-// under its earlier limit, which its own spend follows.
+// under one of its earlier limits, which its own spend follows.
 func (o *Limits) pending(now func() time.Time) (spends []Spend, prior []bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -217,16 +219,16 @@ func (o *Limits) pending(now func() time.Time) (spends []Spend, prior []bool) {
 	spends = make([]Spend, 0, len(o.buckets))
 	prior = make([]bool, 0, len(o.buckets))
 	for owner, b := range o.buckets {
-		if b.pending == 0 && b.prior == 0 && t.Sub(b.taken) > syncIdle {
+		if b.pending == 0 && len(b.priors) == 0 && t.Sub(b.taken) > syncIdle {
 			delete(o.buckets, owner)
 			continue
 		}
-		if b.prior > 0 {
+		for _, p := range b.priors {
 			o.seq++
-			spends = append(spends, Spend{Owner: owner, PerMinute: b.priorPerMinute, N: b.prior, Seq: o.seq})
+			spends = append(spends, Spend{Owner: owner, PerMinute: p.perMinute, N: p.n, Seq: o.seq})
 			prior = append(prior, true)
-			b.prior = 0
 		}
+		b.priors = nil
 		o.seq++
 		spends = append(spends, Spend{Owner: owner, PerMinute: b.perMinute, N: b.pending, Seq: o.seq})
 		prior = append(prior, false)

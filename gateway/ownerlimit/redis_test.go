@@ -209,6 +209,29 @@ func TestSharedBucketsLimitChanged(t *testing.T) {
 	}
 }
 
+// TestSharedBucketsLimitChangedTwice: requests let through under each of
+// two earlier limits within one sync interval are spent at their own
+// limit's size. 60 requests at 60 a minute empty the bucket, so after the
+// limit drops again to 3 nothing is left; spent at the first limit's size
+// (3000), they would leave 3 more for the owner.
+func TestSharedBucketsLimitChangedTwice(t *testing.T) {
+	_, rdb, ls := startShared(t, 1)
+	a := ls[0]
+	takeN(t, a, "u1", 3000, 1)
+	takeN(t, a, "u1", 60, 60) // the bucket keeps 60 of its 2999, and they all go
+	var over *Exceeded
+	if err := a.Take("u1", 3, time.Now()); !errors.As(err, &over) {
+		t.Fatalf("the limit now 3, with the bucket all but empty: %v, want over the limit", err)
+	}
+	syncNow(t, a)
+	if got := sharedTokens(t, rdb, "u1"); got >= 1 {
+		t.Errorf("the shared bucket holds %v, want less than 1: the 60 were spent from a bucket of 60", got)
+	}
+	if err := a.Take("u1", 3, time.Now()); !errors.As(err, &over) {
+		t.Errorf("after the sync: %v, want over the limit", err)
+	}
+}
+
 // lostReply is Shared whose Spend, when lose is set, reaches Redis, which
 // takes the spends, but whose reply is lost: the sync fails as if Redis
 // had not.
