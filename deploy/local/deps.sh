@@ -5,10 +5,10 @@
 # command to run and fails.
 set -euo pipefail
 
-apt_pkgs=(python3-fastapi python3-uvicorn python3-pymongo python3-jinja2 python3-jose
+apt_pkgs=(python3-fastapi python3-uvicorn python3-httptools python3-pymongo python3-jinja2 python3-jose
   python3-httpx python3-multipart python3-pip redis-server)
 py=/usr/bin/python3
-modules="fastapi, uvicorn, starlette, pydantic, pymongo, jinja2, jose, httpx, multipart"
+modules="fastapi, uvicorn, httptools, starlette, pydantic, pymongo, jinja2, jose, httpx, multipart"
 
 missing() {
   [ -x "$py" ] || return 0
