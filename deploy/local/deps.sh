@@ -36,7 +36,7 @@ echo "deps: runtime packages are missing. Run:" >&2
 if command -v apt-get >/dev/null; then
   echo "  sudo apt-get install -y ${apt_pkgs[*]}" >&2
 else
-  echo "  python3 -m venv .venv && .venv/bin/pip install fastapi uvicorn pymongo jinja2 python-jose httpx python-multipart" >&2
+  echo "  python3 -m venv .venv && .venv/bin/pip install fastapi uvicorn httptools pymongo jinja2 python-jose httpx python-multipart" >&2
   echo "  and install redis-server with your package manager; then run gofastapi dev --python .venv/bin/python3" >&2
 fi
 exit 1
