@@ -71,22 +71,20 @@ func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, m
 		sm := store.ChatMessage{Role: m.GetRole(), Content: m.GetContent()}
 		if i < len(before) && before[i].Role == sm.Role && sameText(before[i].Content, sm.Content) {
 			sm = before[i]
-			kept += contentsSize(sm.Proposals)
+			for _, p := range sm.Proposals {
+				kept += p.ContentsSize()
+			}
 		}
 		c.Messages = append(c.Messages, sm)
 	}
 	if strings.TrimSpace(reply.Content) != "" || len(reply.Tools) > 0 || len(reply.Proposals) > 0 {
 		reply.Role = "assistant"
-		for i := range reply.Proposals {
-			p := &reply.Proposals[i]
-			if n := contentsSize([]store.ProposalNote{*p}); kept+n <= keptContents {
+		for i, p := range reply.Proposals {
+			if n := p.ContentsSize(); kept+n <= keptContents {
 				kept += n
 				continue
 			}
-			p.Pending = false // too much to keep: shown, no longer decidable
-			for j := range p.Files {
-				p.Files[j].Old, p.Files[j].New = "", ""
-			}
+			reply.Proposals[i] = p.Settled() // too much to keep: shown, no longer decidable
 		}
 		c.Messages = append(c.Messages, reply)
 	}
@@ -94,20 +92,6 @@ func (s *Service) saveConversation(ctx context.Context, c *store.Conversation, m
 	if err := s.cfg.Store.PutConversation(ctx, c, create, keptConversations); err != nil {
 		s.cfg.Logger.Error("store conversation", "id", c.ID, "err", err)
 	}
-}
-
-// contentsSize is the bytes of file contents the pending ones of ps keep.
-func contentsSize(ps []store.ProposalNote) int {
-	n := 0
-	for _, p := range ps {
-		if !p.Pending {
-			continue
-		}
-		for _, f := range p.Files {
-			n += len(f.Old) + len(f.New)
-		}
-	}
-	return n
 }
 
 // sameText reports whether a and b are the same text but for white

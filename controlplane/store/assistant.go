@@ -95,6 +95,28 @@ type ProposalNote struct {
 	Decision string `bson:"decision,omitempty"`
 }
 
+// Settled returns p no longer pending, without its files' contents (their
+// names are kept): a decided proposal, or one too large to keep.
+func (p ProposalNote) Settled() ProposalNote {
+	p.Pending = false
+	p.Files = slices.Clone(p.Files)
+	for i := range p.Files {
+		p.Files[i].Old, p.Files[i].New = "", ""
+	}
+	return p
+}
+
+// ContentsSize is the bytes of file contents p keeps: none once settled.
+func (p ProposalNote) ContentsSize() int {
+	n := 0
+	if p.Pending {
+		for _, f := range p.Files {
+			n += len(f.Old) + len(f.New)
+		}
+	}
+	return n
+}
+
 // ProposalProblem is one problem validation found in a proposal.
 type ProposalProblem struct {
 	File    string `bson:"file"`
@@ -165,11 +187,8 @@ func (s *Store) DecideProposal(ctx context.Context, ownerID, id string, msg, pro
 	if !p.Pending {
 		return ErrDecided
 	}
-	p.Pending, p.Decision = false, decision
-	p.Files = slices.Clone(p.Files)
-	for i := range p.Files {
-		p.Files[i].Old, p.Files[i].New = "", ""
-	}
+	p = p.Settled()
+	p.Decision = decision
 	path := fmt.Sprintf("messages.%d.proposals.%d", msg, prop)
 	res, err := s.conversations().UpdateOne(ctx,
 		bson.M{"_id": id, "owner_id": ownerID, path + ".pending": true},
