@@ -273,12 +273,6 @@ func (s *Service) RecheckDomains(ctx context.Context, every time.Duration) (int,
 	}
 	removed := 0
 	for _, d := range ds {
-		a, err := s.cfg.Store.AppByID(ctx, d.AppID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted meanwhile, its domains with it
-		} else if err != nil {
-			return removed, err
-		}
 		if s.cfg.Rechecks != nil {
 			ok, _, err := s.cfg.Rechecks.Allow(ctx, "domain-recheck:"+d.Host, ratelimit.Rate{N: 1, Per: every * 3 / 4})
 			if err != nil {
@@ -287,6 +281,12 @@ func (s *Service) RecheckDomains(ctx context.Context, every time.Duration) (int,
 			if !ok {
 				continue // another replica checked it this interval
 			}
+		}
+		a, err := s.cfg.Store.AppByID(ctx, d.AppID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile, its domains with it
+		} else if err != nil {
+			return removed, err
 		}
 		was, err := s.cfg.Store.DomainMisses(ctx, d.Host, d.AppID)
 		if errors.Is(err, store.ErrNotFound) {
