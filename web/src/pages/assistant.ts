@@ -325,11 +325,11 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
     const accept = h("button", { type: "button", class: "small primary" }, "Accept");
     const reject = h("button", { type: "button", class: "small" }, "Reject");
     const buttons = h("div", { class: "row" }, accept, reject);
-    const done = (...what: (Node | string)[]) => {
+    const done = (decision: ProposalDecision, ...what: (Node | string)[]) => {
       replace(buttons, h("span", { class: "muted decided", role: "status" }, ...what));
-      void record(at, what[0] === "Rejected" ? ProposalDecision.REJECTED : ProposalDecision.ACCEPTED, cardErr);
+      void record(at, decision, cardErr);
     };
-    reject.onclick = () => done("Rejected");
+    reject.onclick = () => done(ProposalDecision.REJECTED, "Rejected");
     accept.onclick = async () => {
       cardErr.clear();
       const open = p.app === app().name || p.app === app().id;
@@ -359,7 +359,7 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
               if (cur.app!.id === app().id) load(files, res);
               const n = res.problems.length;
               toast(n ? `Draft saved with ${n} problem${n === 1 ? "" : "s"}: fix, then deploy` : "Draft saved: review and deploy");
-              done("Accepted");
+              done(ProposalDecision.ACCEPTED, "Accepted");
               break;
             }
             case ProposalKind.CREATE_APP: {
@@ -367,13 +367,13 @@ export function assistantPanel(ctx: PageContext, app: () => App, load: Load, dir
               const res = await apps.createApp({ name: p.app, files });
               const name = res.app!.name;
               toast(`Created ${name}: open it from your apps to deploy`);
-              done("Accepted: ", h("a", { href: `/apps/${encodeURIComponent(name)}` }, `open ${name}`));
+              done(ProposalDecision.ACCEPTED, "Accepted: ", h("a", { href: `/apps/${encodeURIComponent(name)}` }, `open ${name}`));
               break;
             }
             case ProposalKind.DELETE_APP:
               await apps.deleteApp({ idOrName: p.app });
               toast(`${p.app} deleted`);
-              done("Accepted");
+              done(ProposalDecision.ACCEPTED, "Accepted");
               if (open) {
                 leaving();
                 navigate("/");
