@@ -218,6 +218,11 @@ func (g *Gateway) startRunner(slug string, route *v1.Route, s *start) (*runnerEn
 	if err != nil {
 		// A request sent ahead is never answered: its handler closes its
 		// connection on this error.
+		if ctx.Err() != nil {
+			// Our own bound ran out: the pool's words for it (a context
+			// error, or "no runner became ready") would not name it.
+			return nil, fmt.Errorf("%w: %s@%s: %w: %w", errColdStart, slug, route.GetVersion(), ctx.Err(), err)
+		}
 		return nil, fmt.Errorf("%w: %s@%s: %w", errColdStart, slug, route.GetVersion(), err)
 	}
 	e := s.ahead

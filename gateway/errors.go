@@ -77,11 +77,12 @@ func classify(err error, name string, cfg *Config) answer {
 	case errors.Is(err, errRouteLookup):
 		return answer{fasthttp.StatusServiceUnavailable, 1,
 			fmt.Sprintf("The platform could not look up app %q right now. Retry in a second.", name)}
-	case errors.As(err, &ce):
-		return classifyClaim(ce, app, cfg)
-	case errors.Is(err, errColdStart) && isTimeout(err):
+	case errors.Is(err, errColdStart) && errors.Is(err, context.DeadlineExceeded):
+		// The gateway's own bound ran out, whatever the pool said then.
 		return answer{fasthttp.StatusGatewayTimeout, 0,
 			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
+	case errors.As(err, &ce):
+		return classifyClaim(ce, app)
 	case errors.Is(err, errColdStart), errors.Is(err, errRunnerGone):
 		return answer{fasthttp.StatusBadGateway, 0, app + " could not be started. Retry, or deploy it again."}
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
@@ -101,7 +102,7 @@ func classify(err error, name string, cfg *Config) answer {
 }
 
 // classifyClaim maps the Connect error of Pool.Claim (or EnvSource.Env).
-func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
+func classifyClaim(ce *connect.Error, app string) answer {
 	switch ce.Code() {
 	case connect.CodeResourceExhausted:
 		return answer{fasthttp.StatusServiceUnavailable, 1,
@@ -112,18 +113,25 @@ func classifyClaim(ce *connect.Error, app string, cfg *Config) answer {
 	case connect.CodeFailedPrecondition:
 		// The pool words this message for the user: it names why the app
 		// did not start, typically the last line of its traceback.
-		msg := strings.TrimSuffix(ce.Message(), ".")
-		if msg == "" {
-			msg = "it stopped while loading"
-		}
-		return answer{fasthttp.StatusBadGateway, 0, app + " did not start: " + msg + ". Fix the error and deploy again."}
+		return answer{fasthttp.StatusBadGateway, 0, app + " did not start: " + claimReason(ce, "it stopped while loading") + ". Fix the error and deploy again."}
 	case connect.CodeDeadlineExceeded:
+		// The runner's (or the pool's) own bound ran out; it names the
+		// bound ("app did not answer within 10s"), which the gateway's
+		// ColdStartTimeout is not.
 		return answer{fasthttp.StatusGatewayTimeout, 0,
-			fmt.Sprintf("%s did not start within %s. Check that importing it does not block.", app, cfg.ColdStartTimeout)}
+			app + " did not start: " + claimReason(ce, "it took too long") + ". Check that importing it does not block."}
 	case connect.CodeNotFound:
 		return answer{fasthttp.StatusBadGateway, 0, "The deployed code of " + app + " is missing. Deploy it again."}
 	}
 	return answer{fasthttp.StatusBadGateway, 0, app + " could not be started. Retry, or deploy it again."}
+}
+
+// claimReason is the pool's words for why a start failed, or otherwise.
+func claimReason(ce *connect.Error, otherwise string) string {
+	if msg := strings.TrimSuffix(ce.Message(), "."); msg != "" {
+		return msg
+	}
+	return otherwise
 }
 
 // isTimeout reports whether err is a deadline or I/O timeout.

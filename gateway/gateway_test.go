@@ -179,7 +179,7 @@ func TestClaimErrors(t *testing.T) {
 			502, "", "app failed to start: ZeroDivisionError: division by zero"},
 		{"capacity", connect.NewError(connect.CodeResourceExhausted, errors.New("pool: at capacity")), 503, "1", "Every runner is busy"},
 		{"unavailable", connect.NewError(connect.CodeUnavailable, errors.New("dial")), 503, "1", "Retry in a second"},
-		{"deadline", connect.NewError(connect.CodeDeadlineExceeded, errors.New("slow")), 504, "", "did not start within"},
+		{"deadline", connect.NewError(connect.CodeDeadlineExceeded, errors.New("app did not answer within 3s")), 504, "", "did not start: app did not answer within 3s."},
 		{"bundle missing", connect.NewError(connect.CodeNotFound, errors.New("bundle")), 502, "", "Deploy it again"},
 		{"plain error", errors.New("boom"), 502, "", "could not be started"},
 	}
@@ -291,7 +291,7 @@ func TestWarm(t *testing.T) {
 		reason   string
 	}{
 		{connect.NewError(connect.CodeFailedPrecondition, errors.New("app failed to start: NameError: x (at app.py:2)")), true, `App "other" did not start: app failed to start: NameError: x (at app.py:2)`},
-		{connect.NewError(connect.CodeDeadlineExceeded, errors.New("slow")), true, "did not start within"},
+		{connect.NewError(connect.CodeDeadlineExceeded, errors.New("app did not answer within 3s")), true, `App "other" did not start: app did not answer within 3s.`},
 		{connect.NewError(connect.CodeResourceExhausted, errors.New("pool: at capacity")), false, "Every runner is busy"},
 	} {
 		pool := &fakePool{err: tt.err}

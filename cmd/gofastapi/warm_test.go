@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"html"
 	"strings"
 	"testing"
 
@@ -142,5 +143,26 @@ func TestWarmStage(t *testing.T) {
 	}
 	if code, body := p.get("broken", "/"); code != 502 || !strings.Contains(body, "ZeroDivisionError") {
 		t.Errorf("GET broken / = %d %s; want 502 with the error", code, body)
+	}
+}
+
+// TestStartTimeout: an app whose import outlasts the runners' ready
+// timeout fails to start with that limit named, at the deploy's warm stage
+// and on a request, not with the gateway's own, longer bound.
+func TestStartTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--ready-timeout", "1s")
+	token, _ := p.signup(t, "sloth", "sloth's password")
+	const slowApp = "import time\nfrom fastapi import FastAPI\napp = FastAPI()\ntime.sleep(60)\n"
+	want := `App "slow" did not start: app did not answer within 1s. Check that importing it does not block.`
+	_, _, err := p.deployFiles(token, "slow", map[string]string{"app.py": slowApp})
+	if err == nil || !strings.Contains(err.Error(), "deploy failed at the warm stage: "+want) {
+		t.Errorf("deploy of an app whose import blocks: %v; want the warm stage saying %q", err, want)
+	}
+	if code, body := p.get("slow", "/"); code != 504 || !strings.Contains(body, html.EscapeString(want)) {
+		t.Errorf("GET slow / = %d %s; want 504 saying %q", code, body, want)
 	}
 }
