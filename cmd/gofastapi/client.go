@@ -133,25 +133,41 @@ func explain(err error) error {
 	if !errors.As(err, &ce) {
 		return err
 	}
-	var b strings.Builder
-	b.WriteString(ce.Message())
+	var problems []string
 	for _, d := range ce.Details() {
 		m, derr := d.Value()
 		if derr != nil {
 			continue
 		}
 		if ve, ok := m.(*v1.ValidationError); ok {
-			loc := ve.GetFile()
-			if ve.GetLine() > 0 {
-				loc = fmt.Sprintf("%s:%d:%d", ve.GetFile(), ve.GetLine(), ve.GetColumn())
-			}
-			fmt.Fprintf(&b, "\n  %s: %s", loc, ve.GetMessage())
+			problems = append(problems, problemLine(ve))
+		}
+	}
+	var b strings.Builder
+	b.WriteString(ce.Message())
+	// The message names the first problem; list them all when there are
+	// more.
+	if len(problems) > 1 || len(problems) == 1 && problems[0] != ce.Message() {
+		for _, p := range problems {
+			b.WriteString("\n  " + p)
 		}
 	}
 	if ce.Code() == connect.CodeUnauthenticated {
 		b.WriteString("\n  (run `gofastapi login` or set GOFASTAPI_TOKEN)")
 	}
 	return errors.New(b.String())
+}
+
+// problemLine renders a validation problem as FILE:LINE:COLUMN: MESSAGE,
+// the way the server words the first one.
+func problemLine(ve *v1.ValidationError) string {
+	switch {
+	case ve.GetFile() == "":
+		return ve.GetMessage()
+	case ve.GetLine() > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", ve.GetFile(), ve.GetLine(), ve.GetColumn(), ve.GetMessage())
+	}
+	return ve.GetFile() + ": " + ve.GetMessage()
 }
 
 func firstNonEmpty(s ...string) string {

@@ -275,14 +275,21 @@ func TestEndToEnd(t *testing.T) {
 
 	broken := writeFile(t, src, "broken.py", "from fastapi import FastAPI\napp = FastAPI()\nif True\n    pass\n")
 	out, err := p.cli("deploy", broken)
-	if err == nil || !strings.Contains(out, "broken.py:3:") || !strings.Contains(out, "SyntaxError") {
-		t.Errorf("deploy with a syntax error: err %v, output %q; want broken.py:3 and SyntaxError", err, out)
+	if err == nil || !strings.Contains(out, "broken.py:3:") || strings.Count(out, "SyntaxError") != 1 {
+		t.Errorf("deploy with a syntax error: err %v, output %q; want broken.py:3 and SyntaxError, once", err, out)
 	}
 
 	sneaky := writeFile(t, src, "sneaky.py", "import subprocess\nfrom fastapi import FastAPI\napp = FastAPI()\n")
 	out, err = p.cli("deploy", sneaky)
 	if err == nil || !strings.Contains(out, "sneaky.py:1:1") || !strings.Contains(out, "import of 'subprocess' is not allowed") {
 		t.Errorf("deploy importing subprocess: err %v, output %q", err, out)
+	}
+	// Several problems: the first, how many more, then each on its line.
+	sneakier := writeFile(t, src, "sneakier.py", "import subprocess\nimport socket\nfrom fastapi import FastAPI\napp = FastAPI()\n")
+	out, err = p.cli("deploy", sneakier)
+	if err == nil || !strings.Contains(out, "declared in requirements.txt (and 1 more)") || !strings.Contains(out, "\n  sneakier.py:1:1: import of 'subprocess'") ||
+		!strings.Contains(out, "\n  sneakier.py:2:1: import of 'socket'") {
+		t.Errorf("deploy importing subprocess and socket: err %v, output %q; want both problems listed", err, out)
 	}
 
 	// A multi-file app: modules and a package with a relative import, named
