@@ -479,8 +479,9 @@ func TestDatabaseIsolation(t *testing.T) {
 		if _, err := alice.RenameDatabase(ctx, connect.NewRequest(&v1.RenameDatabaseRequest{Database: "second", NewName: "orders"})); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := alice.DeleteDatabase(ctx, connect.NewRequest(&v1.DeleteDatabaseRequest{Database: "orders"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
-			t.Errorf("delete a database an app uses: %v, want FailedPrecondition", err)
+		if _, err := alice.DeleteDatabase(ctx, connect.NewRequest(&v1.DeleteDatabaseRequest{Database: "orders"})); connect.CodeOf(err) != connect.CodeFailedPrecondition ||
+			!strings.Contains(err.Error(), "database orders is used by app alice-app: choose another database for them first") {
+			t.Errorf("delete a database an app uses: %v, want FailedPrecondition naming the app", err)
 		}
 		if _, err := p.dbClient(bobTok).GetDatabase(ctx, connect.NewRequest(&v1.GetDatabaseRequest{Database: second.GetId()})); connect.CodeOf(err) != connect.CodeNotFound {
 			t.Errorf("bob describes alice's database: %v, want NotFound", err)

@@ -3,6 +3,7 @@ package databases
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -34,7 +35,11 @@ type inUseError struct {
 }
 
 func (e *inUseError) Error() string {
-	return fmt.Sprintf("database %s is used by app(s) %v: choose another database for them (gofastapi db use APP DATABASE) first", e.name, e.apps)
+	apps := "app " + e.apps[0]
+	if n := len(e.apps); n > 1 {
+		apps = "apps " + strings.Join(e.apps[:n-1], ", ") + " and " + e.apps[n-1]
+	}
+	return fmt.Sprintf("database %s is used by %s: choose another database for them first (in the app's settings, or gofastapi db use APP DATABASE)", e.name, apps)
 }
 
 // limitError refuses a database or a write beyond the caller's limits.
