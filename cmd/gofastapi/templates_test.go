@@ -163,6 +163,9 @@ func TestGlobalTemplates(t *testing.T) {
 	otherTok, _ := p.signup(t, "otto", "otto password")
 	_, err = p.as(otherTok).tmpl.GetTemplate(ctx, connect.NewRequest(&v1.GetTemplateRequest{Id: id}))
 	wantCode(t, "another user's template", err, connect.CodeNotFound)
+	if err == nil || !strings.Contains(err.Error(), "no such template: list them with `gofastapi templates`") {
+		t.Errorf("another user's template: %v; want it to say where templates are listed", err)
+	}
 	_, err = p.as(otherTok).apps.CreateApp(ctx, connect.NewRequest(&v1.CreateAppRequest{Name: "stolen", TemplateId: id}))
 	wantCode(t, "create from another user's template", err, connect.CodeNotFound)
 	if _, err := c.tmpl.DeleteTemplate(ctx, connect.NewRequest(&v1.DeleteTemplateRequest{Id: id})); err != nil {

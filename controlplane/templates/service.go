@@ -100,7 +100,7 @@ func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
 
-var errNotFound = connect.NewError(connect.CodeNotFound, errors.New("no such template: list them with ListTemplates"))
+var errNotFound = connect.NewError(connect.CodeNotFound, errors.New("no such template: list them with `gofastapi templates`, the editor's template browser, or ListTemplates"))
 
 // connectError maps store errors; it is the service's one mapping.
 func connectError(err error) error {
