@@ -281,8 +281,11 @@ func (g *Gateway) refresh(slug string, gen uint64) {
 		// Installing the new version's runner retires the old one. If the
 		// start fails, removeStale below still retires the old version, so
 		// requests see the new version's error rather than old code.
-		if err := g.awaitStart(g.coldStart(slug, route), slug, route); err != nil {
+		s := g.coldStart(slug, route)
+		if err := g.awaitStart(s, slug, route); err != nil {
 			g.log.Info("pre-warm after redeploy failed", "slug", slug, "err", err)
+		} else {
+			s.e.unwaited() // recorded now, not after the pool's wait for a first byte
 		}
 	}
 	for _, e := range g.runners.removeStale(slug, route) {

@@ -76,8 +76,8 @@ func TestInvalidateServesNewVersion(t *testing.T) {
 
 // TestFirstByteOnlyWhenARequestWaited checks that a start ahead of
 // requests (the new version's, after a redeploy of an app in use) reports
-// no first byte, not even for the first request it serves later, while a
-// start a request waited for reports one.
+// no first byte, at once and not for the first request it serves later,
+// while a start a request waited for reports one.
 func TestFirstByteOnlyWhenARequestWaited(t *testing.T) {
 	pool := newPythonPool(t, nil)
 	h := newHarness(t, pool, options{})
@@ -90,16 +90,20 @@ func TestFirstByteOnlyWhenARequestWaited(t *testing.T) {
 
 	h.routes.set("demo", "app1", "v2")
 	h.g.Invalidate("demo")
-	// The new version's runner is in place once the old one is released.
+	// The new version's runner is in place once the old one is released,
+	// and its start recorded.
 	wait(t, old.released, "old runner released")
+	if got := pool.runner(1).answers.get(); len(got) != 1 || got[0] != 0 {
+		t.Errorf("v2 (started ahead of requests), before any request: first bytes %v, want one report, with none", got)
+	}
 	if v := h.getJSON(t, "http://demo.example.test/echo")["version"]; v != "v2" {
 		t.Fatalf("after Invalidate: version %v, want v2", v)
 	}
 	if got := pool.claimCount(); got != 2 {
 		t.Fatalf("%d claims, want 2", got)
 	}
-	if got := pool.runner(1).answers.get(); len(got) != 0 {
-		t.Errorf("v2 (started ahead of requests): first bytes %v, want none", got)
+	if got := pool.runner(1).answers.get(); len(got) != 1 || got[0] != 0 {
+		t.Errorf("v2 (started ahead of requests): first bytes %v, want only the report with none", got)
 	}
 }
 
