@@ -94,9 +94,9 @@ func (r *Runner) finishStart(firstByte time.Duration) {
 	}
 	r.p.record(r.appID, cs)
 	r.p.lifecycle(r.appID, v1.EventKind_EVENT_KIND_COLD_STARTED, r.version, cs,
-		"cold start %s: claim %s, %s, %s, load %s (import %s, %d modules compiled at deploy), first byte %s",
+		"cold start %s: claim %s, %s, %s, load %s (import %s, %s compiled at deploy), first byte %s",
 		us(cs.GetTotalMicros()), us(cs.GetClaimMicros()), fetch, write,
-		us(cs.GetLoadMicros()), us(cs.GetImportMicros()), cs.GetCompiledModules(), first)
+		us(cs.GetLoadMicros()), us(cs.GetImportMicros()), modules(cs.GetCompiledModules()), first)
 }
 
 // Release stops the runner, letting requests in flight finish within
@@ -215,6 +215,14 @@ func (p *Pool) lifecycle(appID string, kind v1.EventKind, version string, cs *v1
 			p.cfg.Event(appID, &v1.Event{Time: timestamppb.New(now), Kind: kind, Message: msg, Version: version, ColdStart: cs})
 		}
 	})
+}
+
+// modules is "1 module" or "N modules".
+func modules(n int32) string {
+	if n == 1 {
+		return "1 module"
+	}
+	return fmt.Sprintf("%d modules", n)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

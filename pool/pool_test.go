@@ -284,3 +284,11 @@ func waitForTotal(t *testing.T, p *Pool, n int) {
 		}
 	}
 }
+
+func TestModules(t *testing.T) {
+	for n, want := range map[int32]string{0: "0 modules", 1: "1 module", 5: "5 modules"} {
+		if got := modules(n); got != want {
+			t.Errorf("modules(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
