@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,7 +138,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		py:            py,
 		logf:          logger.Printf,
 	}
-	srv := controlServer(svc, logger)
+	srv := controlServer(svc, logger, sec.ControlToken)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -230,14 +231,19 @@ func RunnerRedisOptions(o *redis.Options) *redis.Options {
 	return o
 }
 
-// controlServer serves RunnerService over HTTP/1.1. There is no write
-// timeout: Specialize legitimately lasts up to the ready timeout.
-func controlServer(svc *service, logger *log.Logger) *http.Server {
+// controlServer serves RunnerService over HTTP/1.1, to callers that send
+// token if it is set. There is no write timeout: Specialize legitimately
+// lasts up to the ready timeout.
+func controlServer(svc *service, logger *log.Logger, token string) *http.Server {
 	mux := http.NewServeMux()
 	// Its answers are a few dozen bytes: compressing them (connect's default
 	// whenever the client accepts gzip) would cost a fresh agent a gzip
 	// writer's allocation, about a millisecond of its one Specialize.
-	mux.Handle(gofastapiv1connect.NewRunnerServiceHandler(svc, connect.WithCompressMinBytes(compressMinBytes)))
+	opts := []connect.HandlerOption{connect.WithCompressMinBytes(compressMinBytes)}
+	if token != "" {
+		opts = append(opts, connect.WithInterceptors(requireToken(token)))
+	}
+	mux.Handle(gofastapiv1connect.NewRunnerServiceHandler(svc, opts...))
 	// The server starts once Python is warm: a readiness probe's target.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{
@@ -249,5 +255,21 @@ func controlServer(svc *service, logger *log.Logger) *http.Server {
 		IdleTimeout:    2 * time.Hour,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       logger,
+	}
+}
+
+// errControlToken refuses a RunnerService call without the runner's token.
+var errControlToken = connect.NewError(connect.CodeUnauthenticated, errors.New("this runner takes calls only from the pool that started it"))
+
+// requireToken refuses calls whose Authorization is not "Bearer token".
+func requireToken(token string) connect.UnaryInterceptorFunc {
+	want := []byte("Bearer " + token)
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if subtle.ConstantTimeCompare([]byte(req.Header().Get("Authorization")), want) != 1 {
+				return nil, errControlToken
+			}
+			return next(ctx, req)
+		}
 	}
 }

@@ -25,6 +25,12 @@ type Handshake struct {
 type Secrets struct {
 	// RedisURL is redis://user:pass@host:port/db, read-only in production.
 	RedisURL string `json:"redis_url"`
+	// ControlToken, if set, is required as "Authorization: Bearer TOKEN"
+	// on every RunnerService call: on one machine every process, apps
+	// included, can reach the control listener on loopback, and an app must
+	// not specialize a runner the pool has yet to hand out. In a cluster
+	// NetworkPolicy keeps apps from other runners' pods instead.
+	ControlToken string `json:"control_token,omitempty"`
 }
 
 // Log streams: which of Python's outputs a log line came from.

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -49,7 +50,10 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	secrets, err := json.Marshal(runner.Secrets{RedisURL: cfg.RedisURL})
+	// The control token keeps every other process on the machine, apps in
+	// other runners included, from calling this runner's agent.
+	token := rand.Text()
+	secrets, err := json.Marshal(runner.Secrets{RedisURL: cfg.RedisURL, ControlToken: token})
 	if err != nil {
 		return nil, fmt.Errorf("launch: encode secrets: %w", err)
 	}
@@ -122,9 +126,19 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("launch: waiting for the agent's handshake: %w", ctx.Err())
 	}
 	r.client = gofastapiv1connect.NewRunnerServiceClient(
-		&http.Client{Transport: r.transport}, "http://"+r.hs.Control)
+		&http.Client{Transport: r.transport}, "http://"+r.hs.Control, connect.WithInterceptors(sendToken(token)))
 	r.warm(ctx)
 	return r, nil
+}
+
+// sendToken sends the runner's control token with every call.
+func sendToken(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
 }
 
 // wait reaps the agent once its output has been read to the end.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/gofastapi/gofastapi/proto/bundle"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 	"github.com/gofastapi/gofastapi/runner"
 	"github.com/gofastapi/gofastapi/runner/internal/pidfd"
 	"github.com/gofastapi/gofastapi/runner/launch"
@@ -605,6 +606,33 @@ func TestSecondSpecializeIsRefused(t *testing.T) {
 			t.Fatalf("second Specialize: %v, want FailedPrecondition runner already specialized", err)
 		}
 	})
+}
+
+// TestControlTakesOnlyThePoolsCalls: the agent refuses a Specialize that
+// does not carry the control token its launcher gave it (any process on the
+// machine, another runner's app included, can reach its loopback listener),
+// and the runner stays warm for the launcher.
+func TestControlTakesOnlyThePoolsCalls(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", helloApp))
+	r, _ := startRunner(t, modes[0], rd.runnerURL, 0)
+	req := &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}
+	for _, auth := range []string{"", "Bearer not-the-token"} {
+		c := gofastapiv1connect.NewRunnerServiceClient(http.DefaultClient, "http://"+launch.ControlAddr(r))
+		call := connect.NewRequest(req)
+		if auth != "" {
+			call.Header().Set("Authorization", auth)
+		}
+		if _, err := c.Specialize(context.Background(), call); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("Specialize with Authorization %q: %v, want Unauthenticated", auth, err)
+		}
+	}
+	if _, err := specialize(t, r, req); err != nil {
+		t.Fatalf("the launcher's Specialize after refused ones: %v", err)
+	}
+	if status, _ := get(t, r.AppAddr(), "/hello"); status != http.StatusOK {
+		t.Errorf("GET /hello: status %d, want 200", status)
+	}
 }
 
 // TestRefusedRequestLeavesRunnerWarm checks that a request refused before

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
+)
+
+// intruderApp asks the listeners on ports (which any app could find in
+// /proc/net/tcp) to specialize with version: what an app would do to take
+// over the runners the pool has yet to hand out.
+const intruderApp = `import http.client
+import json
+from fastapi import FastAPI
+
+app = FastAPI()
+
+@app.get("/hijack")
+def hijack(version: str, ports: str):
+    body = json.dumps({"appId": "x", "slug": "x", "version": version, "entrypoint": "app.py"})
+    tried = []
+    for port in [int(p) for p in ports.split(",")]:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("POST", "/gofastapi.v1.RunnerService/Specialize", body, {"Content-Type": "application/json"})
+            r = c.getresponse()
+            tried.append({"port": port, "status": r.status, "body": r.read(300).decode(errors="replace")})
+        except Exception as e:
+            tried.append({"port": port, "error": repr(e)})
+    return tried
+`
+
+// TestAppsCannotSpecializeRunners: an app that calls the agents of the
+// runners on its machine is refused by every one, and the warm runner it
+// tried to take still starts another user's app.
+func TestAppsCannotSpecializeRunners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--warm", "2", "--debug-endpoints")
+	mallory, _ := p.signup(t, "mallory", "mallory's password")
+	if _, _, err := p.deployFiles(mallory, "intruder", map[string]string{"app.py": intruderApp}); err != nil {
+		t.Fatal(err)
+	}
+	versions, err := p.as(mallory).apps.ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{IdOrName: "intruder"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.waitWarm(2)
+	// The agents' control listeners: the runners' first processes'.
+	warm, claimed := p.runners(t)
+	var ports []string
+	for _, r := range append(warm, claimed...) {
+		for _, port := range listeningPorts(t, r.Pids[0]) {
+			ports = append(ports, strconv.Itoa(port))
+		}
+	}
+	code, body := p.get("intruder", "/hijack?version="+versions.Msg.GetVersions()[0].GetVersion()+"&ports="+strings.Join(ports, ","))
+	var tried []struct {
+		Port   int
+		Status int
+		Body   string
+		Error  string
+	}
+	if err := json.Unmarshal([]byte(body), &tried); code != 200 || err != nil {
+		t.Fatalf("GET intruder/hijack = %d %s (%v)", code, body, err)
+	}
+	agents := 0
+	for _, a := range tried {
+		if strings.Contains(a.Body, "appAddr") {
+			t.Errorf("port %d specialized the intruder's version: %d %s", a.Port, a.Status, a.Body)
+		}
+		if strings.Contains(a.Body, "unauthenticated") {
+			agents++
+		}
+	}
+	// Two warm runners' agents and the intruder's own, at least.
+	if agents < 3 || agents != len(tried) {
+		t.Errorf("%d agents of %d refused the intruder; want every runner's (3 or more): %+v", agents, len(tried), tried)
+	}
+
+	alice, _ := p.signup(t, "alice", "alice's password")
+	if _, _, err := p.deployFiles(alice, "victim", map[string]string{"app.py": fmt.Sprintf(helloApp, "alice's")}); err != nil {
+		t.Fatalf("another user's deploy after the intruder's attempt: %v", err)
+	}
+	if code, body := p.get("victim", "/"); code != 200 || !strings.Contains(body, "alice's") {
+		t.Errorf("GET victim/ = %d %s", code, body)
+	}
+}
+
+// listeningPorts lists the TCP ports pid listens on, from its open sockets'
+// inodes and the kernel's table of IPv4 sockets.
+func listeningPorts(t *testing.T, pid int) []int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []int
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: listening
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		port, err := strconv.ParseInt(hexPort, 16, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, int(port))
+	}
+	return ports
+}
