@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -199,23 +200,29 @@ func adminDeleteUser(ctx context.Context, args []string, stdin io.Reader, stdout
 func adminLimits(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, mk := adminFlags("limits")
 	tier := fs.String("tier", "", "start from a tier: free, pro or unlimited")
-	apps := fs.Int("apps", -1, "most apps (0: no limit)")
-	dbs := fs.Int("databases", -1, "most databases (0: no limit)")
+	apps := fs.Int("apps", 0, "most apps (0: no limit)")
+	dbs := fs.Int("databases", 0, "most databases (0: no limit)")
 	storage := fs.String("storage", "", "most database storage, such as 512M or 10G (0: no limit)")
-	requests := fs.Int("requests", -1, "most requests a minute to the user's apps together, at each gateway (0: no limit)")
+	requests := fs.Int("requests", 0, "most requests a minute to the user's apps together, at each gateway (0: no limit)")
 	user, err := oneUser(fs, args)
 	if err != nil {
 		return err
 	}
 	req := &v1.SetLimitsRequest{User: user, Tier: *tier}
-	if *apps >= 0 {
-		req.Apps = ptr(int32(*apps))
-	}
-	if *dbs >= 0 {
-		req.Databases = ptr(int32(*dbs))
-	}
-	if *requests >= 0 {
-		req.RequestsPerMinute = ptr(int32(*requests))
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, c := range []struct {
+		flag string
+		n    int
+		to   **int32
+	}{{"apps", *apps, &req.Apps}, {"databases", *dbs, &req.Databases}, {"requests", *requests, &req.RequestsPerMinute}} {
+		if !set[c.flag] {
+			continue
+		}
+		if c.n < 0 || c.n > math.MaxInt32 {
+			return fmt.Errorf("admin limits: --%s is a count, 0 (no limit) or more, not %d", c.flag, c.n)
+		}
+		*c.to = ptr(int32(c.n))
 	}
 	if *storage != "" {
 		n, err := parseSize(*storage)

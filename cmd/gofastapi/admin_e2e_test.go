@@ -68,7 +68,8 @@ func TestAdminCLI(t *testing.T) {
 	hello := writeFile(t, src, "hello.py", fmt.Sprintf(helloApp, "carol"))
 	carol.mustCLI("deploy", "--name", "carol-one", hello)
 	wantContains(t, "a second app over the limit", carol.mustFail("deploy", "--name", "carol-two", hello),
-		"app limit reached", "limit is 1 apps")
+		"app limit reached", "limit is 1 app (tier custom)")
+	wantContains(t, "a negative limit", bob.mustFail("admin", "limits", "--apps", "-1", "carol"), "--apps is a count, 0 (no limit) or more, not -1")
 	if _, err := p.as(carol.token(t)).apps.CreateApp(context.Background(), connect.NewRequest(&v1.CreateAppRequest{Name: "carol-three"})); connect.CodeOf(err) != connect.CodeResourceExhausted {
 		t.Errorf("CreateApp over the limit: %v, want resource_exhausted", err)
 	}

@@ -23,7 +23,11 @@ type limitError struct {
 }
 
 func (e *limitError) Error() string {
-	return fmt.Sprintf("app limit reached: your limit is %d apps (tier %s): delete an app or ask an admin to raise the limit", e.limit, e.tier)
+	apps := "apps"
+	if e.limit == 1 {
+		apps = "app"
+	}
+	return fmt.Sprintf("app limit reached: your limit is %d %s (tier %s): delete an app or ask an admin to raise the limit", e.limit, apps, e.tier)
 }
 
 // invalidFiles is the error of a deploy whose files did not validate.
