@@ -60,6 +60,7 @@ func TestGlobalTemplates(t *testing.T) {
 			wantCall(t, p, "POST", slug, "/greet", "application/json", `{}`, 422, "name")
 		},
 		"todo": func(t *testing.T, slug string) {
+			wantCall(t, p, "GET", slug, "/", "", "", 200, `"todos":"/todos"`)
 			wantCall(t, p, "POST", slug, "/todos", "application/json", `{"title":"write tests"}`, 201, `"id":1`)
 			wantCall(t, p, "PATCH", slug, "/todos/1", "application/json", `{"done":true}`, 200, `"done":true`)
 			wantCall(t, p, "GET", slug, "/todos?done=true", "", "", 200, "write tests")
@@ -130,6 +131,8 @@ func TestGlobalTemplates(t *testing.T) {
 				t.Fatalf("deploy %s: %v\n%s", tpl.GetId(), err, p.logs)
 			}
 			wantCall(t, p, "GET", slug, "/health", "", "", 200, "")
+			// The app's shared URL shows something, not a 404.
+			wantCall(t, p, "GET", slug, "/", "", "", 200, "")
 			ex := exercise[tpl.GetId()]
 			if ex == nil {
 				t.Fatalf("template %s has no test of its routes: add one", tpl.GetId())
