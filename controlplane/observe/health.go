@@ -31,7 +31,8 @@ type healthInput struct {
 //   - yellow: some recent 5xx answers, or a recent crash the app came
 //     back from;
 //   - idle: no runner (scaled to zero, or never requested);
-//   - green: a runner serves the app and none of the above.
+//   - green: a runner serves the app (or started since the latest
+//     report) and none of the above.
 func assess(in healthInput) (v1.HealthStatus, string) {
 	if !in.deployed {
 		return v1.HealthStatus_HEALTH_STATUS_IDLE, "not deployed yet"
@@ -69,6 +70,13 @@ func assess(in healthInput) (v1.HealthStatus, string) {
 	if crashed && in.now.Sub(crash) < recent {
 		return v1.HealthStatus_HEALTH_STATUS_YELLOW, fmt.Sprintf("the app crashed at %s (%s) and was started again",
 			clock(crash), r.GetCrashReason())
+	}
+	if s := in.lastStart; !up && s != nil && s.GetError() == "" {
+		// Gateways report every few seconds; a start since the latest
+		// report (a deploy's, say) is a runner serving the app.
+		if t := s.GetTime().AsTime(); t.After(r.GetUpdatedAt().AsTime()) && t.After(in.deployedAt) {
+			return v1.HealthStatus_HEALTH_STATUS_GREEN, fmt.Sprintf("serving: a runner started at %s", clock(t))
+		}
 	}
 	if !up {
 		return v1.HealthStatus_HEALTH_STATUS_IDLE, "no runner: the app is scaled to zero, and the next request starts one"
