@@ -60,6 +60,11 @@ func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, 
 		token, u = res.Msg.GetToken(), res.Msg.GetUser()
 	} else {
 		res, err := c.auth.Login(ctx, connect.NewRequest(&v1.LoginRequest{Username: *user, Password: *pass}))
+		var ce *connect.Error
+		if errors.As(err, &ce) && ce.Code() == connect.CodeUnauthenticated {
+			// Not explain's "run gofastapi login": that is what failed.
+			return errors.New(ce.Message())
+		}
 		if err != nil {
 			return explain(err)
 		}
