@@ -409,6 +409,20 @@ func TestAPIJSONOverHTTP(t *testing.T) {
 	if res2.StatusCode != 401 {
 		t.Errorf("ListApps without a token = %d, want 401", res2.StatusCode)
 	}
+	// A request that names no app says so (a misspelt field is dropped, so
+	// it names none), rather than that no such app exists.
+	req, _ = http.NewRequest("POST", "http://127.0.0.1:"+p.port+"/gofastapi.v1.AppService/GetApp", strings.NewReader(`{"idOrNam":"shop"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+got.Token)
+	res3, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res3.Body)
+	res3.Body.Close()
+	if res3.StatusCode != 400 || !strings.Contains(string(b), "id_or_name is empty") {
+		t.Errorf("GetApp naming no app = %d %s, want 400 saying id_or_name is empty", res3.StatusCode, b)
+	}
 }
 
 func unencryptedHTTP2() *http.Protocols {

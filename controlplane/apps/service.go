@@ -363,6 +363,9 @@ func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error
 	if err != nil {
 		return nil, err
 	}
+	if idOrName == "" {
+		return nil, invalid("id_or_name is empty: name the app, or give its id")
+	}
 	a, err := s.cfg.Store.OwnedApp(ctx, u.ID, idOrName)
 	if err != nil {
 		return nil, s.fail("get app", err)
