@@ -164,6 +164,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		stops = append(stops, backend.Close)
+		warnSharedUser(log, cfg.RunnerUIDs)
 	}
 	var publisher apps.Publisher = pub
 	if backend != nil && backend.BundleCache() != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -307,6 +308,15 @@ func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
 // defaultRunnerUIDs is the range --runner-uids=auto takes as root: ids no
 // distribution gives to users or to container user namespaces.
 const defaultRunnerUIDs = "1900000000:65536"
+
+// warnSharedUser says, when runners' Python runs as this process's own
+// user, that apps are not kept from the platform's files.
+func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
+	if uids.Count == 0 {
+		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read what this user can, " +
+			"the data directory, its key and its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
+	}
+}
 
 // parseUIDRange parses --runner-uids.
 func parseUIDRange(s string) (local.UIDRange, error) {

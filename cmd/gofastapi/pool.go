@@ -48,6 +48,9 @@ type poolConfig struct {
 	IdleTimeout  time.Duration
 	ReadyTimeout time.Duration
 	LogLevel     string
+	// RunnerUIDs are the users local runners' Python runs as (see
+	// devConfig.RunnerUIDs).
+	RunnerUIDs local.UIDRange
 	// kube
 	Kubeconfig     string
 	Namespace      string
@@ -74,6 +77,7 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) local runners' Python runs as, one per runner in turn, when the pool runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the pool's user")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: the in-cluster service account) [KUBECONFIG]")
 	fs.StringVar(&c.Namespace, "namespace", "gofastapi-runners", "namespace of the runner pods")
 	fs.StringVar(&c.LeaseNamespace, "lease-namespace", "gofastapi", "namespace of the leader election Lease")
@@ -88,6 +92,11 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("pool: unexpected argument %q", fs.Arg(0))
 	}
+	uids, err := parseUIDRange(*runnerUIDs)
+	if err != nil {
+		return nil, err
+	}
+	c.RunnerUIDs = uids
 	switch {
 	case c.Backend != "local" && c.Backend != "kube":
 		return nil, fmt.Errorf("--backend %q: want local or kube", c.Backend)
@@ -207,10 +216,11 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		b, err := local.New(local.Config{Command: agent, Python: cfg.Python,
-			Dir: filepath.Join(data, "runners"), RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout})
+			Dir: filepath.Join(data, "runners"), RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs})
 		if err != nil {
 			return err
 		}
+		warnSharedUser(log, cfg.RunnerUIDs)
 		defer b.Close()
 		pc.Backend = b
 		p, err := pool.New(pc)

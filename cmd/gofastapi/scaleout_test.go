@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -275,5 +276,41 @@ func TestScaleOutOnKube(t *testing.T) {
 	code, body := b.get("bobs", "/")
 	if code != http.StatusTooManyRequests || !strings.Contains(body, "plan allows (6 a minute)") {
 		t.Fatalf("gateway :%s: bob's 8th request, the first there: %d %s, want 429 (the limit is shared)", b.port, code, body)
+	}
+}
+
+// uidApp answers with the user id its Python runs as.
+const uidApp = `import os
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/")
+def uid():
+    return {"uid": os.getuid()}
+`
+
+// TestPoolManagerLocal runs a gateway on a pool manager with local runners
+// (`gofastapi pool --backend local`): the app is served, and as root its
+// Python runs as a user of its own, as under `gofastapi dev`, not as root.
+func TestPoolManagerLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	rs, err := embedded.StartRedis(context.Background(), "redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	t.Setenv(poolTokenEnv, "test-pool-token")
+	poolURL := startPoolManager(t, "--backend", "local", "--redis-url", rs.URL(), "--data", t.TempDir(), "--warm", "1")
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--redis-url", rs.URL(), "--pool-addr", poolURL)
+	tok, _ := p.signup(t, "ursula", "ursula's password")
+	p.deploy(t, tok, "who", uidApp)
+	code, body := p.get("who", "/")
+	var got struct{ UID int }
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET who/ = %d %s", code, body)
+	}
+	if os.Geteuid() == 0 && got.UID == 0 {
+		t.Errorf("the app's Python runs as root under a root pool manager; want a user of its own (--runner-uids auto)")
 	}
 }
