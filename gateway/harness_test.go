@@ -254,14 +254,31 @@ type fakeRunner struct {
 
 // firstBytes keeps what a fake runner was told by Answered.
 type firstBytes struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu    sync.Mutex
+	d     []time.Duration
+	first chan struct{} // closed at the first report, once asked for
 }
 
 func (f *firstBytes) add(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.d = append(f.d, d)
+	if len(f.d) == 1 && f.first != nil {
+		close(f.first)
+	}
+}
+
+// reported is closed once the runner has been told a first byte.
+func (f *firstBytes) reported() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first == nil {
+		f.first = make(chan struct{})
+		if len(f.d) > 0 {
+			close(f.first)
+		}
+	}
+	return f.first
 }
 
 func (f *firstBytes) get() []time.Duration {

@@ -90,9 +90,10 @@ func TestFirstByteOnlyWhenARequestWaited(t *testing.T) {
 
 	h.routes.set("demo", "app1", "v2")
 	h.g.Invalidate("demo")
-	// The new version's runner is in place once the old one is released,
-	// and its start recorded.
+	// The new version's runner is in place once the old one is released;
+	// its start is recorded without a request.
 	wait(t, old.released, "old runner released")
+	wait(t, pool.runner(1).answers.reported(), "the start ahead of requests recorded")
 	if got := pool.runner(1).answers.get(); len(got) != 1 || got[0] != 0 {
 		t.Errorf("v2 (started ahead of requests), before any request: first bytes %v, want one report, with none", got)
 	}
