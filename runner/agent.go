@@ -131,6 +131,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		depsRoot:      cfg.depsRoot(),
 		depsKeep:      cfg.sharedDepsKeep(),
 		runAs:         cfg.runAs,
+		limits:        cfg.limits,
 		appAddr:       appAddr,
 		readyTimeout:  cfg.readyTimeout,
 		startPriority: cfg.startPriority,

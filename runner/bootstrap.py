@@ -19,7 +19,8 @@ be in one of two ways:
 2. Start the asyncio event loop, warm up (see warm_up), report
    {"event": "listening", "port": P, "pid": PID} and wait for exactly one
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...},
-    "paths": [P...]}, paths being optional: the app's dependencies.
+    "paths": [P...], "limits": {...}}, paths being optional: the app's
+   dependencies; limits (memory, processes, file_size) are set first.
 3. Import M from D (with D first on the import path, and the paths last, so
    that a dependency never replaces the framework the runner imported), take
    its `app`, serve it with uvicorn on the pre-bound socket and report
@@ -51,6 +52,7 @@ import logging
 import os
 import random
 import re
+import resource
 import select
 import selectors
 import signal
@@ -488,9 +490,29 @@ def watch_agent():
     asyncio.get_running_loop().add_reader(CMD_FD, readable)
 
 
+APP_LIMITS = (
+    ("memory", resource.RLIMIT_DATA),
+    ("processes", resource.RLIMIT_NPROC),
+    ("file_size", resource.RLIMIT_FSIZE),
+)
+
+
+def limit(limits):
+    """Sets the load command's limits, soft and hard, so that the app cannot
+    raise them again; a limit already lower stays."""
+    for key, which in APP_LIMITS:
+        n = limits.get(key) or 0
+        if n > 0:
+            _, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                n = min(n, hard)
+            resource.setrlimit(which, (n, n))
+
+
 def import_app(cmd):
     app_dir = cmd["dir"]
     module_name = cmd["module"]
+    limit(cmd.get("limits") or {})
     os.chdir(app_dir)
     sys.path.insert(0, app_dir)
     sys.path.extend(cmd.get("paths") or [])

@@ -47,7 +47,34 @@ type config struct {
 	// startPriority is how long, at most, Python runs at real-time
 	// priority from the load command (see raiseForStart); 0: not at all.
 	startPriority time.Duration
+	// limits bound the app's process from its load on (see AppLimits).
+	limits AppLimits
 }
+
+// AppLimits are the resource limits a runner's Python takes before it
+// imports the app, so that one app's leak, fork loop or runaway file takes
+// down that app alone; 0 leaves one unlimited.
+type AppLimits struct {
+	// Memory bounds the process's data (heap and other private writable
+	// memory, as address space: RLIMIT_DATA), in bytes. Past it an
+	// allocation fails: MemoryError in the app.
+	Memory int64 `json:"memory,omitempty"`
+	// Processes bounds the processes and threads of the app's user
+	// (RLIMIT_NPROC). It is set only when Python runs as a user of its own
+	// (--run-as), since the limit counts everything that user runs.
+	Processes int64 `json:"processes,omitempty"`
+	// FileSize bounds each file the app writes (RLIMIT_FSIZE), in bytes.
+	// Past it a write fails: OSError (EFBIG) in the app.
+	FileSize int64 `json:"file_size,omitempty"`
+}
+
+// Default app limits: far above what a small app needs (about 60 MB), and
+// far below what would take the machine with it.
+const (
+	defaultAppMemory    = 2 << 30
+	defaultAppProcesses = 512
+	defaultAppFileSize  = 1 << 30
+)
 
 // parseFlags reads the agent's flags from args.
 func parseFlags(args []string) (config, error) {
@@ -65,6 +92,9 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
 	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
+	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA; 0: no limit)")
+	fs.Int64Var(&c.limits.Processes, "app-processes", defaultAppProcesses, "processes and threads the app may have, with --run-as (RLIMIT_NPROC; 0: no limit)")
+	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
 		if err != nil {
@@ -108,6 +138,8 @@ func (c config) validate() error {
 		return errors.New("--deps-cache-keep must be positive")
 	case c.startPriority < 0:
 		return errors.New("--start-priority must not be negative (0 turns it off)")
+	case c.limits.Memory < 0 || c.limits.Processes < 0 || c.limits.FileSize < 0:
+		return errors.New("--app-memory, --app-processes and --app-file-size must not be negative (0: no limit)")
 	case c.redisURL == "":
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):

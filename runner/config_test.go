@@ -9,11 +9,13 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000", "--start-priority", "0"})
+	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000", "--start-priority", "0",
+		"--app-memory", "1000", "--app-processes", "0", "--app-file-size", "2000"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{control: "127.0.0.1:7000", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 3 * time.Second, depsKeep: 24 * time.Hour}
+	want := config{control: "127.0.0.1:7000", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 3 * time.Second, depsKeep: 24 * time.Hour,
+		limits: AppLimits{Memory: 1000, FileSize: 2000}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags (-want +got):\n%s", diff)
 	}
@@ -22,7 +24,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock",
-		startPriority: 20 * time.Millisecond, depsKeep: 24 * time.Hour}
+		startPriority: 20 * time.Millisecond, depsKeep: 24 * time.Hour,
+		limits: AppLimits{Memory: defaultAppMemory, Processes: defaultAppProcesses, FileSize: defaultAppFileSize}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags with --zygote (-want +got):\n%s", diff)
 	}
@@ -75,6 +78,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *config) { c.redisURL = "" },
 		func(c *config) { c.zygote = "zygote.sock" },
 		func(c *config) { c.startPriority = -time.Millisecond },
+		func(c *config) { c.limits.Memory = -1 },
+		func(c *config) { c.limits.FileSize = -1 },
 		func(c *config) { c.depsCache, c.runAs, c.depsKeep = "/deps", &RunAs{UID: 1000, GID: 1000}, 0 },
 	}
 	for i, mutate := range bad {

@@ -43,6 +43,8 @@ type loadCommand struct {
 	Env    map[string]string `json:"env"`
 	// Paths go at the end of the app's import path: its dependencies.
 	Paths []string `json:"paths,omitempty"`
+	// Limits are set on Python before it imports the app.
+	Limits AppLimits `json:"limits"`
 }
 
 // process is the agent's handle on its Python: a child it started (exec

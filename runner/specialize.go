@@ -30,6 +30,7 @@ type service struct {
 	depsKeep     time.Duration
 	depsLock     *os.File
 	runAs        *RunAs // owner of the files Python reads, if not the agent's user
+	limits       AppLimits
 	appAddr      string
 	readyTimeout time.Duration
 	// startPriority bounds how long Python runs at real-time priority
@@ -99,7 +100,10 @@ func (s *service) specialize(ctx context.Context, req *v1.SpecializeRequest, mod
 		raised := raiseForStart(s.py.pid(), s.startPriority)
 		defer raised.endAgent()
 	}
-	load := loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv()}
+	load := loadCommand{Dir: s.appDir, Module: module, File: req.GetEntrypoint(), Env: req.GetEnv(), Limits: s.limits}
+	if s.runAs == nil {
+		load.Limits.Processes = 0 // it would count the agent's user's processes too
+	}
 	if depsDir != "" {
 		load.Paths = []string{depsDir}
 	}

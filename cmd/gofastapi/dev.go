@@ -157,7 +157,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		backend, err = local.New(local.Config{
 			Command: agent, Python: cfg.Python, Dir: filepath.Join(cfg.Data, "runners"),
-			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs,
+			RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs, AppMemory: cfg.AppMemory,
 			BundleCacheBytes: bundleCacheBytes, Logger: log.With("component", "runners"),
 		})
 		if err != nil {

@@ -76,8 +76,11 @@ type devConfig struct {
 	// RunnerUIDs are the users runners' Python processes run as, one per
 	// runner in turn; zero Count when the platform is not root.
 	RunnerUIDs local.UIDRange
-	LogLevel   string
-	Debug      bool
+	// AppMemory bounds each app's data memory (local.Config.AppMemory:
+	// negative is no limit).
+	AppMemory int64
+	LogLevel  string
+	Debug     bool
 	// LogFormat is json (structured lines) or text.
 	LogFormat string
 	// MetricsAddr is the internal listener of /metrics, /healthz and
@@ -128,6 +131,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 	}
 	fs.BoolVar(&c.DBMongoUsers, "db-mongo-users", mongoUsers, "with --mongo-uri: keep a MongoDB user per platform database user (readWrite on their databases only; created, updated and dropped by the platform) and sign every app connection in to MongoDB as its owner, so MongoDB's roles check each command behind the front; the URI's user must be allowed to manage users (userAdminAnyDatabase or root) [GOFASTAPI_DB_MONGO_USERS]")
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
+	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have, such as 512M or 2G; past it an allocation fails with MemoryError in the app (0: no limit)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "internal listener of the operators' /metrics, /healthz and /readyz; keep it off the public network (empty: none)")
@@ -159,6 +163,9 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 		return nil, err
 	}
 	c.RunnerUIDs = uids
+	if c.AppMemory, err = parseAppMemory(*appMemory); err != nil {
+		return nil, err
+	}
 	abs, err := filepath.Abs(c.Data)
 	if err != nil {
 		return nil, err
@@ -316,6 +323,20 @@ func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read what this user can, " +
 			"the data directory, its key and its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
 	}
+}
+
+// parseAppMemory parses --app-memory into local.Config.AppMemory.
+func parseAppMemory(s string) (int64, error) {
+	n, err := parseSize(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("--app-memory: %w", err)
+	case n == 0:
+		return -1, nil // no limit
+	case n < 64<<20:
+		return 0, fmt.Errorf("--app-memory %s: an app needs 64M or more (its Python alone takes about 50M)", s)
+	}
+	return n, nil
 }
 
 // parseUIDRange parses --runner-uids.

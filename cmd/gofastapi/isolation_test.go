@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,4 +132,55 @@ func listeningPorts(t *testing.T, pid int) []int {
 		ports = append(ports, int(port))
 	}
 	return ports
+}
+
+// hogApp shows its process's limits, and holds on to memory on request.
+const hogApp = `from fastapi import FastAPI
+
+app = FastAPI()
+held = []
+
+@app.get("/limits")
+def limits():
+    with open("/proc/self/limits") as fh:
+        return {"limits": fh.read()}
+
+@app.get("/hold")
+def hold(mb: int):
+    held.append(bytearray(mb << 20))
+    return {"held_mb": sum(len(b) for b in held) >> 20}
+`
+
+// TestAppLimits: an app's process has the limits of --app-memory and the
+// runners' processes and file size, so an app that takes more memory than
+// it may gets MemoryError (a 500) and goes on serving, instead of taking
+// the machine's memory.
+func TestAppLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--app-memory", "256M")
+	tok, _ := p.signup(t, "hogg", "hogg's password")
+	p.deploy(t, tok, "hog", hogApp)
+	code, body := p.get("hog", "/limits")
+	var got struct{ Limits string }
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET hog/limits = %d %s", code, body)
+	}
+	want := []string{`Max data size\s+268435456\s+268435456\s+bytes`, `Max file size\s+1073741824\s+1073741824\s+bytes`}
+	if os.Geteuid() == 0 { // runners run as users of their own
+		want = append(want, `Max processes\s+512\s+512\s+processes`)
+	}
+	for _, re := range want {
+		if !regexp.MustCompile(re).MatchString(got.Limits) {
+			t.Errorf("the app's limits lack %s:\n%s", re, got.Limits)
+		}
+	}
+	if code, body := p.get("hog", "/hold?mb=400"); code != 500 {
+		t.Errorf("GET hog/hold?mb=400 over a 256M limit = %d %s; want 500 (MemoryError)", code, body)
+	}
+	if code, body := p.get("hog", "/hold?mb=16"); code != 200 || !strings.Contains(body, `"held_mb":16`) {
+		t.Errorf("GET hog/hold?mb=16 after the refused one = %d %s; want the same process serving, holding 16 MB", code, body)
+	}
 }

@@ -51,6 +51,7 @@ type poolConfig struct {
 	// RunnerUIDs are the users local runners' Python runs as (see
 	// devConfig.RunnerUIDs).
 	RunnerUIDs local.UIDRange
+	AppMemory  int64
 	// kube
 	Kubeconfig     string
 	Namespace      string
@@ -77,6 +78,7 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have with --backend local, such as 512M or 2G (0: no limit)")
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) local runners' Python runs as, one per runner in turn, when the pool runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the pool's user")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: the in-cluster service account) [KUBECONFIG]")
 	fs.StringVar(&c.Namespace, "namespace", "gofastapi-runners", "namespace of the runner pods")
@@ -97,6 +99,9 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 		return nil, err
 	}
 	c.RunnerUIDs = uids
+	if c.AppMemory, err = parseAppMemory(*appMemory); err != nil {
+		return nil, err
+	}
 	switch {
 	case c.Backend != "local" && c.Backend != "kube":
 		return nil, fmt.Errorf("--backend %q: want local or kube", c.Backend)
@@ -216,7 +221,7 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		b, err := local.New(local.Config{Command: agent, Python: cfg.Python,
-			Dir: filepath.Join(data, "runners"), RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs})
+			Dir: filepath.Join(data, "runners"), RedisURL: runnerRedis, ReadyTimeout: cfg.ReadyTimeout, RunnerUIDs: cfg.RunnerUIDs, AppMemory: cfg.AppMemory})
 		if err != nil {
 			return err
 		}

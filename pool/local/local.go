@@ -49,6 +49,9 @@ type Config struct {
 	// turn: the platform must run as root. Its working directory is then
 	// outside Dir, which stays private to the platform (see Backend).
 	RunnerUIDs UIDRange
+	// AppMemory bounds each app's data memory, in bytes (see
+	// launch.Config.AppMemory): zero is the runners' default, negative none.
+	AppMemory int64
 	// BundleCacheBytes, when not zero and RunnerUIDs is set, keeps app
 	// versions' files on this host (see bundlecache), at most this many
 	// bytes: those the platform puts in (BundleCache, at deploy) and those
@@ -226,6 +229,7 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		RunAs:        b.runAs(),
 		BundleCache:  b.cacheRoot(),
 		DepsCache:    b.depsCache(),
+		AppMemory:    b.cfg.AppMemory,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

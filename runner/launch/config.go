@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,10 @@ type Config struct {
 	// root (see the agent's --start-priority); zero means the agent's
 	// default (20ms), a negative value not at all.
 	StartPriority time.Duration
+	// AppMemory bounds the data memory of the app's process, in bytes (see
+	// runner.AppLimits); zero means the agent's default (2 GiB), a
+	// negative value no limit.
+	AppMemory int64
 	// Log is called for each app log line, from one goroutine, in order; it
 	// should return quickly, as the app's output waits for it. It may be nil
 	// and may be replaced later with SetLog.
@@ -113,6 +118,12 @@ func (c Config) args() []string {
 	}
 	if c.BundleCache != "" {
 		args = append(args, "--bundle-cache", c.BundleCache)
+	}
+	switch {
+	case c.AppMemory > 0:
+		args = append(args, "--app-memory", strconv.FormatInt(c.AppMemory, 10))
+	case c.AppMemory < 0:
+		args = append(args, "--app-memory", "0")
 	}
 	switch {
 	case c.StartPriority > 0:
