@@ -19,6 +19,8 @@ export async function startDev() {
   const llm = await startFakeLLM();
   const data = mkdtempSync(join(tmpdir(), "gofastapi-web-"));
   const proc = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data", data, "--warm", "1", "--log-level", "warn",
+    // Any free port: another gofastapi dev on this machine may hold the default.
+    "--metrics-addr", "127.0.0.1:0",
     // Per-app figures reach the database each second, so the dashboard shows them soon.
     "--metrics-flush", "1s",
     // The fake model listens on a loopback address, which the assistant
