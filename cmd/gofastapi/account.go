@@ -19,7 +19,7 @@ import (
 func cmdSessions(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("sessions")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	c := mk()
@@ -68,7 +68,7 @@ func cmdPasswd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	cur := fs.String("current", "", "current password (default: first line of stdin)")
 	next := fs.String("new", "", "new password (default: next line of stdin)")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	r := bufio.NewReader(stdin)

@@ -80,18 +80,18 @@ func adminFlags(name string) (*flag.FlagSet, func() gofastapiv1connect.AdminServ
 
 // oneUser parses fs and returns its one positional argument, a user.
 func oneUser(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return "", errUsage
 	}
 	if fs.NArg() != 1 {
-		return "", fmt.Errorf("%s: name one user (flags go before it): gofastapi %s USER", fs.Name(), fs.Name())
+		return "", fmt.Errorf("%s: name one user: gofastapi %s USER", fs.Name(), fs.Name())
 	}
 	return fs.Arg(0), nil
 }
 
 func adminUsers(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, mk := adminFlags("users")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	res, err := mk().ListUsers(ctx, connect.NewRequest(&v1.ListUsersRequest{}))
@@ -122,7 +122,7 @@ func adminCreateUser(ctx context.Context, args []string, stdin io.Reader, stdout
 	pass := fs.String("password", "", "password (default: read one line from stdin)")
 	email := fs.String("email", "", "email address (optional)")
 	adm := fs.Bool("admin", false, "make the user an admin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if *user == "" {
@@ -250,7 +250,7 @@ func adminSettings(ctx context.Context, args []string, stdout io.Writer) error {
 	disallowPkgs := fs.String("disallow-packages", "", "comma-separated packages to remove from the dependency allowlist")
 	setPkgs := fs.String("set-packages", "", "replace the dependency allowlist with these comma-separated packages ('*' allows every package)")
 	resetPkgs := fs.Bool("reset-packages", false, "go back to the default dependency allowlist")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	c := mk()
@@ -311,7 +311,7 @@ func adminSettings(ctx context.Context, args []string, stdout io.Writer) error {
 
 func adminStats(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, mk := adminFlags("stats")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	res, err := mk().GetStats(ctx, connect.NewRequest(&v1.GetStatsRequest{}))
@@ -337,7 +337,7 @@ func adminStats(ctx context.Context, args []string, stdout io.Writer) error {
 func adminActivity(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, mk := adminFlags("activity")
 	n := fs.Int("n", 50, "number of entries (at most 500)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	res, err := mk().ListActivity(ctx, connect.NewRequest(&v1.ListActivityRequest{Limit: int32(*n)}))

@@ -26,6 +26,25 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// parseInterspersed parses fs from args allowing flags after positional
+// arguments (`deploy app.py --no-warm`, `env set app K=V --secret`), as
+// every client command does; the positional ones are left in fs.Args().
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
 // cmdLogin runs signup and login: both end with a saved session.
 func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := newFlags(name)
@@ -36,7 +55,7 @@ func cmdLogin(ctx context.Context, name string, args []string, stdin io.Reader, 
 		email = fs.String("email", "", "email address (optional)")
 	}
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if *user == "" {
@@ -86,7 +105,7 @@ func cmdLogout(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("logout")
 	all := fs.Bool("all", false, "end all your sessions, everywhere")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	c := mk()
@@ -108,7 +127,7 @@ func cmdLogout(ctx context.Context, args []string, stdout io.Writer) error {
 func cmdWhoami(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("whoami")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	res, err := mk().auth.Me(ctx, connect.NewRequest(&v1.MeRequest{}))
@@ -127,7 +146,7 @@ func cmdDeploy(ctx context.Context, args []string, stdout io.Writer) error {
 	entry := fs.String("entrypoint", "", "file that defines `app` (default: app.py, or the only file)")
 	noWarm := fs.Bool("no-warm", false, "skip the warm stage: the app's first request starts it")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() == 0 {
@@ -188,7 +207,7 @@ func deployAndPrint(ctx context.Context, c *client, req *v1.DeployRequest, stdou
 func cmdApps(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("apps")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	res, err := mk().apps.ListApps(ctx, connect.NewRequest(&v1.ListAppsRequest{}))
@@ -234,7 +253,7 @@ func cmdLogs(ctx context.Context, args []string, stdout io.Writer) error {
 func cmdDelete(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("delete")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
@@ -251,7 +270,7 @@ func cmdColdStarts(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("coldstarts")
 	n := fs.Int("n", 20, "number of cold starts")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {

@@ -55,7 +55,7 @@ func cmdDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Int64Var(&find.Skip, "skip", 0, "documents to skip")
 		fs.Int64Var(&find.Limit, "limit", 20, "most documents to show (1-1000)")
 	}
-	if err := fs.Parse(rest); err != nil {
+	if err := parseInterspersed(fs, rest); err != nil {
 		return errUsage
 	}
 	c := mk()

@@ -272,6 +272,13 @@ func TestEndToEnd(t *testing.T) {
 	if out := p.mustCLI("deploy", hello); !strings.Contains(out, "no changes") {
 		t.Errorf("deploying identical files: %q, want it to say no changes", out)
 	}
+	// Flags may follow the files.
+	if out := p.mustCLI("deploy", hello, "--name", "hello-too", "--no-warm"); !strings.Contains(out, "not warmed, as asked") {
+		t.Errorf("deploy FILE --name N --no-warm: %q", out)
+	}
+	if code, body := p.get("hello-too", "/"); code != 200 || !strings.Contains(body, `"message":"v2"`) {
+		t.Errorf("GET hello-too/ = %d %s, want v2", code, body)
+	}
 
 	broken := writeFile(t, src, "broken.py", "from fastapi import FastAPI\napp = FastAPI()\nif True\n    pass\n")
 	out, err := p.cli("deploy", broken)

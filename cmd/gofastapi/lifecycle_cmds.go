@@ -16,25 +16,6 @@ import (
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
-// parseInterspersed parses fs from args allowing flags after positional
-// arguments (`env set app K=V --secret`); the positional ones are left in
-// fs.Args().
-func parseInterspersed(fs *flag.FlagSet, args []string) error {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	return fs.Parse(append([]string{"--"}, pos...))
-}
-
 // streamEnd is the result of a stream that ended with err: an interrupt
 // (ctx cancelled) is a normal end of a followed stream.
 func streamEnd(ctx context.Context, err error) error {

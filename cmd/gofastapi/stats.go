@@ -28,7 +28,7 @@ func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("stats")
 	minutes := fs.Int("minutes", 15, "list the last N minutes (those with requests)")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
@@ -83,7 +83,7 @@ func cmdErrors(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("errors")
 	n := fs.Int("n", 50, "number of errors")
 	mk := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
