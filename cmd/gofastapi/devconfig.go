@@ -130,8 +130,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 		return nil, err
 	}
 	fs.BoolVar(&c.DBMongoUsers, "db-mongo-users", mongoUsers, "with --mongo-uri: keep a MongoDB user per platform database user (readWrite on their databases only; created, updated and dropped by the platform) and sign every app connection in to MongoDB as its owner, so MongoDB's roles check each command behind the front; the URI's user must be allowed to manage users (userAdminAnyDatabase or root) [GOFASTAPI_DB_MONGO_USERS]")
-	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when the platform runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the platform's user")
-	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have, such as 512M or 2G; past it an allocation fails with MemoryError in the app (0: no limit)")
+	readRunnerFlags := localRunnerFlags(fs)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json (one JSON object per line) or text")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "internal listener of the operators' /metrics, /healthz and /readyz; keep it off the public network (empty: none)")
@@ -158,12 +157,7 @@ func parseDevConfig(args []string, stderr io.Writer) (*devConfig, error) {
 				f.Name, map[string]string{"redis-url": "REDIS_URL", "mongo-uri": "MONGO_URI"}[f.Name])
 		}
 	})
-	uids, err := parseUIDRange(*runnerUIDs)
-	if err != nil {
-		return nil, err
-	}
-	c.RunnerUIDs = uids
-	if c.AppMemory, err = parseAppMemory(*appMemory); err != nil {
+	if c.RunnerUIDs, c.AppMemory, err = readRunnerFlags(); err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(c.Data)
@@ -322,6 +316,21 @@ func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 	if uids.Count == 0 {
 		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read what this user can, " +
 			"the data directory, its key and its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
+	}
+}
+
+// localRunnerFlags declares the flags of local runners that gofastapi dev
+// and gofastapi pool share, and returns what reads them once parsed.
+func localRunnerFlags(fs *flag.FlagSet) func() (local.UIDRange, int64, error) {
+	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when this process runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as this process's user")
+	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have, such as 512M or 2G; past it an allocation fails with MemoryError in the app (0: no limit)")
+	return func() (local.UIDRange, int64, error) {
+		uids, err := parseUIDRange(*runnerUIDs)
+		if err != nil {
+			return local.UIDRange{}, 0, err
+		}
+		mem, err := parseAppMemory(*appMemory)
+		return uids, mem, err
 	}
 }
 

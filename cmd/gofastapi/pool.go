@@ -78,8 +78,7 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an app idle this long loses its runner")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 10*time.Second, "bound on an app's import and first answer")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have with --backend local, such as 512M or 2G (0: no limit)")
-	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) local runners' Python runs as, one per runner in turn, when the pool runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as the pool's user")
+	readRunnerFlags := localRunnerFlags(fs) // with --backend local
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file (default: the in-cluster service account) [KUBECONFIG]")
 	fs.StringVar(&c.Namespace, "namespace", "gofastapi-runners", "namespace of the runner pods")
 	fs.StringVar(&c.LeaseNamespace, "lease-namespace", "gofastapi", "namespace of the leader election Lease")
@@ -94,12 +93,8 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("pool: unexpected argument %q", fs.Arg(0))
 	}
-	uids, err := parseUIDRange(*runnerUIDs)
-	if err != nil {
-		return nil, err
-	}
-	c.RunnerUIDs = uids
-	if c.AppMemory, err = parseAppMemory(*appMemory); err != nil {
+	var err error
+	if c.RunnerUIDs, c.AppMemory, err = readRunnerFlags(); err != nil {
 		return nil, err
 	}
 	switch {
