@@ -40,6 +40,7 @@ process kills itself (and, when forked, its process group).
 
 import asyncio
 import contextvars
+import ctypes
 import enum
 import fcntl
 import functools
@@ -59,6 +60,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -507,6 +509,77 @@ def limit(limits):
             if hard != resource.RLIM_INFINITY:
                 n = min(n, hard)
             resource.setrlimit(which, (n, n))
+
+
+# Landlock (linux/landlock.h): the syscalls, and the rights that change the
+# file system, which confine() keeps to the runner's own directory.
+_LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_FS_WRITE_FILE = 1 << 1
+_FS_CHANGES = _FS_WRITE_FILE | sum(1 << bit for bit in range(4, 13))  # remove and make anything
+_FS_REFER = 1 << 13  # ABI 2
+_FS_TRUNCATE = 1 << 14  # ABI 3
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def confine(workdir):
+    """Keeps this process and what it starts from changing the file system
+    outside workdir (its own directory, and HOME): no writing, making or
+    removing anything in /tmp, /dev/shm or another user's world-writable
+    place, whatever user it runs as. /dev/null stays writable. Reading is
+    not restricted. Returns False where the kernel has no Landlock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = libc.syscall
+    call.restype = ctypes.c_long
+    abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
+               ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
+    if abi < 1:
+        return False
+    handled = _FS_CHANGES | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    file_rights = _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+    attr = ctypes.create_string_buffer(struct.pack("<Q", handled))
+    ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_long(8), ctypes.c_long(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
+    try:
+        for path, rights in ((workdir, handled), (os.devnull, file_rights)):
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd))
+                if call(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_long(ruleset),
+                        ctypes.c_long(_LANDLOCK_RULE_PATH_BENEATH), rule, ctypes.c_long(0)) < 0:
+                    raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}: " + os.strerror(ctypes.get_errno()))
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(ctypes.get_errno()))
+        if call(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self: " + os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(ruleset)
+    return True
+
+
+def private_tmp(workdir):
+    """Points the app's temporary files (TMPDIR, tempfile) into workdir."""
+    tmp = os.path.join(workdir, "tmp")
+    os.makedirs(tmp, mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = None  # computed again, from TMPDIR, at first use
+
+
+def confine_runner():
+    """With GOFASTAPI_CONFINE=1 (the agent's --confine), confines this
+    runner to its directory, the current one, and points its temporary files
+    there. It must run before the process starts a thread: Landlock holds
+    for the thread that asks and the threads it starts later, not for
+    threads already running."""
+    if os.environ.pop("GOFASTAPI_CONFINE", "") != "1":
+        return
+    workdir = os.getcwd()
+    private_tmp(workdir)
+    confine(workdir)
 
 
 def import_app(cmd):
@@ -1018,6 +1091,7 @@ def main():
         become_runner(*serve_zygote(sys.argv[2]))
     else:
         close_other_fds()
+    confine_runner()
     os.set_inheritable(CMD_FD, False)
     os.set_inheritable(EVENT_FD, False)
     _events = os.fdopen(EVENT_FD, "w", encoding="utf-8")

@@ -49,6 +49,9 @@ type config struct {
 	startPriority time.Duration
 	// limits bound the app's process from its load on (see AppLimits).
 	limits AppLimits
+	// confine keeps the app from changing files outside the runner's
+	// directory (see runnerEnv).
+	confine bool
 }
 
 // AppLimits are the resource limits a runner's Python takes before it
@@ -95,6 +98,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA; 0: no limit)")
 	fs.Int64Var(&c.limits.Processes, "app-processes", defaultAppProcesses, "processes and threads the app may have, with --run-as (RLIMIT_NPROC; 0: no limit)")
 	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
+	fs.BoolVar(&c.confine, "confine", true, "keep the app from writing, making or removing files outside the runner's directory (Landlock; skipped where the kernel has none)")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
 		if err != nil {

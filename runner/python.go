@@ -98,9 +98,13 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 	}
 	var proc process
 	if cfg.zygote != "" {
-		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, cfg.runAs, p)
+		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, runnerEnv(cfg.workdir, cfg.confine), cfg.runAs, p)
 	} else {
-		proc, err = execPython(cfg.python, cfg.workdir, cfg.appHost, cfg.runAs, p)
+		env := runnerEnv(cfg.workdir, cfg.confine)
+		if cfg.appHost != "" {
+			env = append(env, "GOFASTAPI_APP_HOST="+cfg.appHost)
+		}
+		proc, err = execPython(cfg.python, cfg.workdir, env, cfg.runAs, p)
 	}
 	// Python holds its own copies now (or failed to start); closing ours
 	// makes EOF mean "Python (and whatever inherited the fds) is gone".
@@ -154,6 +158,18 @@ func pythonEnv(home string) []string {
 		"PYTHONDONTWRITEBYTECODE=1",
 		"PYTHONUNBUFFERED=1",
 	}
+}
+
+// runnerEnv is the environment of a runner's Python: pythonEnv, and with
+// confine GOFASTAPI_CONFINE=1, which has the bootstrap keep the process
+// from changing files outside workdir before it starts a thread (see
+// confine_runner in bootstrap.py, which removes the variable).
+func runnerEnv(workdir string, confine bool) []string {
+	env := pythonEnv(workdir)
+	if confine {
+		env = append(env, "GOFASTAPI_CONFINE=1")
+	}
+	return env
 }
 
 // pythonArgs are the interpreter flags for the bootstrap at script: isolated

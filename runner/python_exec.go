@@ -13,7 +13,7 @@ type execProcess struct{ cmd *exec.Cmd }
 // execPython starts the bootstrap with interpreter path in workdir, with p's
 // child ends as its fds 1-4. A host other than "" makes the app listen there
 // (the bootstrap reads and removes GOFASTAPI_APP_HOST).
-func execPython(path, workdir, host string, runAs *RunAs, p *pipes) (process, error) {
+func execPython(path, workdir string, env []string, runAs *RunAs, p *pipes) (process, error) {
 	script, err := writeBootstrap(workdir)
 	if err != nil {
 		return nil, err
@@ -23,10 +23,7 @@ func execPython(path, workdir, host string, runAs *RunAs, p *pipes) (process, er
 	}
 	cmd := exec.Command(path, pythonArgs(script)...)
 	cmd.Dir = workdir
-	cmd.Env = pythonEnv(workdir)
-	if host != "" {
-		cmd.Env = append(cmd.Env, "GOFASTAPI_APP_HOST="+host)
-	}
+	cmd.Env = env
 	// Same process group as the agent (no Setpgid): signalling the group
 	// reaches both. Pdeathsig ends Python if the agent dies without cleanup.
 	cmd.SysProcAttr = pythonProcAttr()

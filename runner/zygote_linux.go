@@ -39,7 +39,7 @@ type forkedProcess struct {
 // whose fds 3, 4, 1 and 2 are p's child ends, and closes those once sent.
 // If the zygote forked but anything fails later, the child still ends: it
 // exits at EOF on fd 3, which the caller's closing of p's parent ends makes.
-func forkPython(ctx context.Context, socket, workdir string, runAs *RunAs, p *pipes) (process, error) {
+func forkPython(ctx context.Context, socket, workdir string, env []string, runAs *RunAs, p *pipes) (process, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unixpacket", socket)
 	if err != nil {
@@ -47,7 +47,7 @@ func forkPython(ctx context.Context, socket, workdir string, runAs *RunAs, p *pi
 	}
 	conn := c.(*net.UnixConn)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	f, err := requestFork(conn, workdir, runAs, p)
+	f, err := requestFork(conn, workdir, env, runAs, p)
 	stop()
 	if err != nil {
 		conn.Close()
@@ -61,8 +61,8 @@ func forkPython(ctx context.Context, socket, workdir string, runAs *RunAs, p *pi
 	return f, nil
 }
 
-func requestFork(conn *net.UnixConn, workdir string, runAs *RunAs, p *pipes) (*forkedProcess, error) {
-	fr := forkRequest{Workdir: workdir, Env: envMap(pythonEnv(workdir))}
+func requestFork(conn *net.UnixConn, workdir string, env []string, runAs *RunAs, p *pipes) (*forkedProcess, error) {
+	fr := forkRequest{Workdir: workdir, Env: envMap(env)}
 	if runAs != nil {
 		fr.UID, fr.GID = &runAs.UID, &runAs.GID
 	}

@@ -156,7 +156,7 @@ func TestForkPythonReportsExitStatus(t *testing.T) {
 			defer p.closeParentEnds()
 			ctx, cancel := context.WithTimeout(context.Background(), testWaitLimit)
 			defer cancel()
-			proc, err := forkPython(ctx, socket, workdir, nil, p)
+			proc, err := forkPython(ctx, socket, workdir, pythonEnv(workdir), nil, p)
 			p.closeChildEnds()
 			if err != nil {
 				t.Fatalf("forkPython: %v", err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -135,7 +137,10 @@ func listeningPorts(t *testing.T, pid int) []int {
 }
 
 // hogApp shows its process's limits, and holds on to memory on request.
-const hogApp = `from fastapi import FastAPI
+const hogApp = `import os
+import pathlib
+
+from fastapi import FastAPI
 
 app = FastAPI()
 held = []
@@ -149,6 +154,16 @@ def limits():
 def hold(mb: int):
     held.append(bytearray(mb << 20))
     return {"held_mb": sum(len(b) for b in held) >> 20}
+
+@app.get("/write")
+def write(path: str):
+    if path == "TMPDIR":
+        path = os.path.join(os.environ["TMPDIR"], "scratch")
+    try:
+        pathlib.Path(path).write_text("x")
+        return {"wrote": True}
+    except OSError as e:
+        return {"error": type(e).__name__}
 `
 
 // TestAppLimits: an app's process has the limits of --app-memory and the
@@ -182,5 +197,18 @@ func TestAppLimits(t *testing.T) {
 	}
 	if code, body := p.get("hog", "/hold?mb=16"); code != 200 || !strings.Contains(body, `"held_mb":16`) {
 		t.Errorf("GET hog/hold?mb=16 after the refused one = %d %s; want the same process serving, holding 16 MB", code, body)
+	}
+
+	// It changes files only in its own directory: its working directory,
+	// its TMPDIR there, and /dev/null; not the machine's /tmp or /dev/shm.
+	outside := []string{filepath.Join(os.TempDir(), "gofastapi-confine-"+t.Name()), "/dev/shm/gofastapi-confine-" + t.Name()}
+	for _, path := range outside {
+		t.Cleanup(func() { os.Remove(path) })
+	}
+	for path, want := range map[string]string{"note.txt": `"wrote":true`, "TMPDIR": `"wrote":true`, "/dev/null": `"wrote":true`,
+		outside[0]: `"error":"PermissionError"`, outside[1]: `"error":"PermissionError"`} {
+		if code, body := p.get("hog", "/write?path="+url.QueryEscape(path)); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("the app writing %s: %d %s; want %s", path, code, body, want)
+		}
 	}
 }

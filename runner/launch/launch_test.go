@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -633,6 +634,48 @@ func TestControlTakesOnlyThePoolsCalls(t *testing.T) {
 	if status, _ := get(t, r.AppAddr(), "/hello"); status != http.StatusOK {
 		t.Errorf("GET /hello: status %d, want 200", status)
 	}
+}
+
+// confinedApp tries to write path and says how it went.
+const confinedApp = `import os
+import pathlib
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/write")
+def write(path: str):
+    if path == "TMPDIR":
+        path = os.path.join(os.environ["TMPDIR"], "scratch")
+    try:
+        pathlib.Path(path).write_text("x")
+        return {"wrote": True}
+    except OSError as e:
+        return {"error": type(e).__name__}
+`
+
+// TestAppIsConfinedToItsDirectory: in either mode the app writes in its own
+// directory and TMPDIR, and not in the machine's /tmp.
+func TestAppIsConfinedToItsDirectory(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", confinedApp))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatal(err)
+		}
+		outside := filepath.Join(os.TempDir(), "gofastapi-confine-"+strings.ReplaceAll(t.Name(), "/", "-"))
+		t.Cleanup(func() { os.Remove(outside) })
+		for path, want := range map[string]string{"note.txt": "wrote", "TMPDIR": "wrote", outside: "PermissionError"} {
+			_, body := get(t, r.AppAddr(), "/write?path="+url.QueryEscape(path))
+			got, _ := json.Marshal(body)
+			if !strings.Contains(string(got), want) {
+				t.Errorf("the app writing %s: %s; want %s", path, got, want)
+			}
+		}
+	})
 }
 
 // TestRefusedRequestLeavesRunnerWarm checks that a request refused before

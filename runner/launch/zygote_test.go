@@ -151,7 +151,7 @@ func TestZygoteRunnersAreIsolated(t *testing.T) {
 			"pid":  float64(r.AppPid()),
 			"home": cfgs[i].WorkDir,
 			"cwd":  filepath.Join(cfgs[i].WorkDir, "app"),
-			"env":  []any{"HOME", "LANG", "NAME", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"},
+			"env":  []any{"HOME", "LANG", "NAME", "PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "TMPDIR"},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("runner %d: GET /state (-want +got):\n%s", i, diff)
