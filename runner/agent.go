@@ -82,10 +82,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	appDir, err := prepareWorkdir(cfg.workdir, cfg.runAs)
+	appDir, unmount, err := prepareWorkdir(cfg.workdir, cfg.runAs, cfg.disk)
 	if err != nil {
 		return err
 	}
+	defer unmount()
 	ln, err := net.Listen("tcp", cfg.control)
 	if err != nil {
 		return fmt.Errorf("control listener: %w", err)
@@ -186,19 +187,32 @@ func serve(ctx context.Context, srv *http.Server, py *python) error {
 
 // prepareWorkdir creates workdir, private to this user, and the app dir in
 // it, which Specialize would otherwise pay for.
-func prepareWorkdir(workdir string, runAs *RunAs) (appDir string, err error) {
+func prepareWorkdir(workdir string, runAs *RunAs, disk int64) (appDir string, unmount func(), err error) {
+	unmount = func() {}
 	if err := os.MkdirAll(workdir, 0o700); err != nil {
-		return "", fmt.Errorf("create workdir: %w", err)
+		return "", unmount, fmt.Errorf("create workdir: %w", err)
 	}
 	// MkdirAll keeps the mode of a directory that already exists.
 	if err := os.Chmod(workdir, 0o700); err != nil {
-		return "", fmt.Errorf("create workdir: %w", err)
+		return "", unmount, fmt.Errorf("create workdir: %w", err)
+	}
+	// With a user of its own, the app writes only here (see confine in
+	// bootstrap.py): a file system of its own bounds how much.
+	if runAs != nil && disk > 0 {
+		if unmount, err = mountWorkdir(workdir, disk); err != nil {
+			return "", func() {}, err
+		}
 	}
 	appDir = filepath.Join(workdir, "app")
 	if err := os.MkdirAll(appDir, 0o700); err != nil {
-		return "", fmt.Errorf("create app dir: %w", err)
+		unmount()
+		return "", func() {}, fmt.Errorf("create app dir: %w", err)
 	}
-	return appDir, runAs.give(workdir)
+	if err := runAs.give(workdir); err != nil {
+		unmount()
+		return "", func() {}, err
+	}
+	return appDir, unmount, nil
 }
 
 // awaitListening waits for Python's "listening" event and returns the app port.

@@ -52,6 +52,9 @@ type config struct {
 	// confine keeps the app from changing files outside the runner's
 	// directory (see runnerEnv).
 	confine bool
+	// disk, with runAs, bounds the runner's directory: a tmpfs of this
+	// many bytes (see mountWorkdir); 0 leaves it on the file system below.
+	disk int64
 }
 
 // AppLimits are the resource limits a runner's Python takes before it
@@ -77,6 +80,7 @@ const (
 	defaultAppMemory    = 2 << 30
 	defaultAppProcesses = 512
 	defaultAppFileSize  = 1 << 30
+	defaultAppDisk      = 256 << 20
 )
 
 // parseFlags reads the agent's flags from args.
@@ -98,6 +102,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA; 0: no limit)")
 	fs.Int64Var(&c.limits.Processes, "app-processes", defaultAppProcesses, "processes and threads the app may have, with --run-as (RLIMIT_NPROC; 0: no limit)")
 	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
+	fs.Int64Var(&c.disk, "app-disk", defaultAppDisk, "bytes the runner's directory may hold, with --run-as: a tmpfs of its own (0: no limit)")
 	fs.BoolVar(&c.confine, "confine", true, "keep the app from writing, making or removing files outside the runner's directory (Landlock; skipped where the kernel has none)")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
@@ -142,8 +147,8 @@ func (c config) validate() error {
 		return errors.New("--deps-cache-keep must be positive")
 	case c.startPriority < 0:
 		return errors.New("--start-priority must not be negative (0 turns it off)")
-	case c.limits.Memory < 0 || c.limits.Processes < 0 || c.limits.FileSize < 0:
-		return errors.New("--app-memory, --app-processes and --app-file-size must not be negative (0: no limit)")
+	case c.limits.Memory < 0 || c.limits.Processes < 0 || c.limits.FileSize < 0 || c.disk < 0:
+		return errors.New("--app-memory, --app-processes, --app-file-size and --app-disk must not be negative (0: no limit)")
 	case c.redisURL == "":
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):

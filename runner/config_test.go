@@ -10,7 +10,7 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	got, err := parseFlags([]string{"--workdir", "/w", "--ready-timeout", "3s", "--control", "127.0.0.1:7000", "--start-priority", "0",
-		"--app-memory", "1000", "--app-processes", "0", "--app-file-size", "2000", "--confine=false"})
+		"--app-memory", "1000", "--app-processes", "0", "--app-file-size", "2000", "--confine=false", "--app-disk", "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = config{control: "127.0.0.1:0", python: "/usr/bin/python3", workdir: "/w", readyTimeout: 10 * time.Second, zygote: "/z/zygote.sock",
-		startPriority: 20 * time.Millisecond, depsKeep: 24 * time.Hour, confine: true,
+		startPriority: 20 * time.Millisecond, depsKeep: 24 * time.Hour, confine: true, disk: defaultAppDisk,
 		limits: AppLimits{Memory: defaultAppMemory, Processes: defaultAppProcesses, FileSize: defaultAppFileSize}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(config{})); diff != "" {
 		t.Errorf("parseFlags with --zygote (-want +got):\n%s", diff)

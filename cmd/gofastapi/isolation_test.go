@@ -164,6 +164,19 @@ def write(path: str):
         return {"wrote": True}
     except OSError as e:
         return {"error": type(e).__name__}
+
+@app.get("/fill")
+def fill(mb: int):
+    chunk = bytes(1 << 20)
+    try:
+        with open("fill.bin", "wb") as fh:
+            for _ in range(mb):
+                fh.write(chunk)
+        return {"wrote_mb": mb}
+    except OSError as e:
+        return {"error": e.strerror}
+    finally:
+        os.remove("fill.bin")
 `
 
 // TestAppLimits: an app's process has the limits of --app-memory and the
@@ -210,5 +223,15 @@ func TestAppLimits(t *testing.T) {
 		if code, body := p.get("hog", "/write?path="+url.QueryEscape(path)); code != 200 || !strings.Contains(body, want) {
 			t.Errorf("the app writing %s: %d %s; want %s", path, code, body, want)
 		}
+	}
+	// And its own directory holds 256 MB at most (a file system of its own,
+	// with a user of its own).
+	if os.Geteuid() == 0 {
+		if code, body := p.get("hog", "/fill?mb=300"); code != 200 || !strings.Contains(body, "No space left on device") {
+			t.Errorf("the app writing 300 MB in its directory: %d %s; want no space left", code, body)
+		}
+	}
+	if code, body := p.get("hog", "/fill?mb=16"); code != 200 || !strings.Contains(body, `"wrote_mb":16`) {
+		t.Errorf("the app writing 16 MB in its directory: %d %s", code, body)
 	}
 }

@@ -331,7 +331,7 @@ func coldStartPhases(t *testing.T, apps gofastapiv1connect.AppServiceClient, n i
 	if len(total) == 0 {
 		return "none recorded"
 	}
-	return fmt.Sprintf("claim to ready %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) (+ rest), then first byte %s (the head of the app's answer, at the gateway); %d of %d starts linked their files from the host's bundle cache (fetch and verify 0, write is the linking)",
+	return fmt.Sprintf("claim to ready %s = claim %s + fetch %s + verify %s + write %s + load %s (the app's import %s) (+ rest), then first byte %s (the head of the app's answer, at the gateway); %d of %d starts took their files from the host's bundle cache (fetch and verify 0, write is the linking, or copying into a runner directory of its own)",
 		p50(total), p50(claim), p50(fetch), p50(verify), p50(write), p50(load), p50(imp), p50(first), cached, len(total))
 }
 

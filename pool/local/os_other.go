@@ -8,3 +8,6 @@ const zygoteSupported = false
 
 // isTmpfs reports false: outside Linux, working directories stay in Dir.
 func isTmpfs(dir string) bool { return false }
+
+// unmount does nothing outside Linux, where runners mount nothing.
+func unmount(string) {}

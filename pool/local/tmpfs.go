@@ -59,7 +59,15 @@ func removeStale(parent string) {
 			continue
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
+			dir := filepath.Join(parent, e.Name())
+			// Runners killed with their process leave their directories'
+			// own file systems (the agent's --app-disk) mounted.
+			if runners, err := os.ReadDir(dir); err == nil {
+				for _, r := range runners {
+					unmount(filepath.Join(dir, r.Name()))
+				}
+			}
+			_ = os.RemoveAll(dir)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -174,7 +175,8 @@ func write(dir string, files []bundle.File) error {
 }
 
 // Link hard-links the cached files of bundle version and, when compiled is
-// not empty, those compiled modules into appDir, making the directories
+// not empty, those compiled modules into appDir (copies them when appDir is
+// on another file system), making the directories
 // they need there with mkdir (which it calls for each one it creates, to
 // give it to the runner's user). It reports false, having linked nothing,
 // when the cache does not hold all of them; modules is how many compiled
@@ -204,8 +206,8 @@ func Link(root, version, compiled, appDir string, mkdir func(path string) error)
 	return true, modules, nil
 }
 
-// linkTree links every file under src to the same place under dst and
-// returns how many it linked. dst exists; directories already there (a
+// linkTree links (or copies) every file under src to the same place under
+// dst and returns how many it linked. dst exists; directories already there (a
 // compiled modules' __pycache__ beside a bundle's) are used as they are.
 func linkTree(src, dst string, mkdir func(path string) error) (files int, err error) {
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -229,7 +231,34 @@ func linkTree(src, dst string, mkdir func(path string) error) (files int, err er
 			return fmt.Errorf("%s is not a regular file", p)
 		}
 		files++
-		return os.Link(p, to)
+		if err := os.Link(p, to); !errors.Is(err, syscall.EXDEV) {
+			return err
+		}
+		// The runner's directory is a file system of its own (its
+		// --app-disk): a copy, as read-only as the cached file.
+		return copyFile(p, to)
 	})
 	return files, err
+}
+
+// copyFile copies src to a new file dst with src's mode.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	info, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

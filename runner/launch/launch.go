@@ -241,6 +241,9 @@ func (r *Runner) Stop(grace time.Duration) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		r.endApp()
 		r.transport.CloseIdleConnections()
+		// An agent killed before it unmounted its directory's own file
+		// system (see the agent's --app-disk) leaves it mounted.
+		unmount(r.workDir)
 		_ = os.RemoveAll(r.workDir)
 	})
 }

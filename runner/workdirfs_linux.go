@@ -1,0 +1,18 @@
+package runner
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountWorkdir makes dir a tmpfs of its own of at most size bytes, so that
+// what the app writes there (its files, TMPDIR, HOME) is bounded; it
+// returns what unmounts it. It needs root.
+func mountWorkdir(dir string, size int64) (unmount func(), err error) {
+	opts := fmt.Sprintf("size=%d,mode=0700", size)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return nil, fmt.Errorf("mount a %d-byte tmpfs on the workdir: %w", size, err)
+	}
+	return func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }, nil
+}
