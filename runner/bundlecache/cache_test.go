@@ -113,3 +113,41 @@ func TestBudget(t *testing.T) {
 		t.Errorf("cache directory holds %d entries, want 2 (no temporary ones left)", len(entries))
 	}
 }
+
+// TestLinkAcrossFileSystems copies what it cannot link: an app directory on
+// another file system (a runner's own tmpfs) gets read-only copies.
+func TestLinkAcrossFileSystems(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "bundlecache-test-")
+	if err != nil {
+		t.Skip("no /dev/shm:", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	var a, b syscall.Stat_t
+	app := t.TempDir()
+	if syscall.Stat(shm, &a) != nil || syscall.Stat(app, &b) != nil || a.Dev == b.Dev {
+		t.Skip("/dev/shm and the test's directory are one file system")
+	}
+	c, err := New(filepath.Join(shm, "cache"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := files("app.py", "print(1)", "pkg/mod.py", "x = 1")
+	if err := c.PutBundle("v1", src); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := Link(c.Root(), "v1", "", app, func(string) error { return nil }); err != nil || !ok {
+		t.Fatalf("Link across file systems = %v, %v; want true, nil", ok, err)
+	}
+	for _, f := range src {
+		p := filepath.Join(app, f.Name)
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != string(f.Content) {
+			t.Errorf("%s = %q, %v; want %q", f.Name, got, err, f.Content)
+			continue
+		}
+		st, _ := os.Stat(p)
+		if st.Mode().Perm() != 0o444 || st.Sys().(*syscall.Stat_t).Nlink != 1 {
+			t.Errorf("%s: mode %v, %d links; want a read-only copy", f.Name, st.Mode(), st.Sys().(*syscall.Stat_t).Nlink)
+		}
+	}
+}
