@@ -10,9 +10,11 @@ be in one of two ways:
 - Zygote mode (`bootstrap.py --zygote SOCKET`): one long-lived process
   pre-imports the framework once, then only forks runners on request (see
   serve_zygote). Each forked child takes the pipes the agent sent as its
-  fds 1-4, then continues at step 1 with the imports already done. The
+  fds 1-4, then continues at step 0 with the imports already done. The
   zygote never runs user code and never creates an event loop.
 
+0. With GOFASTAPI_CONFINE=1 in its environment, confine itself to its
+   directory, the current one (see confine_runner), before any thread.
 1. Bind the app's listening socket on 127.0.0.1:0 and pre-import the
    framework, so that loading an app later costs only the app's own imports,
    with FastAPI setting each route up when it is first used (lazy_routes).
