@@ -217,7 +217,7 @@ func TestAssistant(t *testing.T) {
 		t.Errorf("streamed text %q", r.text)
 	}
 	if len(r.tools) != 4 || r.tools[0].GetName() != "get_app" || r.tools[0].GetFailed() || r.tools[0].GetResult() != "notes: 1 files" ||
-		!r.tools[1].GetFailed() || !strings.Contains(r.tools[1].GetResult(), "not found") {
+		!r.tools[1].GetFailed() || !strings.Contains(r.tools[1].GetResult(), `you have no app named "secret-app"`) {
 		t.Fatalf("tool uses %v: want notes read, bob's app not found", r.tools)
 	}
 	if len(r.proposals) != 2 {

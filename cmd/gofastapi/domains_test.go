@@ -157,7 +157,7 @@ func TestCustomDomains(t *testing.T) {
 	_, err = add(alice, "shop", host)
 	wantErr("a CNAME to another app", err, connect.CodeFailedPrecondition, "points at bobs.localhost: add a CNAME record")
 	_, err = add(bob, "shop", host)
-	wantErr("another user's app", err, connect.CodeNotFound, "not found")
+	wantErr("another user's app", err, connect.CodeNotFound, `you have no app named "shop"`)
 
 	dns.set(host, "shop.localhost")
 	a, err := add(alice, "shop", "WWW.Shop-Example.test.")

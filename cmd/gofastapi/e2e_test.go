@@ -272,6 +272,13 @@ func TestEndToEnd(t *testing.T) {
 	if out := p.mustCLI("deploy", hello); !strings.Contains(out, "no changes") {
 		t.Errorf("deploying identical files: %q, want it to say no changes", out)
 	}
+	// An app that is not there is named back (to an admin, as here, by the
+	// observability service, as not there at all).
+	for _, cmd := range [][]string{{"delete", "nope"}, {"stats", "nope"}} {
+		if out, err := p.cli(cmd...); err == nil || !strings.Contains(out, `no app named "nope"`) {
+			t.Errorf("gofastapi %s: %v %q; want it to say there is no app named nope", strings.Join(cmd, " "), err, out)
+		}
+	}
 	// Flags may follow the files.
 	if out := p.mustCLI("deploy", hello, "--name", "hello-too", "--no-warm"); !strings.Contains(out, "not warmed, as asked") {
 		t.Errorf("deploy FILE --name N --no-warm: %q", out)
@@ -347,8 +354,11 @@ func TestEndToEnd(t *testing.T) {
 	// Another user sees none of alice's apps.
 	bob := &platform{t: t, port: p.port, home: t.TempDir(), logs: p.logs}
 	bob.mustCLI("signup", "--username", "bob", "--password", "another secret")
-	if out, err := bob.cli("delete", "hello"); err == nil || !strings.Contains(out, "not found") {
-		t.Errorf("bob deleting alice's app: err %v, %q; want not found", err, out)
+	// Alice's app reads to bob as one that does not exist.
+	for _, name := range []string{"hello", "nope"} {
+		if out, err := bob.cli("delete", name); err == nil || !strings.Contains(out, fmt.Sprintf("you have no app named %q: check the name", name)) {
+			t.Errorf("bob deleting %s: err %v, %q; want that he has no app named so", name, err, out)
+		}
 	}
 	if out := bob.mustCLI("apps"); strings.Contains(out, "hello") {
 		t.Errorf("bob's app list shows alice's app:\n%s", out)

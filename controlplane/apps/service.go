@@ -367,10 +367,19 @@ func (s *Service) owned(ctx context.Context, idOrName string) (*store.App, error
 		return nil, invalid("id_or_name is empty: name the app, or give its id")
 	}
 	a, err := s.cfg.Store.OwnedApp(ctx, u.ID, idOrName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, noApp(idOrName)
+	}
 	if err != nil {
 		return nil, s.fail("get app", err)
 	}
 	return a, nil
+}
+
+// noApp is NotFound for an app the caller does not have, by the name (or
+// id) it gave: another user's app reads the same as one that does not exist.
+func noApp(idOrName string) error {
+	return connect.NewError(connect.CodeNotFound, fmt.Errorf("you have no app named %q: check the name (`gofastapi apps` lists yours)", idOrName))
 }
 
 // record appends to the activity feed; losing an entry must not fail the

@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -219,6 +220,12 @@ func (s *Service) app(ctx context.Context, idOrName string) (*store.App, error) 
 		a, err = s.cfg.Store.AppByIDOrName(ctx, idOrName)
 	} else {
 		a, err = s.cfg.Store.OwnedApp(ctx, c.User.ID, idOrName)
+	}
+	if errors.Is(err, store.ErrNotFound) && c.User.Admin {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("there is no app named %q", idOrName))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("you have no app named %q: check the name (`gofastapi apps` lists yours)", idOrName))
 	}
 	if err != nil {
 		return nil, s.fail("get app", err)
