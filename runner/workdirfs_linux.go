@@ -14,5 +14,10 @@ func mountWorkdir(dir string, size int64) (unmount func(), err error) {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return nil, fmt.Errorf("mount a %d-byte tmpfs on the workdir: %w", size, err)
 	}
-	return func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }, nil
+	return func() { UnmountWorkdir(dir) }, nil
 }
+
+// UnmountWorkdir detaches the file system an agent mounted on its workdir
+// (--app-disk), if any: what the launcher calls for an agent that was
+// killed before it did so itself.
+func UnmountWorkdir(dir string) { _ = unix.Unmount(dir, unix.MNT_DETACH) }

@@ -8,3 +8,6 @@ import "errors"
 func mountWorkdir(string, int64) (func(), error) {
 	return nil, errors.New("--app-disk needs Linux: set it to 0")
 }
+
+// UnmountWorkdir does nothing outside Linux, where agents mount nothing.
+func UnmountWorkdir(string) {}

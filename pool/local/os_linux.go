@@ -11,6 +11,3 @@ func isTmpfs(dir string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
 }
-
-// unmount detaches a file system mounted on dir, if any.
-func unmount(dir string) { _ = unix.Unmount(dir, unix.MNT_DETACH) }

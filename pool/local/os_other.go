@@ -8,6 +8,3 @@ const zygoteSupported = false
 
 // isTmpfs reports false: outside Linux, working directories stay in Dir.
 func isTmpfs(dir string) bool { return false }
-
-// unmount does nothing outside Linux, where runners mount nothing.
-func unmount(string) {}

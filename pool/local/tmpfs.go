@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/gofastapi/gofastapi/runner"
 )
 
 // tmpfsParent is where working directories go when it is a tmpfs.
@@ -64,7 +66,7 @@ func removeStale(parent string) {
 			// own file systems (the agent's --app-disk) mounted.
 			if runners, err := os.ReadDir(dir); err == nil {
 				for _, r := range runners {
-					unmount(filepath.Join(dir, r.Name()))
+					runner.UnmountWorkdir(filepath.Join(dir, r.Name()))
 				}
 			}
 			_ = os.RemoveAll(dir)

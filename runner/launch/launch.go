@@ -243,7 +243,7 @@ func (r *Runner) Stop(grace time.Duration) {
 		r.transport.CloseIdleConnections()
 		// An agent killed before it unmounted its directory's own file
 		// system (see the agent's --app-disk) leaves it mounted.
-		unmount(r.workDir)
+		runner.UnmountWorkdir(r.workDir)
 		_ = os.RemoveAll(r.workDir)
 	})
 }

@@ -9,6 +9,3 @@ import "syscall"
 func agentProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
-
-// unmount does nothing outside Linux, where the agent mounts nothing.
-func unmount(string) {}
