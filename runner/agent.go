@@ -186,33 +186,34 @@ func serve(ctx context.Context, srv *http.Server, py *python) error {
 }
 
 // prepareWorkdir creates workdir, private to this user, and the app dir in
-// it, which Specialize would otherwise pay for.
+// it, which Specialize would otherwise pay for; unmount undoes the file
+// system it mounts there with disk (see mountWorkdir), or does nothing.
 func prepareWorkdir(workdir string, runAs *RunAs, disk int64) (appDir string, unmount func(), err error) {
-	unmount = func() {}
 	if err := os.MkdirAll(workdir, 0o700); err != nil {
-		return "", unmount, fmt.Errorf("create workdir: %w", err)
+		return "", nil, fmt.Errorf("create workdir: %w", err)
 	}
 	// MkdirAll keeps the mode of a directory that already exists.
 	if err := os.Chmod(workdir, 0o700); err != nil {
-		return "", unmount, fmt.Errorf("create workdir: %w", err)
+		return "", nil, fmt.Errorf("create workdir: %w", err)
 	}
 	// With a user of its own, the app writes only here (see confine in
 	// bootstrap.py): a file system of its own bounds how much.
+	release := func() {}
 	if runAs != nil && disk > 0 {
-		if unmount, err = mountWorkdir(workdir, disk); err != nil {
-			return "", func() {}, err
+		if release, err = mountWorkdir(workdir, disk); err != nil {
+			return "", nil, err
 		}
 	}
 	appDir = filepath.Join(workdir, "app")
 	if err := os.MkdirAll(appDir, 0o700); err != nil {
-		unmount()
-		return "", func() {}, fmt.Errorf("create app dir: %w", err)
+		release()
+		return "", nil, fmt.Errorf("create app dir: %w", err)
 	}
 	if err := runAs.give(workdir); err != nil {
-		unmount()
-		return "", func() {}, err
+		release()
+		return "", nil, err
 	}
-	return appDir, unmount, nil
+	return appDir, release, nil
 }
 
 // awaitListening waits for Python's "listening" event and returns the app port.
