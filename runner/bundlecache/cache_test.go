@@ -49,18 +49,7 @@ func TestLink(t *testing.T) {
 	if err != nil || !ok || modules != 2 {
 		t.Fatalf("Link = %v, %d, %v; want true, 2, nil", ok, modules, err)
 	}
-	for _, f := range append(src, pyc...) {
-		p := filepath.Join(app, f.Name)
-		got, err := os.ReadFile(p)
-		if err != nil || string(got) != string(f.Content) {
-			t.Errorf("%s = %q, %v; want %q", f.Name, got, err, f.Content)
-			continue
-		}
-		st, _ := os.Stat(p)
-		if st.Mode().Perm() != 0o444 || st.Sys().(*syscall.Stat_t).Nlink != 2 {
-			t.Errorf("%s: mode %v, %d links; want read-only, linked from the cache", f.Name, st.Mode(), st.Sys().(*syscall.Stat_t).Nlink)
-		}
-	}
+	wantFiles(t, app, append(src, pyc...), 2)
 	if want := "pkg __pycache__ pkg/__pycache__"; strings.Join(made, " ") != want {
 		t.Errorf("directories made: %q, want %q", made, want)
 	}
@@ -138,16 +127,23 @@ func TestLinkAcrossFileSystems(t *testing.T) {
 	if ok, _, err := Link(c.Root(), "v1", "", app, func(string) error { return nil }); err != nil || !ok {
 		t.Fatalf("Link across file systems = %v, %v; want true, nil", ok, err)
 	}
-	for _, f := range src {
-		p := filepath.Join(app, f.Name)
+	wantFiles(t, app, src, 1)
+}
+
+// wantFiles checks that dir holds files, read-only, each with links hard
+// links (2: linked from the cache; 1: a copy).
+func wantFiles(t *testing.T, dir string, files []bundle.File, links uint64) {
+	t.Helper()
+	for _, f := range files {
+		p := filepath.Join(dir, f.Name)
 		got, err := os.ReadFile(p)
 		if err != nil || string(got) != string(f.Content) {
 			t.Errorf("%s = %q, %v; want %q", f.Name, got, err, f.Content)
 			continue
 		}
 		st, _ := os.Stat(p)
-		if st.Mode().Perm() != 0o444 || st.Sys().(*syscall.Stat_t).Nlink != 1 {
-			t.Errorf("%s: mode %v, %d links; want a read-only copy", f.Name, st.Mode(), st.Sys().(*syscall.Stat_t).Nlink)
+		if n := st.Sys().(*syscall.Stat_t).Nlink; st.Mode().Perm() != 0o444 || uint64(n) != links {
+			t.Errorf("%s: mode %v, %d links; want read-only with %d", f.Name, st.Mode(), n, links)
 		}
 	}
 }
