@@ -14,7 +14,9 @@
 // the gateway, and X-Forwarded-For, -Proto and -Host, which it sets. The
 // app sees the Host header the client sent. Client and runner connections
 // are kept alive, and pipelined requests, even for different apps, are
-// answered in order. Small responses of known length are read whole and
+// answered in order. A runner on the gateway's machine is reached over its
+// Unix socket ("unix:" and a path, which only the gateway and the app's own
+// user may open), one in a pod over TCP. Small responses of known length are read whole and
 // sent in one write (proxy.go, upstream.go); others stream piece by piece
 // as the app produces them (stream.go), so server-sent events are not
 // held back. A WebSocket handshake gets a runner connection of its own,

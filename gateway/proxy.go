@@ -6,6 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -62,13 +64,28 @@ func (g *Gateway) runnerDial() fasthttp.DialFunc {
 	if g.dialRunner != nil {
 		return g.dialRunner
 	}
-	return func(addr string) (net.Conn, error) {
-		c, err := fasthttp.Dial(addr)
-		if err != nil {
-			return nil, err
-		}
-		return rawIO(c), nil
+	return func(addr string) (net.Conn, error) { return dialRunner(addr, runnerDialTimeout) }
+}
+
+// runnerDialTimeout bounds connecting to a runner for a pooled connection,
+// as fasthttp's own Dial does.
+const runnerDialTimeout = 3 * time.Second
+
+// dialRunner connects to a runner at addr (see appaddr): a runner on this
+// machine over its app's Unix socket, which only the gateway and the app's
+// own user may open; one in a pod over TCP, through fasthttp's resolver.
+func dialRunner(addr string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	var err error
+	if network, address := appaddr.Network(addr); network == "unix" {
+		c, err = net.DialTimeout(network, address, timeout)
+	} else {
+		c, err = fasthttp.DialTimeout(addr, timeout)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return rawIO(c), nil
 }
 
 // apiClient returns the connection pool to the platform API. Its responses

@@ -10,7 +10,7 @@ import (
 	"unsafe"
 )
 
-// rawConn is a TCP connection whose reads and writes enter the kernel with
+// rawConn is a socket connection (TCP, or a runner's Unix socket) whose reads and writes enter the kernel with
 // RawSyscall instead of through the Go scheduler's syscall bookkeeping.
 //
 // The gateway's sockets are non-blocking: a read or write returns at once,
@@ -36,17 +36,23 @@ type rawConn struct {
 	rc syscall.RawConn
 }
 
-// rawIO returns c as a rawConn if it is a TCP connection, else c.
+// rawIO returns c as a rawConn if it is a TCP or Unix socket connection,
+// else c.
 func rawIO(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
-	return &rawConn{Conn: tc, rc: rc}
+	return &rawConn{Conn: c, rc: rc}
 }
 
 // Read reads what the socket holds, waiting in the poller while it holds
@@ -114,5 +120,5 @@ func (c *rawConn) Write(b []byte) (int, error) {
 // opError wraps errno as net.Conn's methods do, so errors.Is(err,
 // syscall.ECONNRESET) and the like hold as before.
 func (c *rawConn) opError(op string, errno syscall.Errno) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }

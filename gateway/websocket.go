@@ -135,11 +135,7 @@ func (g *Gateway) dialUpstream(addr string) (net.Conn, error) {
 	if g.dialRunner != nil {
 		return g.dialRunner(addr)
 	}
-	c, err := fasthttp.DialTimeout(addr, g.cfg.UpstreamTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return rawIO(c), nil
+	return dialRunner(addr, g.cfg.UpstreamTimeout)
 }
 
 // readRawHead reads a response head, through the blank line, and returns

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
 
@@ -113,18 +114,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	port, err := awaitListening(ctx, py)
+	listening, err := awaitListening(ctx, py)
 	if err != nil {
 		py.stop(0)
 		py.drainLogs(logDrainLimit)
 		sink.flushHeld(os.Stderr)
 		return err
 	}
-	appHost := "127.0.0.1"
-	if h := cfg.appHost; h != "" && !net.ParseIP(h).IsUnspecified() {
-		appHost = h // the app listens on this address only
-	}
-	appAddr := net.JoinHostPort(appHost, strconv.Itoa(port))
+	appAddr := cfg.appAddr(listening)
 
 	svc := &service{
 		appDir:        appDir,
@@ -216,23 +213,36 @@ func prepareWorkdir(workdir string, runAs *RunAs, disk int64) (appDir string, un
 	return appDir, release, nil
 }
 
-// awaitListening waits for Python's "listening" event and returns the app port.
-func awaitListening(ctx context.Context, py *python) (int, error) {
+// awaitListening waits for Python's "listening" event and returns it.
+func awaitListening(ctx context.Context, py *python) (event, error) {
 	select {
 	case ev, ok := <-py.events:
 		switch {
 		case !ok:
 			<-py.exited
-			return 0, fmt.Errorf("python bootstrap exited: %s", py.exitReason())
+			return event{}, fmt.Errorf("python bootstrap exited: %s", py.exitReason())
 		case ev.Event == "error":
-			return 0, fmt.Errorf("python bootstrap failed: %s", describe(ev))
-		case ev.Event != "listening" || ev.Port <= 0:
-			return 0, fmt.Errorf("python bootstrap sent %q before listening", ev.Event)
+			return event{}, fmt.Errorf("python bootstrap failed: %s", describe(ev))
+		case ev.Event != "listening" || (ev.Port <= 0 && ev.Socket == ""):
+			return event{}, fmt.Errorf("python bootstrap sent %q before listening", ev.Event)
 		}
-		return ev.Port, nil
+		return ev, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("stopped before python was ready: %w", ctx.Err())
+		return event{}, fmt.Errorf("stopped before python was ready: %w", ctx.Err())
 	}
+}
+
+// appAddr is the address the agent reports for the app's listener, as
+// Python's "listening" event gave it (see appaddr).
+func (c config) appAddr(listening event) string {
+	if listening.Socket != "" {
+		return appaddr.Unix(listening.Socket)
+	}
+	host := "127.0.0.1"
+	if h := c.appHost; h != "" && !net.ParseIP(h).IsUnspecified() {
+		host = h // the app listens on this address only
+	}
+	return net.JoinHostPort(host, strconv.Itoa(listening.Port))
 }
 
 // RunnerRedisOptions tunes the parsed URL's options for a client of the

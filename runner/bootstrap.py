@@ -15,11 +15,12 @@ be in one of two ways:
 
 0. With GOFASTAPI_CONFINE=1 in its environment, confine itself to its
    directory, the current one (see confine_runner), before any thread.
-1. Bind the app's listening socket on 127.0.0.1:0 and pre-import the
+1. Bind the app's listening socket (see bind) and pre-import the
    framework, so that loading an app later costs only the app's own imports,
    with FastAPI setting each route up when it is first used (lazy_routes).
 2. Start the asyncio event loop, warm up (see warm_up), report
-   {"event": "listening", "port": P, "pid": PID} and wait for exactly one
+   {"event": "listening", "port": P, "pid": PID} (or "socket": PATH for
+   a Unix socket instead of "port") and wait for exactly one
    {"cmd": "load", "dir": D, "module": M, "file": F, "env": {...},
     "paths": [P...], "limits": {...}}, paths being optional: the app's
    dependencies; limits (memory, processes, file_size) are set first.
@@ -41,6 +42,7 @@ process kills itself (and, when forked, its process group).
 """
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import enum
@@ -168,15 +170,36 @@ def fail_with_exception(exc, app_dir=None):
 
 
 def bind():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Accepted connections inherit TCP_NODELAY on Linux. uvicorn wraps the fd
-    # as AF_UNIX, so asyncio would not set it and small responses could wait
-    # for a delayed ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # A runner in a pod listens on the pod's address (the agent's --app-host).
-    sock.bind((os.environ.pop("GOFASTAPI_APP_HOST", "127.0.0.1"), 0))
+    """The app's listener: the Unix socket GOFASTAPI_APP_SOCKET names (the
+    agent's --app-socket; in the runner's directory, which no other app's
+    user may enter), else TCP on a port the kernel picks, at the address
+    GOFASTAPI_APP_HOST names (a pod's, the agent's --app-host) or
+    127.0.0.1."""
+    path = os.environ.pop("GOFASTAPI_APP_SOCKET", "")
+    host = os.environ.pop("GOFASTAPI_APP_HOST", "127.0.0.1")
+    if path:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # an earlier runner's, in a directory used again
+        sock.bind(path)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Accepted connections inherit TCP_NODELAY on Linux. uvicorn wraps
+        # the fd as AF_UNIX, so asyncio would not set it and small responses
+        # could wait for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, 0))
     sock.listen(1024)
     return sock
+
+
+def listening_event(sock):
+    """The "listening" event's place of the listener: its port, or its
+    socket's path."""
+    name = sock.getsockname()
+    if isinstance(name, str):
+        return {"socket": name}
+    return {"port": name[1]}
 
 
 def preimport():
@@ -450,6 +473,8 @@ def new_config(sock, app=None):
         fd=sock.fileno(),
         log_level="warning",
         access_log=False,
+        # with_request_id reads the gateway's X-Forwarded-* (see forwarded).
+        proxy_headers=False,
         lifespan="auto",
         loop="asyncio",
         http=http_protocol(),
@@ -623,11 +648,8 @@ def with_request_id(slot):
         ready = slot.get("ready")
         if ready is not None and not ready.is_set() and scope["type"] != "lifespan":
             await ready.wait()
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"x-request-id":
-                    request_id.set(value.decode("latin-1"))
-                    break
+        if scope["type"] != "lifespan":
+            forwarded(scope)
         if ready is None or scope["type"] != "http" or slot.get("answered"):
             return await slot["app"](scope, receive, send)
         try:
@@ -637,6 +659,34 @@ def with_request_id(slot):
             end_start_priority()
 
     return asgi
+
+
+def forwarded(scope):
+    """Takes what the gateway says of a request (HTTP or WebSocket) from the
+    headers it sets: the client's address, from the last X-Forwarded-For
+    entry (those before it are the client's own claim), and the scheme
+    it used, from X-Forwarded-Proto; and makes its X-Request-Id known to
+    logging.
+
+    Only the gateway reaches a runner's listener (a Unix socket that only
+    root and the runner's user may open; in a cluster, NetworkPolicy), so
+    these headers are its word. uvicorn's own reading of them (its proxy
+    headers) trusts a peer at 127.0.0.1 only, which neither a socket's peer
+    nor a pod's gateway is, and takes a client's claim when the client
+    itself is on loopback."""
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-for":
+            host = value.decode("latin-1").rpartition(",")[2].strip()
+            if host:
+                scope["client"] = (host, 0)
+        elif name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").strip().lower()
+            if scope["type"] == "websocket":
+                proto = {"https": "wss", "http": "ws"}.get(proto, proto)
+            if proto:
+                scope["scheme"] = proto
+        elif name == b"x-request-id" and scope["type"] == "http":
+            request_id.set(value.decode("latin-1"))
 
 
 def end_start_priority():
@@ -784,7 +834,7 @@ async def grow_heap():
         _grown.extend(steps)
 
 
-async def load_and_serve(config, port):
+async def load_and_serve(config, listening):
     """Runs inside the event loop from the start, so loading an app does not
     pay for creating one. The app is imported inside the running loop, as
     uvicorn itself does when given "module:app"."""
@@ -862,7 +912,7 @@ async def load_and_serve(config, port):
         sock=socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM),
         backlog=config.backlog,
     )
-    emit(event="listening", port=port, pid=os.getpid())
+    emit(event="listening", pid=os.getpid(), **listening)
     growing = asyncio.get_running_loop().create_task(grow_heap())
     cmd = await read_command()
     growing.cancel()
@@ -1102,7 +1152,7 @@ def main():
         preimport()
     config = new_config(sock)
     config.setup_event_loop()
-    asyncio.run(load_and_serve(config, sock.getsockname()[1]))
+    asyncio.run(load_and_serve(config, listening_event(sock)))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ type config struct {
 	// runner in a pod listens on the pod's address (0.0.0.0) so that the
 	// gateway reaches it.
 	appHost string
+	// appSocket has the app listen on a Unix socket in the workdir (see
+	// socketPath) instead of TCP.
+	appSocket bool
 	// bundleCache, if set, is the host's bundle cache (see bundlecache),
 	// from which Specialize links an app's files when it holds them.
 	bundleCache string
@@ -94,6 +97,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
+	fs.BoolVar(&c.appSocket, "app-socket", false, "have the app listen on a Unix socket, app.sock in --workdir, instead of TCP: only root and the runner's user can open it, not other apps")
 	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
 	fs.StringVar(&c.depsCache, "deps-cache", "", "where the host's runners share apps' dependencies, unpacked (needs --run-as: the apps' users must not own them)")
 	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
@@ -163,6 +167,17 @@ func (c config) validate() error {
 		return errors.New("--bundle-cache needs --run-as: the app's user must not own the cached files")
 	case c.zygote != "" && c.appHost != "":
 		return errors.New("--app-host needs a runner that starts its own Python: leave out --zygote")
+	case c.appSocket && c.appHost != "":
+		return errors.New("--app-socket and --app-host both say where the app listens: give one")
+	case c.appSocket && !filepath.IsAbs(c.workdir):
+		return fmt.Errorf("--workdir %q must be an absolute path with --app-socket: the gateway opens the socket by its path", c.workdir)
+	case c.appSocket && len(c.socketPath()) > maxSocketPath:
+		return fmt.Errorf("--workdir %q is too long for --app-socket: %s is over the %d bytes a Unix socket's path may have", c.workdir, c.socketPath(), maxSocketPath)
 	}
 	return nil
 }
+
+// socketPath is the app's Unix socket with --app-socket. It is in the
+// workdir, which only the runner's user (and root) may enter: so no other
+// app can reach this one but through the gateway.
+func (c config) socketPath() string { return filepath.Join(c.workdir, "app.sock") }

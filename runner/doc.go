@@ -2,7 +2,7 @@
 // warm, and which later serves exactly one app version.
 //
 // Main gets a Python bootstrap (bootstrap.py, embedded) running that binds
-// the app's listener on 127.0.0.1 with the framework imported, writes one
+// the app's listener with the framework imported, writes one
 // Handshake line to stdout, and serves RunnerService on its control
 // listener. Specialize hard-links the version's files from the host's bundle
 // cache (--bundle-cache; see bundlecache) into <workdir>/app when the cache
@@ -21,6 +21,16 @@
 //     (never a reused pid), learns of its exit from that pidfd and of its
 //     exit status from the zygote, or, if the zygote died first, reports
 //     "exit status unknown" with the app's last stderr line.
+//
+// The app listens on a Unix socket in the workdir with --app-socket (what
+// the local pool's launcher asks for): only root and the runner's user may
+// open it, since the workdir is theirs alone, so no other app on the
+// machine reaches this one but through the gateway. In a pod it listens on
+// TCP at --app-host, and NetworkPolicy keeps other runners off it. Either
+// way the app takes the client's address and scheme from the gateway's
+// X-Forwarded-For (its last entry) and X-Forwarded-Proto, since only the
+// gateway reaches it (forwarded in bootstrap.py). Handshake.App and
+// SpecializeResponse.app_addr say which (see appaddr).
 //
 // The zygote protocol is documented on serve_zygote in bootstrap.py: one
 // SOCK_SEQPACKET connection per runner; the agent sends {"workdir", "env"}

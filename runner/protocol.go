@@ -13,7 +13,7 @@ import (
 type Handshake struct {
 	// Control is host:port of the agent's RunnerService listener.
 	Control string `json:"control"`
-	// App is host:port the app will serve on once specialized.
+	// App is where the app will serve once specialized (see appaddr).
 	App string `json:"app"`
 	// Pid is the Python process's id.
 	Pid int `json:"pid"`

@@ -24,8 +24,11 @@ var bootstrapSource []byte
 
 // event is one line Python writes on fd 4.
 type event struct {
-	Event   string `json:"event"` // "listening", "ready" or "error"
+	Event string `json:"event"` // "listening", "ready" or "error"
+	// Port or Socket, in "listening", is where the app's listener is: a
+	// TCP port, or the path of a Unix socket.
 	Port    int    `json:"port,omitempty"`
+	Socket  string `json:"socket,omitempty"`
 	Pid     int    `json:"pid,omitempty"`
 	Message string `json:"message,omitempty"`
 	File    string `json:"file,omitempty"`
@@ -97,13 +100,16 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 		return nil, err
 	}
 	var proc process
+	env := runnerEnv(cfg.workdir, cfg.confine)
+	switch {
+	case cfg.appSocket:
+		env = append(env, "GOFASTAPI_APP_SOCKET="+cfg.socketPath())
+	case cfg.appHost != "":
+		env = append(env, "GOFASTAPI_APP_HOST="+cfg.appHost)
+	}
 	if cfg.zygote != "" {
-		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, runnerEnv(cfg.workdir, cfg.confine), cfg.runAs, p)
+		proc, err = forkPython(ctx, cfg.zygote, cfg.workdir, env, cfg.runAs, p)
 	} else {
-		env := runnerEnv(cfg.workdir, cfg.confine)
-		if cfg.appHost != "" {
-			env = append(env, "GOFASTAPI_APP_HOST="+cfg.appHost)
-		}
 		proc, err = execPython(cfg.python, cfg.workdir, env, cfg.runAs, p)
 	}
 	// Python holds its own copies now (or failed to start); closing ours

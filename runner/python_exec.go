@@ -11,8 +11,7 @@ import (
 type execProcess struct{ cmd *exec.Cmd }
 
 // execPython starts the bootstrap with interpreter path in workdir, with p's
-// child ends as its fds 1-4. A host other than "" makes the app listen there
-// (the bootstrap reads and removes GOFASTAPI_APP_HOST).
+// child ends as its fds 1-4.
 func execPython(path, workdir string, env []string, runAs *RunAs, p *pipes) (process, error) {
 	script, err := writeBootstrap(workdir)
 	if err != nil {

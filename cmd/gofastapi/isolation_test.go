@@ -101,6 +101,93 @@ func TestAppsCannotSpecializeRunners(t *testing.T) {
 	}
 }
 
+// proberApp connects to the address it is given, as a runner reports its
+// app's listener ("unix:" and a socket's path, or host:port), and sends a
+// GET: what an app would do to reach another app but through the gateway,
+// without its request limits and with X-Forwarded-For of its choosing.
+const proberApp = `import http.client
+from fastapi import FastAPI
+
+app = FastAPI()
+socket = http.client.socket  # past the import allowlist, as a hostile app would
+
+class Connection(http.client.HTTPConnection):
+    def __init__(self, addr):
+        self.unix = addr.removeprefix("unix:") if addr.startswith("unix:") else None
+        super().__init__("victim" if self.unix else addr, timeout=5)
+
+    def connect(self):
+        if self.unix is None:
+            return super().connect()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.unix)
+
+@app.get("/reach")
+def reach(addr: str):
+    try:
+        c = Connection(addr)
+        c.request("GET", "/", headers={"X-Forwarded-For": "10.0.0.1"})
+        r = c.getresponse()
+        return {"answer": f"{r.status} {r.read(300).decode(errors='replace')}"}
+    except Exception as e:
+        return {"error": repr(e)}
+`
+
+// TestAppsCannotReachEachOther: an app that knows where another user's app
+// listens cannot open it; only the gateway can. The app listens on no TCP
+// port, but on a Unix socket in its runner's directory, which no other
+// app's user may enter.
+func TestAppsCannotReachEachOther(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("apps have users of their own only when the platform runs as root")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--debug-endpoints")
+	alice, _ := p.signup(t, "alice", "alice's password")
+	if _, _, err := p.deployFiles(alice, "victim", map[string]string{"app.py": fmt.Sprintf(helloApp, "alice's")}); err != nil {
+		t.Fatal(err)
+	}
+	mallory, _ := p.signup(t, "mallory", "mallory's password")
+	if _, _, err := p.deployFiles(mallory, "prober", map[string]string{"app.py": proberApp}); err != nil {
+		t.Fatal(err)
+	}
+	victim, err := p.as(alice).apps.GetApp(ctx, connect.NewRequest(&v1.GetAppRequest{IdOrName: "victim"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := p.get("victim", "/"); code != 200 || !strings.Contains(body, "alice's") {
+		t.Fatalf("GET victim/ through the gateway = %d %s", code, body)
+	}
+	_, claimed := p.runners(t)
+	var at *debugRunner
+	for i, r := range claimed {
+		if r.AppID == victim.Msg.GetApp().GetId() {
+			at = &claimed[i]
+		}
+	}
+	if at == nil {
+		t.Fatalf("no runner serves the victim: %+v", claimed)
+	}
+	for _, pid := range at.Pids[1:] { // the app's, after its agent
+		if ports := listeningPorts(t, pid); len(ports) > 0 {
+			t.Errorf("the victim's process %d listens on TCP ports %v", pid, ports)
+		}
+	}
+	code, body := p.get("prober", "/reach?addr="+url.QueryEscape(at.Addr))
+	var got struct{ Answer, Error string }
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET prober/reach = %d %s (%v)", code, body, err)
+	}
+	if !strings.Contains(got.Error, "PermissionError") {
+		t.Errorf("the prober reaching the victim at %s: %+v; want a PermissionError", at.Addr, got)
+	}
+}
+
 // listeningPorts lists the TCP ports pid listens on, from its open sockets'
 // inodes and the kernel's table of IPv4 sockets.
 func listeningPorts(t *testing.T, pid int) []int {

@@ -127,10 +127,14 @@ func (r *Recorder) probeAll(ctx context.Context) {
 // them from users' requests.
 const ProbeHeader = "X-Gofastapi-Probe"
 
-// probeOne requests GET /health of the runner at addr.
+// probeAddrKey is the context key of the runner a probe is for.
+type probeAddrKey struct{}
+
+// probeOne requests GET /health of the runner at addr (see appaddr).
 func (r *Recorder) probeOne(ctx context.Context, addr string) *v1.HealthProbe {
 	p := &v1.HealthProbe{Time: timestamppb.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/health", nil)
+	ctx = context.WithValue(ctx, probeAddrKey{}, addr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost/health", nil)
 	if err != nil {
 		p.Error = err.Error()
 		return p

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/latency"
 )
@@ -71,8 +73,15 @@ func New(cfg Config) (*Recorder, error) {
 	r := &Recorder{
 		cfg:    cfg,
 		health: map[string]*healthState{},
-		probe:  &http.Client{Timeout: cfg.ProbeTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
-		done:   make(chan struct{}),
+		probe: &http.Client{Timeout: cfg.ProbeTimeout, Transport: &http.Transport{
+			DisableKeepAlives: true,
+			// A probe's URL names no runner: the runner's address is in the
+			// request's context (see probeOne), whatever its form.
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return appaddr.Dial(ctx, ctx.Value(probeAddrKey{}).(string))
+			},
+		}},
+		done: make(chan struct{}),
 	}
 	empty := map[string]*appStats{}
 	r.apps.Store(&empty)

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
+
 	"connectrpc.com/connect"
 	"github.com/redis/go-redis/v9"
 
@@ -220,7 +222,7 @@ type aheadRequest struct {
 // waiting for an answer.
 func sendGet(t *testing.T, addr string) *aheadRequest {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := appaddr.Dial(context.Background(), addr)
 	if err != nil {
 		t.Fatalf("connect to the picked runner at %s: %v", addr, err)
 	}
@@ -248,8 +250,10 @@ func (r *aheadRequest) answer(t *testing.T) string {
 // Get fetches / from the app at addr and checks that app id answers.
 func Get(t *testing.T, addr, id string) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + addr + "/")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return appaddr.Dial(ctx, addr) },
+	}}
+	resp, err := c.Get("http://app/")
 	if err != nil {
 		t.Fatalf("GET %s: %v", addr, err)
 	}

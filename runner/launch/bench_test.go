@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,7 +118,6 @@ const idleBeforeClaim = 100 * time.Millisecond
 func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
 	socket := m.zygoteSocket(b)
 	base := benchWorkDir(b)
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var start, spec, firstGet, fetch, verify, write, load, imp time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -149,7 +147,7 @@ func benchColdStart(b *testing.B, m mode, rd *testRedis, version string) {
 		}
 		spec += time.Since(s)
 		s = time.Now()
-		resp, err := client.Get("http://" + res.GetAppAddr() + "/hello")
+		resp, err := appClient(res.GetAppAddr()).Get("http://app/hello")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -191,7 +189,6 @@ func BenchmarkBurst(b *testing.B) {
 	for i := range versions {
 		versions[i] = rd.putBundle(b, files("app.py", fmt.Sprintf("%s\nAPP = %d\n", helloApp, i)))
 	}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	benchModes(b, func(b *testing.B, m mode) {
 		socket := m.zygoteSocket(b)
 		base := benchWorkDir(b)
@@ -221,7 +218,7 @@ func BenchmarkBurst(b *testing.B) {
 						errs[j] = err
 						return
 					}
-					resp, err := client.Get("http://" + res.GetAppAddr() + "/hello")
+					resp, err := appClient(res.GetAppAddr()).Get("http://app/hello")
 					if err != nil {
 						errs[j] = err
 						return

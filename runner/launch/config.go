@@ -15,7 +15,10 @@ import (
 type Config struct {
 	// Command is the argv that starts the agent, e.g.
 	// {"/path/bin/gofastapi", "runner"}; Start appends --control, --python,
-	// --workdir, --ready-timeout and --zygote.
+	// --workdir, --app-socket, --ready-timeout and --zygote. With
+	// --app-socket the app listens on a Unix socket in WorkDir, which only
+	// root and the runner's user may open: other apps on the machine cannot
+	// reach it, only the gateway can.
 	Command []string
 	// Env is extra environment for the agent, as "KEY=value", for tests and
 	// wrappers. The agent otherwise gets only PATH; it passes Python a
@@ -30,7 +33,8 @@ type Config struct {
 	// framework; if empty, the agent starts Python itself.
 	Zygote string
 	// WorkDir is the runner's private directory: created by Start, removed by
-	// Stop. It must be an absolute path. The app's files are written here on
+	// Stop. It must be an absolute path, short enough for the app's socket
+	// (WorkDir/app.sock) to take at most 107 bytes. The app's files are written here on
 	// the cold-start path, so a tmpfs (such as a directory under /dev/shm)
 	// makes that write about ten times faster than a disk filesystem.
 	WorkDir string
@@ -100,7 +104,7 @@ func (c Config) Validate() error {
 // args returns the agent's argv after Command[0].
 func (c Config) args() []string {
 	args := append([]string{}, c.Command[1:]...)
-	args = append(args, "--control", "127.0.0.1:0", "--workdir", c.WorkDir)
+	args = append(args, "--control", "127.0.0.1:0", "--workdir", c.WorkDir, "--app-socket")
 	if c.Python != "" {
 		args = append(args, "--python", c.Python)
 	}

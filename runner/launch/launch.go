@@ -170,7 +170,8 @@ func (r *Runner) endApp() {
 	r.app.Close()
 }
 
-// AppAddr is host:port where the app serves once specialized.
+// AppAddr is where the app serves once specialized: "unix:" and the path
+// of its socket (see appaddr).
 func (r *Runner) AppAddr() string { return r.hs.App }
 
 // AppPid is the process id of the runner's Python process.

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
+
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -170,10 +172,18 @@ func specialize(t *testing.T, r *launch.Runner, req *v1.SpecializeRequest) (*v1.
 }
 
 // get fetches path from the app and decodes its JSON body.
+// appClient is an HTTP client of the app at addr (see appaddr),
+// whatever host its URLs name, with a connection per request.
+func appClient(addr string) *http.Client {
+	return &http.Client{Timeout: waitLimit, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return appaddr.Dial(ctx, addr) },
+	}}
+}
+
 func get(t *testing.T, addr, path string) (int, any) {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitLimit}
-	resp, err := client.Get("http://" + addr + path)
+	resp, err := appClient(addr).Get("http://app" + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -394,7 +404,7 @@ async def ws(socket: WebSocket):
 `))
 	forEachMode(t, func(t *testing.T, m mode) {
 		r, _ := startRunner(t, m, rd.runnerURL, 0)
-		early, err := net.Dial("tcp", r.AppAddr())
+		early, err := appaddr.Dial(context.Background(), r.AppAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +412,7 @@ async def ws(socket: WebSocket):
 		if _, err := early.Write([]byte("GET /started HTTP/1.1\r\nHost: app\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		ws, err := net.Dial("tcp", r.AppAddr())
+		ws, err := appaddr.Dial(context.Background(), r.AppAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -678,6 +688,66 @@ func TestAppIsConfinedToItsDirectory(t *testing.T) {
 	})
 }
 
+const forwardedApp = `from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+
+@app.get("/seen")
+def seen(request: Request):
+    return {"client": request.client and request.client.host, "url": str(request.url)}
+`
+
+// TestAppTakesTheGatewaysWord: the app's request.client and scheme are
+// what the gateway's X-Forwarded-For (its last entry) and
+// X-Forwarded-Proto say, whoever the runner's peer is: the gateway, the
+// only one that can open its socket (or a pod's, behind NetworkPolicy).
+// A client's own claim, the entries before the last, is not taken even
+// when the gateway saw the client on loopback.
+func TestAppTakesTheGatewaysWord(t *testing.T) {
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", forwardedApp))
+	forEachMode(t, func(t *testing.T, m mode) {
+		r, _ := startRunner(t, m, rd.runnerURL, 0)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			header http.Header
+			want   map[string]any
+		}{
+			{
+				header: http.Header{"X-Forwarded-For": {"203.0.113.9, 127.0.0.1"}, "X-Forwarded-Proto": {"https"}},
+				want:   map[string]any{"client": "127.0.0.1", "url": "https://demo.example.test/seen?x=1"},
+			},
+			{
+				header: http.Header{"X-Forwarded-For": {"198.51.100.7"}, "X-Forwarded-Proto": {"http"}},
+				want:   map[string]any{"client": "198.51.100.7", "url": "http://demo.example.test/seen?x=1"},
+			},
+			{want: map[string]any{"client": nil, "url": "http://demo.example.test/seen?x=1"}},
+		} {
+			req, err := http.NewRequest(http.MethodGet, "http://demo.example.test/seen?x=1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tt.header
+			res, err := appClient(r.AppAddr()).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			err = json.NewDecoder(res.Body).Decode(&got)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("with %v (-want +got):\n%s", tt.header, diff)
+			}
+		}
+	})
+}
+
 // TestRefusedRequestLeavesRunnerWarm checks that a request refused before
 // anything is fetched (the launcher's warm-up sends one) does not use up
 // the runner.
@@ -756,7 +826,7 @@ def bad(x: NotAModel):
 		if status, body := get(t, r.AppAddr(), "/ok"); status != http.StatusOK {
 			t.Errorf("GET /ok: %d %v, want 200", status, body)
 		}
-		res, err := http.Get("http://" + r.AppAddr() + "/bad")
+		res, err := appClient(r.AppAddr()).Get("http://app/bad")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -859,8 +929,7 @@ def bye():
 		r, lines := specializeLogged(t, m, rd, version)
 		answered := make(chan string, 1)
 		go func() {
-			client := &http.Client{Timeout: waitLimit}
-			resp, err := client.Get("http://" + r.AppAddr() + "/slow")
+			resp, err := appClient(r.AppAddr()).Get("http://app/slow")
 			if err != nil {
 				answered <- err.Error()
 				return

@@ -69,7 +69,8 @@ type PoolServiceClaimResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// runner_id names the runner in Touch and Release.
 	RunnerId string `protobuf:"bytes,1,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
-	// app_addr is host:port of the app's HTTP listener.
+	// app_addr is where the app's HTTP listener is: host:port, or "unix:"
+	// and the path of a Unix socket (a runner on the gateway's machine).
 	AppAddr string `protobuf:"bytes,2,opt,name=app_addr,json=appAddr,proto3" json:"app_addr,omitempty"`
 	// cold is true when this Claim specialized the runner.
 	Cold          bool `protobuf:"varint,3,opt,name=cold,proto3" json:"cold,omitempty"`

@@ -437,7 +437,8 @@ func (x *SpecializeRequest) GetServeKey() string {
 // SpecializeResponse reports where the app listens and what each phase cost.
 type SpecializeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// app_addr is host:port of the app's HTTP listener.
+	// app_addr is where the app's HTTP listener is: host:port, or "unix:"
+	// and the path of a Unix socket (a runner on the gateway's machine).
 	AppAddr      string `protobuf:"bytes,1,opt,name=app_addr,json=appAddr,proto3" json:"app_addr,omitempty"`
 	FetchMicros  int64  `protobuf:"varint,2,opt,name=fetch_micros,json=fetchMicros,proto3" json:"fetch_micros,omitempty"`
 	VerifyMicros int64  `protobuf:"varint,3,opt,name=verify_micros,json=verifyMicros,proto3" json:"verify_micros,omitempty"`
