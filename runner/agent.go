@@ -117,7 +117,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	listening, err := awaitListening(ctx, py)
 	if err != nil {
 		py.stop(0)
-		py.drainLogs(logDrainLimit)
+		py.finish(logger.Printf)
 		sink.flushHeld(os.Stderr)
 		return err
 	}
@@ -151,24 +151,24 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		return fmt.Errorf("write handshake: %w", err)
 	}
 
-	return serve(ctx, srv, py)
+	return serve(ctx, srv, py, logger.Printf)
 }
 
 // serve waits until the agent is stopped (ctx) or Python exits, and winds
 // down the control server and Python accordingly.
-func serve(ctx context.Context, srv *http.Server, py *python) error {
+func serve(ctx context.Context, srv *http.Server, py *python, logf func(string, ...any)) error {
 	select {
 	case <-ctx.Done():
 		srv.Close()
 		py.stop(stopGrace)
-		py.drainLogs(logDrainLimit)
+		py.finish(logf)
 		return nil
 	case <-py.exited:
 		if ctx.Err() != nil || py.terminated() {
 			// The launcher signalled the whole process group and Python
 			// was quicker to react than this select: a stop, not a crash.
 			srv.Close()
-			py.drainLogs(logDrainLimit)
+			py.finish(logf)
 			return nil
 		}
 		// Let a Specialize in flight report why the app died.
@@ -177,7 +177,7 @@ func serve(ctx context.Context, srv *http.Server, py *python) error {
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
-		py.drainLogs(logDrainLimit)
+		py.finish(logf)
 		return fmt.Errorf("app process exited: %s", py.exitReason())
 	}
 }

@@ -77,6 +77,7 @@ type exitStatus struct {
 // (in practice: when it exits).
 type python struct {
 	proc   process
+	user   *RunAs   // the app's own user, if it has one
 	cmds   *os.File // write end of Python's fd 3, open until Python exited
 	events chan event
 
@@ -122,6 +123,7 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 
 	py := &python{
 		proc:       proc,
+		user:       cfg.runAs,
 		cmds:       p.cmdW,
 		events:     make(chan event, 4),
 		exited:     make(chan struct{}),
@@ -316,6 +318,16 @@ func (p *python) stop(grace time.Duration) {
 		p.proc.kill()
 		<-p.exited
 	}
+}
+
+// finish, once Python has exited, ends what the app started in sessions
+// of its own, which would outlive it (see RunAs.KillAll) and keep its
+// output open, then waits for the last lines of that output (drainLogs).
+func (p *python) finish(logf func(string, ...any)) {
+	if err := p.user.KillAll(); err != nil {
+		logf("%v", err)
+	}
+	p.drainLogs(logDrainLimit)
 }
 
 // drainLogs waits until the last lines Python wrote were forwarded, or until

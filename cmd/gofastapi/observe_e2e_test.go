@@ -203,8 +203,9 @@ func TestObservability(t *testing.T) {
 	if code, body := p.get("obs", "/"); code != 200 {
 		t.Fatalf("GET obs/ after redeploy = %d %s", code, body)
 	}
+	defer func() { t.Logf("health after the redeploy: %s: %s", h.GetStatus(), h.GetReason()) }()
 	eventually(t, "health is green after the redeploy, with /health probed", func() bool {
-		h := health()
+		h = health()
 		return h.GetStatus() == v1.HealthStatus_HEALTH_STATUS_GREEN && strings.Contains(h.GetReason(), "GET /health answered 200")
 	})
 }

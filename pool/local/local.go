@@ -19,10 +19,13 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofastapi/gofastapi/pool"
@@ -145,6 +148,10 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{cfg: cfg, workRoot: cfg.Dir}
+	if cfg.RunnerUIDs.Count > 0 {
+		// Far from where another platform on this machine starts.
+		b.nextUID = rand.Uint32N(cfg.RunnerUIDs.Count)
+	}
 	if dir, ok := tmpfsDir(); ok {
 		b.workRoot, b.ownRoot = dir, true
 	} else if cfg.RunnerUIDs.Count > 0 {
@@ -215,6 +222,10 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 			return nil, err
 		}
 	}
+	runAs, err := b.runAs()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(b.workRoot, "runner-")
 	if err != nil {
 		return nil, err
@@ -226,7 +237,7 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		WorkDir:      dir,
 		RedisURL:     b.cfg.RedisURL,
 		ReadyTimeout: b.cfg.ReadyTimeout,
-		RunAs:        b.runAs(),
+		RunAs:        runAs,
 		BundleCache:  b.cacheRoot(),
 		DepsCache:    b.depsCache(),
 		AppMemory:    b.cfg.AppMemory,
@@ -258,19 +269,56 @@ func (b *Backend) cacheRoot() string {
 }
 
 // runAs returns the user of the next runner's Python, nil if runners run
-// as the platform's user. Users are taken in turn, so one is used again
-// only after Count other runners started: by then the runner that had it
-// was long stopped, and its processes with it.
-func (b *Backend) runAs() *runner.RunAs {
+// as the platform's user. Users are taken in turn, from a random place in
+// the range, and one that has a process is passed over: so a user is used
+// again only after Count other runners started, by then the runner that
+// had it was long stopped, and every process of its user with it (see
+// runner.RunAs.KillAll), its app's daemons included; and a user another
+// platform on this machine gave a runner of its own is not given too,
+// which would let the two apps at each other, and have either runner's
+// end kill the other's.
+func (b *Backend) runAs() (*runner.RunAs, error) {
 	r := b.cfg.RunnerUIDs
 	if r.Count == 0 {
-		return nil
+		return nil, nil
+	}
+	busy, err := usersWithProcesses()
+	if err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
-	i := b.nextUID
-	b.nextUID = (b.nextUID + 1) % r.Count
-	b.mu.Unlock()
-	return &runner.RunAs{UID: r.Base + i, GID: r.Base + i}
+	defer b.mu.Unlock()
+	for range r.Count {
+		uid := r.Base + b.nextUID
+		b.nextUID = (b.nextUID + 1) % r.Count
+		if !busy[uid] {
+			return &runner.RunAs{UID: uid, GID: uid}, nil
+		}
+	}
+	return nil, fmt.Errorf("local: every runner user (%d from %d, --runner-uids) has a process: stop some runners or give a larger range", r.Count, r.Base)
+}
+
+// usersWithProcesses lists the users that have a process now, as the
+// owners of /proc's process directories.
+func usersWithProcesses() (map[uint32]bool, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("local: list processes: %w", err)
+	}
+	users := map[uint32]bool{}
+	for _, e := range entries {
+		if c := e.Name()[0]; c < '0' || c > '9' {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // the process is gone
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			users[st.Uid] = true
+		}
+	}
+	return users, nil
 }
 
 // zygoteSocket returns the socket of a running zygote, starting one if there

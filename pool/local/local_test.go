@@ -216,11 +216,72 @@ func TestRemoveStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// As root: a stale runner's user's processes (what its app left in a
+	// session of its own) end; a live platform's runner's do not.
+	var left, live *exec.Cmd
+	if os.Geteuid() == 0 {
+		sleepAs := func(dir string, uid int) *exec.Cmd {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(dir, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sleep", "100")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			return cmd
+		}
+		left = sleepAs(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-1", gone.Process.Pid), "runner-6"), 1900065030)
+		live = sleepAs(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-2", os.Getpid()), "runner-7"), 1900065031)
+	}
 	removeStale(parent)
 	for name, keep := range dirs {
 		_, err := os.Stat(filepath.Join(parent, name))
 		if exists := err == nil; exists != keep {
 			t.Errorf("%s exists after removeStale: %v, want %v", name, exists, keep)
 		}
+	}
+	if left != nil {
+		if err := left.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("a stale runner's user's process ended with %v, want killed", err)
+		}
+		if err := live.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("a live runner's user's process: %v", err)
+		}
+	}
+}
+
+// TestRunnerUsersPassOverBusyOnes: a runner gets a user that has no
+// process, such as one another platform on this machine gave its own
+// runner, and none when every user has one.
+func TestRunnerUsersPassOverBusyOnes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start processes as other users")
+	}
+	const base = 1900066100
+	busy := func(uid uint32) {
+		cmd := exec.Command("sleep", "100")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	busy(base)
+	busy(base + 2)
+	b := &Backend{cfg: Config{RunnerUIDs: UIDRange{Base: base, Count: 3}}}
+	for range 4 {
+		got, err := b.runAs()
+		if err != nil || got == nil || got.UID != base+1 || got.GID != base+1 {
+			t.Fatalf("runAs() = %v, %v; want the one user without a process, %d", got, err, base+1)
+		}
+	}
+	busy(base + 1)
+	if got, err := b.runAs(); err == nil || !strings.Contains(err.Error(), "every runner user") {
+		t.Errorf("runAs() with every user busy = %v, %v; want an error saying so", got, err)
 	}
 }

@@ -64,9 +64,18 @@ func removeStale(parent string) {
 			dir := filepath.Join(parent, e.Name())
 			// Runners killed with their process leave their directories'
 			// own file systems (the agent's --app-disk) mounted.
+			// And what their apps started in sessions of their own runs
+			// on as their users, who own their directories (see
+			// runner.RunAs.KillAll).
 			if runners, err := os.ReadDir(dir); err == nil {
 				for _, r := range runners {
-					runner.UnmountWorkdir(filepath.Join(dir, r.Name()))
+					rdir := filepath.Join(dir, r.Name())
+					if info, err := os.Lstat(rdir); err == nil && info.IsDir() {
+						if st, ok := info.Sys().(*syscall.Stat_t); ok {
+							_ = (&runner.RunAs{UID: st.Uid, GID: st.Gid}).KillAll()
+						}
+					}
+					runner.UnmountWorkdir(rdir)
 				}
 			}
 			_ = os.RemoveAll(dir)

@@ -25,7 +25,8 @@ import (
 type Runner struct {
 	cmd       *exec.Cmd
 	workDir   string
-	forked    bool // Python was forked by a zygote, outside the agent's process group
+	runAs     *runner.RunAs // the app's user, if it has one of its own
+	forked    bool          // Python was forked by a zygote, outside the agent's process group
 	hs        runner.Handshake
 	app       *pidfd.Process // Python; nil if it could not be opened
 	log       atomic.Pointer[logFunc]
@@ -84,6 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	r := &Runner{
 		cmd:       cmd,
 		workDir:   cfg.WorkDir,
+		runAs:     cfg.RunAs,
 		forked:    cfg.Zygote != "",
 		transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Hour},
 		done:      make(chan struct{}),
@@ -241,6 +243,10 @@ func (r *Runner) Stop(grace time.Duration) {
 		// ESRCH (the group is empty) is the usual answer.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		r.endApp()
+		// And what it started in a session of its own, which the agent
+		// ends when it can (see RunAs.KillAll): an agent that was killed
+		// could not.
+		_ = r.runAs.KillAll()
 		r.transport.CloseIdleConnections()
 		// An agent killed before it unmounted its directory's own file
 		// system (see the agent's --app-disk) leaves it mounted.

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -69,6 +71,79 @@ func TestRunAs(t *testing.T) {
 		want := map[string]any{"uid": float64(runAs.UID), "gid": float64(runAs.GID), "groups": []any{}, "private": "denied"}
 		if diff := cmp.Diff(want, got); status != http.StatusOK || diff != "" {
 			t.Errorf("GET /whoami: %d (-want +got):\n%s", status, diff)
+		}
+	})
+}
+
+const daemonApp = `import os
+import time
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/spawn")
+def spawn():
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        # A session of its own, and a grandchild: out of every process
+        # group the runner's launcher or agent knows of.
+        os.setsid()
+        if os.fork() == 0:
+            os.write(w, str(os.getpid()).encode())
+            os.close(w)
+            while True:
+                time.sleep(1)
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(w)
+    return {"pid": int(os.read(r, 32))}
+`
+
+// TestNothingOutlivesTheRunner: a process the app started in a session of
+// its own (a daemon: setsid and a second fork, out of every process group
+// the agent and its launcher signal) ends with the runner, in both modes,
+// so that an app nobody uses runs nothing, and nothing of it is left for
+// the next runner that gets its user.
+func TestNothingOutlivesTheRunner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change users")
+	}
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", daemonApp))
+	forEachMode(t, func(t *testing.T, m mode) {
+		root := t.TempDir()
+		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o711)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		r, err := launch.Start(ctx, launch.Config{
+			Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
+			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL,
+			RunAs: &runner.RunAs{UID: 1900065002, GID: 1900065002},
+		})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		defer r.Stop(waitLimit)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		_, got := get(t, r.AppAddr(), "/spawn")
+		pid := int(got.(map[string]any)["pid"].(float64))
+		if !alive(pid) {
+			t.Fatalf("the app's daemon %d is not running", pid)
+		}
+		r.Stop(waitLimit)
+		deadline := time.Now().Add(waitLimit)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("the app's daemon %d outlived its runner", pid)
 		}
 	})
 }
