@@ -109,9 +109,16 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		<-warmed
 	}()
 
+	group := cfg.appGroup(logger.Printf)
+	defer group.remove()
 	sink := newLogSink(stdout)
 	py, err := startPython(ctx, cfg, sink)
 	if err != nil {
+		return err
+	}
+	if err := group.add(py.pid()); err != nil {
+		py.stop(0)
+		py.finish(logger.Printf)
 		return err
 	}
 	listening, err := awaitListening(ctx, py)
@@ -211,6 +218,32 @@ func prepareWorkdir(workdir string, runAs *RunAs, disk int64) (appDir string, un
 		return "", nil, err
 	}
 	return appDir, release, nil
+}
+
+// appGroupName is the name of the app group of the agent with process id
+// pid, which its launcher also finds it by (RemoveAppGroup).
+func appGroupName(pid int) string { return appGroupPrefix + strconv.Itoa(pid) }
+
+const appGroupPrefix = "gofastapi-runner-"
+
+// appGroup makes the control group that bounds the app's processes
+// together (see appGroup) when Python runs as a user of its own; nil when
+// it does not, or where the machine has no cgroup v1 hierarchies to use:
+// the app then has its rlimits alone.
+func (c config) appGroup(logf func(string, ...any)) *appGroup {
+	if c.runAs == nil {
+		return nil
+	}
+	g, err := newAppGroup(appGroupName(os.Getpid()), c.cpu, c.limits)
+	if err != nil {
+		// A machine without them is the platform's to report, once
+		// (CanGroupApps), not every runner's.
+		if !errors.Is(err, errNoCgroups) {
+			logf("the app's processes are bounded each by itself, not together: %v", err)
+		}
+		return nil
+	}
+	return g
 }
 
 // awaitListening waits for Python's "listening" event and returns it.

@@ -52,6 +52,9 @@ type config struct {
 	startPriority time.Duration
 	// limits bound the app's process from its load on (see AppLimits).
 	limits AppLimits
+	// cpu bounds, in cores, the CPU the app's processes take together,
+	// with runAs (see appGroup); 0: no bound.
+	cpu float64
 	// confine keeps the app from changing files outside the runner's
 	// directory (see runnerEnv).
 	confine bool
@@ -84,6 +87,7 @@ const (
 	defaultAppProcesses = 512
 	defaultAppFileSize  = 1 << 30
 	defaultAppDisk      = 256 << 20
+	defaultAppCPU       = 0 // see appGroup
 )
 
 // parseFlags reads the agent's flags from args.
@@ -103,9 +107,10 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
 	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
-	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA; 0: no limit)")
+	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA), and with --run-as, where the machine has cgroup v1, all its processes and files together (0: no limit)")
 	fs.Int64Var(&c.limits.Processes, "app-processes", defaultAppProcesses, "processes and threads the app may have, with --run-as (RLIMIT_NPROC; 0: no limit)")
 	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
+	fs.Float64Var(&c.cpu, "app-cpu", defaultAppCPU, "cores the app's processes may take together, with --run-as, where the machine has cgroup v1 (0: no limit; a cpu group costs the app throughput)")
 	fs.Int64Var(&c.disk, "app-disk", defaultAppDisk, "bytes the runner's directory may hold, with --run-as: a tmpfs of its own (0: no limit)")
 	fs.BoolVar(&c.confine, "confine", true, "keep the app from writing, making or removing files outside the runner's directory (Landlock; skipped where the kernel has none)")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
@@ -151,8 +156,8 @@ func (c config) validate() error {
 		return errors.New("--deps-cache-keep must be positive")
 	case c.startPriority < 0:
 		return errors.New("--start-priority must not be negative (0 turns it off)")
-	case c.limits.Memory < 0 || c.limits.Processes < 0 || c.limits.FileSize < 0 || c.disk < 0:
-		return errors.New("--app-memory, --app-processes, --app-file-size and --app-disk must not be negative (0: no limit)")
+	case c.limits.Memory < 0 || c.limits.Processes < 0 || c.limits.FileSize < 0 || c.disk < 0 || c.cpu < 0:
+		return errors.New("--app-memory, --app-processes, --app-file-size, --app-disk and --app-cpu must not be negative (0: no limit)")
 	case c.redisURL == "":
 		return errors.New("redis_url missing from stdin")
 	case c.zygote != "" && !filepath.IsAbs(c.zygote):

@@ -20,6 +20,7 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/apps"
 	"github.com/gofastapi/gofastapi/controlplane/ratelimit"
 	"github.com/gofastapi/gofastapi/pool/local"
+	"github.com/gofastapi/gofastapi/runner"
 )
 
 // devConfig is every setting of `gofastapi dev`, read once from flags and
@@ -311,11 +312,18 @@ func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
 const defaultRunnerUIDs = "1900000000:65536"
 
 // warnSharedUser says, when runners' Python runs as this process's own
-// user, that apps are not kept from the platform's files.
+// user, that apps are not kept from the platform's files; and, when they
+// have users of their own but the machine has no control groups to put
+// each app's processes in, that those are bounded each by itself.
 func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 	if uids.Count == 0 {
 		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read what this user can, " +
 			"the data directory, its key and its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
+		return
+	}
+	if err := runner.CanGroupApps(); err != nil {
+		log.Warn("each process of an app has its own memory limit, not one for all it starts: an app that forks can take more (" +
+			err.Error() + "); on Kubernetes the pod's limits hold all of them")
 	}
 }
 
@@ -323,7 +331,7 @@ func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 // and gofastapi pool share, and returns what reads them once parsed.
 func localRunnerFlags(fs *flag.FlagSet) func() (local.UIDRange, int64, error) {
 	runnerUIDs := fs.String("runner-uids", "auto", "BASE:COUNT: user ids (and group ids) runners' Python runs as, one per runner in turn, when this process runs as root; auto is "+defaultRunnerUIDs+" as root and off otherwise; off keeps Python as this process's user")
-	appMemory := fs.String("app-memory", "2G", "data memory each app's process may have, such as 512M or 2G; past it an allocation fails with MemoryError in the app (0: no limit)")
+	appMemory := fs.String("app-memory", "2G", "memory each app may have, such as 512M or 2G: each of its processes' data, past which an allocation fails with MemoryError in the app, and, as root where the machine has cgroup v1, all its processes and files together (0: no limit)")
 	return func() (local.UIDRange, int64, error) {
 		uids, err := parseUIDRange(*runnerUIDs)
 		if err != nil {

@@ -81,4 +81,5 @@ func removeStale(parent string) {
 			_ = os.RemoveAll(dir)
 		}
 	}
+	runner.RemoveStaleAppGroups()
 }

@@ -247,6 +247,9 @@ func (r *Runner) Stop(grace time.Duration) {
 		// ends when it can (see RunAs.KillAll): an agent that was killed
 		// could not.
 		_ = r.runAs.KillAll()
+		if r.runAs != nil {
+			runner.RemoveAppGroup(pgid)
+		}
 		r.transport.CloseIdleConnections()
 		// An agent killed before it unmounted its directory's own file
 		// system (see the agent's --app-disk) leaves it mounted.

@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -144,6 +145,120 @@ func TestNothingOutlivesTheRunner(t *testing.T) {
 		if alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("the app's daemon %d outlived its runner", pid)
+		}
+	})
+}
+
+const groupApp = `import os
+import time
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/group")
+def group():
+    with open("/proc/self/cgroup") as f:
+        return {"cgroup": f.read()}
+
+
+@app.get("/spin")
+def spin(n: int, seconds: float):
+    """n processes spin for seconds of wall time; returns the CPU they took."""
+    children = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+            os._exit(0)
+        children.append(pid)
+    cpu = 0.0
+    for pid in children:
+        _, _, usage = os.wait4(pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+    return {"cpu": cpu}
+
+
+@app.get("/hog")
+def hog(n: int, mb: int):
+    """n processes each touch mb megabytes; returns how many got through."""
+    children = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            block = bytearray(mb << 20)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            time.sleep(0.5)
+            os._exit(0)
+        children.append(pid)
+    ok = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        ok += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return {"ok": ok}
+`
+
+// TestAppProcessesShareTheirBounds: the processes an app forks share one
+// CPU bound and one memory bound, its control group's, where each would
+// otherwise have rlimits of its own: four spinning processes take at most
+// the app's half core between them, and three that each stay within the
+// app's memory cannot all have it at once.
+func TestAppProcessesShareTheirBounds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change users")
+	}
+	if err := runner.CanGroupApps(); err != nil {
+		t.Skipf("needs control groups: %v", err)
+	}
+	rd := startRedis(t)
+	version := rd.putBundle(t, files("app.py", groupApp))
+	forEachMode(t, func(t *testing.T, m mode) {
+		root := t.TempDir()
+		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o711)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		r, err := launch.Start(ctx, launch.Config{
+			Command: []string{os.Args[0], "--app-cpu", "0.5"}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
+			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL, AppMemory: 400 << 20,
+			RunAs: &runner.RunAs{UID: 1900065040, GID: 1900065040},
+		})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		defer r.Stop(waitLimit)
+		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
+			t.Fatalf("Specialize: %v", err)
+		}
+		_, got := get(t, r.AppAddr(), "/group")
+		t.Logf("the app's groups:\n%s", got.(map[string]any)["cgroup"])
+		// Four spinners for a second of wall time would take up to every
+		// core between them; the bound leaves them half a core, plus a
+		// period's slack. (Noise can only make them take less.)
+		_, got = get(t, r.AppAddr(), "/spin?n=4&seconds=1")
+		if cpu := got.(map[string]any)["cpu"].(float64); cpu > 0.75 {
+			t.Errorf("four spinning processes took %.2fs of CPU in 1s, want at most the app's half core", cpu)
+		}
+		// 3 x 300 MB, each below the app's 400 MB.
+		_, got = get(t, r.AppAddr(), "/hog?n=3&mb=300")
+		if ok := got.(map[string]any)["ok"].(float64); ok >= 3 {
+			t.Errorf("all 3 processes held 300 MB at once, past the app's 400 MB")
+		}
+		name := fmt.Sprintf("gofastapi-runner-%d", launch.AgentPid(r))
+		groups, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+		nested, _ := filepath.Glob("/sys/fs/cgroup/*/*/*/" + name)
+		if groups = append(groups, nested...); len(groups) < 2 {
+			t.Errorf("the app's groups: %v, want its memory and pids groups at least", groups)
+		}
+		r.Stop(waitLimit)
+		for _, g := range groups {
+			if _, err := os.Stat(g); err == nil {
+				t.Errorf("%s is left after Stop", g)
+			}
 		}
 	})
 }
