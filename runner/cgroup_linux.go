@@ -31,7 +31,7 @@ type appGroup struct{ dirs []string }
 const cgroupRoot = "/sys/fs/cgroup"
 
 // errNoCgroups says this machine has no cgroup v1 hierarchies we can use.
-var errNoCgroups = errors.New("no writable cgroup v1 cpu, memory and pids hierarchies")
+var errNoCgroups = errors.New("no writable cgroup v1 memory and pids hierarchies")
 
 // newAppGroup makes the group name, beside this process's own in each
 // hierarchy, with the limits: limits.Memory bytes of memory,
@@ -42,11 +42,14 @@ func newAppGroup(name string, cpu float64, limits AppLimits) (*appGroup, error) 
 	if err != nil {
 		return nil, err
 	}
-	g := &appGroup{}
-	settings := map[string][][2]string{
-		"cpu":    nil,
-		"memory": nil,
-		"pids":   nil,
+	// Per controller, its files to write: a group in each, even with no
+	// limit of its own, so that all of them hold the same processes.
+	settings := map[string][][2]string{"memory": nil, "pids": nil}
+	if limits.Memory > 0 {
+		settings["memory"] = [][2]string{{"memory.limit_in_bytes", strconv.FormatInt(limits.Memory, 10)}}
+	}
+	if limits.Processes > 0 {
+		settings["pids"] = [][2]string{{"pids.max", strconv.FormatInt(limits.Processes, 10)}}
 	}
 	if cpu > 0 {
 		const period = 100_000 // us, the kernel's default
@@ -55,17 +58,11 @@ func newAppGroup(name string, cpu float64, limits AppLimits) (*appGroup, error) 
 			{"cpu.cfs_quota_us", strconv.Itoa(max(int(cpu*period), 1000))},
 		}
 	}
-	if limits.Memory > 0 {
-		settings["memory"] = [][2]string{{"memory.limit_in_bytes", strconv.FormatInt(limits.Memory, 10)}}
-	}
-	if limits.Processes > 0 {
-		settings["pids"] = [][2]string{{"pids.max", strconv.FormatInt(limits.Processes, 10)}}
-	}
-	controllers := []string{"memory", "pids"}
-	if cpu > 0 {
-		controllers = append(controllers, "cpu")
-	}
-	for _, controller := range controllers {
+	g := &appGroup{}
+	for _, controller := range []string{"memory", "pids", "cpu"} {
+		if _, ok := settings[controller]; !ok {
+			continue
+		}
 		parent, ok := own[controller]
 		if !ok {
 			g.remove()
@@ -158,8 +155,7 @@ func (g *appGroup) remove() {
 
 func removeCgroup(dir string) {
 	for range 100 {
-		err := syscall.Rmdir(dir)
-		if err == nil || errors.Is(err, syscall.ENOENT) || !errors.Is(err, syscall.EBUSY) {
+		if err := syscall.Rmdir(dir); !errors.Is(err, syscall.EBUSY) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

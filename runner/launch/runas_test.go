@@ -33,6 +33,37 @@ def whoami():
     return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "private": private}
 `
 
+// passableDir is a new directory that the runners' users may pass through
+// (mode 0711 up to the temporary directory), to a runner's own below it.
+func passableDir(t *testing.T) string {
+	root := t.TempDir()
+	for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
+	return root
+}
+
+// startAs starts an agent in mode m whose Python runs as cfg.RunAs, in a
+// directory under root (see passableDir), with cfg's other settings and
+// the agent's extra args; the runner is stopped when the test ends.
+func startAs(t *testing.T, m mode, rd *testRedis, root string, cfg launch.Config, args ...string) *launch.Runner {
+	t.Helper()
+	cfg.Command = append([]string{os.Args[0]}, args...)
+	cfg.Env = []string{agentEnv + "=1"}
+	cfg.Python = "/usr/bin/python3"
+	cfg.Zygote = m.zygoteSocket(t)
+	cfg.WorkDir = filepath.Join(root, "runner")
+	cfg.RedisURL = rd.runnerURL
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	r, err := launch.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { r.Stop(waitLimit) })
+	return r
+}
+
 // TestRunAs runs a runner's Python as an unprivileged user, in both modes:
 // the app runs as that user, with no supplementary groups, and cannot read
 // a file private to the platform's user, while its own files load.
@@ -42,27 +73,15 @@ func TestRunAs(t *testing.T) {
 	}
 	rd := startRedis(t)
 	forEachMode(t, func(t *testing.T, m mode) {
-		root := t.TempDir()
 		// The runner's user passes through to its own directory only.
-		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o711)
-		}
+		root := passableDir(t)
 		private := filepath.Join(root, "platform.key")
 		if err := os.WriteFile(private, []byte("secret"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		runAs := &runner.RunAs{UID: 1900065000, GID: 1900065001}
 		version := rd.putBundle(t, files("app.py", whoamiApp))
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		r, err := launch.Start(ctx, launch.Config{
-			Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
-			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL, RunAs: runAs,
-		})
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		defer r.Stop(waitLimit)
+		r := startAs(t, m, rd, root, launch.Config{RunAs: runAs})
 		res, err := specialize(t, r, &v1.SpecializeRequest{AppId: "a", Slug: "a", Version: version, Entrypoint: "app.py",
 			Env: map[string]string{"PRIVATE": private}})
 		if err != nil {
@@ -114,21 +133,7 @@ func TestNothingOutlivesTheRunner(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", daemonApp))
 	forEachMode(t, func(t *testing.T, m mode) {
-		root := t.TempDir()
-		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o711)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		r, err := launch.Start(ctx, launch.Config{
-			Command: []string{os.Args[0]}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
-			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL,
-			RunAs: &runner.RunAs{UID: 1900065002, GID: 1900065002},
-		})
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		defer r.Stop(waitLimit)
+		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900065002, GID: 1900065002}})
 		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
 			t.Fatalf("Specialize: %v", err)
 		}
@@ -216,21 +221,8 @@ func TestAppProcessesShareTheirBounds(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", groupApp))
 	forEachMode(t, func(t *testing.T, m mode) {
-		root := t.TempDir()
-		for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o711)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		r, err := launch.Start(ctx, launch.Config{
-			Command: []string{os.Args[0], "--app-cpu", "0.5"}, Env: []string{agentEnv + "=1"}, Python: "/usr/bin/python3",
-			Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, "runner"), RedisURL: rd.runnerURL, AppMemory: 400 << 20,
-			RunAs: &runner.RunAs{UID: 1900065040, GID: 1900065040},
-		})
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		defer r.Stop(waitLimit)
+		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900065040, GID: 1900065040}, AppMemory: 400 << 20},
+			"--app-cpu", "0.5")
 		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
 			t.Fatalf("Specialize: %v", err)
 		}
