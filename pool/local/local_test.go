@@ -220,23 +220,17 @@ func TestRemoveStale(t *testing.T) {
 	// session of its own) end; a live platform's runner's do not.
 	var left, live *exec.Cmd
 	if os.Geteuid() == 0 {
-		sleepAs := func(dir string, uid int) *exec.Cmd {
+		runnerOf := func(dir string, uid uint32) *exec.Cmd {
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Chown(dir, uid, uid); err != nil {
+			if err := os.Chown(dir, int(uid), int(uid)); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("sleep", "100")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			return cmd
+			return sleepAs(t, uid)
 		}
-		left = sleepAs(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-1", gone.Process.Pid), "runner-6"), 1900065030)
-		live = sleepAs(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-2", os.Getpid()), "runner-7"), 1900065031)
+		left = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-1", gone.Process.Pid), "runner-6"), 1900065030)
+		live = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-2", os.Getpid()), "runner-7"), 1900065031)
 	}
 	removeStale(parent)
 	for name, keep := range dirs {
@@ -263,16 +257,8 @@ func TestRunnerUsersPassOverBusyOnes(t *testing.T) {
 		t.Skip("needs root to start processes as other users")
 	}
 	const base = 1900066100
-	busy := func(uid uint32) {
-		cmd := exec.Command("sleep", "100")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	}
-	busy(base)
-	busy(base + 2)
+	sleepAs(t, base)
+	sleepAs(t, base+2)
 	b := &Backend{cfg: Config{RunnerUIDs: UIDRange{Base: base, Count: 3}}}
 	for range 4 {
 		got, err := b.runAs()
@@ -280,8 +266,21 @@ func TestRunnerUsersPassOverBusyOnes(t *testing.T) {
 			t.Fatalf("runAs() = %v, %v; want the one user without a process, %d", got, err, base+1)
 		}
 	}
-	busy(base + 1)
+	sleepAs(t, base+1)
 	if got, err := b.runAs(); err == nil || !strings.Contains(err.Error(), "every runner user") {
 		t.Errorf("runAs() with every user busy = %v, %v; want an error saying so", got, err)
 	}
+}
+
+// sleepAs starts a process of user (and group) uid that sleeps until the
+// test ends.
+func sleepAs(t *testing.T, uid uint32) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }
