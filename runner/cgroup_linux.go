@@ -141,6 +141,28 @@ func (g *appGroup) add(pid int) error {
 	return nil
 }
 
+// memoryKills is how many of the group's processes the kernel killed for
+// going over its memory limit together; 0 for a nil group or where it
+// cannot tell.
+func (g *appGroup) memoryKills() int {
+	if g == nil {
+		return 0
+	}
+	for _, dir := range g.dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+		if err != nil {
+			continue // not the memory group's directory
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 // remove deletes the group, once the processes in it are gone: a process
 // killed a moment ago may still be leaving it, so an empty-but-busy group
 // is tried again for a short while.

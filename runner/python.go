@@ -77,8 +77,10 @@ type exitStatus struct {
 // (in practice: when it exits).
 type python struct {
 	proc   process
-	user   *RunAs   // the app's own user, if it has one
-	cmds   *os.File // write end of Python's fd 3, open until Python exited
+	user   *RunAs    // the app's own user, if it has one
+	group  *appGroup // the app's control group, if it has one
+	memory int64     // the app's memory limit, for exitReason
+	cmds   *os.File  // write end of Python's fd 3, open until Python exited
 	events chan event
 
 	exited chan struct{} // closed once the process has exited
@@ -284,10 +286,14 @@ func (p *python) exitReason() string {
 	st := p.status
 	switch {
 	case st.known && st.ws.Signaled():
-		if name := unix.SignalName(st.ws.Signal()); name != "" {
-			return "killed by " + name
+		name := unix.SignalName(st.ws.Signal())
+		if name == "" {
+			name = st.ws.Signal().String()
 		}
-		return "killed by " + st.ws.Signal().String()
+		if st.ws.Signal() == syscall.SIGKILL && p.group.memoryKills() > 0 {
+			return fmt.Sprintf("killed by %s: the app's processes went over its memory limit (%d MB, all of them together)", name, p.memory>>20)
+		}
+		return "killed by " + name
 	case st.known:
 		return fmt.Sprintf("exit status %d", st.ws.ExitStatus())
 	}

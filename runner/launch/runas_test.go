@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -204,6 +205,22 @@ def hog(n: int, mb: int):
         _, status = os.waitpid(pid, 0)
         ok += os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     return {"ok": ok}
+
+
+@app.get("/bloat")
+def bloat(child_mb: int, mb: int):
+    """A child holds child_mb, then this process touches mb more."""
+    if os.fork() == 0:
+        block = bytearray(child_mb << 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.5)
+    block = bytearray(mb << 20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return {"held_mb": mb}
 `
 
 // TestAppProcessesShareTheirBounds: the processes an app forks share one
@@ -246,10 +263,25 @@ func TestAppProcessesShareTheirBounds(t *testing.T) {
 		if groups = append(groups, nested...); len(groups) < 2 {
 			t.Errorf("the app's groups: %v, want its memory and pids groups at least", groups)
 		}
-		r.Stop(waitLimit)
+		// The app itself, with what its child holds, over the memory the
+		// two share: the kernel kills the larger, the app's own process,
+		// and the runner says why.
+		if res, err := appClient(r.AppAddr()).Get("http://app/bloat?child_mb=120&mb=320"); err == nil {
+			res.Body.Close()
+			t.Errorf("GET /bloat: %d, want the app killed over its memory", res.StatusCode)
+		}
+		select {
+		case <-r.Done():
+		case <-time.After(waitLimit):
+			t.Fatal("the app over its memory is still running")
+		}
+		if err := r.ExitErr(); err == nil || !strings.Contains(err.Error(), "went over its memory limit (400 MB, all of them together)") {
+			t.Errorf("ExitErr = %v, want it to say the app went over its memory", err)
+		}
+		// The agent removed its groups as it ended.
 		for _, g := range groups {
 			if _, err := os.Stat(g); err == nil {
-				t.Errorf("%s is left after Stop", g)
+				t.Errorf("%s is left after the runner ended", g)
 			}
 		}
 	})
