@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -71,7 +72,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	mongoURI := cfg.MongoURI
 	if mongoURI == "" {
-		fe, err := embedded.StartFerret(cfg.Data, log.With("component", "ferretdb"))
+		// FerretDB's own warnings and news are its diagnostics (a dump of
+		// each error it answers, such as the TTL indexes the store asks
+		// for at every start and falls back from), not the platform's:
+		// its errors only, unless --log-level debug.
+		ferretLog := log.With("component", "ferretdb")
+		if cfg.LogLevel != "debug" {
+			ferretLog = quieter(ferretLog, slog.LevelError)
+		}
+		fe, err := embedded.StartFerret(cfg.Data, ferretLog)
 		if err != nil {
 			return err
 		}

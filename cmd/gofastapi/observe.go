@@ -41,6 +41,30 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
+// quieter returns l passing on only records at min or above, where l
+// would pass on less.
+func quieter(l *slog.Logger, min slog.Level) *slog.Logger {
+	return slog.New(minLevel{l.Handler(), min})
+}
+
+// minLevel is a handler that drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
 // observability is the operators' metrics registry and the gateway's
 // per-app recorder of one `gofastapi dev`.
 type observability struct {
