@@ -27,10 +27,10 @@ func TestKillAll(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd
 	}
-	other := start(1900065021)
+	other := start(1900067021)
 	for i := range 50 {
-		victim := start(1900065020)
-		if err := (&RunAs{UID: 1900065020, GID: 1900065020}).KillAll(); err != nil {
+		victim := start(1900067020)
+		if err := (&RunAs{UID: 1900067020, GID: 1900067020}).KillAll(); err != nil {
 			t.Fatal(err)
 		}
 		if err := victim.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
@@ -54,7 +54,7 @@ func TestKillAll(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if err := (&RunAs{UID: 1900065020, GID: 1900065020}).KillAll(); err != nil {
+	if err := (&RunAs{UID: 1900067020, GID: 1900067020}).KillAll(); err != nil {
 		t.Errorf("with no process left: %v", err)
 	}
 }

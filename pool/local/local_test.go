@@ -229,8 +229,8 @@ func TestRemoveStale(t *testing.T) {
 			}
 			return sleepAs(t, uid)
 		}
-		left = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-1", gone.Process.Pid), "runner-6"), 1900065030)
-		live = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-2", os.Getpid()), "runner-7"), 1900065031)
+		left = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-1", gone.Process.Pid), "runner-6"), 1900067030)
+		live = runnerOf(filepath.Join(parent, fmt.Sprintf("gofastapi-%d-2", os.Getpid()), "runner-7"), 1900067031)
 	}
 	removeStale(parent)
 	for name, keep := range dirs {

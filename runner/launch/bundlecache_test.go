@@ -82,7 +82,7 @@ func TestSpecializeLinksCachedFiles(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				r, _ := startConfigured(t, launch.Config{
 					Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, fmt.Sprintf("runner-%s-%d", m.name, i)), RedisURL: rd.runnerURL,
-					RunAs: &runner.RunAs{UID: 1900065010, GID: 1900065010}, BundleCache: cache.Root(),
+					RunAs: &runner.RunAs{UID: 1900067010, GID: 1900067010}, BundleCache: cache.Root(),
 				})
 				res, err := specialize(t, r, &v1.SpecializeRequest{Version: tt.version, Entrypoint: "app.py", Compiled: tt.compiled})
 				if err != nil {

@@ -80,7 +80,7 @@ func TestRunAs(t *testing.T) {
 		if err := os.WriteFile(private, []byte("secret"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		runAs := &runner.RunAs{UID: 1900065000, GID: 1900065001}
+		runAs := &runner.RunAs{UID: 1900067000, GID: 1900067001}
 		version := rd.putBundle(t, files("app.py", whoamiApp))
 		r := startAs(t, m, rd, root, launch.Config{RunAs: runAs})
 		res, err := specialize(t, r, &v1.SpecializeRequest{AppId: "a", Slug: "a", Version: version, Entrypoint: "app.py",
@@ -134,7 +134,7 @@ func TestNothingOutlivesTheRunner(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", daemonApp))
 	forEachMode(t, func(t *testing.T, m mode) {
-		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900065002, GID: 1900065002}})
+		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900067002, GID: 1900067002}})
 		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
 			t.Fatalf("Specialize: %v", err)
 		}
@@ -238,7 +238,7 @@ func TestAppProcessesShareTheirBounds(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", groupApp))
 	forEachMode(t, func(t *testing.T, m mode) {
-		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900065040, GID: 1900065040}, AppMemory: 400 << 20},
+		r := startAs(t, m, rd, passableDir(t), launch.Config{RunAs: &runner.RunAs{UID: 1900067040, GID: 1900067040}, AppMemory: 400 << 20},
 			"--app-cpu", "0.5")
 		if _, err := specialize(t, r, &v1.SpecializeRequest{Version: version, Entrypoint: "app.py"}); err != nil {
 			t.Fatalf("Specialize: %v", err)

@@ -88,7 +88,7 @@ func TestStartPriority(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				r, _ := startConfigured(t, launch.Config{
 					Zygote: m.zygoteSocket(t), WorkDir: filepath.Join(root, fmt.Sprintf("runner-%s-%d", m.name, i)), RedisURL: rd.runnerURL,
-					RunAs: &runner.RunAs{UID: 1900065011, GID: 1900065011}, StartPriority: tt.window,
+					RunAs: &runner.RunAs{UID: 1900067011, GID: 1900067011}, StartPriority: tt.window,
 				})
 				env := map[string]string{}
 				if tt.window > 0 {
