@@ -116,7 +116,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	py.group, py.memory = group, cfg.limits.Memory
+	py.group = group
 	if err := group.add(py.pid()); err != nil {
 		py.stop(0)
 		py.finish(logger.Printf)

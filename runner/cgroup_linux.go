@@ -25,7 +25,10 @@ import (
 // req/s against 8,000-8,150 in make bench's throughput rounds), and the
 // gateway's CPU per request rose by a quarter; the memory and pids groups
 // cost nothing measurable.
-type appGroup struct{ dirs []string }
+type appGroup struct {
+	dirs   []string
+	memory int64 // its memory limit in bytes; 0: none
+}
 
 // cgroupRoot is where the hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
@@ -58,7 +61,7 @@ func newAppGroup(name string, cpu float64, limits AppLimits) (*appGroup, error) 
 			{"cpu.cfs_quota_us", strconv.Itoa(max(int(cpu*period), 1000))},
 		}
 	}
-	g := &appGroup{}
+	g := &appGroup{memory: limits.Memory}
 	for _, controller := range []string{"memory", "pids", "cpu"} {
 		if _, ok := settings[controller]; !ok {
 			continue
@@ -141,12 +144,12 @@ func (g *appGroup) add(pid int) error {
 	return nil
 }
 
-// memoryKills is how many of the group's processes the kernel killed for
-// going over its memory limit together; 0 for a nil group or where it
-// cannot tell.
-func (g *appGroup) memoryKills() int {
-	if g == nil {
-		return 0
+// memoryKilled reports whether the kernel killed any of the group's
+// processes for going over its memory limit together, and that limit;
+// false for a nil group or where it cannot tell.
+func (g *appGroup) memoryKilled() (limit int64, killed bool) {
+	if g == nil || g.memory <= 0 {
+		return 0, false
 	}
 	for _, dir := range g.dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
@@ -156,11 +159,11 @@ func (g *appGroup) memoryKills() int {
 		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
 				n, _ := strconv.Atoi(v)
-				return n
+				return g.memory, n > 0
 			}
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // remove deletes the group, once the processes in it are gone: a process

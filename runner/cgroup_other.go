@@ -11,7 +11,7 @@ var errNoCgroups = errors.New("control groups are Linux only")
 func newAppGroup(string, float64, AppLimits) (*appGroup, error) { return nil, errNoCgroups }
 func (g *appGroup) add(int) error                               { return nil }
 func (g *appGroup) remove()                                     {}
-func (g *appGroup) memoryKills() int                            { return 0 }
+func (g *appGroup) memoryKilled() (int64, bool)                 { return 0, false }
 
 // CanGroupApps says that control groups are Linux only.
 func CanGroupApps() error { return errNoCgroups }

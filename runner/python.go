@@ -79,7 +79,6 @@ type python struct {
 	proc   process
 	user   *RunAs    // the app's own user, if it has one
 	group  *appGroup // the app's control group, if it has one
-	memory int64     // the app's memory limit, for exitReason
 	cmds   *os.File  // write end of Python's fd 3, open until Python exited
 	events chan event
 
@@ -290,8 +289,8 @@ func (p *python) exitReason() string {
 		if name == "" {
 			name = st.ws.Signal().String()
 		}
-		if st.ws.Signal() == syscall.SIGKILL && p.group.memoryKills() > 0 {
-			return fmt.Sprintf("killed by %s: the app's processes went over its memory limit (%d MB, all of them together)", name, p.memory>>20)
+		if limit, killed := p.group.memoryKilled(); killed && st.ws.Signal() == syscall.SIGKILL {
+			return fmt.Sprintf("killed by %s: the app's processes went over its memory limit (%d MB, all of them together)", name, limit>>20)
 		}
 		return "killed by " + name
 	case st.known:
