@@ -151,60 +151,51 @@ func TestMeasure(t *testing.T) {
 	rows = append(rows, benchRow{name: "burst: 20 different cold apps at once", d: many, target: "all answered"})
 
 	// Warm hop at concurrency 1: through the gateway, through nginx (the
-	// same hop done by a proxy people trust) and straight to the runner,
-	// interleaved so that all three see the same machine.
+	// same hop done by a proxy people trust), through socat and straight to
+	// the runner. Each path gets blocks of back-to-back requests, one at a
+	// time as from wrk -c1, and the paths take turns block by block, so
+	// that all see the same machine.
 	app0 := p.runner(t, "cold0")
 	addr := app0.Addr
 	runnerAddr = addr
+	paths := []hopPath{{name: "gateway", addr: gw}}
 	ngx, ngxPid := "", 0
 	if _, err := exec.LookPath("nginx"); err == nil {
 		ngx, ngxPid = startNginx(t, addr)
+		paths = append(paths, hopPath{name: "nginx", addr: ngx})
 	}
 	// socat copies bytes and does nothing else: what any proxy's extra
 	// connection costs on this machine.
-	relay := ""
 	if _, err := exec.LookPath("socat"); err == nil {
-		relay = startSocat(t, addr)
+		paths = append(paths, hopPath{name: "socat", addr: startSocat(t, addr)})
 	}
-	hop := func(viaGW, viaNginx, viaRelay, direct *[]time.Duration) {
-		d, _ := get("cold0.localhost", gw, "/")
-		*viaGW = append(*viaGW, d)
-		if ngx != "" {
-			d, _ = get("cold0.localhost", ngx, "/")
-			*viaNginx = append(*viaNginx, d)
-		}
-		if relay != "" {
-			d, _ = get("cold0.localhost", relay, "/")
-			*viaRelay = append(*viaRelay, d)
-		}
-		d, _ = get("cold0.localhost", addr, "/")
-		*direct = append(*direct, d)
+	paths = append(paths, hopPath{name: "direct", addr: addr})
+	hopGet := func(target string) time.Duration {
+		d, _ := get("cold0.localhost", target, "/")
+		return d
 	}
-	var viaGW, viaNginx, viaRelay, direct []time.Duration
-	for range 300 {
-		hop(&viaGW, &viaNginx, &viaRelay, &direct)
+	const hopBlock = 50
+	measureHops(paths, hopGet, hopBlock, 6, 60)
+	// The same paths one request each in turn: each proxy has then been
+	// idle through the other paths' requests, while the runner has just
+	// answered one; it is printed, not the target's figure.
+	turns := make([]hopPath, len(paths))
+	for i, h := range paths {
+		turns[i] = hopPath{name: h.name, addr: h.addr}
 	}
-	viaGW, viaNginx, viaRelay, direct = nil, nil, nil, nil
-	for range 3000 {
-		hop(&viaGW, &viaNginx, &viaRelay, &direct)
-	}
-	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: viaGW, base: direct, baseName: "direct to the runner",
+	measureHops(turns, hopGet, 1, 300, 3000)
+	gwHop, direct := paths[0], paths[len(paths)-1]
+	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: gwHop.d, base: direct.d, baseName: "direct to the runner",
 		target: "adds <= 100us p50, <= 300us p99"})
-	hopAdded := func(d []time.Duration) string {
-		slices.Sort(d)
-		slices.Sort(direct)
-		return fmt.Sprintf("+%s p50, +%s p99", pct(d, 50)-pct(direct, 50), pct(d, 99)-pct(direct, 99))
-	}
-	hopLine := "warm hop over direct, concurrency 1: gateway " + hopAdded(viaGW)
-	if ngx != "" {
-		rows = append(rows, benchRow{name: "warm GET via nginx, concurrency 1", d: viaNginx, base: direct, baseName: "direct to the runner",
-			target: "(baseline for the gateway's hop)"})
-		hopLine += ", nginx " + hopAdded(viaNginx)
-	}
-	if relay != "" {
-		rows = append(rows, benchRow{name: "warm GET via socat (a byte relay), concurrency 1", d: viaRelay, base: direct, baseName: "direct to the runner",
-			target: "(the floor of any proxy's hop)"})
-		hopLine += ", socat " + hopAdded(viaRelay)
+	hopLine := fmt.Sprintf("warm hop over direct, concurrency 1, blocks of %d back-to-back requests per path in turn: %s", hopBlock, hopsAdded(paths))
+	hopLine += "\n  one request per path in turn (each proxy idle through the others' requests, the runner not): " + hopsAdded(turns)
+	for _, h := range paths[1 : len(paths)-1] {
+		target := "(baseline for the gateway's hop)"
+		name := "warm GET via nginx, concurrency 1"
+		if h.name == "socat" {
+			target, name = "(the floor of any proxy's hop)", "warm GET via socat (a byte relay), concurrency 1"
+		}
+		rows = append(rows, benchRow{name: name, d: h.d, base: direct.d, baseName: "direct to the runner", target: target})
 	}
 
 	// Deploy RPC -> new version serving.
@@ -385,6 +376,42 @@ func (r benchRow) print() {
 		fmt.Printf("   %-26s %9s %9s %7s", "-", "", "", "")
 	}
 	fmt.Printf("   %s\n", r.target)
+}
+
+// hopPath is one way to the bench's runner and the times of the requests
+// sent along it.
+type hopPath struct {
+	name, addr string
+	d          []time.Duration
+}
+
+// measureHops sends requests along each path with get, block requests in
+// a row per path, the paths taking turns, rounds times; the first warm
+// rounds are not kept.
+func measureHops(paths []hopPath, get func(addr string) time.Duration, block, warm, rounds int) {
+	for r := range warm + rounds {
+		for i := range paths {
+			for range block {
+				d := get(paths[i].addr)
+				if r >= warm {
+					paths[i].d = append(paths[i].d, d)
+				}
+			}
+		}
+	}
+}
+
+// hopsAdded says what each path but the last (direct) adds to the last's
+// p50 and p99.
+func hopsAdded(paths []hopPath) string {
+	direct := paths[len(paths)-1].d
+	slices.Sort(direct)
+	var out []string
+	for _, h := range paths[:len(paths)-1] {
+		slices.Sort(h.d)
+		out = append(out, fmt.Sprintf("%s +%s p50, +%s p99", h.name, pct(h.d, 50)-pct(direct, 50), pct(h.d, 99)-pct(direct, 99)))
+	}
+	return strings.Join(out, ", ")
 }
 
 func pct(d []time.Duration, p int) time.Duration {
