@@ -175,20 +175,23 @@ func TestMeasure(t *testing.T) {
 		return d
 	}
 	const hopBlock = 50
-	measureHops(paths, hopGet, hopBlock, 6, 60)
+	measureHops(paths, hopGet, hopBlock, 0, 6, 60)
 	// The same paths one request each in turn: each proxy has then been
 	// idle through the other paths' requests, while the runner has just
 	// answered one; it is printed, not the target's figure.
-	turns := make([]hopPath, len(paths))
-	for i, h := range paths {
-		turns[i] = hopPath{name: h.name, addr: h.addr}
-	}
-	measureHops(turns, hopGet, 1, 300, 3000)
+	turns := untimed(paths)
+	measureHops(turns, hopGet, 1, 0, 300, 3000)
+	// And each request after every process on the way has idled: what a
+	// visitor's click meets.
+	const hopIdle = 2 * time.Millisecond
+	idle := untimed(paths)
+	measureHops(idle, hopGet, 1, hopIdle, 20, 500)
 	gwHop, direct := paths[0], paths[len(paths)-1]
 	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: gwHop.d, base: direct.d, baseName: "direct to the runner",
 		target: "adds <= 100us p50, <= 300us p99"})
 	hopLine := fmt.Sprintf("warm hop over direct, concurrency 1, blocks of %d back-to-back requests per path in turn: %s", hopBlock, hopsAdded(paths))
 	hopLine += "\n  one request per path in turn (each proxy idle through the others' requests, the runner not): " + hopsAdded(turns)
+	hopLine += fmt.Sprintf("\n  one request per path in turn, each after %s idle (every process on the way idle): %s", hopIdle, hopsAdded(idle))
 	for _, h := range paths[1 : len(paths)-1] {
 		target := "(baseline for the gateway's hop)"
 		name := "warm GET via nginx, concurrency 1"
@@ -385,13 +388,25 @@ type hopPath struct {
 	d          []time.Duration
 }
 
+// untimed returns the paths without their times.
+func untimed(paths []hopPath) []hopPath {
+	out := make([]hopPath, len(paths))
+	for i, h := range paths {
+		out[i] = hopPath{name: h.name, addr: h.addr}
+	}
+	return out
+}
+
 // measureHops sends requests along each path with get, block requests in
-// a row per path, the paths taking turns, rounds times; the first warm
-// rounds are not kept.
-func measureHops(paths []hopPath, get func(addr string) time.Duration, block, warm, rounds int) {
+// a row per path, the paths taking turns, rounds times, each request after
+// idle; the first warm rounds are not kept.
+func measureHops(paths []hopPath, get func(addr string) time.Duration, block int, idle time.Duration, warm, rounds int) {
 	for r := range warm + rounds {
 		for i := range paths {
 			for range block {
+				if idle > 0 {
+					time.Sleep(idle)
+				}
 				d := get(paths[i].addr)
 				if r >= warm {
 					paths[i].d = append(paths[i].d, d)
@@ -409,9 +424,17 @@ func hopsAdded(paths []hopPath) string {
 	var out []string
 	for _, h := range paths[:len(paths)-1] {
 		slices.Sort(h.d)
-		out = append(out, fmt.Sprintf("%s +%s p50, +%s p99", h.name, pct(h.d, 50)-pct(direct, 50), pct(h.d, 99)-pct(direct, 99)))
+		out = append(out, fmt.Sprintf("%s %s p50, %s p99", h.name, added(pct(h.d, 50)-pct(direct, 50)), added(pct(h.d, 99)-pct(direct, 99))))
 	}
 	return strings.Join(out, ", ")
+}
+
+// added writes d with its sign: +61µs, -3µs.
+func added(d time.Duration) string {
+	if d < 0 {
+		return d.String()
+	}
+	return "+" + d.String()
 }
 
 func pct(d []time.Duration, p int) time.Duration {
