@@ -158,16 +158,17 @@ func TestMeasure(t *testing.T) {
 	app0 := p.runner(t, "cold0")
 	addr := app0.Addr
 	runnerAddr = addr
-	paths := []hopPath{{name: "gateway", addr: gw}}
+	paths := []hopPath{{name: "gateway", addr: gw, row: "warm GET via gateway, concurrency 1", target: "adds <= 100us p50, <= 300us p99"}}
 	ngx, ngxPid := "", 0
 	if _, err := exec.LookPath("nginx"); err == nil {
 		ngx, ngxPid = startNginx(t, addr)
-		paths = append(paths, hopPath{name: "nginx", addr: ngx})
+		paths = append(paths, hopPath{name: "nginx", addr: ngx, row: "warm GET via nginx, concurrency 1", target: "(baseline for the gateway's hop)"})
 	}
 	// socat copies bytes and does nothing else: what any proxy's extra
 	// connection costs on this machine.
 	if _, err := exec.LookPath("socat"); err == nil {
-		paths = append(paths, hopPath{name: "socat", addr: startSocat(t, addr)})
+		paths = append(paths, hopPath{name: "socat", addr: startSocat(t, addr),
+			row: "warm GET via socat (a byte relay), concurrency 1", target: "(the floor of any proxy's hop)"})
 	}
 	paths = append(paths, hopPath{name: "direct", addr: addr})
 	hopGet := func(target string) time.Duration {
@@ -186,20 +187,13 @@ func TestMeasure(t *testing.T) {
 	const hopIdle = 2 * time.Millisecond
 	idle := untimed(paths)
 	measureHops(idle, hopGet, 1, hopIdle, 20, 500)
-	gwHop, direct := paths[0], paths[len(paths)-1]
-	rows = append(rows, benchRow{name: "warm GET via gateway, concurrency 1", d: gwHop.d, base: direct.d, baseName: "direct to the runner",
-		target: "adds <= 100us p50, <= 300us p99"})
+	direct := paths[len(paths)-1]
+	for _, h := range paths[:len(paths)-1] {
+		rows = append(rows, benchRow{name: h.row, d: h.d, base: direct.d, baseName: "direct to the runner", target: h.target})
+	}
 	hopLine := fmt.Sprintf("warm hop over direct, concurrency 1, blocks of %d back-to-back requests per path in turn: %s", hopBlock, hopsAdded(paths))
 	hopLine += "\n  one request per path in turn (each proxy idle through the others' requests, the runner not): " + hopsAdded(turns)
 	hopLine += fmt.Sprintf("\n  one request per path in turn, each after %s idle (every process on the way idle): %s", hopIdle, hopsAdded(idle))
-	for _, h := range paths[1 : len(paths)-1] {
-		target := "(baseline for the gateway's hop)"
-		name := "warm GET via nginx, concurrency 1"
-		if h.name == "socat" {
-			target, name = "(the floor of any proxy's hop)", "warm GET via socat (a byte relay), concurrency 1"
-		}
-		rows = append(rows, benchRow{name: name, d: h.d, base: direct.d, baseName: "direct to the runner", target: target})
-	}
 
 	// Deploy RPC -> new version serving.
 	var redeploy, answered []time.Duration
@@ -381,18 +375,20 @@ func (r benchRow) print() {
 	fmt.Printf("   %s\n", r.target)
 }
 
-// hopPath is one way to the bench's runner and the times of the requests
-// sent along it.
+// hopPath is one way to the bench's runner, its row in the table, and the
+// times of the requests sent along it.
 type hopPath struct {
-	name, addr string
-	d          []time.Duration
+	name, addr  string
+	row, target string
+	d           []time.Duration
 }
 
 // untimed returns the paths without their times.
 func untimed(paths []hopPath) []hopPath {
 	out := make([]hopPath, len(paths))
 	for i, h := range paths {
-		out[i] = hopPath{name: h.name, addr: h.addr}
+		h.d = nil
+		out[i] = h
 	}
 	return out
 }
