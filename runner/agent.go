@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +76,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	}
 	cfg.redisURL = sec.RedisURL
 	if err := cfg.validate(); err != nil {
+		return err
+	}
+	digest, err := controlDigest(sec.ControlToken, cfg.controlTokenSHA256)
+	if err != nil {
 		return err
 	}
 	// ParseURL's errors may quote the URL, password included: do not wrap.
@@ -145,7 +152,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		py:            py,
 		logf:          logger.Printf,
 	}
-	srv := controlServer(svc, logger, sec.ControlToken)
+	srv := controlServer(svc, logger, digest)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -292,16 +299,16 @@ func RunnerRedisOptions(o *redis.Options) *redis.Options {
 }
 
 // controlServer serves RunnerService over HTTP/1.1, to callers that send
-// token if it is set. There is no write timeout: Specialize legitimately
+// the token whose SHA-256 is digest, if it is set (see controlDigest). There is no write timeout: Specialize legitimately
 // lasts up to the ready timeout.
-func controlServer(svc *service, logger *log.Logger, token string) *http.Server {
+func controlServer(svc *service, logger *log.Logger, digest []byte) *http.Server {
 	mux := http.NewServeMux()
 	// Its answers are a few dozen bytes: compressing them (connect's default
 	// whenever the client accepts gzip) would cost a fresh agent a gzip
 	// writer's allocation, about a millisecond of its one Specialize.
 	opts := []connect.HandlerOption{connect.WithCompressMinBytes(compressMinBytes)}
-	if token != "" {
-		opts = append(opts, connect.WithInterceptors(requireToken(token)))
+	if digest != nil {
+		opts = append(opts, connect.WithInterceptors(requireToken(digest)))
 	}
 	mux.Handle(gofastapiv1connect.NewRunnerServiceHandler(svc, opts...))
 	// The server starts once Python is warm: a readiness probe's target.
@@ -321,12 +328,45 @@ func controlServer(svc *service, logger *log.Logger, token string) *http.Server 
 // errControlToken refuses a RunnerService call without the runner's token.
 var errControlToken = connect.NewError(connect.CodeUnauthenticated, errors.New("this runner takes calls only from the pool that started it"))
 
-// requireToken refuses calls whose Authorization is not "Bearer token".
-func requireToken(token string) connect.UnaryInterceptorFunc {
-	want := []byte("Bearer " + token)
+// controlDigest is the SHA-256 of the token the control server requires:
+// of token (a local runner's, from its secrets) or sum (a pod's, from
+// --control-token-sha256, in hex); nil when neither is set and calls are
+// not checked.
+func controlDigest(token, sum string) ([]byte, error) {
+	switch {
+	case token != "" && sum != "":
+		return nil, errors.New("control_token in the secrets and --control-token-sha256 both set the runner's token: give one")
+	case token != "":
+		d := sha256.Sum256([]byte(token))
+		return d[:], nil
+	case sum != "":
+		return hex.DecodeString(sum)
+	}
+	return nil, nil
+}
+
+// isSHA256Hex reports whether s is a SHA-256 in lower-case hex.
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// requireToken refuses calls whose Authorization is not "Bearer TOKEN"
+// with a TOKEN whose SHA-256 is digest. Comparing digests takes the same
+// time whatever the token, and lets a pod hold only the digest.
+func requireToken(digest []byte) connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if subtle.ConstantTimeCompare([]byte(req.Header().Get("Authorization")), want) != 1 {
+			token, ok := strings.CutPrefix(req.Header().Get("Authorization"), "Bearer ")
+			got := sha256.Sum256([]byte(token))
+			if !ok || subtle.ConstantTimeCompare(got[:], digest) != 1 {
 				return nil, errControlToken
 			}
 			return next(ctx, req)

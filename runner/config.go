@@ -45,6 +45,10 @@ type config struct {
 	// secretsFile, if set, holds the Secrets line instead of stdin (a
 	// mounted Kubernetes Secret: a pod has no stdin to write to).
 	secretsFile string
+	// controlTokenSHA256, if set, is the hex SHA-256 of the token every
+	// RunnerService call must carry (see controlDigest): a pod's, which
+	// the pool puts in the pod's arguments instead of the token itself.
+	controlTokenSHA256 string
 	// runAs, when set, is the user Python runs as (see RunAs).
 	runAs *RunAs
 	// startPriority is how long, at most, Python runs at real-time
@@ -107,6 +111,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
 	fs.DurationVar(&c.startPriority, "start-priority", 20*time.Millisecond, "at most how long the app runs at real-time priority from its load to its first answer (needs CAP_SYS_NICE; 0: never)")
 	fs.StringVar(&c.secretsFile, "secrets-file", "", "read the secrets line from this file instead of stdin")
+	fs.StringVar(&c.controlTokenSHA256, "control-token-sha256", "", "take RunnerService calls only with a bearer token whose SHA-256 is this (hex); the pool derives each pod's token and puts only its hash in the pod")
 	fs.Int64Var(&c.limits.Memory, "app-memory", defaultAppMemory, "bytes of data memory the app's process may have (RLIMIT_DATA), and with --run-as, where the machine has cgroup v1, all its processes and files together (0: no limit)")
 	fs.Int64Var(&c.limits.Processes, "app-processes", defaultAppProcesses, "processes and threads the app may have, with --run-as (RLIMIT_NPROC; 0: no limit)")
 	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
@@ -172,6 +177,8 @@ func (c config) validate() error {
 		return errors.New("--bundle-cache needs --run-as: the app's user must not own the cached files")
 	case c.zygote != "" && c.appHost != "":
 		return errors.New("--app-host needs a runner that starts its own Python: leave out --zygote")
+	case c.controlTokenSHA256 != "" && !isSHA256Hex(c.controlTokenSHA256):
+		return fmt.Errorf("--control-token-sha256 %q must be a SHA-256 in hex (64 characters 0-9a-f)", c.controlTokenSHA256)
 	case c.appSocket && c.appHost != "":
 		return errors.New("--app-socket and --app-host both say where the app listens: give one")
 	case c.appSocket && !filepath.IsAbs(c.workdir):

@@ -1,6 +1,9 @@
 package runner
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +69,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.validate(); err != nil {
 		t.Errorf("validate(%+v) = %v", ok, err)
 	}
+	hashed := ok
+	hashed.controlTokenSHA256 = strings.Repeat("0f", 32)
+	if err := hashed.validate(); err != nil {
+		t.Errorf("validate(%+v) = %v", hashed, err)
+	}
 	shared := ok
 	shared.depsCache, shared.runAs, shared.depsKeep = "/deps", &RunAs{UID: 1000, GID: 1000}, time.Hour
 	if err := shared.validate(); err != nil {
@@ -81,6 +89,9 @@ func TestConfigValidate(t *testing.T) {
 		func(c *config) { c.limits.Memory = -1 },
 		func(c *config) { c.limits.FileSize = -1 },
 		func(c *config) { c.depsCache, c.runAs, c.depsKeep = "/deps", &RunAs{UID: 1000, GID: 1000}, 0 },
+		func(c *config) { c.controlTokenSHA256 = "not-hex" },
+		func(c *config) { c.controlTokenSHA256 = strings.Repeat("A", 64) }, // upper case
+		func(c *config) { c.controlTokenSHA256 = strings.Repeat("a", 62) },
 	}
 	for i, mutate := range bad {
 		c := ok
@@ -88,5 +99,25 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.validate(); err == nil {
 			t.Errorf("case %d: validate(%+v) succeeded, want an error", i, c)
 		}
+	}
+}
+
+func TestControlDigest(t *testing.T) {
+	sum := sha256.Sum256([]byte("tok"))
+	for _, tt := range []struct {
+		name, token, sum string
+		want             []byte
+	}{
+		{name: "none"},
+		{name: "token from the secrets", token: "tok", want: sum[:]},
+		{name: "its hash from the flag", sum: hex.EncodeToString(sum[:]), want: sum[:]},
+	} {
+		got, err := controlDigest(tt.token, tt.sum)
+		if err != nil || !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: controlDigest(%q, %q) = %x, %v; want %x", tt.name, tt.token, tt.sum, got, err, tt.want)
+		}
+	}
+	if _, err := controlDigest("tok", hex.EncodeToString(sum[:])); err == nil {
+		t.Error("controlDigest with both a token and a hash succeeded, want an error")
 	}
 }

@@ -28,8 +28,10 @@ type Secrets struct {
 	// ControlToken, if set, is required as "Authorization: Bearer TOKEN"
 	// on every RunnerService call: on one machine every process, apps
 	// included, can reach the control listener on loopback, and an app must
-	// not specialize a runner the pool has yet to hand out. In a cluster
-	// NetworkPolicy keeps apps from other runners' pods instead.
+	// not specialize a runner the pool has yet to hand out. A pod has no
+	// secrets of its own (its Secret is every runner's): the pool gives
+	// each pod its token's SHA-256 in --control-token-sha256 instead, and
+	// NetworkPolicy keeps apps from other runners' pods as well.
 	ControlToken string `json:"control_token,omitempty"`
 }
 

@@ -246,7 +246,7 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		tmpl.Spec.Containers[0].Image = cfg.RunnerImage
 	}
 	return kube.RunManager(ctx, kube.ManagerConfig{
-		Backend: kube.Config{Client: client, Namespace: cfg.Namespace, Pool: cfg.PoolName, Template: tmpl, Logger: log.With("component", "kube")},
+		Backend: kube.Config{Client: client, Namespace: cfg.Namespace, Pool: cfg.PoolName, Template: tmpl, ControlKey: []byte(os.Getenv(poolTokenEnv)), Logger: log.With("component", "kube")},
 		Leader:  kube.LeaderConfig{Client: client, Namespace: cfg.LeaseNamespace, Lease: cfg.Lease, Identity: cfg.Identity, Logger: log.With("component", "leader")},
 		Pool:    pc,
 		Serve:   setPool,

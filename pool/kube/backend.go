@@ -2,6 +2,11 @@ package kube
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +46,10 @@ const (
 	AnnVersion  = "gofastapi.dev/version"
 	AnnServeKey = "gofastapi.dev/serve-key"
 	AnnAppPort  = "gofastapi.dev/app-port"
+	// AnnControlNonce is what the pod's control token is derived from
+	// (see controlToken): the pod holds only the token's SHA-256, and any
+	// pool manager with Config.ControlKey can call it, a new leader too.
+	AnnControlNonce = "gofastapi.dev/control-nonce"
 
 	StateWarm    = "warm"
 	StateClaimed = "claimed"
@@ -59,7 +68,13 @@ type Config struct {
 	// Template is the runner pod: its first container runs `gofastapi
 	// runner` and names its control port ControlPortName.
 	Template *corev1.Pod
-	Logger   *slog.Logger
+	// ControlKey derives each pod's control token, which the runner's
+	// control API requires of every call (see controlToken). Every pool
+	// manager of a pool must have the same. Without it pods take calls
+	// from anyone who can reach them, and NetworkPolicy alone keeps apps
+	// from other runners' control APIs.
+	ControlKey []byte
+	Logger     *slog.Logger
 }
 
 // Validate reports whether c is usable.
@@ -226,6 +241,16 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 	}
 	pod.Labels[LabelPool] = b.cfg.Pool
 	pod.Labels[LabelState] = StateWarm
+	if b.cfg.ControlKey != nil {
+		nonce := rand.Text()
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[AnnControlNonce] = nonce
+		sum := sha256.Sum256([]byte(controlToken(b.cfg.ControlKey, nonce)))
+		c := &pod.Spec.Containers[0]
+		c.Args = append(c.Args, "--control-token-sha256="+hex.EncodeToString(sum[:]))
+	}
 	created, err := b.cfg.Client.CoreV1().Pods(b.cfg.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kube: create runner pod: %w", err)
@@ -241,6 +266,16 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 		inst.Stop(0)
 		return nil, fmt.Errorf("kube: pod %s not ready: %w", created.Name, ctx.Err())
 	}
+}
+
+// controlToken is the control token of the pod whose AnnControlNonce is
+// nonce: an HMAC of it with key, so that only holders of key can make it
+// and the pod's spec need not hold it.
+func controlToken(key []byte, nonce string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("gofastapi runner control\x00"))
+	m.Write([]byte(nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // Existing implements pool.Adopter: warm ready pods become the warm set,

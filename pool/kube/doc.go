@@ -10,6 +10,10 @@
 // adds no latency. Released, reaped and crashed runners' pods are deleted,
 // never reused.
 //
+// With Config.ControlKey, each pod's control API takes calls only with the
+// pod's own token, an HMAC of a random nonce (the AnnControlNonce
+// annotation) with the key; the pod is given only the token's SHA-256.
+//
 // One pool manager is active at a time (RunLeader: a coordination.k8s.io
 // Lease through client-go's leaderelection). A new leader rebuilds its
 // state from the pods' labels and annotations (Backend.Existing, used by

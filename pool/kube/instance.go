@@ -93,13 +93,6 @@ func (i *Instance) current() *corev1.Pod {
 	return i.pod
 }
 
-func (i *Instance) podIP() string {
-	if pod := i.current(); pod != nil {
-		return pod.Status.PodIP
-	}
-	return ""
-}
-
 // setApp records the app's port on an adopted pod.
 func (i *Instance) setApp(port string) {
 	i.mu.Lock()
@@ -165,14 +158,19 @@ func (i *Instance) delete(grace time.Duration) {
 // (guarded by the pod's resourceVersion) while the runner loads the app,
 // and fails if another pool manager recorded a claim first.
 func (i *Instance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
-	ip := i.podIP()
-	if ip == "" {
+	pod := i.current()
+	if pod == nil || pod.Status.PodIP == "" {
 		return nil, fmt.Errorf("runner pod %s has no address", i.name)
 	}
+	ip := pod.Status.PodIP
 	claimed := make(chan error, 1)
 	go func() { claimed <- i.recordClaim(ctx, req) }()
 	client := gofastapiv1connect.NewRunnerServiceClient(i.b.http, "http://"+net.JoinHostPort(ip, strconv.Itoa(i.b.controlPort)))
-	res, err := client.Specialize(ctx, connect.NewRequest(req))
+	call := connect.NewRequest(req)
+	if nonce := pod.Annotations[AnnControlNonce]; nonce != "" && i.b.cfg.ControlKey != nil {
+		call.Header().Set("Authorization", "Bearer "+controlToken(i.b.cfg.ControlKey, nonce))
+	}
+	res, err := client.Specialize(ctx, call)
 	if cerr := <-claimed; cerr != nil {
 		if errors.Is(cerr, ErrTaken) {
 			return nil, connect.NewError(connect.CodeAborted, cerr)

@@ -2,13 +2,18 @@ package kube_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +28,7 @@ import (
 	"github.com/gofastapi/gofastapi/pool/kube"
 	"github.com/gofastapi/gofastapi/pool/kube/kubetest"
 	"github.com/gofastapi/gofastapi/pool/pooltest"
+	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 	"github.com/gofastapi/gofastapi/runner"
 )
 
@@ -77,6 +83,9 @@ func runTests(m *testing.M) int {
 
 var nsCount atomic.Int32
 
+// controlKey is the test pools' key for their pods' control tokens.
+var controlKey = []byte("test pool token")
+
 // cluster is one test's namespace with the runners' Secret.
 type cluster struct {
 	ns        string
@@ -114,7 +123,7 @@ func (c *cluster) backend(t *testing.T) *kube.Backend {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
 	defer cancel()
-	b, err := kube.New(ctx, kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, Logger: logger()})
+	b, err := kube.New(ctx, kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, ControlKey: controlKey, Logger: logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +227,61 @@ func TestClaimRecordedOnPod(t *testing.T) {
 	}
 }
 
+// TestControlToken checks that a runner pod takes control calls only with
+// the token its pool derives for it, and that the pod holds only the
+// token's hash.
+func TestControlToken(t *testing.T) {
+	c := newCluster(t)
+	b := c.backend(t)
+	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
+	defer cancel()
+	inst, err := b.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(time.Second)
+	pod, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, inst.(*kube.Instance).Name(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := pod.Annotations[kube.AnnControlNonce]
+	if nonce == "" {
+		t.Fatalf("pod %s has no %s annotation", pod.Name, kube.AnnControlNonce)
+	}
+	token := kube.ControlToken(controlKey, nonce)
+	sum := sha256.Sum256([]byte(token))
+	spec, _ := json.Marshal(pod)
+	if !strings.Contains(string(spec), "--control-token-sha256="+hex.EncodeToString(sum[:])) {
+		t.Errorf("pod %s's arguments %q lack the token's hash", pod.Name, pod.Spec.Containers[0].Args)
+	}
+	if strings.Contains(string(spec), token) {
+		t.Errorf("pod %s holds its control token", pod.Name)
+	}
+
+	a := pooltest.Deploy(t, c.redis, "guarded", "")
+	control := gofastapiv1connect.NewRunnerServiceClient(http.DefaultClient, "http://"+net.JoinHostPort(pod.Status.PodIP, "9000"))
+	for name, auth := range map[string]string{
+		"no token":                   "",
+		"another key's token":        "Bearer " + kube.ControlToken([]byte("another key"), nonce),
+		"another pod's token":        "Bearer " + kube.ControlToken(controlKey, nonce+"x"),
+		"the hash in the pod's spec": "Bearer " + hex.EncodeToString(sum[:]),
+		"the token without Bearer":   token,
+	} {
+		call := connect.NewRequest(a.Request())
+		if auth != "" {
+			call.Header().Set("Authorization", auth)
+		}
+		if _, err := control.Specialize(ctx, call); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("Specialize with %s: %v, want Unauthenticated", name, err)
+		}
+	}
+	// The pool's own call, with the token, loads the app.
+	if _, err := inst.Specialize(ctx, a.Request()); err != nil {
+		t.Fatalf("the pool's Specialize: %v", err)
+	}
+	pooltest.Get(t, inst.AppAddr(), "guarded")
+}
+
 // TestConflictingClaimLoses has two managers (as in a split brain) claim
 // the same warm pod: the resourceVersion-guarded patch lets one win.
 func TestConflictingClaimLoses(t *testing.T) {
@@ -263,7 +327,7 @@ func TestLeaderElection(t *testing.T) {
 		go func() {
 			defer close(done)
 			err := kube.RunManager(ctx, kube.ManagerConfig{
-				Backend: kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, Logger: logger()},
+				Backend: kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, ControlKey: controlKey, Logger: logger()},
 				Leader: kube.LeaderConfig{Client: env.Client, Namespace: c.ns, Lease: "gofastapi-pool", Identity: id,
 					LeaseDuration: 2 * time.Second, RenewDeadline: time.Second, RetryPeriod: 100 * time.Millisecond, Logger: logger()},
 				Pool: pool.Config{Warm: 1, Max: 3, IdleTimeout: time.Hour, StartTimeout: pooltest.WaitLimit,
