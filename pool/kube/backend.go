@@ -50,6 +50,10 @@ const (
 	// (see controlToken): the pod holds only the token's SHA-256, and any
 	// pool manager with Config.ControlKey can call it, a new leader too.
 	AnnControlNonce = "gofastapi.dev/control-nonce"
+	// AnnControlKey identifies the key the pod's token is derived from
+	// (see keyID): a new leader with another key (pool-token rotated)
+	// cannot call the pod, and does not adopt it warm.
+	AnnControlKey = "gofastapi.dev/control-key"
 
 	StateWarm    = "warm"
 	StateClaimed = "claimed"
@@ -247,6 +251,7 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[AnnControlNonce] = nonce
+		pod.Annotations[AnnControlKey] = keyID(b.cfg.ControlKey)
 		sum := sha256.Sum256([]byte(controlToken(b.cfg.ControlKey, nonce)))
 		c := &pod.Spec.Containers[0]
 		c.Args = append(c.Args, "--control-token-sha256="+hex.EncodeToString(sum[:]))
@@ -278,10 +283,28 @@ func controlToken(key []byte, nonce string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// keyID names key without revealing it: the start of an HMAC of a fixed
+// text with it.
+func keyID(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("gofastapi runner control key id"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// callable reports whether b can make pod's control token: a pod made
+// without one takes any call.
+func (b *Backend) callable(pod *corev1.Pod) bool {
+	if pod.Annotations[AnnControlNonce] == "" {
+		return true
+	}
+	return b.cfg.ControlKey != nil && pod.Annotations[AnnControlKey] == keyID(b.cfg.ControlKey)
+}
+
 // Existing implements pool.Adopter: warm ready pods become the warm set,
 // pods that were specialized keep serving their app. Pods in between (not
 // ready yet, or claimed but never specialized) are deleted: nobody waits for
-// them.
+// them; so are warm pods whose control token b cannot make (see callable),
+// which no claim could specialize.
 func (b *Backend) Existing(ctx context.Context) (warm []pool.Instance, claimed []pool.Adopted, err error) {
 	pods, err := b.pods.Pods(b.cfg.Namespace).List(labels.Everything())
 	if err != nil {
@@ -300,7 +323,7 @@ func (b *Backend) Existing(ctx context.Context) (warm []pool.Instance, claimed [
 		ok := podReady(pod) && !podTerminated(pod)
 		port := pod.Annotations[AnnAppPort]
 		switch state := pod.Labels[LabelState]; {
-		case ok && state == StateWarm:
+		case ok && state == StateWarm && b.callable(pod):
 			inst := b.register(pod.Name)
 			warm = append(warm, inst)
 		case ok && state == StateClaimed && port != "" && pod.Annotations[AnnAppID] != "":

@@ -22,6 +22,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gofastapi/gofastapi/pool"
@@ -121,9 +122,15 @@ func logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil
 
 func (c *cluster) backend(t *testing.T) *kube.Backend {
 	t.Helper()
+	return c.backendKey(t, controlKey)
+}
+
+// backendKey is a backend whose pods' control tokens derive from key.
+func (c *cluster) backendKey(t *testing.T, key []byte) *kube.Backend {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
 	defer cancel()
-	b, err := kube.New(ctx, kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, ControlKey: controlKey, Logger: logger()})
+	b, err := kube.New(ctx, kube.Config{Client: env.Client, Namespace: c.ns, Pool: "runners", Template: c.template, ControlKey: key, Logger: logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +287,47 @@ func TestControlToken(t *testing.T) {
 		t.Fatalf("the pool's Specialize: %v", err)
 	}
 	pooltest.Get(t, inst.AppAddr(), "guarded")
+}
+
+// TestRotatedKeyDropsWarmPods checks that a new leader whose key differs
+// (pool-token rotated) deletes the warm pods it could not specialize,
+// while one with the same key adopts them.
+func TestRotatedKeyDropsWarmPods(t *testing.T) {
+	c := newCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
+	defer cancel()
+	b := c.backend(t)
+	inst, err := b.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := inst.(*kube.Instance).Name()
+	b.Detach()
+	b.Close()
+
+	same := c.backendKey(t, controlKey)
+	warm, _, err := same.Existing(ctx)
+	if err != nil || len(warm) != 1 {
+		t.Fatalf("a leader with the same key adopts warm %v, %v; want the one pod", warm, err)
+	}
+	same.Detach()
+	same.Close()
+
+	rotated := c.backendKey(t, []byte("rotated pool token"))
+	warm, claimed, err := rotated.Existing(ctx)
+	if err != nil || len(warm) != 0 || len(claimed) != 0 {
+		t.Fatalf("a leader with another key adopts warm %v and claimed %v, %v; want none", warm, claimed, err)
+	}
+	for {
+		_, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("warm pod %s, whose token the new leader cannot make, was not deleted", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestConflictingClaimLoses has two managers (as in a split brain) claim
