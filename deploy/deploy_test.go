@@ -14,8 +14,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -355,4 +358,90 @@ func TestPublicURL(t *testing.T) {
 			t.Errorf("%s: public-url %q is not http(s)://%s", overlay, public, domain)
 		}
 	}
+}
+
+// TestRunnerPortsPolicy checks who may reach which runner port: the
+// gateways every port but the runner's control API (the pod template's
+// "control" port), the pool manager that port only, other platform pods
+// none. (The test API server runs no network plugin, so it reads the
+// policy rather than sending packets.)
+func TestRunnerPortsPolicy(t *testing.T) {
+	tmpl, err := kube.LoadTemplate(filepath.Join("base", "runner", "runner-pod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	control := 0
+	for _, p := range tmpl.Spec.Containers[0].Ports {
+		if p.Name == kube.ControlPortName {
+			control = int(p.ContainerPort)
+		}
+	}
+	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
+		var policy *networkingv1.NetworkPolicy
+		for _, o := range build(t, overlay) {
+			if o.GetKind() == "NetworkPolicy" && o.GetName() == "runners-ingress" {
+				policy = &networkingv1.NetworkPolicy{}
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, policy); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if policy == nil {
+			t.Fatalf("%s has no runners-ingress NetworkPolicy", overlay)
+		}
+		for _, c := range []struct {
+			from string
+			port int
+			want bool
+		}{
+			{"gofastapi-gateway", 45000, true}, // an app's port, from the kernel's ephemeral range
+			{"gofastapi-gateway", 8000, true},
+			{"gofastapi-gateway", control, false},
+			{"gofastapi-pool", control, true},
+			{"gofastapi-pool", 45000, false},
+			{"gofastapi-controlplane", 45000, false},
+			{"gofastapi-controlplane", control, false},
+		} {
+			if got := ingressAllows(policy, c.from, c.port); got != c.want {
+				t.Errorf("%s: %s may reach a runner's port %d: %v, want %v", overlay, c.from, c.port, got, c.want)
+			}
+		}
+	}
+}
+
+// ingressAllows reports whether policy lets TCP from a pod in the gofastapi
+// namespace named app (app.kubernetes.io/name) reach port.
+func ingressAllows(policy *networkingv1.NetworkPolicy, app string, port int) bool {
+	labels := map[string]string{"app.kubernetes.io/name": app}
+	for _, rule := range policy.Spec.Ingress {
+		peer := false
+		for _, from := range rule.From {
+			if from.PodSelector == nil {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(from.PodSelector)
+			if err == nil && sel.Matches(k8slabels.Set(labels)) {
+				peer = true
+			}
+		}
+		if !peer {
+			continue
+		}
+		if len(rule.Ports) == 0 {
+			return true
+		}
+		for _, p := range rule.Ports {
+			if p.Port == nil || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+				continue
+			}
+			lo, hi := p.Port.IntValue(), p.Port.IntValue()
+			if p.EndPort != nil {
+				hi = int(*p.EndPort)
+			}
+			if lo <= port && port <= hi {
+				return true
+			}
+		}
+	}
+	return false
 }
