@@ -6,15 +6,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
 // Ferret is an in-process FerretDB serving MongoDB's wire protocol.
 type Ferret struct {
-	uri    string
-	cancel context.CancelFunc
-	done   chan struct{}
+	uri     string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	indexed chan struct{} // closed when the idIndexer stopped
 }
 
 // StartFerret starts FerretDB with its SQLite files in dir/ferretdb and a
@@ -36,10 +38,16 @@ func StartFerret(dir string, log *slog.Logger) (*Ferret, error) {
 		return nil, fmt.Errorf("start ferretdb: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	fe := &Ferret{cancel: cancel, done: make(chan struct{})}
+	fe := &Ferret{cancel: cancel, done: make(chan struct{}), indexed: make(chan struct{})}
 	go func() {
 		defer close(fe.done)
 		f.Run(ctx)
+	}()
+	// Lookups by _id need an index FerretDB does not make (see indexIDs).
+	x := &idIndexer{dir: data, log: log, seen: map[string]time.Time{}}
+	go func() {
+		defer close(fe.indexed)
+		x.run(ctx)
 	}()
 	fe.uri = f.MongoDBURI()
 	return fe, nil
@@ -51,5 +59,6 @@ func (f *Ferret) URI() string { return f.uri }
 // Stop ends FerretDB and waits until its files are closed.
 func (f *Ferret) Stop() {
 	f.cancel()
+	<-f.indexed
 	<-f.done
 }
