@@ -19,18 +19,26 @@ import (
 	"github.com/gofastapi/gofastapi/controlplane/store"
 )
 
-func TestFerretStoreRoundTrip(t *testing.T) {
-	f, err := StartFerret(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+// startFerret starts a Ferret with its files in dir and connects to it;
+// both end with the test.
+func startFerret(t *testing.T, dir string) *mongo.Client {
+	t.Helper()
+	f, err := StartFerret(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Stop()
-	ctx := context.Background()
+	t.Cleanup(f.Stop)
 	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Disconnect(ctx)
+	t.Cleanup(func() { client.Disconnect(context.Background()) })
+	return client
+}
+
+func TestFerretStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	client := startFerret(t, t.TempDir())
 	s, err := store.Open(ctx, client, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -110,17 +118,8 @@ func TestRedisRunnerUserIsReadOnly(t *testing.T) {
 // to every collection as it appears, and again if it goes.
 func TestIDLookupsUseAnIndex(t *testing.T) {
 	dir := t.TempDir()
-	f, err := StartFerret(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
 	ctx := context.Background()
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
+	client := startFerret(t, dir)
 	coll := client.Database("app1").Collection("things")
 	oid := bson.NewObjectID()
 	docs := []any{bson.D{{Key: "_id", Value: oid}, {Key: "n", Value: 0}}}
