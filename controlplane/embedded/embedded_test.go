@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,5 +207,17 @@ func TestIDLookupsUseAnIndex(t *testing.T) {
 	}
 	if err := coll.Drop(ctx); err != nil {
 		t.Fatalf("drop the collection: %v", err)
+	}
+}
+
+// TestIndexIDsLeavesDroppedDatabasesGone checks that indexing a database
+// file dropped meanwhile neither fails nor makes the file again.
+func TestIndexIDsLeavesDroppedDatabasesGone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gone.sqlite")
+	if n, err := indexIDs(context.Background(), path); n != 0 || err != nil {
+		t.Errorf("indexIDs of a dropped database = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("indexIDs made %s again: %v", path, err)
 	}
 }

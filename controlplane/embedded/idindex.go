@@ -99,15 +99,17 @@ func lastChange(path string) time.Time {
 // added. A file without FerretDB's collection list is left alone.
 func indexIDs(ctx context.Context, path string) (int, error) {
 	// FerretDB's own connections wait up to 10 s for a lock, as this one
-	// does: building an index briefly holds the file's write lock.
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	// does: building an index briefly holds the file's write lock. mode=rw
+	// never creates the file: a database dropped since the sweep listed it
+	// must not come back empty.
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=rw&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
 	tables, err := strings1(ctx, db, `SELECT table_name FROM _ferretdb_collections`)
 	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
+		if _, serr := os.Stat(path); strings.Contains(err.Error(), "no such table") || os.IsNotExist(serr) {
 			return 0, nil
 		}
 		return 0, err
