@@ -370,11 +370,9 @@ func TestRunnerPortsPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	control := 0
-	for _, p := range tmpl.Spec.Containers[0].Ports {
-		if p.Name == kube.ControlPortName {
-			control = int(p.ContainerPort)
-		}
+	control, err := kube.ControlPort(tmpl)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
 		var policy *networkingv1.NetworkPolicy

@@ -93,11 +93,16 @@ func (c Config) Validate() error {
 	case c.Logger == nil:
 		return errors.New("kube: Config.Logger is required")
 	}
-	_, err := controlPort(c.Template)
+	_, err := ControlPort(c.Template)
 	return err
 }
 
-func controlPort(t *corev1.Pod) (int, error) {
+// ControlPort is the port of the runner's control API in the pod template
+// t: its first container's port named ControlPortName.
+func ControlPort(t *corev1.Pod) (int, error) {
+	if len(t.Spec.Containers) == 0 {
+		return 0, errors.New("kube: the pod template has no container")
+	}
 	for _, p := range t.Spec.Containers[0].Ports {
 		if p.Name == ControlPortName {
 			return int(p.ContainerPort), nil
@@ -134,7 +139,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	port, _ := controlPort(cfg.Template)
+	port, _ := ControlPort(cfg.Template)
 	b := &Backend{
 		cfg:         cfg,
 		controlPort: port,

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,7 +267,11 @@ func TestControlToken(t *testing.T) {
 	}
 
 	a := pooltest.Deploy(t, c.redis, "guarded", "")
-	control := gofastapiv1connect.NewRunnerServiceClient(http.DefaultClient, "http://"+net.JoinHostPort(pod.Status.PodIP, "9000"))
+	port, err := kube.ControlPort(c.template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	control := gofastapiv1connect.NewRunnerServiceClient(http.DefaultClient, "http://"+net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)))
 	for name, auth := range map[string]string{
 		"no token":                   "",
 		"another key's token":        "Bearer " + kube.ControlToken([]byte("another key"), nonce),
