@@ -299,8 +299,9 @@ func RunnerRedisOptions(o *redis.Options) *redis.Options {
 }
 
 // controlServer serves RunnerService over HTTP/1.1, to callers that send
-// the token whose SHA-256 is digest, if it is set (see controlDigest). There is no write timeout: Specialize legitimately
-// lasts up to the ready timeout.
+// the token whose SHA-256 is digest, if it is set (see controlDigest).
+// There is no write timeout: Specialize legitimately lasts up to the ready
+// timeout.
 func controlServer(svc *service, logger *log.Logger, digest []byte) *http.Server {
 	mux := http.NewServeMux()
 	// Its answers are a few dozen bytes: compressing them (connect's default

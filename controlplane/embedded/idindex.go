@@ -109,7 +109,7 @@ func indexIDs(ctx context.Context, path string) (int, error) {
 	defer db.Close()
 	tables, err := strings1(ctx, db, `SELECT table_name FROM _ferretdb_collections`)
 	if err != nil {
-		if _, serr := os.Stat(path); strings.Contains(err.Error(), "no such table") || os.IsNotExist(serr) {
+		if _, serr := os.Stat(path); noSuchTable(err) || os.IsNotExist(serr) {
 			return 0, nil
 		}
 		return 0, err
@@ -130,13 +130,17 @@ func indexIDs(ctx context.Context, path string) (int, error) {
 		}
 		// A collection dropped since the list was read is no error.
 		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s)`, name, table, idColumn)
-		if _, err := db.ExecContext(ctx, q); err != nil && !strings.Contains(err.Error(), "no such table") {
+		if _, err := db.ExecContext(ctx, q); err != nil && !noSuchTable(err) {
 			return added, fmt.Errorf("%s: %w", table, err)
 		}
 		added++
 	}
 	return added, nil
 }
+
+// noSuchTable reports whether err is SQLite's for a table that is not
+// there (the driver has no error value for it).
+func noSuchTable(err error) bool { return strings.Contains(err.Error(), "no such table") }
 
 // strings1 returns the first column of every row of query.
 func strings1(ctx context.Context, db *sql.DB, query string) ([]string, error) {
