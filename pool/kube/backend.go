@@ -51,7 +51,7 @@ const (
 	// pool manager with Config.ControlKey can call it, a new leader too.
 	AnnControlNonce = "gofastapi.dev/control-nonce"
 	// AnnControlKey identifies the key the pod's token is derived from
-	// (see keyID): a new leader with another key (pool-token rotated)
+	// (see KeyID): a new leader with another key (the key rotated)
 	// cannot call the pod, and does not adopt it warm.
 	AnnControlKey = "gofastapi.dev/control-key"
 
@@ -256,7 +256,7 @@ func (b *Backend) Start(ctx context.Context) (pool.Instance, error) {
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[AnnControlNonce] = nonce
-		pod.Annotations[AnnControlKey] = keyID(b.cfg.ControlKey)
+		pod.Annotations[AnnControlKey] = KeyID(b.cfg.ControlKey)
 		sum := sha256.Sum256([]byte(controlToken(b.cfg.ControlKey, nonce)))
 		c := &pod.Spec.Containers[0]
 		c.Args = append(c.Args, "--control-token-sha256="+hex.EncodeToString(sum[:]))
@@ -288,21 +288,24 @@ func controlToken(key []byte, nonce string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// keyID names key without revealing it: the start of an HMAC of a fixed
+// KeyID names key without revealing it: the start of an HMAC of a fixed
 // text with it.
-func keyID(key []byte) string {
+func KeyID(key []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("gofastapi runner control key id"))
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-// callable reports whether b can make pod's control token: a pod made
-// without one takes any call.
+// callable reports whether pod's control API takes b's calls and only
+// those of b's key holders: b can make its control token, or, when b has
+// no key, it has none. A pod made without a token (by a leader without a
+// key) takes any call, so a leader with a key does not adopt it while it
+// is warm.
 func (b *Backend) callable(pod *corev1.Pod) bool {
-	if pod.Annotations[AnnControlNonce] == "" {
-		return true
+	if b.cfg.ControlKey == nil {
+		return pod.Annotations[AnnControlNonce] == ""
 	}
-	return b.cfg.ControlKey != nil && pod.Annotations[AnnControlKey] == keyID(b.cfg.ControlKey)
+	return pod.Annotations[AnnControlNonce] != "" && pod.Annotations[AnnControlKey] == KeyID(b.cfg.ControlKey)
 }
 
 // Existing implements pool.Adopter: warm ready pods become the warm set,

@@ -296,40 +296,61 @@ func TestControlToken(t *testing.T) {
 
 // TestRotatedKeyDropsWarmPods checks that a new leader whose key differs
 // (pool-token rotated) deletes the warm pods it could not specialize,
-// while one with the same key adopts them.
+// while one with the same key adopts them; and that a leader with a key
+// deletes a warm pod made without one, whose control API takes anyone's
+// call, while one without a key adopts it.
 func TestRotatedKeyDropsWarmPods(t *testing.T) {
 	c := newCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
 	defer cancel()
-	b := c.backend(t)
+	keyed := c.warmPod(ctx, t, controlKey)
+	c.adopts(ctx, t, controlKey, 1)
+	c.adopts(ctx, t, []byte("rotated pool token"), 0)
+	c.waitDeleted(ctx, t, keyed, "whose token the new leader cannot make")
+
+	open := c.warmPod(ctx, t, nil)
+	c.adopts(ctx, t, nil, 1)
+	c.adopts(ctx, t, controlKey, 0)
+	c.waitDeleted(ctx, t, open, "which takes calls without a token")
+}
+
+// warmPod starts a warm pod with a backend whose key is key and leaves it
+// to the next leader; it returns the pod's name.
+func (c *cluster) warmPod(ctx context.Context, t *testing.T, key []byte) string {
+	t.Helper()
+	b := c.backendKey(t, key)
 	inst, err := b.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := inst.(*kube.Instance).Name()
 	b.Detach()
 	b.Close()
+	return inst.(*kube.Instance).Name()
+}
 
-	same := c.backendKey(t, controlKey)
-	warm, _, err := same.Existing(ctx)
-	if err != nil || len(warm) != 1 {
-		t.Fatalf("a leader with the same key adopts warm %v, %v; want the one pod", warm, err)
+// adopts checks that a new leader whose key is key adopts n warm pods and
+// no claimed ones, and leaves them to the next.
+func (c *cluster) adopts(ctx context.Context, t *testing.T, key []byte, n int) {
+	t.Helper()
+	b := c.backendKey(t, key)
+	warm, claimed, err := b.Existing(ctx)
+	if err != nil || len(warm) != n || len(claimed) != 0 {
+		t.Fatalf("a leader with key %q adopts warm %v and claimed %v, %v; want %d warm", key, warm, claimed, err, n)
 	}
-	same.Detach()
-	same.Close()
+	b.Detach()
+	b.Close()
+}
 
-	rotated := c.backendKey(t, []byte("rotated pool token"))
-	warm, claimed, err := rotated.Existing(ctx)
-	if err != nil || len(warm) != 0 || len(claimed) != 0 {
-		t.Fatalf("a leader with another key adopts warm %v and claimed %v, %v; want none", warm, claimed, err)
-	}
+// waitDeleted waits for the pod named name to be gone.
+func (c *cluster) waitDeleted(ctx context.Context, t *testing.T, name, why string) {
+	t.Helper()
 	for {
 		_, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			break
+			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("warm pod %s, whose token the new leader cannot make, was not deleted", name)
+			t.Fatalf("warm pod %s, %s, was not deleted", name, why)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
