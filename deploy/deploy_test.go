@@ -443,3 +443,49 @@ func ingressAllows(policy *networkingv1.NetworkPolicy, app string, port int) boo
 	}
 	return false
 }
+
+// TestRunnerControlKeyOnlyInPool: the key runner pods' control tokens
+// derive from (Secret gofastapi-pool-control) reaches the pool manager and
+// nothing else; the gateways, which face the internet, hold only the pool
+// token.
+func TestRunnerControlKeyOnlyInPool(t *testing.T) {
+	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
+		holders := map[string]bool{}
+		for _, o := range build(t, overlay) {
+			if refersToSecret(o.Object, "gofastapi-pool-control") {
+				holders[o.GetKind()+"/"+o.GetName()] = true
+			}
+		}
+		if len(holders) != 1 || !holders["Deployment/gofastapi-pool"] {
+			t.Errorf("%s: Secret gofastapi-pool-control is referred to by %v, want Deployment/gofastapi-pool alone", overlay, holders)
+		}
+	}
+}
+
+// refersToSecret reports whether v names the Secret name anywhere a pod
+// spec can (an env var's secretKeyRef, envFrom's secretRef, a secret volume).
+func refersToSecret(v any, name string) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range []string{"secretKeyRef", "secretRef"} {
+			if ref, ok := v[k].(map[string]any); ok && ref["name"] == name {
+				return true
+			}
+		}
+		if sec, ok := v["secret"].(map[string]any); ok && sec["secretName"] == name {
+			return true
+		}
+		for _, e := range v {
+			if refersToSecret(e, name) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if refersToSecret(e, name) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -36,6 +36,12 @@ import (
 // shared token (gateways and pool manager alike).
 const poolTokenEnv = "GOFASTAPI_POOL_TOKEN"
 
+// runnerControlKeyEnv names the environment variable with the key that
+// runner pods' control tokens derive from (kube.Config.ControlKey). Only
+// the pool manager holds it; without it the pool token is the key, which
+// the gateways hold too.
+const runnerControlKeyEnv = "GOFASTAPI_RUNNER_CONTROL_KEY"
+
 // poolConfig is every setting of `gofastapi pool`.
 type poolConfig struct {
 	Backend      string
@@ -245,8 +251,13 @@ func runPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.RunnerImage != "" {
 		tmpl.Spec.Containers[0].Image = cfg.RunnerImage
 	}
+	controlKey := os.Getenv(runnerControlKeyEnv)
+	if controlKey == "" {
+		log.Warn("runner pods' control tokens derive from the pool token, which the gateways hold too: give the pool manager a key of its own in " + runnerControlKeyEnv)
+		controlKey = os.Getenv(poolTokenEnv)
+	}
 	return kube.RunManager(ctx, kube.ManagerConfig{
-		Backend: kube.Config{Client: client, Namespace: cfg.Namespace, Pool: cfg.PoolName, Template: tmpl, ControlKey: []byte(os.Getenv(poolTokenEnv)), Logger: log.With("component", "kube")},
+		Backend: kube.Config{Client: client, Namespace: cfg.Namespace, Pool: cfg.PoolName, Template: tmpl, ControlKey: []byte(controlKey), Logger: log.With("component", "kube")},
 		Leader:  kube.LeaderConfig{Client: client, Namespace: cfg.LeaseNamespace, Lease: cfg.Lease, Identity: cfg.Identity, Logger: log.With("component", "leader")},
 		Pool:    pc,
 		Serve:   setPool,

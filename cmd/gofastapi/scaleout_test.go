@@ -192,6 +192,7 @@ func TestScaleOutOnKube(t *testing.T) {
 	kc := startKube(t, runnerURL)
 
 	t.Setenv(poolTokenEnv, "test-pool-token")
+	t.Setenv(runnerControlKeyEnv, "test-runner-control-key")
 	poolURL := startPoolManager(t, "--backend", "kube", "--kubeconfig", kc.env.Kubeconfig,
 		"--namespace", kc.ns, "--lease-namespace", kc.ns, "--identity", "pool-0",
 		"--pod-template", "../../deploy/base/runner/runner-pod.yaml", "--redis-url", rs.URL(), "--warm", "1")
@@ -210,8 +211,16 @@ func TestScaleOutOnKube(t *testing.T) {
 			t.Fatalf("gateway :%s: GET shared = %d %s, want v1\nits log:\n%s", p.port, code, body, p.logs)
 		}
 	}
-	if pods := kc.claimedPods(t); len(pods) != 1 {
+	pods := kc.claimedPods(t)
+	if len(pods) != 1 {
 		t.Errorf("%d runner pods serve the app after requests through both gateways, want 1 (one cold start)", len(pods))
+	}
+	// Its control token derives from the key only the pool manager holds,
+	// not from the pool token the gateways hold too.
+	for _, pod := range pods {
+		if got, want := pod.Annotations[kube.AnnControlKey], kube.KeyID([]byte("test-runner-control-key")); got != want {
+			t.Errorf("pod %s names control key %q, want %q (%s's)", pod.Name, got, want, runnerControlKeyEnv)
+		}
 	}
 	// The pool manager's own /metrics, for operators: one claimed runner,
 	// one cold start that succeeded. The start is counted once recorded,
