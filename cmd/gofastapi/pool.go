@@ -93,6 +93,14 @@ func parsePoolConfig(args []string, stderr io.Writer) (*poolConfig, error) {
 	fs.StringVar(&c.PodTemplate, "pod-template", "deploy/base/runner/runner-pod.yaml", "runner pod template (a v1 Pod in YAML)")
 	fs.StringVar(&c.RunnerImage, "runner-image", "", "image of the runner container (default: the template's)")
 	fs.StringVar(&c.PoolName, "pool-name", "runners", "value of the gofastapi.dev/pool label on this pool's pods")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage of gofastapi pool:")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nEnvironment:\n"+
+			"  %s\n    \tthe token the gateways call the PoolService with (required)\n"+
+			"  %s\n    \twith --backend kube, the key runner pods' control tokens derive from, which only\n"+
+			"    \tthe pool manager should hold (default: the pool token, with a warning)\n", poolTokenEnv, runnerControlKeyEnv)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
 	}
