@@ -110,6 +110,11 @@ func classifyClaim(ce *connect.Error, app string) answer {
 	case connect.CodeUnavailable:
 		return answer{fasthttp.StatusServiceUnavailable, 1,
 			"The runner pool is unavailable, so " + app + " cannot start right now. Retry in a second."}
+	case connect.CodeAborted:
+		// Two pool managers (as in a split brain) claimed the same runner,
+		// and the other's claim came first: nothing the app did.
+		return answer{fasthttp.StatusServiceUnavailable, 1,
+			"The runner given to " + app + " was taken by another start at the same moment. Retry in a second."}
 	case connect.CodeFailedPrecondition:
 		// The pool words this message for the user: it names why the app
 		// did not start, typically the last line of its traceback.

@@ -36,6 +36,7 @@ func TestClassify(t *testing.T) {
 		{"route source down", fmt.Errorf("%w: demo: %w", errRouteLookup, io.EOF), result{503, 1, "Retry in a second"}},
 		{"capacity", claim(connect.CodeResourceExhausted, "pool: at capacity"), result{503, 1, "Every runner is busy"}},
 		{"pool unavailable", claim(connect.CodeUnavailable, "dial"), result{503, 1, "unavailable"}},
+		{"runner claimed twice", claim(connect.CodeAborted, "kube: runner pod was claimed by another pool manager"), result{503, 1, "taken by another start"}},
 		{"app failed to start", claim(connect.CodeFailedPrecondition, "app failed to start: ZeroDivisionError: division by zero"),
 			result{502, 0, `App "demo" did not start: app failed to start: ZeroDivisionError: division by zero. Fix`}},
 		{"start deadline", claim(connect.CodeDeadlineExceeded, "app did not answer within 3s"),

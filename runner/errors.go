@@ -55,7 +55,11 @@ func toConnect(err error, logf func(format string, args ...any)) error {
 
 func codeOf(kind error) connect.Code {
 	switch kind {
-	case errAlreadySpecialized, errAppStart, errAppExited:
+	case errAlreadySpecialized:
+		// Another claim of this runner came first (two pool managers, as in
+		// a split brain): not the app's fault.
+		return connect.CodeAborted
+	case errAppStart, errAppExited:
 		return connect.CodeFailedPrecondition
 	case errInvalidRequest:
 		return connect.CodeInvalidArgument

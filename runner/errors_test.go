@@ -20,6 +20,7 @@ func TestToConnect(t *testing.T) {
 		{name: "user error", err: failure(errBundleNotFound, "bundle %s not found", "abc"), wantCode: connect.CodeNotFound, wantMsg: "bundle abc not found"},
 		{name: "wrapped user error", err: fmt.Errorf("ctx: %w", failure(errAppTimeout, "app did not answer within 10s")), wantCode: connect.CodeDeadlineExceeded, wantMsg: "app did not answer within 10s"},
 		{name: "app failure", err: failure(errAppStart, "app failed to start: ZeroDivisionError: division by zero"), wantCode: connect.CodeFailedPrecondition, wantMsg: "app failed to start: ZeroDivisionError: division by zero"},
+		{name: "claimed twice", err: failure(errAlreadySpecialized, "runner already specialized"), wantCode: connect.CodeAborted, wantMsg: "runner already specialized"},
 		{name: "canceled", err: context.Canceled, wantCode: connect.CodeCanceled, wantMsg: "specialize canceled"},
 		{name: "internal", err: errors.New("open /secret/path: permission denied"), wantCode: connect.CodeInternal, wantMsg: "internal error", wantLog: true},
 	}

@@ -613,8 +613,8 @@ func TestSecondSpecializeIsRefused(t *testing.T) {
 			t.Fatalf("first Specialize: %v", err)
 		}
 		_, err := specialize(t, r, req)
-		if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "runner already specialized") {
-			t.Fatalf("second Specialize: %v, want FailedPrecondition runner already specialized", err)
+		if connect.CodeOf(err) != connect.CodeAborted || !strings.Contains(err.Error(), "runner already specialized") {
+			t.Fatalf("second Specialize: %v, want Aborted runner already specialized", err)
 		}
 	})
 }
