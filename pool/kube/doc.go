@@ -3,12 +3,14 @@
 //
 // A runner pod carries the labels LabelPool (which pool it belongs to) and
 // LabelState: "warm" while generic, "claimed" once given to an app. The
-// claim itself is decided in memory by the pool (no API call); Specialize
-// records it on the pod with a patch that carries the resourceVersion the
-// informer saw, so of two managers claiming one pod the second loses,
-// overlapped with the runner's own Specialize call so that the API write
-// adds no latency. Released, reaped and crashed runners' pods are deleted,
-// never reused.
+// claim itself is decided in memory by the pool (no API call); the runner
+// takes one Specialize only, so of two managers claiming one pod (as in a
+// split brain) the second gets Aborted (ErrTaken). Once the runner serves
+// the app, Specialize records the claim on the pod in the background, with
+// a patch that carries the resourceVersion the informer saw, so that no
+// API write is on the cold start's path; a runner whose claim cannot be
+// recorded is stopped. Released, reaped and crashed runners' pods are
+// deleted, never reused.
 //
 // With Config.ControlKey, each pod's control API takes calls only with the
 // pod's own token, an HMAC of a random nonce (the AnnControlNonce

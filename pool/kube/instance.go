@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -22,6 +21,10 @@ import (
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 	"github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1/gofastapiv1connect"
 )
+
+// claimGrace is how long a runner whose claim was not recorded has to
+// finish the requests it was given (see settleClaim).
+const claimGrace = 5 * time.Second
 
 // Instance is one runner pod.
 type Instance struct {
@@ -154,28 +157,26 @@ func (i *Instance) delete(grace time.Duration) {
 	}
 }
 
-// Specialize implements pool.Instance. It records the claim on the pod
-// (guarded by the pod's resourceVersion) while the runner loads the app,
-// and fails if another pool manager recorded a claim first.
+// Specialize implements pool.Instance. The runner itself takes one
+// Specialize only, so of two managers claiming one pod (as in a split
+// brain) the second gets Aborted (ErrTaken) from it. Once the runner
+// serves the app, the claim is recorded on the pod in the background (see
+// recordClaim and settleClaim): the API write is not on the cold start's
+// path.
 func (i *Instance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*v1.SpecializeResponse, error) {
 	pod := i.current()
 	if pod == nil || pod.Status.PodIP == "" {
 		return nil, fmt.Errorf("runner pod %s has no address", i.name)
 	}
 	ip := pod.Status.PodIP
-	claimed := make(chan error, 1)
-	go func() { claimed <- i.recordClaim(ctx, req) }()
 	client := gofastapiv1connect.NewRunnerServiceClient(i.b.http, "http://"+net.JoinHostPort(ip, strconv.Itoa(i.b.controlPort)))
 	call := connect.NewRequest(req)
 	if nonce := pod.Annotations[AnnControlNonce]; nonce != "" && i.b.cfg.ControlKey != nil {
 		call.Header().Set("Authorization", "Bearer "+controlToken(i.b.cfg.ControlKey, nonce))
 	}
 	res, err := client.Specialize(ctx, call)
-	if cerr := <-claimed; cerr != nil {
-		if errors.Is(cerr, ErrTaken) {
-			return nil, connect.NewError(connect.CodeAborted, cerr)
-		}
-		return nil, fmt.Errorf("record the claim on pod %s: %w", i.name, cerr)
+	if connect.CodeOf(err) == connect.CodeAborted {
+		return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("%w (%s): %v", ErrTaken, i.name, err))
 	}
 	if err != nil {
 		return nil, err
@@ -187,16 +188,37 @@ func (i *Instance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*
 	i.mu.Lock()
 	i.appAddr = net.JoinHostPort(ip, port)
 	i.mu.Unlock()
-	out := res.Msg
-	out.AppAddr = i.AppAddr()
-	// The port is what a new leader needs to keep routing to this pod;
-	// nothing waits for the write.
 	i.b.bg.Add(1)
 	go func() {
 		defer i.b.bg.Done()
-		i.annotate(AnnAppPort, port)
+		i.settleClaim(req, port)
 	}()
+	out := res.Msg
+	out.AppAddr = i.AppAddr()
 	return out, nil
+}
+
+// settleClaim records the claim of a pod that serves req's app, and then
+// the app's port, which a new leader needs to keep routing to it. If the
+// claim cannot be recorded (another writer changed the pod's state, or the
+// API refused it), the runner ends with the reason and its pod is deleted:
+// a pod that serves an app must say so, or a new leader would take it for
+// warm.
+func (i *Instance) settleClaim(req *v1.SpecializeRequest, port string) {
+	ctx, cancel := context.WithTimeout(i.b.ctx, 30*time.Second)
+	err := i.recordClaim(ctx, req)
+	cancel()
+	if err == nil {
+		i.annotate(AnnAppPort, port)
+		return
+	}
+	if i.stopped.Load() || i.b.isDetached() || i.b.ctx.Err() != nil {
+		return // released, or left to the next leader, meanwhile
+	}
+	err = fmt.Errorf("record the claim on pod %s: %w", i.name, err)
+	i.b.cfg.Logger.Warn("runner pod serves an app but its claim was not recorded: stopping it", "pod", i.name, "err", err)
+	i.exit(err)
+	i.delete(claimGrace)
 }
 
 // recordClaim labels the pod claimed for req's app with a merge patch

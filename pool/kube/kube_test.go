@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gofastapi/gofastapi/pool"
 	"github.com/gofastapi/gofastapi/pool/kube"
@@ -357,7 +358,8 @@ func (c *cluster) waitDeleted(ctx context.Context, t *testing.T, name, why strin
 }
 
 // TestConflictingClaimLoses has two managers (as in a split brain) claim
-// the same warm pod: the resourceVersion-guarded patch lets one win.
+// the same warm pod: the runner takes one Specialize, so one wins, and its
+// claim is recorded on the pod.
 func TestConflictingClaimLoses(t *testing.T) {
 	c := newCluster(t)
 	b1 := c.backend(t)
@@ -381,7 +383,52 @@ func TestConflictingClaimLoses(t *testing.T) {
 		t.Fatalf("second claim of the same pod: %v, want Aborted (ErrTaken)", err)
 	}
 	pooltest.Get(t, inst1.AppAddr(), "contested")
+	name := inst1.(*kube.Instance).Name()
+	for {
+		pod, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && pod.Labels[kube.LabelState] == kube.StateClaimed &&
+			pod.Annotations[kube.AnnAppID] == a.ID && pod.Annotations[kube.AnnAppPort] != "" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the winner's claim was not recorded on pod %s: %v, %v", name, err, pod)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	inst1.Stop(time.Second)
+}
+
+// TestUnrecordedClaimStopsRunner: when a claim cannot be recorded on the
+// pod (here another writer marked it claimed first), the runner, which
+// already serves the app, ends with the reason and its pod is deleted, so
+// no pod serves an app without saying so.
+func TestUnrecordedClaimStopsRunner(t *testing.T) {
+	c := newCluster(t)
+	b := c.backend(t)
+	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
+	defer cancel()
+	inst, err := b.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := inst.(*kube.Instance).Name()
+	patch := []byte(`{"metadata":{"labels":{"` + kube.LabelState + `":"` + kube.StateClaimed + `"}}}`)
+	if _, err := env.Client.CoreV1().Pods(c.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := pooltest.Deploy(t, c.redis, "unrecorded", "")
+	if _, err := inst.Specialize(ctx, a.Request()); err != nil {
+		t.Fatalf("Specialize: %v (the runner was not specialized by anyone)", err)
+	}
+	select {
+	case <-inst.Done():
+	case <-ctx.Done():
+		t.Fatal("the runner whose claim was not recorded still runs")
+	}
+	if err := inst.ExitErr(); err == nil || !errors.Is(err, kube.ErrTaken) || !strings.Contains(err.Error(), "record the claim") {
+		t.Errorf("ExitErr = %v, want the claim not recorded (ErrTaken)", err)
+	}
+	c.waitDeleted(ctx, t, name, "whose claim was not recorded")
 }
 
 // TestLeaderElection runs two pool managers: one leads; when it stops, the
