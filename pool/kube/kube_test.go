@@ -140,6 +140,19 @@ func (c *cluster) backendKey(t *testing.T, key []byte) *kube.Backend {
 	return b
 }
 
+// startPod starts a warm pod with c's backend. The context it returns
+// ends at pooltest.WaitLimit.
+func (c *cluster) startPod(t *testing.T) (context.Context, *kube.Instance) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
+	t.Cleanup(cancel)
+	inst, err := c.backend(t).Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, inst.(*kube.Instance)
+}
+
 // podAt finds the pod whose address addr has.
 func (c *cluster) podAt(t *testing.T, addr string) *corev1.Pod {
 	t.Helper()
@@ -241,15 +254,9 @@ func TestClaimRecordedOnPod(t *testing.T) {
 // token's hash.
 func TestControlToken(t *testing.T) {
 	c := newCluster(t)
-	b := c.backend(t)
-	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
-	defer cancel()
-	inst, err := b.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, inst := c.startPod(t)
 	defer inst.Stop(time.Second)
-	pod, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, inst.(*kube.Instance).Name(), metav1.GetOptions{})
+	pod, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, inst.Name(), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,13 +369,7 @@ func (c *cluster) waitDeleted(ctx context.Context, t *testing.T, name, why strin
 // claim is recorded on the pod.
 func TestConflictingClaimLoses(t *testing.T) {
 	c := newCluster(t)
-	b1 := c.backend(t)
-	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
-	defer cancel()
-	inst1, err := b1.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, inst1 := c.startPod(t)
 	b2 := c.backend(t)
 	warm, _, err := b2.Existing(ctx)
 	if err != nil || len(warm) != 1 {
@@ -383,7 +384,7 @@ func TestConflictingClaimLoses(t *testing.T) {
 		t.Fatalf("second claim of the same pod: %v, want Aborted (ErrTaken)", err)
 	}
 	pooltest.Get(t, inst1.AppAddr(), "contested")
-	name := inst1.(*kube.Instance).Name()
+	name := inst1.Name()
 	for {
 		pod, err := env.Client.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && pod.Labels[kube.LabelState] == kube.StateClaimed &&
@@ -404,14 +405,8 @@ func TestConflictingClaimLoses(t *testing.T) {
 // no pod serves an app without saying so.
 func TestUnrecordedClaimStopsRunner(t *testing.T) {
 	c := newCluster(t)
-	b := c.backend(t)
-	ctx, cancel := context.WithTimeout(context.Background(), pooltest.WaitLimit)
-	defer cancel()
-	inst, err := b.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := inst.(*kube.Instance).Name()
+	ctx, inst := c.startPod(t)
+	name := inst.Name()
 	patch := []byte(`{"metadata":{"labels":{"` + kube.LabelState + `":"` + kube.StateClaimed + `"}}}`)
 	if _, err := env.Client.CoreV1().Pods(c.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
