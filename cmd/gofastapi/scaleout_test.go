@@ -87,14 +87,20 @@ func (c *kubeCluster) deleteAllPods(t *testing.T) {
 	}
 }
 
-// claimedPods counts the runner pods that serve an app.
+// claimedPods lists the runner pods that serve an app, once at least one
+// is recorded as such (the pool manager records a claim on its pod in the
+// background, after the runner answered).
 func (c *kubeCluster) claimedPods(t *testing.T) []corev1.Pod {
 	t.Helper()
-	l, err := c.env.Client.CoreV1().Pods(c.ns).List(context.Background(), metav1.ListOptions{LabelSelector: kube.LabelState + "=" + kube.StateClaimed})
-	if err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		l, err := c.env.Client.CoreV1().Pods(c.ns).List(context.Background(), metav1.ListOptions{LabelSelector: kube.LabelState + "=" + kube.StateClaimed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Items) > 0 || time.Now().After(deadline) {
+			return l.Items
+		}
 	}
-	return l.Items
 }
 
 // startPoolManager runs `gofastapi pool` and returns its PoolService URL.

@@ -198,22 +198,17 @@ func (i *Instance) Specialize(ctx context.Context, req *v1.SpecializeRequest) (*
 	return out, nil
 }
 
-// settleClaim records the claim of a pod that serves req's app, and then
-// the app's port, which a new leader needs to keep routing to it. If the
-// claim cannot be recorded (another writer changed the pod's state, or the
-// API refused it), the runner ends with the reason and its pod is deleted:
-// a pod that serves an app must say so, or a new leader would take it for
-// warm.
+// settleClaim records the claim of a pod that serves req's app on port
+// (see recordClaim). If it cannot be recorded (another writer changed the
+// pod's state, or the API kept refusing), the runner ends with the reason
+// and its pod is deleted: a pod that serves an app must say so, or a new
+// leader would take it for warm.
 func (i *Instance) settleClaim(req *v1.SpecializeRequest, port string) {
 	ctx, cancel := context.WithTimeout(i.b.ctx, 30*time.Second)
-	err := i.recordClaim(ctx, req)
+	err := i.recordClaim(ctx, req, port)
 	cancel()
-	if err == nil {
-		i.annotate(AnnAppPort, port)
-		return
-	}
-	if i.stopped.Load() || i.b.isDetached() || i.b.ctx.Err() != nil {
-		return // released, or left to the next leader, meanwhile
+	if err == nil || i.stopped.Load() || i.b.isDetached() || i.b.ctx.Err() != nil {
+		return // recorded; or released, or left to the next leader, meanwhile
 	}
 	err = fmt.Errorf("record the claim on pod %s: %w", i.name, err)
 	i.b.cfg.Logger.Warn("runner pod serves an app but its claim was not recorded: stopping it", "pod", i.name, "err", err)
@@ -221,14 +216,16 @@ func (i *Instance) settleClaim(req *v1.SpecializeRequest, port string) {
 	i.delete(claimGrace)
 }
 
-// recordClaim labels the pod claimed for req's app with a merge patch
-// carrying the resourceVersion last seen: if the pod changed meanwhile
-// the API server refuses it, and the pod is read again. A pod another
-// writer claimed is ErrTaken.
-func (i *Instance) recordClaim(ctx context.Context, req *v1.SpecializeRequest) error {
+// recordClaim labels the pod claimed for req's app, with the app and the
+// port it serves on (what a new leader rebuilds its state from), in a
+// merge patch carrying the resourceVersion last seen: if the pod changed
+// meanwhile the API server refuses it, and the pod is read again. A pod
+// another writer claimed is ErrTaken. Other refusals are retried until ctx
+// ends, a gone pod's excepted.
+func (i *Instance) recordClaim(ctx context.Context, req *v1.SpecializeRequest, port string) error {
 	pod := i.current()
 	pods := i.b.cfg.Client.CoreV1().Pods(i.b.cfg.Namespace)
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		if pod.Labels[LabelState] != StateWarm {
 			return ErrTaken
 		}
@@ -239,34 +236,25 @@ func (i *Instance) recordClaim(ctx context.Context, req *v1.SpecializeRequest) e
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": pod.ResourceVersion,
 			"labels":          lbl,
-			"annotations":     map[string]string{AnnAppID: req.GetAppId(), AnnVersion: req.GetVersion(), AnnServeKey: pool.ServeKey(req)},
+			"annotations": map[string]string{AnnAppID: req.GetAppId(), AnnVersion: req.GetVersion(),
+				AnnServeKey: pool.ServeKey(req), AnnAppPort: port},
 		}})
 		_, err := pods.Patch(ctx, i.name, types.MergePatchType, patch, metav1.PatchOptions{})
-		if err == nil || !apierrors.IsConflict(err) || attempt >= 5 {
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
 			return err
-		}
-		if pod, err = pods.Get(ctx, i.name, metav1.GetOptions{}); err != nil {
-			return err
-		}
-	}
-}
-
-// annotate sets one annotation, retrying briefly.
-func (i *Instance) annotate(key, value string) {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		ctx, cancel := context.WithTimeout(i.b.ctx, 10*time.Second)
-		_, err = i.b.cfg.Client.CoreV1().Pods(i.b.cfg.Namespace).Patch(ctx, i.name, types.MergePatchType, patch, metav1.PatchOptions{})
-		cancel()
-		if err == nil || apierrors.IsNotFound(err) || i.b.ctx.Err() != nil {
-			return
+		case apierrors.IsConflict(err):
+			if p, gerr := pods.Get(ctx, i.name, metav1.GetOptions{}); gerr == nil {
+				pod = p
+				continue
+			} else if apierrors.IsNotFound(gerr) {
+				return gerr
+			}
 		}
 		select {
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
-		case <-i.b.ctx.Done():
-			return
+		case <-time.After(time.Duration(min(attempt, 10)) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last refusal: %v)", ctx.Err(), err)
 		}
 	}
-	i.b.cfg.Logger.Warn("annotate runner pod", "pod", i.name, "key", key, "err", err)
 }
