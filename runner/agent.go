@@ -116,6 +116,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		<-warmed
 	}()
 
+	// A confined Python reads only directories that exist when it starts
+	// (see confine in bootstrap.py): the host's shared dependencies too.
+	if cfg.depsCache != "" {
+		if err := os.MkdirAll(cfg.depsCache, 0o711); err != nil {
+			return fmt.Errorf("dependencies: %w", err)
+		}
+	}
 	group := cfg.appGroup(logger.Printf)
 	defer group.remove()
 	sink := newLogSink(stdout)

@@ -14,7 +14,8 @@ be in one of two ways:
   zygote never runs user code and never creates an event loop.
 
 0. With GOFASTAPI_CONFINE=1 in its environment, confine itself to its
-   directory, the current one (see confine_runner), before any thread.
+   directory, the current one, and, for reading, the system's and Python's
+   directories (see confine_runner), before any thread.
 1. Bind the app's listening socket (see bind) and pre-import the
    framework, so that loading an app later costs only the app's own imports,
    with FastAPI setting each route up when it is first used (lazy_routes).
@@ -62,6 +63,7 @@ import select
 import selectors
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -538,24 +540,53 @@ def limit(limits):
             resource.setrlimit(which, (n, n))
 
 
-# Landlock (linux/landlock.h): the syscalls, and the rights that change the
-# file system, which confine() keeps to the runner's own directory.
+# Landlock (linux/landlock.h): the syscalls, and the rights confine() keeps
+# to the runner's own directory (changing files) or to it and the system's
+# directories (reading and executing them).
 _LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
 _LANDLOCK_CREATE_RULESET_VERSION = 1
 _LANDLOCK_RULE_PATH_BENEATH = 1
+_FS_EXECUTE = 1 << 0
 _FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
 _FS_CHANGES = _FS_WRITE_FILE | sum(1 << bit for bit in range(4, 13))  # remove and make anything
 _FS_REFER = 1 << 13  # ABI 2
 _FS_TRUNCATE = 1 << 14  # ABI 3
 _PR_SET_NO_NEW_PRIVS = 38
 
+# What a confined runner reads besides its own directory: the system's
+# programs, libraries and configuration, and the kernel's views of itself;
+# also Python's own directories (see readable_paths). Not /tmp, /dev/shm,
+# /home, /root, /var or /opt: other users' and other programs' files.
+SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+# Device files a confined runner reads (/dev/null it also writes).
+DEVICES_READ = ("/dev/zero", "/dev/random", "/dev/urandom", "/dev/full")
 
-def confine(workdir):
+
+def readable_paths(extra=()):
+    """The directories and files a confined runner may read outside its own
+    directory: SYSTEM_READ, DEVICES_READ, Python's prefixes and import path
+    (an interpreter outside /usr, a container's /usr/local), the directory
+    of /etc/resolv.conf's target (systemd-resolved keeps it in /run), and
+    extra (the host's shared dependencies)."""
+    paths = list(SYSTEM_READ) + list(DEVICES_READ)
+    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    paths += [p for p in sys.path if os.path.isabs(p)]
+    paths.append(os.path.dirname(os.path.realpath("/etc/resolv.conf")))
+    paths += [p for p in extra if os.path.isabs(p)]
+    return list(dict.fromkeys(paths))
+
+
+def confine(workdir, readable=()):
     """Keeps this process and what it starts from changing the file system
     outside workdir (its own directory, and HOME): no writing, making or
     removing anything in /tmp, /dev/shm or another user's world-writable
-    place, whatever user it runs as. /dev/null stays writable. Reading is
-    not restricted. Returns False where the kernel has no Landlock."""
+    place, whatever user it runs as; /dev/null stays writable. With
+    readable (see readable_paths), it also reads and executes files only in
+    workdir and there: another user's world-readable files in /tmp or /home
+    stay closed to it. Returns False where the kernel has no Landlock."""
     libc = ctypes.CDLL(None, use_errno=True)
     call = libc.syscall
     call.restype = ctypes.c_long
@@ -564,15 +595,25 @@ def confine(workdir):
     if abi < 1:
         return False
     handled = _FS_CHANGES | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
-    file_rights = _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+    if readable:
+        handled |= _FS_READ
+    # The rights that apply to a file, not a directory, of those handled.
+    file_rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE
+    rules = [(workdir, handled), (os.devnull, (_FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE) & handled)]
+    rules += [(path, _FS_READ & handled) for path in readable]
     attr = ctypes.create_string_buffer(struct.pack("<Q", handled))
     ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_long(8), ctypes.c_long(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
     try:
-        for path, rights in ((workdir, handled), (os.devnull, file_rights)):
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        for path, rights in rules:
             try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # /lib32 on most machines, say
+            try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    rights &= file_rights
                 rule = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd))
                 if call(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_long(ruleset),
                         ctypes.c_long(_LANDLOCK_RULE_PATH_BENEATH), rule, ctypes.c_long(0)) < 0:
@@ -598,15 +639,18 @@ def private_tmp(workdir):
 
 def confine_runner():
     """With GOFASTAPI_CONFINE=1 (the agent's --confine), confines this
-    runner to its directory, the current one, and points its temporary files
-    there. It must run before the process starts a thread: Landlock holds
-    for the thread that asks and the threads it starts later, not for
+    runner to its directory, the current one (see confine; it reads also
+    the system's and Python's directories, and those in
+    GOFASTAPI_CONFINE_READ, separated by ":"), and points its temporary
+    files there. It must run before the process starts a thread: Landlock
+    holds for the thread that asks and the threads it starts later, not for
     threads already running."""
+    extra = os.environ.pop("GOFASTAPI_CONFINE_READ", "")
     if os.environ.pop("GOFASTAPI_CONFINE", "") != "1":
         return
     workdir = os.getcwd()
     private_tmp(workdir)
-    confine(workdir)
+    confine(workdir, readable_paths(extra.split(":") if extra else ()))
 
 
 def import_app(cmd):

@@ -102,7 +102,7 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 		return nil, err
 	}
 	var proc process
-	env := runnerEnv(cfg.workdir, cfg.confine)
+	env := runnerEnv(cfg.workdir, cfg.confine, cfg.depsCache)
 	switch {
 	case cfg.appSocket:
 		env = append(env, "GOFASTAPI_APP_SOCKET="+cfg.socketPath())
@@ -170,13 +170,19 @@ func pythonEnv(home string) []string {
 }
 
 // runnerEnv is the environment of a runner's Python: pythonEnv, and with
-// confine GOFASTAPI_CONFINE=1, which has the bootstrap keep the process
-// from changing files outside workdir before it starts a thread (see
-// confine_runner in bootstrap.py, which removes the variable).
-func runnerEnv(workdir string, confine bool) []string {
+// confine GOFASTAPI_CONFINE=1, which has the bootstrap confine the process
+// to workdir before it starts a thread (see confine_runner in
+// bootstrap.py, which removes the variables): it changes files there only,
+// and reads them there, in Python's and the system's directories, and in
+// depsCache (if set), where its dependencies are, named in
+// GOFASTAPI_CONFINE_READ.
+func runnerEnv(workdir string, confine bool, depsCache string) []string {
 	env := pythonEnv(workdir)
 	if confine {
 		env = append(env, "GOFASTAPI_CONFINE=1")
+		if depsCache != "" {
+			env = append(env, "GOFASTAPI_CONFINE_READ="+depsCache)
+		}
 	}
 	return env
 }

@@ -646,9 +646,12 @@ func TestControlTakesOnlyThePoolsCalls(t *testing.T) {
 	}
 }
 
-// confinedApp tries to write path and says how it went.
+// confinedApp tries to write or read path and says how it went, and does
+// what apps do with the system's files.
 const confinedApp = `import os
 import pathlib
+import socket
+import subprocess
 
 from fastapi import FastAPI
 
@@ -664,10 +667,34 @@ def write(path: str):
         return {"wrote": True}
     except OSError as e:
         return {"error": type(e).__name__}
+
+
+@app.get("/read")
+def read(path: str):
+    try:
+        return {"read": pathlib.Path(path).read_text()}
+    except OSError as e:
+        return {"error": type(e).__name__}
+
+
+@app.get("/system")
+def system():
+    import wave  # a module of the standard library nothing imported yet
+    import zoneinfo
+    return {
+        "module": wave.__name__,
+        "zone": str(zoneinfo.ZoneInfo("Europe/Paris")),
+        "resolved": socket.getaddrinfo("localhost", 80)[0][4][0],
+        "ran": subprocess.run(["/bin/echo", "ok"], capture_output=True, text=True).stdout.strip(),
+        "random": len(os.urandom(8)),
+    }
 `
 
 // TestAppIsConfinedToItsDirectory: in either mode the app writes in its own
-// directory and TMPDIR, and not in the machine's /tmp.
+// directory and TMPDIR, and not in the machine's /tmp; it reads its own
+// files and the system's, and not a file anyone may read in /tmp; and
+// what apps do with the system's files (import, time zones, name
+// resolution, running a program) works.
 func TestAppIsConfinedToItsDirectory(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", confinedApp))
@@ -683,6 +710,25 @@ func TestAppIsConfinedToItsDirectory(t *testing.T) {
 			got, _ := json.Marshal(body)
 			if !strings.Contains(string(got), want) {
 				t.Errorf("the app writing %s: %s; want %s", path, got, want)
+			}
+		}
+		readable := filepath.Join(os.TempDir(), "gofastapi-readable-"+strings.ReplaceAll(t.Name(), "/", "-"))
+		if err := os.WriteFile(readable, []byte("a secret of another program"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(readable) })
+		for path, want := range map[string]string{"app.py": `"read":"import os`, "/etc/hostname": `"read":`, readable: "PermissionError"} {
+			_, body := get(t, r.AppAddr(), "/read?path="+url.QueryEscape(path))
+			got, _ := json.Marshal(body)
+			if !strings.Contains(string(got), want) {
+				t.Errorf("the app reading %s: %s; want %s", path, got, want)
+			}
+		}
+		status, body := get(t, r.AppAddr(), "/system")
+		got, _ := json.Marshal(body)
+		for _, want := range []string{`"module":"wave"`, `"zone":"Europe/Paris"`, `"ran":"ok"`, `"random":8`, `"resolved":"`} {
+			if status != http.StatusOK || !strings.Contains(string(got), want) {
+				t.Errorf("GET /system: %d %s; want %s", status, got, want)
 			}
 		}
 	})
