@@ -629,6 +629,42 @@ def confine(workdir, readable=()):
     return True
 
 
+_NET_BIND_TCP = 1 << 0  # ABI 4
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
+
+
+def confine_network():
+    """Keeps this process and what it starts from listening on a TCP port
+    of its own (its app is served on the listener bind made, and reached
+    only through the gateway), from signalling processes outside its
+    confinement (the agent, the platform, other apps), and from connecting
+    to abstract Unix sockets made outside it. It connects anywhere as
+    before. Each where the kernel's Landlock has it (ABI 4 and 6); returns
+    the ABI, 0 without Landlock. Like confine, before any thread."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = libc.syscall
+    call.restype = ctypes.c_long
+    abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
+               ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
+    if abi < 4:
+        return max(abi, 0)
+    if abi >= 6:
+        attr = struct.pack("<QQQ", 0, _NET_BIND_TCP, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL)
+    else:
+        attr = struct.pack("<QQ", 0, _NET_BIND_TCP)
+    buf = ctypes.create_string_buffer(attr)
+    ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), buf, ctypes.c_long(len(attr)), ctypes.c_long(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
+    try:
+        # No rule: no TCP port may be bound. NO_NEW_PRIVS is set (confine).
+        if call(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)) < 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self: " + os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(ruleset)
+    return abi
+
+
 def private_tmp(workdir):
     """Points the app's temporary files (TMPDIR, tempfile) into workdir."""
     tmp = os.path.join(workdir, "tmp")
@@ -647,10 +683,10 @@ def confine_runner():
     threads already running."""
     extra = os.environ.pop("GOFASTAPI_CONFINE_READ", "")
     if os.environ.pop("GOFASTAPI_CONFINE", "") != "1":
-        return
+        return False
     workdir = os.getcwd()
     private_tmp(workdir)
-    confine(workdir, readable_paths(extra.split(":") if extra else ()))
+    return confine(workdir, readable_paths(extra.split(":") if extra else ()))
 
 
 def import_app(cmd):
@@ -793,7 +829,7 @@ async def warm_up():
     warmth."""
     import uvicorn
 
-    sock = None
+    sock = path = None
     try:
         from fastapi import FastAPI
 
@@ -805,8 +841,14 @@ async def warm_up():
         def warm(item: int, q: str = ""):
             return {"item": item, "q": q}
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        # A Unix socket in the runner's own directory, as the app's own
+        # listener is on one machine; a confined runner binds no TCP port
+        # (see confine_network).
+        path = os.path.join(os.getcwd(), ".warm.sock")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
         sock.listen(8)
         config = new_config(sock, with_request_id({"app": app}))
         # What Server.serve does, less its signal handlers (SIGTERM must
@@ -817,15 +859,14 @@ async def warm_up():
         server.lifespan = config.lifespan_class(config)
         await server.startup()
         await server.on_tick(0)
-        port = sock.getsockname()[1]
         # A route found, then one not (a browser's first visit asks for
         # /favicon.ico, which few apps define).
-        for path in ("/warm/1?q=x", "/favicon.ico"):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for target in ("/warm/1?q=x", "/favicon.ico"):
+            reader, writer = await asyncio.open_unix_connection(path)
             # With the headers the gateway adds, which uvicorn's proxy
             # headers middleware and with_request_id act on.
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: warm.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n"
+                f"GET {target} HTTP/1.1\r\nHost: warm.localhost\r\nX-Forwarded-For: 127.0.0.1\r\n"
                 "X-Forwarded-Proto: http\r\nX-Forwarded-Host: warm.localhost\r\n"
                 "X-Request-Id: 0000000000000000\r\nConnection: close\r\n\r\n".encode()
             )
@@ -842,6 +883,9 @@ async def warm_up():
     finally:
         if sock is not None:
             sock.close()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 async def grow_heap():
@@ -1187,11 +1231,13 @@ def main():
         become_runner(*serve_zygote(sys.argv[2]))
     else:
         close_other_fds()
-    confine_runner()
+    confined = confine_runner()
     os.set_inheritable(CMD_FD, False)
     os.set_inheritable(EVENT_FD, False)
     _events = os.fdopen(EVENT_FD, "w", encoding="utf-8")
     sock = bind()
+    if confined:
+        confine_network()
     if not zygote:
         preimport()
     config = new_config(sock)

@@ -677,6 +677,28 @@ def read(path: str):
         return {"error": type(e).__name__}
 
 
+@app.get("/listen")
+def listen():
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        return {"listening": s.getsockname()[1]}
+    except OSError as e:
+        return {"error": type(e).__name__}
+    finally:
+        s.close()
+
+
+@app.get("/signal")
+def signal_parent():
+    try:
+        os.kill(os.getppid(), 0)
+        return {"signalled": True}
+    except OSError as e:
+        return {"error": type(e).__name__}
+
+
 @app.get("/system")
 def system():
     import wave  # a module of the standard library nothing imported yet
@@ -692,9 +714,10 @@ def system():
 
 // TestAppIsConfinedToItsDirectory: in either mode the app writes in its own
 // directory and TMPDIR, and not in the machine's /tmp; it reads its own
-// files and the system's, and not a file anyone may read in /tmp; and
-// what apps do with the system's files (import, time zones, name
-// resolution, running a program) works.
+// files and the system's, and not a file anyone may read in /tmp; it binds
+// no TCP port and signals no process outside its confinement; and what
+// apps do with the system's files (import, time zones, name resolution,
+// running a program) works.
 func TestAppIsConfinedToItsDirectory(t *testing.T) {
 	rd := startRedis(t)
 	version := rd.putBundle(t, files("app.py", confinedApp))
@@ -722,6 +745,13 @@ func TestAppIsConfinedToItsDirectory(t *testing.T) {
 			got, _ := json.Marshal(body)
 			if !strings.Contains(string(got), want) {
 				t.Errorf("the app reading %s: %s; want %s", path, got, want)
+			}
+		}
+		// Nor does it listen on a TCP port of its own, or signal its agent.
+		for path, want := range map[string]string{"/listen": "PermissionError", "/signal": "PermissionError"} {
+			_, body := get(t, r.AppAddr(), path)
+			if got, _ := json.Marshal(body); !strings.Contains(string(got), want) {
+				t.Errorf("GET %s: %s; want %s", path, got, want)
 			}
 		}
 		status, body := get(t, r.AppAddr(), "/system")
