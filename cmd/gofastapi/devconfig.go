@@ -318,7 +318,7 @@ const defaultRunnerUIDs = "1900000000:65536"
 func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 	if uids.Count == 0 {
 		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read this process's environment " +
-			"through /proc and signal it, and, where the kernel has no Landlock, read what this user can, the data directory, its key and " +
+			"through /proc, and, where the kernel has no Landlock, signal it and read what this user can, the data directory, its key and " +
 			"its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
 		return
 	}
