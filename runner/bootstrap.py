@@ -599,18 +599,20 @@ def confine(workdir, readable=()):
         handled |= _FS_READ
     # The rights that apply to a file, not a directory, of those handled.
     file_rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE
-    rules = [(workdir, handled), (os.devnull, (_FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE) & handled)]
-    rules += [(path, _FS_READ & handled) for path in readable]
+    rules = [(workdir, handled, True), (os.devnull, (_FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE) & handled, True)]
+    rules += [(path, _FS_READ & handled, False) for path in readable]
     attr = ctypes.create_string_buffer(struct.pack("<Q", handled))
     ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_long(8), ctypes.c_long(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
     try:
-        for path, rights in rules:
+        for path, rights, needed in rules:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # /lib32 on most machines, say
+            except OSError:
+                if needed:
+                    raise
+                continue  # /lib32 on most machines, say: it stays closed
             try:
                 if not stat.S_ISDIR(os.fstat(fd).st_mode):
                     rights &= file_rights
