@@ -585,8 +585,9 @@ def confine(workdir, readable=()):
     removing anything in /tmp, /dev/shm or another user's world-writable
     place, whatever user it runs as; /dev/null stays writable. With
     readable (see readable_paths), it also reads and executes files only in
-    workdir and there: another user's world-readable files in /tmp or /home
-    stay closed to it. Returns False where the kernel has no Landlock."""
+    workdir and in those: another user's world-readable files in /tmp or
+    /home stay closed to it. Returns False where the kernel has no
+    Landlock."""
     libc = ctypes.CDLL(None, use_errno=True)
     call = libc.syscall
     call.restype = ctypes.c_long
