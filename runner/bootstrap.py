@@ -579,6 +579,21 @@ def readable_paths(extra=()):
     return list(dict.fromkeys(paths))
 
 
+def _landlock():
+    """libc, its syscall function, and the kernel's Landlock ABI (0 where
+    it has none)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = libc.syscall
+    call.restype = ctypes.c_long
+    abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
+               ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
+    return libc, call, max(abi, 0)
+
+
+def _syscall_error(name):
+    return OSError(ctypes.get_errno(), name + ": " + os.strerror(ctypes.get_errno()))
+
+
 def confine(workdir, readable=()):
     """Keeps this process and what it starts from changing the file system
     outside workdir (its own directory, and HOME): no writing, making or
@@ -588,11 +603,7 @@ def confine(workdir, readable=()):
     workdir and in those: another user's world-readable files in /tmp or
     /home stay closed to it. Returns False where the kernel has no
     Landlock."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    call = libc.syscall
-    call.restype = ctypes.c_long
-    abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
-               ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
+    libc, call, abi = _landlock()
     if abi < 1:
         return False
     handled = _FS_CHANGES | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
@@ -605,7 +616,7 @@ def confine(workdir, readable=()):
     attr = ctypes.create_string_buffer(struct.pack("<Q", handled))
     ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_long(8), ctypes.c_long(0))
     if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
+        raise _syscall_error("landlock_create_ruleset")
     try:
         for path, rights, needed in rules:
             try:
@@ -620,13 +631,13 @@ def confine(workdir, readable=()):
                 rule = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd))
                 if call(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_long(ruleset),
                         ctypes.c_long(_LANDLOCK_RULE_PATH_BENEATH), rule, ctypes.c_long(0)) < 0:
-                    raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}: " + os.strerror(ctypes.get_errno()))
+                    raise _syscall_error(f"landlock_add_rule {path}")
             finally:
                 os.close(fd)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS): " + os.strerror(ctypes.get_errno()))
+            raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
         if call(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)) < 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self: " + os.strerror(ctypes.get_errno()))
+            raise _syscall_error("landlock_restrict_self")
     finally:
         os.close(ruleset)
     return True
@@ -644,13 +655,9 @@ def confine_network():
     to abstract Unix sockets made outside it. It connects anywhere as
     before. Each where the kernel's Landlock has it (ABI 4 and 6); returns
     the ABI, 0 without Landlock. Like confine, before any thread."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    call = libc.syscall
-    call.restype = ctypes.c_long
-    abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
-               ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
+    _, call, abi = _landlock()
     if abi < 4:
-        return max(abi, 0)
+        return abi
     if abi >= 6:
         attr = struct.pack("<QQQ", 0, _NET_BIND_TCP, _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL)
     else:
@@ -658,11 +665,11 @@ def confine_network():
     buf = ctypes.create_string_buffer(attr)
     ruleset = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), buf, ctypes.c_long(len(attr)), ctypes.c_long(0))
     if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset: " + os.strerror(ctypes.get_errno()))
+        raise _syscall_error("landlock_create_ruleset")
     try:
         # No rule: no TCP port may be bound. NO_NEW_PRIVS is set (confine).
         if call(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)) < 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self: " + os.strerror(ctypes.get_errno()))
+            raise _syscall_error("landlock_restrict_self")
     finally:
         os.close(ruleset)
     return abi
