@@ -87,7 +87,7 @@ func runTests(m *testing.M) int {
 var nsCount atomic.Int32
 
 // controlKey is the test pools' key for their pods' control tokens.
-var controlKey = []byte("test pool token")
+var controlKey = []byte("test control key")
 
 // cluster is one test's namespace with the runners' Secret.
 type cluster struct {
@@ -303,7 +303,7 @@ func TestControlToken(t *testing.T) {
 }
 
 // TestRotatedKeyDropsWarmPods checks that a new leader whose key differs
-// (pool-token rotated) deletes the warm pods it could not specialize,
+// (the control key rotated) deletes the warm pods it could not specialize,
 // while one with the same key adopts them; and that a leader with a key
 // deletes a warm pod made without one, whose control API takes anyone's
 // call, while one without a key adopts it.
@@ -313,7 +313,7 @@ func TestRotatedKeyDropsWarmPods(t *testing.T) {
 	defer cancel()
 	keyed := c.warmPod(ctx, t, controlKey)
 	c.adopts(ctx, t, controlKey, 1)
-	c.adopts(ctx, t, []byte("rotated pool token"), 0)
+	c.adopts(ctx, t, []byte("rotated control key"), 0)
 	c.waitDeleted(ctx, t, keyed, "whose token the new leader cannot make")
 
 	open := c.warmPod(ctx, t, nil)
