@@ -675,6 +675,40 @@ def confine_network():
     return abi
 
 
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def drop_capabilities():
+    """Gives up every capability this process holds, for good: the
+    bounding set, so that no program it runs gets any back, and the
+    ambient, inheritable, permitted and effective sets. A runner whose
+    Python runs as root (the platform as root without runner users) then
+    holds what root's files grant their owner and nothing more: no reading
+    or signalling other processes' memory and environment, no loading
+    kernel modules, no changing its user. Returns False when it had none
+    to give up (any other user). Like confine, before any thread:
+    capabilities are each thread's own."""
+    with open("/proc/self/status") as f:
+        held = dict(line.split(":", 1) for line in f if line.startswith("Cap"))
+    if all(int(held.get(k, "0"), 16) == 0 for k in ("CapPrm", "CapEff", "CapAmb")):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise _syscall_error(f"prctl(PR_CAPBSET_DROP, {cap})")
+    if libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
+        raise _syscall_error("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+    header = ctypes.create_string_buffer(struct.pack("<Ii", _LINUX_CAPABILITY_VERSION_3, 0))
+    sets = ctypes.create_string_buffer(2 * 3 * 4)  # two of effective, permitted, inheritable: none
+    if libc.capset(header, sets) != 0:
+        raise _syscall_error("capset")
+    return True
+
+
 def private_tmp(workdir):
     """Points the app's temporary files (TMPDIR, tempfile) into workdir."""
     tmp = os.path.join(workdir, "tmp")
@@ -1242,6 +1276,7 @@ def main():
     else:
         close_other_fds()
     confined = confine_runner()
+    drop_capabilities()
     os.set_inheritable(CMD_FD, False)
     os.set_inheritable(EVENT_FD, False)
     _events = os.fdopen(EVENT_FD, "w", encoding="utf-8")

@@ -312,20 +312,46 @@ func rateFlag(fs *flag.FlagSet, r *ratelimit.Rate, name, def, usage string) {
 const defaultRunnerUIDs = "1900000000:65536"
 
 // warnSharedUser says, when runners' Python runs as this process's own
-// user, that apps are not kept from the platform's files; and, when they
+// user, what apps are not kept from (see sharedUserRisks); and, when they
 // have users of their own but the machine has no control groups to put
 // each app's processes in, that those are bounded each by itself.
 func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 	if uids.Count == 0 {
-		log.Warn("runners' Python runs as this process's user (--runner-uids off, or not root): apps can read this process's environment " +
-			"through /proc, and, where the kernel has no Landlock, signal it and read what this user can, the data directory, its key and " +
-			"its stores included; run as root, or on Kubernetes, to keep apps apart from the platform and each other")
+		log.Warn(sharedUserRisks(runner.LandlockABI(), os.Geteuid() == 0))
 		return
 	}
 	if err := runner.CanGroupApps(); err != nil {
 		log.Warn("each process of an app has its own memory limit, not one for all it starts: an app that forks can take more (" +
 			err.Error() + "); on Kubernetes the pod's limits hold all of them")
 	}
+}
+
+// sharedUserRisks says what apps whose Python runs as the platform's own
+// user can do to it and to each other, given the kernel's Landlock ABI
+// (which runners confine themselves with) and whether that user is root
+// (apps then run as root, without capabilities).
+func sharedUserRisks(landlockABI int, root bool) string {
+	var b strings.Builder
+	b.WriteString("runners' Python runs as this process's user (--runner-uids off, or not root): apps can connect to each other's " +
+		"sockets past the gateway")
+	switch {
+	case landlockABI < 1:
+		b.WriteString(", and, since this kernel has no Landlock, read and change what this user can, the data directory, its key and " +
+			"its stores included, read this process's environment through /proc and signal it")
+	case landlockABI < 4:
+		b.WriteString(", and, since this kernel's Landlock is older than ABI 4 (Linux 6.7), listen on TCP ports of their own and " +
+			"signal this process")
+	case landlockABI < 6:
+		b.WriteString(", and, since this kernel's Landlock is older than ABI 6 (Linux 6.12), signal this process")
+	}
+	if root {
+		b.WriteString("; as root (without capabilities), they also read root's own files in the system's directories, /etc/shadow say; " +
+			"give runners users of their own (--runner-uids auto)")
+	} else {
+		b.WriteString("; run as root")
+	}
+	b.WriteString(", or on Kubernetes, to keep apps apart from the platform and each other")
+	return b.String()
 }
 
 // localRunnerFlags declares the flags of local runners that gofastapi dev

@@ -699,6 +699,21 @@ def signal_parent():
         return {"error": type(e).__name__}
 
 
+@app.get("/parent")
+def parent():
+    try:
+        pathlib.Path(f"/proc/{os.getppid()}/environ").read_bytes()
+        return {"environ": "read"}
+    except OSError as e:
+        return {"error": type(e).__name__}
+
+
+@app.get("/caps")
+def caps():
+    status = pathlib.Path("/proc/self/status").read_text()
+    return dict(line.split(":\t") for line in status.splitlines() if line.startswith("Cap"))
+
+
 @app.get("/system")
 def system():
     import wave  # a module of the standard library nothing imported yet
@@ -747,11 +762,23 @@ func TestAppIsConfinedToItsDirectory(t *testing.T) {
 				t.Errorf("the app reading %s: %s; want %s", path, got, want)
 			}
 		}
-		// Nor does it listen on a TCP port of its own, or signal its agent.
-		for path, want := range map[string]string{"/listen": "PermissionError", "/signal": "PermissionError"} {
+		// Nor does it listen on a TCP port of its own, signal its agent or
+		// read its environment, even as root: it holds no capability.
+		for path, want := range map[string]string{"/listen": "PermissionError", "/signal": "PermissionError", "/parent": "PermissionError"} {
 			_, body := get(t, r.AppAddr(), path)
 			if got, _ := json.Marshal(body); !strings.Contains(string(got), want) {
 				t.Errorf("GET %s: %s; want %s", path, got, want)
+			}
+		}
+		_, v := get(t, r.AppAddr(), "/caps")
+		caps, _ := v.(map[string]any)
+		held := []string{"CapEff", "CapPrm", "CapAmb", "CapInh"}
+		if os.Geteuid() == 0 {
+			held = append(held, "CapBnd") // dropped too, so no program it runs has any
+		}
+		for _, c := range held {
+			if caps[c] != "0000000000000000" {
+				t.Errorf("the app's %s is %v, want none (%v)", c, caps[c], caps)
 			}
 		}
 		status, body := get(t, r.AppAddr(), "/system")

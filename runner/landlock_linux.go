@@ -1,0 +1,16 @@
+package runner
+
+import "golang.org/x/sys/unix"
+
+// LandlockABI is the version of Landlock this machine's kernel has, 0
+// where it has none (or it is turned off). Runners confine their apps
+// with what it has (see the agent's --confine): from 1 their writes, from
+// 4 their TCP listeners and from 6 their signals.
+func LandlockABI() int {
+	const createRulesetVersion = 1 // LANDLOCK_CREATE_RULESET_VERSION
+	abi, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, createRulesetVersion)
+	if errno != 0 {
+		return 0
+	}
+	return int(abi)
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package runner
+
+// LandlockABI is 0: Landlock is Linux only.
+func LandlockABI() int { return 0 }
