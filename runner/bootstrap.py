@@ -47,6 +47,7 @@ import contextlib
 import contextvars
 import ctypes
 import enum
+import errno
 import fcntl
 import functools
 import gc
@@ -692,8 +693,10 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 def drop_capabilities():
     """Gives up every capability this process holds, for good: the
-    bounding set, so that no program it runs gets any back, and the
-    ambient, inheritable, permitted and effective sets. A runner whose
+    ambient, inheritable, permitted and effective sets, and with no new
+    privileges set, no program it runs gets any back (nor from a setuid
+    bit); the bounding set goes too where this process may change it (it
+    needs CAP_SETPCAP, which a container may not grant). A runner whose
     Python runs as root (the platform as root without runner users) then
     holds what root's files grant their owner and nothing more: no reading
     or signalling other processes' memory and environment, no loading
@@ -705,10 +708,14 @@ def drop_capabilities():
     if all(int(held.get(k, "0"), 16) == 0 for k in ("CapPrm", "CapEff", "CapAmb")):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
     for cap in range(last + 1):
         if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            if ctypes.get_errno() == errno.EPERM:
+                break  # no CAP_SETPCAP: no new privileges holds exec to none
             raise _syscall_error(f"prctl(PR_CAPBSET_DROP, {cap})")
     if libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0:
         raise _syscall_error("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
