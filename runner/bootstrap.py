@@ -175,19 +175,12 @@ def fail_with_exception(exc, app_dir=None):
 def bind():
     """The app's listener: the Unix socket GOFASTAPI_APP_SOCKET names (the
     agent's --app-socket; in the runner's directory, which no other app's
-    user may enter), or, where it is "@", an abstract Unix socket named at
-    random here (for a runner whose user other apps share: confined, they
-    may not connect to it; see the agent's abstractSocket); else TCP on a
-    port the kernel picks, at the address GOFASTAPI_APP_HOST names (a
-    pod's, the agent's --app-host) or 127.0.0.1."""
+    user may enter), else TCP on a port the kernel picks, at the address
+    GOFASTAPI_APP_HOST names (a pod's, the agent's --app-host) or
+    127.0.0.1."""
     path = os.environ.pop("GOFASTAPI_APP_SOCKET", "")
     host = os.environ.pop("GOFASTAPI_APP_HOST", "127.0.0.1")
-    if path == "@":
-        # Named only now, and bound at once: no other app can learn the
-        # name before it is taken, and so take it first.
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind("\0gofastapi-app-" + os.urandom(16).hex())
-    elif path:
+    if path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # an earlier runner's, in a directory used again
@@ -205,11 +198,8 @@ def bind():
 
 def listening_event(sock):
     """The "listening" event's place of the listener: its port, or its
-    socket's path, or "@" and the name of an abstract socket (as Go's net
-    package writes one)."""
+    socket's path."""
     name = sock.getsockname()
-    if isinstance(name, bytes):  # an abstract socket's, "\0" and its name
-        return {"socket": "@" + name[1:].decode()}
     if isinstance(name, str):
         return {"socket": name}
     return {"port": name[1]}

@@ -105,7 +105,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 10*time.Second, "bound on loading the app and its first answer")
 	fs.StringVar(&c.zygote, "zygote", "", "Unix socket of a zygote to fork Python from, instead of starting --python")
 	fs.StringVar(&c.appHost, "app-host", "", "address the app listens on (default 127.0.0.1; 0.0.0.0 in a pod)")
-	fs.BoolVar(&c.appSocket, "app-socket", false, "have the app listen on a Unix socket, app.sock in --workdir, instead of TCP: only root and the runner's user can open it, not other apps (without --run-as, where the kernel's Landlock has ABI 6 and --confine is on, an abstract socket named at random, which other confined apps may not open)")
+	fs.BoolVar(&c.appSocket, "app-socket", false, "have the app listen on a Unix socket, app.sock in --workdir, instead of TCP: only root and the runner's user can open it, not other apps")
 	fs.StringVar(&c.bundleCache, "bundle-cache", "", "the host's bundle cache: link an app's files from it when it holds them (needs --run-as)")
 	fs.StringVar(&c.depsCache, "deps-cache", "", "where the host's runners share apps' dependencies, unpacked (needs --run-as: the apps' users must not own them)")
 	fs.DurationVar(&c.depsKeep, "deps-cache-keep", 24*time.Hour, "how long dependencies in --deps-cache that no runner uses are kept after their last use")
@@ -193,18 +193,3 @@ func (c config) validate() error {
 // workdir, which only the runner's user (and root) may enter: so no other
 // app can reach this one but through the gateway.
 func (c config) socketPath() string { return filepath.Join(c.workdir, "app.sock") }
-
-// abstractSocket says whether the app's Unix socket (--app-socket) is an
-// abstract one, which Python names at random when it binds it, instead of
-// socketPath: when the app has no user of its own (no --run-as), its
-// directory's permissions keep no other app out, since all of them share
-// this user; but a confined process may not connect to an abstract socket
-// made outside its confinement (Landlock ABI 6), so other apps cannot,
-// while the gateway and the agent, not confined, can.
-func (c config) abstractSocket() bool {
-	return c.appSocket && c.runAs == nil && c.confine && LandlockABI() >= 6
-}
-
-// abstractSocketEnv is what GOFASTAPI_APP_SOCKET is for an abstract
-// socket (see abstractSocket and bootstrap.py's bind).
-const abstractSocketEnv = "@"

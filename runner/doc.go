@@ -25,11 +25,7 @@
 // The app listens on a Unix socket in the workdir with --app-socket (what
 // the local pool's launcher asks for): only root and the runner's user may
 // open it, since the workdir is theirs alone, so no other app on the
-// machine reaches this one but through the gateway. A runner without a
-// user of its own (no --run-as), whose workdir other apps' users share,
-// listens instead on an abstract socket Python names at random, made
-// within its Landlock confinement: other apps, confined apart, may not
-// connect to it (Landlock ABI 6; see abstractSocket). In a pod it listens on
+// machine reaches this one but through the gateway. In a pod it listens on
 // TCP at --app-host, and NetworkPolicy keeps other runners off it. Either
 // way the app takes the client's address and scheme from the gateway's
 // X-Forwarded-For (its last entry) and X-Forwarded-Proto, since only the

@@ -104,8 +104,6 @@ func startPython(ctx context.Context, cfg config, sink *logSink) (*python, error
 	var proc process
 	env := runnerEnv(cfg.workdir, cfg.confine, cfg.depsCache)
 	switch {
-	case cfg.abstractSocket():
-		env = append(env, "GOFASTAPI_APP_SOCKET="+abstractSocketEnv)
 	case cfg.appSocket:
 		env = append(env, "GOFASTAPI_APP_SOCKET="+cfg.socketPath())
 	case cfg.appHost != "":

@@ -17,8 +17,7 @@ type Config struct {
 	// {"/path/bin/gofastapi", "runner"}; Start appends --control, --python,
 	// --workdir, --app-socket, --ready-timeout and --zygote. With
 	// --app-socket the app listens on a Unix socket in WorkDir, which only
-	// root and the runner's user may open (without RunAs, an abstract socket
-	// other confined apps may not open): other apps on the machine cannot
+	// root and the runner's user may open: other apps on the machine cannot
 	// reach it, only the gateway can.
 	Command []string
 	// Env is extra environment for the agent, as "KEY=value", for tests and
