@@ -580,12 +580,18 @@ def readable_paths(extra=()):
     return list(dict.fromkeys(paths))
 
 
-def _landlock():
-    """libc, its syscall function, and the kernel's Landlock ABI (0 where
-    it has none)."""
+def _syscall():
+    """libc and its syscall function."""
     libc = ctypes.CDLL(None, use_errno=True)
     call = libc.syscall
     call.restype = ctypes.c_long
+    return libc, call
+
+
+def _landlock():
+    """libc, its syscall function, and the kernel's Landlock ABI (0 where
+    it has none)."""
+    libc, call = _syscall()
     abi = call(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_long(0),
                ctypes.c_long(_LANDLOCK_CREATE_RULESET_VERSION))
     return libc, call, max(abi, 0)
@@ -716,6 +722,64 @@ def drop_capabilities():
     return True
 
 
+# seccomp (linux/seccomp.h, linux/filter.h, linux/audit.h): each
+# architecture's audit value and the numbers of the system calls
+# forbid_unix_sockets looks at: socket, io_uring_setup and seccomp.
+_SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, 41, 425, 317),
+    "aarch64": (0xC00000B7, 198, 425, 277),
+}
+_SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGE_K, _BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+_X32_SYSCALL_BIT = 0x40000000
+
+
+def forbid_unix_sockets():
+    """Keeps this process, every thread of it and whatever it starts from
+    making Unix sockets (socket(AF_UNIX), a PermissionError), with a
+    seccomp filter no one can lift. A Unix socket is how a process reaches
+    the local services Landlock does not cover: the zygote's (which forks
+    processes outside any confinement), the platform's store and API in
+    its data directory, other runners' sockets, the system's D-Bus. Their
+    directories' permissions are what keeps apps out, and where apps share
+    the platform's user they keep nothing out. Socket pairs
+    (socketpair: asyncio's loops make them), TCP and UDP stay, and so do
+    the listener and connections this process already has. io_uring,
+    which makes sockets without the socket call, is refused outright, as
+    is a system call of another architecture's numbering. Returns False on
+    an architecture it does not know. Also where the kernel has no Landlock:
+    it sets no new privileges itself."""
+    arch = _SECCOMP_ARCHES.get(os.uname().machine)
+    if arch is None:
+        return False
+    libc, call = _syscall()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
+    audit_arch, nr_socket, nr_io_uring_setup, nr_seccomp = arch
+    deny = _SECCOMP_RET_ERRNO | errno.EPERM
+    # (code, jump if true, jump if false, k), jumps counted from the next.
+    program = [
+        (_BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (_BPF_JEQ_K, 1, 0, audit_arch),
+        (_BPF_RET_K, 0, 0, deny),
+        (_BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (_BPF_JGE_K, 5, 0, _X32_SYSCALL_BIT),
+        (_BPF_JEQ_K, 4, 0, nr_io_uring_setup),
+        (_BPF_JEQ_K, 0, 2, nr_socket),
+        (_BPF_LD_W_ABS, 0, 0, 16),  # the low half of args[0], the family (an int)
+        (_BPF_JEQ_K, 1, 0, socket.AF_UNIX),
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
+        (_BPF_RET_K, 0, 0, deny),
+    ]
+    filters = ctypes.create_string_buffer(b"".join(struct.pack("<HBBI", *ins) for ins in program))
+    prog = ctypes.create_string_buffer(struct.pack("<HxxxxxxQ", len(program), ctypes.addressof(filters)))
+    if call(ctypes.c_long(nr_seccomp), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
+            ctypes.c_long(_SECCOMP_FILTER_FLAG_TSYNC), prog) != 0:
+        raise _syscall_error("seccomp(SECCOMP_SET_MODE_FILTER)")
+    return True
+
+
 def private_tmp(workdir):
     """Points the app's temporary files (TMPDIR, tempfile) into workdir."""
     tmp = os.path.join(workdir, "tmp")
@@ -731,10 +795,11 @@ def confine_runner():
     GOFASTAPI_CONFINE_READ, separated by ":"), and points its temporary
     files there. It must run before the process starts a thread: Landlock
     holds for the thread that asks and the threads it starts later, not for
-    threads already running."""
+    threads already running. Returns None when not asked to, else whether
+    the kernel has Landlock to confine with."""
     extra = os.environ.pop("GOFASTAPI_CONFINE_READ", "")
     if os.environ.pop("GOFASTAPI_CONFINE", "") != "1":
-        return False
+        return None
     workdir = os.getcwd()
     private_tmp(workdir)
     return confine(workdir, readable_paths(extra.split(":") if extra else ()))
@@ -973,13 +1038,16 @@ async def grow_heap():
         _grown.extend(steps)
 
 
-async def load_and_serve(config, listening):
+async def load_and_serve(config, listening, confined):
     """Runs inside the event loop from the start, so loading an app does not
     pay for creating one. The app is imported inside the running loop, as
-    uvicorn itself does when given "module:app"."""
+    uvicorn itself does when given "module:app". A confined runner makes
+    no Unix socket once it is warm (see forbid_unix_sockets)."""
     import uvicorn
 
     await warm_up()
+    if confined:
+        forbid_unix_sockets()
     # Everything that does not need the app is made before it is asked for.
     log_request_ids()
     errors = StartupErrors()
@@ -1294,7 +1362,7 @@ def main():
         preimport()
     config = new_config(sock)
     config.setup_event_loop()
-    asyncio.run(load_and_serve(config, listening_event(sock)))
+    asyncio.run(load_and_serve(config, listening_event(sock), confined is not None))
 
 
 if __name__ == "__main__":

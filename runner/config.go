@@ -59,8 +59,8 @@ type config struct {
 	// cpu bounds, in cores, the CPU the app's processes take together,
 	// with runAs (see appGroup); 0: no bound.
 	cpu float64
-	// confine keeps the app from changing files outside the runner's
-	// directory (see runnerEnv).
+	// confine has the runner's Python confine itself (see runnerEnv and
+	// bootstrap.py's confine_runner and forbid_unix_sockets).
 	confine bool
 	// disk, with runAs, bounds the runner's directory: a tmpfs of this
 	// many bytes (see mountWorkdir); 0 leaves it on the file system below.
@@ -117,7 +117,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Int64Var(&c.limits.FileSize, "app-file-size", defaultAppFileSize, "bytes each file the app writes may have (RLIMIT_FSIZE; 0: no limit)")
 	fs.Float64Var(&c.cpu, "app-cpu", defaultAppCPU, "cores the app's processes may take together, with --run-as, where the machine has cgroup v1 (0: no limit; a cpu group costs the app throughput)")
 	fs.Int64Var(&c.disk, "app-disk", defaultAppDisk, "bytes the runner's directory may hold, with --run-as: a tmpfs of its own (0: no limit)")
-	fs.BoolVar(&c.confine, "confine", true, "keep the app from writing, making or removing files outside the runner's directory (Landlock; skipped where the kernel has none)")
+	fs.BoolVar(&c.confine, "confine", true, "confine the app: no writing, making or removing files outside the runner's directory, no reading outside it and the system's and Python's directories, no TCP listener of its own, no signals outside (Landlock, as far as the kernel has it), and no Unix sockets (seccomp)")
 	fs.Func("run-as", "UID:GID Python runs as (the agent needs root for it)", func(s string) error {
 		r, err := ParseRunAs(s)
 		if err != nil {

@@ -317,7 +317,7 @@ const defaultRunnerUIDs = "1900000000:65536"
 // each app's processes in, that those are bounded each by itself.
 func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 	if uids.Count == 0 {
-		log.Warn(sharedUserRisks(runner.LandlockABI(), os.Geteuid() == 0))
+		log.Warn(sharedUserRisks(runner.LandlockABI(), runner.CanForbidUnixSockets(), os.Geteuid() == 0))
 		return
 	}
 	if err := runner.CanGroupApps(); err != nil {
@@ -328,21 +328,27 @@ func warnSharedUser(log *slog.Logger, uids local.UIDRange) {
 
 // sharedUserRisks says what apps whose Python runs as the platform's own
 // user can do to it and to each other, given the kernel's Landlock ABI
-// (which runners confine themselves with) and whether that user is root
-// (apps then run as root, without capabilities).
-func sharedUserRisks(landlockABI int, root bool) string {
+// and whether runners can forbid themselves Unix sockets (the two ways
+// runners confine themselves), and whether that user is root (apps then
+// run as root, without capabilities).
+func sharedUserRisks(landlockABI int, noUnixSockets, root bool) string {
 	var b strings.Builder
-	b.WriteString("runners' Python runs as this process's user (--runner-uids off, or not root): apps can connect to each other's " +
-		"sockets past the gateway")
+	b.WriteString("runners' Python runs as this process's user (--runner-uids off, or not root): apps are bounded each process " +
+		"by itself, not as a user or control group of their own, so one app can start processes or fill the runners' disk " +
+		"that the others need")
 	switch {
 	case landlockABI < 1:
-		b.WriteString(", and, since this kernel has no Landlock, read and change what this user can, the data directory, its key and " +
-			"its stores included, read this process's environment through /proc and signal it")
+		b.WriteString("; since this kernel has no Landlock, they can also read and change what this user can, the data directory, " +
+			"its key and its stores included, read this process's environment through /proc, and signal it")
 	case landlockABI < 4:
-		b.WriteString(", and, since this kernel's Landlock is older than ABI 4 (Linux 6.7), listen on TCP ports of their own and " +
-			"signal this process")
+		b.WriteString("; since this kernel's Landlock is older than ABI 4 (Linux 6.7), they can also listen on TCP ports of their " +
+			"own and signal this process")
 	case landlockABI < 6:
-		b.WriteString(", and, since this kernel's Landlock is older than ABI 6 (Linux 6.12), signal this process")
+		b.WriteString("; since this kernel's Landlock is older than ABI 6 (Linux 6.12), they can also signal this process")
+	}
+	if !noUnixSockets {
+		b.WriteString("; on this architecture runners cannot forbid themselves Unix sockets, so apps can also open each other's " +
+			"and this process's, its store's and the runners' zygote's, which forks processes outside any confinement")
 	}
 	if root {
 		b.WriteString("; as root (without capabilities), they also read root's own files in the system's directories, /etc/shadow say; " +

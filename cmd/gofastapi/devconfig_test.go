@@ -98,28 +98,29 @@ func parseCase(t *testing.T, args []string, wantErr string) *devConfig {
 }
 
 // TestSharedUserRisks: the warning for apps sharing the platform's user
-// names what this kernel's Landlock leaves open, and no more.
+// names what this kernel and architecture leave open, and no more.
 func TestSharedUserRisks(t *testing.T) {
 	for _, tt := range []struct {
-		abi       int
-		root      bool
-		want, not []string
+		abi                 int
+		noUnixSockets, root bool
+		want, not           []string
 	}{
-		{abi: 0, want: []string{"each other's sockets", "no Landlock", "its key", "environment through /proc", "signal"}, not: []string{"ABI", "/etc/shadow"}},
-		{abi: 3, want: []string{"older than ABI 4", "TCP ports", "signal this process"}, not: []string{"its key", "/proc"}},
-		{abi: 5, want: []string{"older than ABI 6", "signal this process"}, not: []string{"TCP", "its key", "/proc"}},
-		{abi: 7, root: true, want: []string{"each other's sockets", "without capabilities", "/etc/shadow", "--runner-uids auto"}, not: []string{"signal", "TCP", "its key", "/proc", "run as root"}},
-		{abi: 7, want: []string{"each other's sockets", "run as root"}, not: []string{"signal", "TCP", "its key", "/proc", "/etc/shadow", "--runner-uids auto"}},
+		{abi: 0, noUnixSockets: true, want: []string{"each process by itself", "no Landlock", "its key", "environment through /proc", "signal"}, not: []string{"ABI", "/etc/shadow", "zygote"}},
+		{abi: 3, noUnixSockets: true, want: []string{"older than ABI 4", "TCP ports", "signal this process"}, not: []string{"its key", "/proc", "zygote"}},
+		{abi: 5, noUnixSockets: true, want: []string{"older than ABI 6", "signal this process"}, not: []string{"TCP", "its key", "/proc", "zygote"}},
+		{abi: 7, noUnixSockets: true, root: true, want: []string{"each process by itself", "without capabilities", "/etc/shadow", "--runner-uids auto"}, not: []string{"signal", "TCP", "its key", "/proc", "zygote", "run as root"}},
+		{abi: 7, noUnixSockets: true, want: []string{"each process by itself", "fill the runners' disk", "run as root"}, not: []string{"signal", "TCP", "its key", "/proc", "zygote", "/etc/shadow", "--runner-uids auto"}},
+		{abi: 7, want: []string{"cannot forbid themselves Unix sockets", "zygote", "outside any confinement"}, not: []string{"signal", "its key"}},
 	} {
-		got := sharedUserRisks(tt.abi, tt.root)
+		got := sharedUserRisks(tt.abi, tt.noUnixSockets, tt.root)
 		for _, w := range tt.want {
 			if !strings.Contains(got, w) {
-				t.Errorf("sharedUserRisks(%d, %v) = %q; want it to say %q", tt.abi, tt.root, got, w)
+				t.Errorf("sharedUserRisks(%d, %v, %v) = %q; want it to say %q", tt.abi, tt.noUnixSockets, tt.root, got, w)
 			}
 		}
 		for _, n := range tt.not {
 			if strings.Contains(got, n) {
-				t.Errorf("sharedUserRisks(%d, %v) = %q; it should not say %q", tt.abi, tt.root, got, n)
+				t.Errorf("sharedUserRisks(%d, %v, %v) = %q; it should not say %q", tt.abi, tt.noUnixSockets, tt.root, got, n)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/gofastapi/gofastapi/proto/appaddr"
 	v1 "github.com/gofastapi/gofastapi/proto/gen/gofastapi/v1"
 )
 
@@ -137,17 +138,35 @@ def reach(addr: str):
 // TestAppsCannotReachEachOther: an app that knows where another user's app
 // listens cannot open it; only the gateway can. The app listens on no TCP
 // port, but on a Unix socket in its runner's directory, which no other
-// app's user may enter.
+// app's user may enter; and where apps share the platform's user
+// (--runner-uids off, or not root), whom no directory keeps out, no app
+// makes a Unix socket at all (the runner's seccomp filter): neither to
+// another app's socket nor to the platform's own in its data directory.
 func TestAppsCannotReachEachOther(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("apps have users of their own only when the platform runs as root")
-	}
-	t.Parallel()
+	t.Run("own users", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("apps have users of their own only when the platform runs as root")
+		}
+		t.Parallel()
+		testAppsCannotReachEachOther(t)
+	})
+	t.Run("shared user", func(t *testing.T) {
+		t.Parallel()
+		testAppsCannotReachEachOther(t, "--runner-uids", "off")
+	})
+}
+
+// testAppsCannotReachEachOther deploys a victim and a prober on a platform
+// started with args, and has the prober reach for the victim's runner at
+// the address the platform's pool has for it, and for the platform's API
+// socket in its data directory.
+func testAppsCannotReachEachOther(t *testing.T, args ...string) {
 	ctx := context.Background()
-	p := startPlatform(t, t.TempDir(), t.TempDir(), "--debug-endpoints")
+	data := t.TempDir()
+	p := startPlatform(t, data, t.TempDir(), append([]string{"--debug-endpoints"}, args...)...)
 	alice, _ := p.signup(t, "alice", "alice's password")
 	if _, _, err := p.deployFiles(alice, "victim", map[string]string{"app.py": fmt.Sprintf(helloApp, "alice's")}); err != nil {
 		t.Fatal(err)
@@ -178,13 +197,15 @@ func TestAppsCannotReachEachOther(t *testing.T) {
 			t.Errorf("the victim's process %d listens on TCP ports %v", pid, ports)
 		}
 	}
-	code, body := p.get("prober", "/reach?addr="+url.QueryEscape(at.Addr))
-	var got struct{ Answer, Error string }
-	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
-		t.Fatalf("GET prober/reach = %d %s (%v)", code, body, err)
-	}
-	if !strings.Contains(got.Error, "PermissionError") {
-		t.Errorf("the prober reaching the victim at %s: %+v; want a PermissionError", at.Addr, got)
+	for _, addr := range []string{at.Addr, appaddr.Unix(filepath.Join(data, "api.sock"))} {
+		code, body := p.get("prober", "/reach?addr="+url.QueryEscape(addr))
+		var got struct{ Answer, Error string }
+		if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+			t.Fatalf("GET prober/reach = %d %s (%v)", code, body, err)
+		}
+		if !strings.Contains(got.Error, "PermissionError") {
+			t.Errorf("the prober reaching %s: %+v; want a PermissionError", addr, got)
+		}
 	}
 }
 
@@ -322,5 +343,62 @@ func TestAppLimits(t *testing.T) {
 	}
 	if code, body := p.get("hog", "/fill?mb=16"); code != 200 || !strings.Contains(body, `"wrote_mb":16`) {
 		t.Errorf("the app writing 16 MB in its directory: %d %s", code, body)
+	}
+}
+
+// escaperApp asks the runners' zygote, its parent, found by its command
+// line in /proc, to fork a runner in a directory of the app's choosing,
+// without GOFASTAPI_CONFINE: a runner outside any confinement, which the
+// app would then have load a module of its own (measured with the
+// platform run as an unprivileged user, before the runners' seccomp
+// filter: that runner read the platform's key from its data directory).
+// It answers with what the zygote said, or the error that stopped it.
+const escaperApp = `import json, os
+from fastapi import FastAPI
+
+app = FastAPI()
+socket = __import__("socket")  # past the import allowlist, as a hostile app would
+array = __import__("array")
+
+@app.get("/escape")
+def escape():
+    argv = open(f"/proc/{os.getppid()}/cmdline", "rb").read().split(b"\0")
+    if b"--zygote" not in argv:
+        return {"error": "no zygote"}
+    zygote = argv[argv.index(b"--zygote") + 1].decode()
+    work = os.path.join(os.getcwd(), "escaped")
+    os.makedirs(work, exist_ok=True)
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(zygote)
+    except OSError as e:
+        return {"error": repr(e)}
+    pipes = [os.pipe() for _ in range(4)]
+    fds = [pipes[0][0]] + [w for _, w in pipes[1:]]
+    request = json.dumps({"workdir": work, "env": {"PATH": "/usr/bin:/bin"}}).encode()
+    s.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    answer = s.recv(4096).decode()
+    for r, w in pipes:  # the forked runner sees EOF on its commands and ends
+        os.close(r)
+        os.close(w)
+    return {"zygote": answer}
+`
+
+// TestAppsCannotLeaveTheirConfinement: an app sharing the platform's user
+// (--runner-uids off, or not root), whom the zygote serves, cannot have
+// the zygote fork it an unconfined runner: it makes no Unix socket.
+func TestAppsCannotLeaveTheirConfinement(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	t.Parallel()
+	p := startPlatform(t, t.TempDir(), t.TempDir(), "--runner-uids", "off")
+	mallory, _ := p.signup(t, "mallory", "mallory's password")
+	if _, _, err := p.deployFiles(mallory, "escaper", map[string]string{"app.py": escaperApp}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := p.get("escaper", "/escape")
+	if code != 200 || !strings.Contains(body, "PermissionError") {
+		t.Errorf("GET escaper/escape = %d %s; want a PermissionError", code, body)
 	}
 }

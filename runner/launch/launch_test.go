@@ -708,6 +708,21 @@ def parent():
         return {"error": type(e).__name__}
 
 
+@app.get("/unix")
+def unix(path: str):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError as e:
+        return {"error": type(e).__name__}
+    try:
+        s.connect(path)
+        return {"connected": path}
+    except OSError as e:
+        return {"error": "connect: " + type(e).__name__}
+    finally:
+        s.close()
+
+
 @app.get("/caps")
 def caps():
     status = pathlib.Path("/proc/self/status").read_text()
@@ -724,6 +739,7 @@ def system():
         "resolved": socket.getaddrinfo("localhost", 80)[0][4][0],
         "ran": subprocess.run(["/bin/echo", "ok"], capture_output=True, text=True).stdout.strip(),
         "random": len(os.urandom(8)),
+        "pair": len(socket.socketpair()),
     }
 `
 
@@ -781,9 +797,23 @@ func TestAppIsConfinedToItsDirectory(t *testing.T) {
 				t.Errorf("the app's %s is %v, want none (%v)", c, caps[c], caps)
 			}
 		}
+		// Nor does it make a Unix socket, to reach a local service whose
+		// directory lets its user in: this one listens in the test's
+		// directory, open to all.
+		service, err := net.Listen("unix", filepath.Join(t.TempDir(), "service.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { service.Close() })
+		os.Chmod(filepath.Dir(service.Addr().String()), 0o755)
+		os.Chmod(service.Addr().String(), 0o777)
+		_, body := get(t, r.AppAddr(), "/unix?path="+url.QueryEscape(service.Addr().String()))
+		if got, _ := json.Marshal(body); !strings.Contains(string(got), `"error":"PermissionError"`) {
+			t.Errorf("the app opening a Unix socket: %s; want PermissionError", got)
+		}
 		status, body := get(t, r.AppAddr(), "/system")
 		got, _ := json.Marshal(body)
-		for _, want := range []string{`"module":"wave"`, `"zone":"Europe/Paris"`, `"ran":"ok"`, `"random":8`, `"resolved":"`} {
+		for _, want := range []string{`"module":"wave"`, `"zone":"Europe/Paris"`, `"ran":"ok"`, `"random":8`, `"resolved":"`, `"pair":2`} {
 			if status != http.StatusOK || !strings.Contains(string(got), want) {
 				t.Errorf("GET /system: %d %s; want %s", status, got, want)
 			}

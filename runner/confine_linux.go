@@ -1,6 +1,10 @@
 package runner
 
-import "golang.org/x/sys/unix"
+import (
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
 
 // LandlockABI is the version of Landlock this machine's kernel has, 0
 // where it has none (or it is turned off). Runners confine their apps
@@ -13,4 +17,11 @@ func LandlockABI() int {
 		return 0
 	}
 	return int(abi)
+}
+
+// CanForbidUnixSockets says whether runners on this machine forbid their
+// apps Unix sockets (bootstrap.py's forbid_unix_sockets, with --confine):
+// its seccomp filter knows the system calls of amd64 and arm64 only.
+func CanForbidUnixSockets() bool {
+	return runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64"
 }
