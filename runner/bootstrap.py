@@ -748,8 +748,9 @@ def forbid_unix_sockets():
     the listener and connections this process already has. io_uring,
     which makes sockets without the socket call, is refused outright, as
     is a system call of another architecture's numbering. Returns False on
-    an architecture it does not know. Also where the kernel has no Landlock:
-    it sets no new privileges itself."""
+    an architecture it does not know, or a kernel without seccomp filters.
+    Also where the kernel has no Landlock: it sets no new privileges
+    itself."""
     arch = _SECCOMP_ARCHES.get(os.uname().machine)
     if arch is None:
         return False
@@ -776,6 +777,8 @@ def forbid_unix_sockets():
     prog = ctypes.create_string_buffer(struct.pack("<HxxxxxxQ", len(program), ctypes.addressof(filters)))
     if call(ctypes.c_long(nr_seccomp), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
             ctypes.c_long(_SECCOMP_FILTER_FLAG_TSYNC), prog) != 0:
+        if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL):
+            return False  # a kernel without seccomp filters, as confine without Landlock
         raise _syscall_error("seccomp(SECCOMP_SET_MODE_FILTER)")
     return True
 
