@@ -21,7 +21,12 @@ func LandlockABI() int {
 
 // CanForbidUnixSockets says whether runners on this machine forbid their
 // apps Unix sockets (bootstrap.py's forbid_unix_sockets, with --confine):
-// its seccomp filter knows the system calls of amd64 and arm64 only.
+// its seccomp filter knows the system calls of amd64 and arm64 only, and
+// needs a kernel with seccomp.
 func CanForbidUnixSockets() bool {
-	return runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64"
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		return false
+	}
+	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	return err == nil
 }
