@@ -601,6 +601,13 @@ def _syscall_error(name):
     return OSError(ctypes.get_errno(), name + ": " + os.strerror(ctypes.get_errno()))
 
 
+def _no_new_privs(libc):
+    """Sets no new privileges, which Landlock and seccomp filters need
+    unprivileged, and which keeps exec from granting any."""
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
+
+
 def confine(workdir, readable=()):
     """Keeps this process and what it starts from changing the file system
     outside workdir (its own directory, and HOME): no writing, making or
@@ -641,8 +648,7 @@ def confine(workdir, readable=()):
                     raise _syscall_error(f"landlock_add_rule {path}")
             finally:
                 os.close(fd)
-        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
+        _no_new_privs(libc)
         if call(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)) < 0:
             raise _syscall_error("landlock_restrict_self")
     finally:
@@ -703,9 +709,8 @@ def drop_capabilities():
         held = dict(line.split(":", 1) for line in f if line.startswith("Cap"))
     if all(int(held.get(k, "0"), 16) == 0 for k in ("CapPrm", "CapEff", "CapAmb")):
         return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
+    libc, _ = _syscall()
+    _no_new_privs(libc)
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
     for cap in range(last + 1):
@@ -755,8 +760,7 @@ def forbid_unix_sockets():
     if arch is None:
         return False
     libc, call = _syscall()
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise _syscall_error("prctl(PR_SET_NO_NEW_PRIVS)")
+    _no_new_privs(libc)
     audit_arch, nr_socket, nr_io_uring_setup, nr_seccomp = arch
     deny = _SECCOMP_RET_ERRNO | errno.EPERM
     # (code, jump if true, jump if false, k), jumps counted from the next.
