@@ -394,9 +394,7 @@ func TestAppsCannotLeaveTheirConfinement(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, t.TempDir(), t.TempDir(), "--runner-uids", "off")
 	mallory, _ := p.signup(t, "mallory", "mallory's password")
-	if _, _, err := p.deployFiles(mallory, "escaper", map[string]string{"app.py": escaperApp}); err != nil {
-		t.Fatal(err)
-	}
+	p.deploy(t, mallory, "escaper", escaperApp)
 	code, body := p.get("escaper", "/escape")
 	if code != 200 || !strings.Contains(body, "PermissionError") {
 		t.Errorf("GET escaper/escape = %d %s; want a PermissionError", code, body)
