@@ -42,7 +42,7 @@ func TestGatewayMatchesPlainUvicorn(t *testing.T) {
 	h, _ := newEdgeHarness(t, options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	direct, err := startUvicorn(ctx, writeApp(t, edgePy), nil, nil)
+	direct, err := startPlainUvicorn(ctx, writeApp(t, edgePy), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

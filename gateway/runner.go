@@ -26,6 +26,11 @@ type runnerEntry struct {
 	readyAt   time.Time
 	firstByte atomic.Int32
 
+	// httpOnly is set once the runner answered a lane frame (see
+	// writeRequest) in plain HTTP: it does not speak the lane, and gets
+	// HTTP/1.1 from then on.
+	httpOnly atomic.Bool
+
 	// mu guards inflight and retired. Retiring waits for inflight to reach
 	// zero before calling Release, so a request that picked this runner
 	// never finds it released before its request reached the app.

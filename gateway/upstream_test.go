@@ -44,12 +44,12 @@ func newClosingUpstream(t *testing.T) *closingUpstream {
 func (u *closingUpstream) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
+	req, lane, err := readRunnerRequest(br)
 	if err != nil {
 		return
 	}
 	_, _ = io.Copy(io.Discard, req.Body)
-	_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	_, _ = io.WriteString(c, answerStart(lane)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	_, _ = br.Peek(1) // the next request arrives: close without answering
 }
 

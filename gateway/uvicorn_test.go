@@ -86,13 +86,25 @@ ratio = 1 / 0
 
 // launcher serves main:app from the directory in argv[1] on the listening
 // socket the test passes as fd 3, so the port is bound before Python starts
-// and no other process can take it.
-const launcher = `import socket, sys, uvicorn
+// and no other process can take it. With a path in argv[2], the runners'
+// bootstrap, it serves connections as runners do, the gateway's lane
+// included (RunnerProtocol there); without, with uvicorn's own HTTP only,
+// as a runner of a release before the lane.
+const launcher = `import importlib.util, socket, sys, uvicorn
 sys.path.insert(0, sys.argv[1])
 sock = socket.socket(fileno=3)
 config = uvicorn.Config("main:app", log_level="warning", lifespan="off", access_log=False)
+if len(sys.argv) > 2:
+    spec = importlib.util.spec_from_file_location("bootstrap", sys.argv[2])
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    config.http = bootstrap.RunnerProtocol
+    config.http_inner = bootstrap.http_protocol()
 uvicorn.Server(config).run(sockets=[sock])
 `
+
+// bootstrapPy is the runners' bootstrap, for launcher.
+const bootstrapPy = "../runner/bootstrap.py"
 
 // writeApp writes source as main.py in a new temporary directory.
 func writeApp(t testing.TB, source string) string {
@@ -156,6 +168,16 @@ func (u *uvicornRunner) wasReleased() bool {
 // and the socket closes; no polling is needed. ctx bounds the wait. picked,
 // if not nil, is called with the app's address once Python has started.
 func startUvicorn(ctx context.Context, dir string, env map[string]string, picked func(string)) (*uvicornRunner, error) {
+	return startPython(ctx, dir, env, picked, exec.Command(python, "-c", launcher, dir, bootstrapPy))
+}
+
+// startPlainUvicorn is startUvicorn without the gateway's lane: uvicorn's
+// own HTTP protocol serves every connection.
+func startPlainUvicorn(ctx context.Context, dir string, env map[string]string, picked func(string)) (*uvicornRunner, error) {
+	return startPython(ctx, dir, env, picked, exec.Command(python, "-c", launcher, dir))
+}
+
+func startPython(ctx context.Context, dir string, env map[string]string, picked func(string), cmd *exec.Cmd) (*uvicornRunner, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -170,7 +192,7 @@ func startUvicorn(ctx context.Context, dir string, env map[string]string, picked
 	u := &uvicornRunner{
 		addr:     addr,
 		version:  env["APP_VERSION"],
-		cmd:      exec.Command(python, "-c", launcher, dir),
+		cmd:      cmd,
 		stderr:   &bytes.Buffer{},
 		done:     make(chan struct{}),
 		released: make(chan struct{}),
@@ -245,7 +267,8 @@ func lastLine(s string) string {
 // pythonPool is a hand-written Pool (the real one lives in pool/): each
 // Claim starts a uvicorn process for the app of the requested version.
 type pythonPool struct {
-	apps map[string]string // version -> app directory; "" for any other
+	apps  map[string]string // version -> app directory; "" for any other
+	plain bool              // runners without the gateway's lane (startPlainUvicorn)
 
 	mu      sync.Mutex
 	claims  int
@@ -281,7 +304,11 @@ func (p *pythonPool) Claim(ctx context.Context, req *v1.SpecializeRequest, picke
 	for k, v := range req.GetEnv() {
 		env[k] = v
 	}
-	u, err := startUvicorn(ctx, dir, env, picked)
+	start := startUvicorn
+	if p.plain {
+		start = startPlainUvicorn
+	}
+	u, err := start(ctx, dir, env, picked)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, connect.NewError(connect.CodeDeadlineExceeded, err)
