@@ -16,7 +16,13 @@
 // are kept alive, and pipelined requests, even for different apps, are
 // answered in order. A runner on the gateway's machine is reached over its
 // Unix socket ("unix:" and a path, which only the gateway and the app's own
-// user may open), one in a pod over TCP. Small responses of known length are read whole and
+// user may open), one in a pod over TCP. Requests go to a runner on the
+// gateway's lane (upstream.go, and GatewayLane in runner/bootstrap.py): one
+// length-prefixed frame each, holding the request as the gateway parsed
+// and checked it, which the runner serves with less work than HTTP from
+// anyone; answers come back in HTTP/1.1 behind one byte. A runner that
+// answers a frame in plain HTTP (one of an earlier release) gets HTTP/1.1
+// from then on. Small responses of known length are read whole and
 // sent in one write (proxy.go, upstream.go); others stream piece by piece
 // as the app produces them (stream.go), so server-sent events are not
 // held back. A WebSocket handshake gets a runner connection of its own,

@@ -3,7 +3,9 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -344,7 +346,7 @@ func newUpstream(tb testing.TB, handler fasthttp.RequestHandler) fasthttp.DialFu
 	ln := fasthttputil.NewInmemoryListener()
 	s := &fasthttp.Server{Handler: handler}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+	go func() { done <- s.Serve(laneListener{ln}) }()
 	tb.Cleanup(func() {
 		if err := s.Shutdown(); err != nil {
 			tb.Errorf("upstream Shutdown: %v", err)
@@ -386,4 +388,68 @@ func answerStart(lane bool) string {
 		return string(rune(laneAnswer))
 	}
 	return ""
+}
+
+// laneListener makes an HTTP server a runner that speaks the gateway's lane,
+// as runners do (GatewayLane in runner/bootstrap.py): see laneServerConn.
+type laneListener struct{ net.Listener }
+
+func (l laneListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &laneServerConn{Conn: c}, nil
+}
+
+// laneServerConn takes the frame heads out of what the gateway sends, so
+// the server reads the HTTP requests inside, and starts the first write
+// after each request it read with laneAnswer. A connection whose first byte
+// is not laneRequest is passed through as it comes.
+type laneServerConn struct {
+	net.Conn
+	plain   bool
+	started bool
+	left    int  // bytes of the current frame not yet read
+	answer  bool // a frame was read whose answer has not begun
+	head    [laneHeadSize]byte
+	out     []byte // laneAnswer and the answer's first write
+}
+
+func (c *laneServerConn) Read(p []byte) (int, error) {
+	if c.plain {
+		return c.Conn.Read(p)
+	}
+	if c.left == 0 {
+		if _, err := io.ReadFull(c.Conn, c.head[:1]); err != nil {
+			return 0, err
+		}
+		if !c.started && c.head[0] != laneRequest {
+			c.plain = true
+			p[0] = c.head[0]
+			return 1, nil
+		}
+		c.started = true
+		if c.head[0] != laneRequest {
+			return 0, fmt.Errorf("frame starts with %#x", c.head[0])
+		}
+		if _, err := io.ReadFull(c.Conn, c.head[1:]); err != nil {
+			return 0, err
+		}
+		c.left = int(binary.BigEndian.Uint32(c.head[1:]))
+		c.answer = true
+	}
+	n, err := c.Conn.Read(p[:min(len(p), c.left)])
+	c.left -= n
+	return n, err
+}
+
+func (c *laneServerConn) Write(p []byte) (int, error) {
+	if !c.answer {
+		return c.Conn.Write(p)
+	}
+	c.answer = false
+	c.out = append(append(c.out[:0], laneAnswer), p...)
+	n, err := c.Conn.Write(c.out)
+	return max(n-1, 0), err
 }

@@ -55,7 +55,6 @@ import gc
 import http
 import importlib
 import inspect
-import itertools
 import json
 import logging
 import os
@@ -768,11 +767,12 @@ class LaneCycle:
             self.started = True
             status = message["status"]
             content = [LANE_ANSWER, STATUS_LINE[status]]
-            headers = itertools.chain(lane.server_state.default_headers, message.get("headers", ()))
-            if CLOSE_HEADER in self.scope["headers"]:
-                headers = list(headers)
-                if CLOSE_HEADER not in headers:
-                    headers.append(CLOSE_HEADER)
+            # The server's own (date, server) need no checking.
+            for name, value in lane.server_state.default_headers:
+                content += (name, b": ", value, b"\r\n")
+            headers = message.get("headers", ())
+            if CLOSE_HEADER in self.scope["headers"] and CLOSE_HEADER not in headers:
+                headers = [*headers, CLOSE_HEADER]
             for name, value in headers:
                 if HEADER_RE.search(name):
                     raise RuntimeError("Invalid HTTP header name.")

@@ -30,7 +30,11 @@
 // way the app takes the client's address and scheme from the gateway's
 // X-Forwarded-For (its last entry) and X-Forwarded-Proto, since only the
 // gateway reaches it (forwarded in bootstrap.py). Handshake.App and
-// SpecializeResponse.app_addr say which (see appaddr).
+// SpecializeResponse.app_addr say which (see appaddr). The listener serves
+// two kinds of connection, told apart by their first byte: the gateway's
+// lane (length-prefixed frames, one request each, served by GatewayLane
+// in bootstrap.py with less work than HTTP) and HTTP/1.1 from anyone
+// else, WebSocket upgrades included, served by uvicorn's own protocol.
 //
 // The zygote protocol is documented on serve_zygote in bootstrap.py: one
 // SOCK_SEQPACKET connection per runner; the agent sends {"workdir", "env"}
