@@ -613,7 +613,7 @@ class GatewayLane(asyncio.Protocol):
             if len(self.buf) < LANE_HEAD or len(self.buf) < LANE_HEAD + int.from_bytes(self.buf[1:LANE_HEAD], "big"):
                 return
             data, self.buf = bytes(self.buf), None
-        while data:
+        while data and not self.transport.is_closing():
             if data[0] != LANE_REQUEST:
                 self.logger.warning("Invalid frame from the gateway: first byte %d.", data[0])
                 self.transport.close()
@@ -629,6 +629,21 @@ class GatewayLane(asyncio.Protocol):
                 self.waiting.append(frame)
 
     def start(self, frame):
+        try:
+            scope, body = self.parse(frame)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # What uvicorn answers a request its parser refuses.
+            self.logger.warning("Invalid HTTP request received.", exc_info=exc)
+            self.refuse(b"Invalid HTTP request received.")
+            return
+        self.cycle = LaneCycle(self, scope, body)
+        task = self.loop.create_task(self.cycle.run(self.app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def parse(self, frame):
+        """The scope of the request in frame, as uvicorn makes it, and its
+        body."""
         head, _, body = frame.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         method, target, version = lines[0].split(b" ", 2)
@@ -654,10 +669,19 @@ class GatewayLane(asyncio.Protocol):
             "raw_path": raw_path,
             "query_string": query,
         }
-        self.cycle = LaneCycle(self, scope, body)
-        task = self.loop.create_task(self.cycle.run(self.app))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
+        return scope, body
+
+    def refuse(self, message):
+        """Answers 400 with message and closes the connection."""
+        content = [LANE_ANSWER, STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        content += (
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(message),
+            message,
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
 
     def answered(self):
         self.server_state.total_requests += 1
