@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"syscall"
@@ -102,6 +103,9 @@ func (s startFailed) Unwrap() error { return s.err }
 // startFailed.
 func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edgeConn, wait func() error) (streamed, retry bool, err error) {
 	hc := e.client
+	// Read once: the answer is read as the request was written, whatever
+	// another request learns of the runner meanwhile.
+	lane := !e.httpOnly.Load()
 	timeout := g.cfg.UpstreamTimeout
 	start := time.Now()
 	cc, err := hc.AcquireConn(0, false)
@@ -110,7 +114,7 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 	reused := false
 	if err == nil {
 		reused = !cc.LastUseTime().IsZero()
-		err = writeRequest(ctx, hc, cc.Conn(), start.Add(timeout), !e.httpOnly.Load())
+		err = writeRequest(ctx, hc, cc.Conn(), start.Add(timeout), lane)
 	}
 	if wait != nil {
 		// Sent ahead: the answer comes once the app serves, and only if
@@ -145,7 +149,7 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 	conn := cc.Conn()
 	br := hc.AcquireReader(conn)
 	gone, err := awaitHead(conn, br, client, g.watchAfter, start.Add(timeout))
-	if err == nil && !e.httpOnly.Load() {
+	if err == nil && lane {
 		err = readLaneAnswer(br)
 		if errors.Is(err, errNoLane) {
 			e.httpOnly.Store(true)
@@ -265,6 +269,9 @@ func writeLane(ctx *fasthttp.RequestCtx, conn net.Conn) error {
 	err := ctx.Request.Write(f.bw)
 	if err == nil {
 		err = f.bw.Flush()
+	}
+	if err == nil && uint64(len(f.b)-laneHeadSize) > math.MaxUint32 {
+		err = fmt.Errorf("request of %d bytes is too large for a lane frame", len(f.b)-laneHeadSize)
 	}
 	if err == nil {
 		binary.BigEndian.PutUint32(f.b[1:laneHeadSize], uint32(len(f.b)-laneHeadSize))
