@@ -152,7 +152,9 @@ func (g *Gateway) exchange(ctx *fasthttp.RequestCtx, e *runnerEntry, client *edg
 	if err == nil && lane {
 		err = readLaneAnswer(br)
 		if errors.Is(err, errNoLane) {
-			e.httpOnly.Store(true)
+			if !e.httpOnly.Swap(true) {
+				g.log.Info("runner does not speak the lane: HTTP/1.1 from now on", "app", e.slug, "runner", e.runner.Addr())
+			}
 			hc.ReleaseReader(br)
 			hc.CloseConn(cc)
 			return false, true, err
