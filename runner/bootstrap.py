@@ -613,25 +613,29 @@ class GatewayLane(asyncio.Protocol):
             self.buf += data
             if len(self.buf) < LANE_HEAD or len(self.buf) < LANE_HEAD + int.from_bytes(self.buf[1:LANE_HEAD], "big"):
                 return
-            data, self.buf = bytes(self.buf), None
-        while data and not self.transport.is_closing():
-            if data[0] != LANE_REQUEST:
-                self.logger.warning("Invalid frame from the gateway: first byte %d.", data[0])
+            # The frames are read from the buffer itself: a large body is
+            # copied once more, into the body the app gets.
+            data, self.buf = self.buf, None
+        pos = 0
+        while pos < len(data) and not self.transport.is_closing():
+            if data[pos] != LANE_REQUEST:
+                self.logger.warning("Invalid frame from the gateway: first byte %d.", data[pos])
                 self.transport.close()
                 return
-            end = LANE_HEAD + int.from_bytes(data[1:LANE_HEAD], "big") if len(data) >= LANE_HEAD else 0
-            if not end or len(data) < end:
-                self.buf = bytearray(data)
+            end = pos + LANE_HEAD + int.from_bytes(data[pos + 1 : pos + LANE_HEAD], "big")
+            if len(data) - pos < LANE_HEAD or len(data) < end:
+                self.buf = bytearray(data[pos:])
                 return
-            frame, data = data[LANE_HEAD:end], data[end:]
             if self.cycle is None or self.cycle.complete:
-                self.start(frame)
+                self.start(data, pos + LANE_HEAD, end)
             else:
-                self.waiting.append(frame)
+                self.waiting.append(bytes(data[pos + LANE_HEAD : end]))
+            pos = end
 
-    def start(self, frame):
+    def start(self, data, pos=0, end=None):
+        """Starts serving the request in data[pos:end]."""
         try:
-            scope, body = self.parse(frame)
+            scope, body = self.parse(data, pos, len(data) if end is None else end)
         except (ValueError, UnicodeDecodeError) as exc:
             # What uvicorn answers a request its parser refuses.
             self.logger.warning("Invalid HTTP request received.", exc_info=exc)
@@ -642,11 +646,15 @@ class GatewayLane(asyncio.Protocol):
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
-    def parse(self, frame):
-        """The scope of the request in frame, as uvicorn makes it, and its
-        body."""
-        head, _, body = frame.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
+    def parse(self, data, pos, end):
+        """The scope of the request in data[pos:end], as uvicorn makes it,
+        and its body."""
+        blank = data.find(b"\r\n\r\n", pos, end)
+        if blank < 0:
+            raise ValueError("no end of head")
+        view = memoryview(data)
+        lines = bytes(view[pos:blank]).split(b"\r\n")
+        body = bytes(view[blank + 4 : end])
         method, target, version = lines[0].split(b" ", 2)
         headers = [(name.lower(), value.strip()) for name, _, value in (line.partition(b":") for line in lines[1:])]
         for name, value in headers:

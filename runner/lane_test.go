@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,12 @@ def boom():
 async def echo(request: Request):
     return {"body": (await request.body()).decode(), "type": request.headers.get("content-type"),
             "path": request.url.path, "raw": request.scope["raw_path"].decode(), "query": request.url.query}
+
+@api.post("/size")
+async def size(request: Request):
+    import zlib
+    body = await request.body()
+    return {"size": len(body), "crc": zlib.crc32(body)}
 
 @api.get("/cookies")
 def cookies():
@@ -118,6 +125,8 @@ func TestLaneAnswersAsUvicorn(t *testing.T) {
 		"POST /echo?x=1 HTTP/1.1\r\n" + closeHdr + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
 		"POST /echo HTTP/1.1\r\n" + closeHdr + "Transfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\nX-T: 1\r\n\r\n",
 		"POST /a%2Fb/../echo HTTP/1.1\r\n" + closeHdr + "Content-Length: 0\r\n\r\n",
+		// Read from many pieces (the socket's buffer is smaller).
+		"POST /size HTTP/1.1\r\n" + closeHdr + "Content-Length: 3000000\r\n\r\n" + strings.Repeat("0123456789", 300000),
 		"GET /cookies HTTP/1.1\r\n" + closeHdr + "\r\n",
 		"GET /empty HTTP/1.1\r\n" + closeHdr + "\r\n",
 		"GET /nowhere HTTP/1.1\r\n" + closeHdr + "\r\n",
@@ -152,7 +161,8 @@ func TestLaneAnswersAsUvicorn(t *testing.T) {
 	}
 	// The answers were answers: a sample, against a lane that answers
 	// nothing as HTTP does.
-	if !bytes.Contains([]byte(got[0].HTTP), []byte(`{"q":"a b"}`)) || !bytes.Contains([]byte(got[5].HTTP), []byte(`"body":"hello"`)) {
-		t.Errorf("answers %q and %q", got[0].HTTP, got[5].HTTP)
+	if !bytes.Contains([]byte(got[0].HTTP), []byte(`{"q":"a b"}`)) || !bytes.Contains([]byte(got[5].HTTP), []byte(`"body":"hello"`)) ||
+		!bytes.Contains([]byte(got[7].HTTP), []byte(`{"size":3000000,`)) {
+		t.Errorf("answers %q, %q and %q", got[0].HTTP, got[5].HTTP, got[7].HTTP)
 	}
 }
