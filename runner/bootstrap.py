@@ -611,7 +611,8 @@ class GatewayLane(asyncio.Protocol):
     def data_received(self, data):
         if self.buf is not None:
             self.buf += data
-            if len(self.buf) < LANE_HEAD or len(self.buf) < LANE_HEAD + int.from_bytes(self.buf[1:LANE_HEAD], "big"):
+            end = frame_end(self.buf, 0)
+            if end is None or len(self.buf) < end:
                 return
             # The frames are read from the buffer itself: a large body is
             # copied once more, into the body the app gets.
@@ -622,8 +623,8 @@ class GatewayLane(asyncio.Protocol):
                 self.logger.warning("Invalid frame from the gateway: first byte %d.", data[pos])
                 self.transport.close()
                 return
-            end = pos + LANE_HEAD + int.from_bytes(data[pos + 1 : pos + LANE_HEAD], "big")
-            if len(data) - pos < LANE_HEAD or len(data) < end:
+            end = frame_end(data, pos)
+            if end is None or len(data) < end:
                 self.buf = bytearray(data[pos:])
                 return
             if self.cycle is None or self.cycle.complete:
@@ -680,11 +681,18 @@ class GatewayLane(asyncio.Protocol):
         }
         return scope, body
 
-    def refuse(self, message):
-        """Answers 400 with message and closes the connection."""
-        content = [LANE_ANSWER, STATUS_LINE[400]]
+    def answer_head(self, status):
+        """The start of an answer's head: the lane's byte, the status line
+        and the server's own headers (date, server), which need no
+        checking."""
+        content = [LANE_ANSWER, STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content += (name, b": ", value, b"\r\n")
+        return content
+
+    def refuse(self, message):
+        """Answers 400 with message and closes the connection."""
+        content = self.answer_head(400)
         content += (
             b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(message),
             message,
@@ -706,6 +714,14 @@ class GatewayLane(asyncio.Protocol):
             self.transport.close()
         else:
             self.closing = True
+
+
+def frame_end(data, pos):
+    """Where the lane frame that starts at data[pos] ends, or None while its
+    own head (LANE_HEAD bytes) has not all come."""
+    if len(data) - pos < LANE_HEAD:
+        return None
+    return pos + LANE_HEAD + int.from_bytes(data[pos + 1 : pos + LANE_HEAD], "big")
 
 
 def dechunk(body):
@@ -799,10 +815,7 @@ class LaneCycle:
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
             self.started = True
             status = message["status"]
-            content = [LANE_ANSWER, STATUS_LINE[status]]
-            # The server's own (date, server) need no checking.
-            for name, value in lane.server_state.default_headers:
-                content += (name, b": ", value, b"\r\n")
+            content = lane.answer_head(status)
             headers = message.get("headers", ())
             if CLOSE_HEADER in self.scope["headers"] and CLOSE_HEADER not in headers:
                 headers = [*headers, CLOSE_HEADER]
