@@ -83,8 +83,9 @@ func (p *aheadPool) Claim(ctx context.Context, _ *v1.SpecializeRequest, picked f
 	if err != nil {
 		return nil, fmt.Errorf("the request was not sent ahead of the start: %w", err)
 	}
+	conn = &laneServerConn{Conn: conn} // a runner's listener
 	_ = conn.SetReadDeadline(deadline)
-	req, _, err := readRunnerRequest(bufio.NewReader(conn))
+	req, err := http.ReadRequest(bufio.NewReader(conn))
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("the request was not sent ahead of the start: %w", err)
@@ -125,7 +126,7 @@ func TestRequestIsSentAheadOfTheStart(t *testing.T) {
 	// start is over.
 	conn := <-pool.conns
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "\x02HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nearly"); err != nil {
+	if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nearly"); err != nil {
 		t.Fatal(err)
 	}
 	res := <-done
@@ -181,7 +182,7 @@ func (p *goneFirstPool) Claim(ctx context.Context, _ *v1.SpecializeRequest, pick
 		return nil, err
 	}
 	defer conn.Close()
-	if _, _, err := readRunnerRequest(bufio.NewReader(conn)); err != nil {
+	if _, err := http.ReadRequest(bufio.NewReader(&laneServerConn{Conn: conn})); err != nil {
 		return nil, err
 	}
 	r := newFakeRunner(p.first.Addr().String())

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -363,31 +362,6 @@ func (m *mapRoutes) setOwner(slug, owner string, perMinute int32) {
 	defer m.mu.Unlock()
 	r := m.routes[slug]
 	r.OwnerId, r.OwnerRequestsPerMinute = owner, perMinute
-}
-
-// readRunnerRequest reads one request as a runner does: a lane frame (see
-// writeLane), or plain HTTP when the gateway sends that. lane reports
-// which, and so how the answer must start (answerStart).
-func readRunnerRequest(br *bufio.Reader) (req *http.Request, lane bool, err error) {
-	first, err := br.Peek(1)
-	if err != nil {
-		return nil, false, err
-	}
-	if lane = first[0] == laneRequest; lane {
-		if _, err := br.Discard(laneHeadSize); err != nil {
-			return nil, true, err
-		}
-	}
-	req, err = http.ReadRequest(br)
-	return req, lane, err
-}
-
-// answerStart is what a runner's answer starts with before its HTTP.
-func answerStart(lane bool) string {
-	if lane {
-		return string(rune(laneAnswer))
-	}
-	return ""
 }
 
 // laneListener makes an HTTP server a runner that speaks the gateway's lane,

@@ -26,7 +26,7 @@ func newClosingUpstream(t *testing.T) *closingUpstream {
 	u := &closingUpstream{ln: fasthttputil.NewInmemoryListener()}
 	u.wg.Go(func() {
 		for {
-			c, err := u.ln.Accept()
+			c, err := laneListener{u.ln}.Accept()
 			if err != nil {
 				return
 			}
@@ -44,12 +44,12 @@ func newClosingUpstream(t *testing.T) *closingUpstream {
 func (u *closingUpstream) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
-	req, lane, err := readRunnerRequest(br)
+	req, err := http.ReadRequest(br)
 	if err != nil {
 		return
 	}
 	_, _ = io.Copy(io.Discard, req.Body)
-	_, _ = io.WriteString(c, answerStart(lane)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	_, _ = br.Peek(1) // the next request arrives: close without answering
 }
 
